@@ -1,0 +1,99 @@
+//! The OpenAPI document served at `/v1/openapi.json`.
+
+use serde_json::{json, Value};
+
+fn op(summary: &str, ok: &str) -> Value {
+    json!({
+        "summary": summary,
+        "responses": {
+            ok: {"description": "success"},
+            "400": {"$ref": "#/components/responses/Error"},
+            "401": {"$ref": "#/components/responses/Error"},
+            "404": {"$ref": "#/components/responses/Error"}
+        }
+    })
+}
+
+fn id_param() -> Value {
+    json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}])
+}
+
+pub fn document() -> Value {
+    json!({
+        "openapi": "3.0.3",
+        "info": {"title": "Gantry", "version": env!("CARGO_PKG_VERSION"),
+                 "description": "Run containers as batch jobs. Authenticate with 'Authorization: Bearer <token>'."},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/v1/jobs": {
+                "post": {
+                    "summary": "Submit a job: {\"spec\": {...}} or {\"config\": \"<id>\"}",
+                    "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/SubmitJob"}}}},
+                    "responses": {"201": {"description": "the queued job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
+                                  "400": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}}
+                },
+                "get": {
+                    "summary": "List jobs, newest first",
+                    "parameters": [
+                        {"name": "status", "in": "query", "schema": {"type": "string", "enum": ["queued","running","succeeded","failed","cancelled","timed_out"]}},
+                        {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 1000}},
+                        {"name": "cursor", "in": "query", "schema": {"type": "string"}}
+                    ],
+                    "responses": {"200": {"description": "a page of jobs with next_cursor"}}
+                }
+            },
+            "/v1/jobs/{id}": {"get": {
+                "summary": "A job; with ?wait=30s, answers when it ends (long-poll, at most 60s)",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "wait", "in": "query", "schema": {"type": "string"}}],
+                "responses": {"200": {"description": "the job", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Job"}}}},
+                              "404": {"$ref": "#/components/responses/Error"}}
+            }},
+            "/v1/jobs/{id}/events": {"get": {
+                "summary": "A job's events. JSON list; with 'Accept: text/event-stream', follows live and ends with 'event: end'",
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},
+                               {"name": "after", "in": "query", "schema": {"type": "integer"}},
+                               {"name": "limit", "in": "query", "schema": {"type": "integer"}}],
+                "responses": {"200": {"description": "events", "content": {"application/json": {"schema": {"type": "array", "items": {"$ref": "#/components/schemas/Event"}}}, "text/event-stream": {}}}}
+            }},
+            "/v1/jobs/{id}/cancel": {"post": {"summary": "Cancel a job", "parameters": id_param(), "responses": {"200": {"description": "the job"}}}},
+            "/v1/configs": {
+                "get": op("List configurations", "200"),
+                "post": {"summary": "Create a configuration {\"id\": ..., \"spec\": {...}}",
+                         "requestBody": {"required": true, "content": {"application/json": {}}},
+                         "responses": {"201": {"description": "created"}, "409": {"$ref": "#/components/responses/Error"}}}
+            },
+            "/v1/configs/{id}": {
+                "get": {"summary": "A configuration", "parameters": id_param(), "responses": {"200": {"description": "the configuration"}}},
+                "put": {"summary": "Replace a configuration's spec {\"spec\": {...}}", "parameters": id_param(), "responses": {"200": {"description": "updated"}}},
+                "delete": {"summary": "Delete a configuration", "parameters": id_param(), "responses": {"204": {"description": "deleted"}}}
+            },
+            "/v1/configs/{id}/state": {"get": {"summary": "The state saved by the configuration's last successful job", "parameters": id_param(), "responses": {"200": {"description": "state"}}}},
+            "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI"}}}},
+            "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "ok"}}}},
+            "/readyz": {"get": {"summary": "Store writable and container engine reachable", "security": [], "responses": {"200": {"description": "ready"}, "503": {"$ref": "#/components/responses/Error"}}}},
+            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text exposition"}}}}
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+            "responses": {"Error": {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
+            "schemas": {
+                "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "SubmitJob": {"type": "object", "properties": {"spec": {"type": "object"}, "config": {"type": "string"}}},
+                "Job": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "project": {"type": "string"}, "config": {"type": "string"},
+                    "status": {"type": "string"}, "error": {"type": "object", "properties": {"kind": {"type": "string"}, "message": {"type": "string"}}},
+                    "exit_code": {"type": "integer"}, "attempt": {"type": "integer"}, "max_attempts": {"type": "integer"},
+                    "worker": {"type": "string"}, "image_digest": {"type": "string"}, "limits": {"type": "object"},
+                    "queued_at": {"type": "string"}, "started_at": {"type": "string"}, "finished_at": {"type": "string"},
+                    "spec": {"type": "object"}, "attempts": {"type": "array", "items": {"type": "object"}}
+                }},
+                "Event": {"type": "object", "properties": {
+                    "seq": {"type": "integer"}, "attempt": {"type": "integer"}, "time": {"type": "string"},
+                    "stream": {"type": "string", "enum": ["stdout", "stderr", "system"]}, "level": {"type": "string"},
+                    "message": {"type": "string"}, "data": {"type": "object"}
+                }}
+            }
+        }
+    })
+}

@@ -1,0 +1,456 @@
+//! Routes. Every handler is scoped to the project of the caller's token:
+//! another project's objects answer 404, so their names do not leak.
+
+use crate::auth::Auth;
+use crate::views::*;
+use crate::{ApiError, MAX_BODY};
+use axum::extract::{DefaultBodyLimit, FromRequest, Path, Query, Request, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use futures_util::stream::{self, Stream};
+use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, Spec};
+use gantry_store::{Change, JobFilter, NewJob, Store};
+use gantry_vault::Vault;
+use serde::Deserialize;
+use serde_json::{json, Value};
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+/// Whether the container engine answers (for `/readyz`).
+#[async_trait::async_trait]
+pub trait Readiness: Send + Sync + 'static {
+    async fn engine_ready(&self) -> Result<(), String>;
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub vault: Vault,
+    /// `None` when no worker runs in this process (a plain `gantry server`).
+    pub readiness: Option<Arc<dyn Readiness>>,
+}
+
+/// JSON body extractor whose rejections are API errors (413, 400, 415).
+pub struct ApiJson<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        Ok(Self(Json::<T>::from_request(req, state).await?.0))
+    }
+}
+
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/v1/jobs", post(submit_job).get(list_jobs))
+        .route("/v1/jobs/{id}", get(get_job))
+        .route("/v1/jobs/{id}/events", get(job_events))
+        .route("/v1/jobs/{id}/cancel", post(cancel_job))
+        .route("/v1/configs", get(list_configs).post(create_config))
+        .route(
+            "/v1/configs/{id}",
+            get(get_config).put(update_config).delete(delete_config),
+        )
+        .route("/v1/configs/{id}/state", get(config_state))
+        .route(
+            "/v1/openapi.json",
+            get(|| async { Json(crate::openapi::document()) }),
+        )
+        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .fallback(|| async { ApiError::not_found("route") })
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(state)
+}
+
+fn job_id(s: &str) -> Result<JobId, ApiError> {
+    // A malformed id cannot name any job: answer like a missing one.
+    s.parse()
+        .map_err(|_| ApiError::not_found(format!("job {}", s.chars().take(64).collect::<String>())))
+}
+
+fn config_id(s: &str) -> Result<ConfigId, ApiError> {
+    s.parse().map_err(ApiError::invalid)
+}
+
+/// Validates a spec and seals its secrets; returns what is stored.
+fn seal_spec(vault: &Vault, value: Value) -> Result<(Value, Spec), ApiError> {
+    let (doc, spec) = Spec::from_value(value)?;
+    let mut stored = serde_json::to_value(&doc).map_err(ApiError::internal)?;
+    if let Some(params) = stored.get_mut("parameters").and_then(Value::as_object_mut) {
+        vault.seal_params(params);
+    }
+    Ok((stored, spec))
+}
+
+async fn submit_job(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<SubmitJob>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let (spec_value, config_id) = match (body.spec, body.config) {
+        (Some(spec), None) => (spec, None),
+        (None, Some(cfg)) => {
+            let cfg = config_id(&cfg)?;
+            let stored = s.store.get_config(&p.project, &cfg).await?;
+            (stored.spec, Some(cfg))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "send exactly one of 'spec' (an inline spec) or 'config' (a configuration id)",
+            ))
+        }
+    };
+    let (stored, spec) = seal_spec(&s.vault, spec_value)?;
+    let job = s
+        .store
+        .enqueue(NewJob {
+            project: p.project,
+            config_id,
+            spec: stored,
+            max_attempts: spec.retry.attempts,
+            backoff: spec.retry.backoff,
+        })
+        .await?;
+    Ok((StatusCode::CREATED, Json(job.into())))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    status: Option<String>,
+    limit: Option<usize>,
+    cursor: Option<String>,
+}
+
+async fn list_jobs(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobList>, ApiError> {
+    let Query(q) = q?;
+    let status = q
+        .status
+        .as_deref()
+        .map(str::parse::<JobStatus>)
+        .transpose()
+        .map_err(ApiError::invalid)?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(ApiError::invalid("limit must be between 1 and 1000"));
+    }
+    let before = q
+        .cursor
+        .as_deref()
+        .map(str::parse::<JobId>)
+        .transpose()
+        .map_err(|_| ApiError::invalid("invalid cursor"))?;
+    let jobs = s
+        .store
+        .list_jobs(
+            &p.project,
+            &JobFilter {
+                status,
+                limit,
+                before,
+            },
+        )
+        .await?;
+    let next_cursor = (jobs.len() == limit)
+        .then(|| jobs.last().map(|j| j.id.to_string()))
+        .flatten();
+    Ok(Json(JobList {
+        jobs: jobs.into_iter().map(Into::into).collect(),
+        next_cursor,
+    }))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GetJobQuery {
+    /// Long-poll: answer when the job has ended, or after this long (max 60s).
+    wait: Option<String>,
+}
+
+async fn get_job(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    q: Result<Query<GetJobQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<JobView>, ApiError> {
+    let Query(q) = q?;
+    let id = job_id(&id)?;
+    let wait = match q.wait.as_deref() {
+        Some(w) => gantry_core::units::parse_duration(w)
+            .map_err(ApiError::invalid)?
+            .min(Duration::from_secs(60)),
+        None => Duration::ZERO,
+    };
+    let mut changes = s.store.subscribe();
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        let job = s.store.get_job(&p.project, id).await?;
+        if job.status.is_terminal() || tokio::time::Instant::now() >= deadline {
+            return Ok(Json(job.into()));
+        }
+        wait_for_change(&mut changes, id, deadline).await;
+    }
+}
+
+/// Waits until this job changes (in this process), or a short poll interval
+/// passes (a worker in another process cannot wake us), or the deadline.
+async fn wait_for_change(
+    changes: &mut broadcast::Receiver<Change>,
+    id: JobId,
+    deadline: tokio::time::Instant,
+) {
+    let poll = tokio::time::Instant::now() + Duration::from_millis(500);
+    let until = poll.min(deadline);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep_until(until) => return,
+            c = changes.recv() => match c {
+                Ok(Change::Events(j) | Change::Status(j, _)) if j == id => return,
+                Ok(_) => {}
+                Err(broadcast::error::RecvError::Lagged(_)) => return,
+                Err(broadcast::error::RecvError::Closed) => return tokio::time::sleep_until(until).await,
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsQuery {
+    after: Option<u64>,
+    limit: Option<usize>,
+}
+
+async fn job_events(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    let Query(q) = q?;
+    let id = job_id(&id)?;
+    let after = q.after.unwrap_or(0);
+    let wants_stream = headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    if wants_stream {
+        // Check the job exists (and is this project's) before streaming.
+        s.store.get_job(&p.project, id).await?;
+        return Ok(follow(s.store.clone(), p.project, id, after).into_response());
+    }
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let events = s.store.list_events(&p.project, id, after, limit).await?;
+    Ok(Json(events.into_iter().map(EventView::from).collect::<Vec<_>>()).into_response())
+}
+
+struct Follow {
+    store: Arc<dyn Store>,
+    project: ProjectId,
+    id: JobId,
+    after: u64,
+    changes: broadcast::Receiver<Change>,
+    pending: VecDeque<SseEvent>,
+    done: bool,
+}
+
+/// Server-sent events: every stored event (`event: log`), live, then one
+/// `event: end` carrying the job once it has ended.
+fn follow(
+    store: Arc<dyn Store>,
+    project: ProjectId,
+    id: JobId,
+    after: u64,
+) -> Sse<impl Stream<Item = Result<SseEvent, Infallible>>> {
+    let changes = store.subscribe();
+    let f = Follow {
+        store,
+        project,
+        id,
+        after,
+        changes,
+        pending: VecDeque::new(),
+        done: false,
+    };
+    let stream = stream::unfold(f, |mut f| async move {
+        loop {
+            if let Some(ev) = f.pending.pop_front() {
+                return Some((Ok(ev), f));
+            }
+            if f.done {
+                return None;
+            }
+            let events = f
+                .store
+                .list_events(&f.project, f.id, f.after, 1000)
+                .await
+                .ok()?;
+            if !events.is_empty() {
+                f.after = events.last().map_or(f.after, |e| e.seq);
+                for e in events {
+                    let seq = e.seq;
+                    let data = serde_json::to_string(&EventView::from(e)).unwrap_or_default();
+                    f.pending.push_back(
+                        SseEvent::default()
+                            .event("log")
+                            .id(seq.to_string())
+                            .data(data),
+                    );
+                }
+                continue;
+            }
+            let job = f.store.get_job(&f.project, f.id).await.ok()?;
+            if job.status.is_terminal() {
+                // Events are committed before the final status, but one batch
+                // may have landed between the two reads above.
+                let late = f
+                    .store
+                    .list_events(&f.project, f.id, f.after, 1)
+                    .await
+                    .ok()?;
+                if late.is_empty() {
+                    let data = serde_json::to_string(&JobView::from(job)).unwrap_or_default();
+                    f.pending
+                        .push_back(SseEvent::default().event("end").data(data));
+                    f.done = true;
+                }
+                continue;
+            }
+            let far = tokio::time::Instant::now() + Duration::from_secs(3600);
+            wait_for_change(&mut f.changes, f.id, far).await;
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+}
+
+async fn cancel_job(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<JobView>, ApiError> {
+    let id = job_id(&id)?;
+    Ok(Json(s.store.request_cancel(&p.project, id).await?.into()))
+}
+
+async fn list_configs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+    let list: Vec<ConfigView> = s
+        .store
+        .list_configs(&p.project)
+        .await?
+        .into_iter()
+        .map(Into::into)
+        .collect();
+    Ok(Json(json!({ "configs": list })))
+}
+
+async fn create_config(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<CreateConfig>,
+) -> Result<(StatusCode, Json<ConfigView>), ApiError> {
+    let id = config_id(&body.id)?;
+    let (stored, _) = seal_spec(&s.vault, body.spec)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(
+            s.store
+                .create_config(&p.project, &id, &stored)
+                .await?
+                .into(),
+        ),
+    ))
+}
+
+async fn update_config(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<UpdateConfig>,
+) -> Result<Json<ConfigView>, ApiError> {
+    let id = config_id(&id)?;
+    let (stored, _) = seal_spec(&s.vault, body.spec)?;
+    Ok(Json(
+        s.store
+            .update_config(&p.project, &id, &stored)
+            .await?
+            .into(),
+    ))
+}
+
+async fn get_config(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<ConfigView>, ApiError> {
+    let id = config_id(&id)?;
+    Ok(Json(s.store.get_config(&p.project, &id).await?.into()))
+}
+
+async fn delete_config(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = config_id(&id)?;
+    s.store.delete_config(&p.project, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+async fn config_state(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = config_id(&id)?;
+    Ok(Json(s.store.get_config(&p.project, &id).await?.state))
+}
+
+async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let store = tokio::time::timeout(Duration::from_secs(5), s.store.check_writable()).await;
+    let store_ok = matches!(store, Ok(Ok(())));
+    let engine = match &s.readiness {
+        Some(r) => Some(
+            tokio::time::timeout(Duration::from_secs(5), r.engine_ready())
+                .await
+                .unwrap_or_else(|_| Err("timed out".into())),
+        ),
+        None => None,
+    };
+    let engine_ok = engine.as_ref().is_none_or(|e| e.is_ok());
+    if store_ok && engine_ok {
+        return Ok(Json(
+            json!({"status": "ready", "store": "ok", "engine": engine.map(|_| "ok")}),
+        ));
+    }
+    let mut why = Vec::new();
+    if !store_ok {
+        why.push("the store is not writable".to_string());
+    }
+    if let Some(Err(e)) = engine {
+        why.push(format!("the container engine does not answer: {e}"));
+    }
+    Err(ApiError::unavailable(why.join("; ")))
+}
+
+async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
+    let counts = s.store.count_by_status().await?;
+    let mut out = String::from("# HELP gantry_jobs Jobs by status.\n# TYPE gantry_jobs gauge\n");
+    for st in JobStatus::ALL {
+        let n = counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
+        out.push_str(&format!("gantry_jobs{{status=\"{}\"}} {n}\n", st.as_str()));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}

@@ -1,0 +1,190 @@
+//! Wire types: what clients see. Built from the store's records, never the
+//! records themselves, so internals can change without breaking clients.
+
+use gantry_store::{Attempt, Config, Event, Job};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+pub fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+#[derive(Serialize)]
+pub struct ErrorView {
+    pub kind: String,
+    pub message: String,
+}
+
+#[derive(Serialize)]
+pub struct JobView {
+    pub id: String,
+    pub project: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    pub attempt: u32,
+    pub max_attempts: u32,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub worker: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limits: Option<Value>,
+    pub cancel_requested: bool,
+    pub queued_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+    /// Secrets appear sealed (`gantry:enc:v1:...`), never in clear.
+    pub spec: Value,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<AttemptView>,
+}
+
+#[derive(Serialize)]
+pub struct AttemptView {
+    pub number: u32,
+    pub worker: String,
+    pub status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<ErrorView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image_digest: Option<String>,
+    pub started_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<String>,
+}
+
+impl From<Attempt> for AttemptView {
+    fn from(a: Attempt) -> Self {
+        Self {
+            number: a.number,
+            worker: a.worker_id,
+            status: a.status,
+            error: a.error.map(|e| ErrorView {
+                kind: e.kind.as_str().into(),
+                message: e.message,
+            }),
+            exit_code: a.exit_code,
+            image_digest: a.image_digest,
+            started_at: rfc3339(a.started_at),
+            finished_at: a.finished_at.map(rfc3339),
+        }
+    }
+}
+
+impl From<Job> for JobView {
+    fn from(j: Job) -> Self {
+        Self {
+            id: j.id.to_string(),
+            project: j.project.to_string(),
+            config: j.config_id.map(|c| c.to_string()),
+            status: j.status.as_str().into(),
+            // Only a failed job carries its error; a retried one shows it on its attempts.
+            error: j
+                .error
+                .filter(|_| j.status.is_terminal())
+                .map(|e| ErrorView {
+                    kind: e.kind.as_str().into(),
+                    message: e.message,
+                }),
+            exit_code: j.exit_code,
+            attempt: j.attempt,
+            max_attempts: j.max_attempts,
+            worker: j.worker_id,
+            image_digest: j.image_digest,
+            limits: j.limits,
+            cancel_requested: j.cancel_requested,
+            queued_at: rfc3339(j.queued_at),
+            started_at: j.started_at.map(rfc3339),
+            finished_at: j.finished_at.map(rfc3339),
+            spec: j.spec,
+            attempts: j.attempts.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct JobList {
+    pub jobs: Vec<JobView>,
+    /// Pass as `cursor` for the next (older) page.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Serialize)]
+pub struct EventView {
+    pub seq: u64,
+    pub attempt: u32,
+    pub time: String,
+    pub stream: String,
+    pub level: String,
+    pub message: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<Value>,
+}
+
+impl From<Event> for EventView {
+    fn from(e: Event) -> Self {
+        Self {
+            seq: e.seq,
+            attempt: e.attempt,
+            time: rfc3339(e.time),
+            stream: e.stream,
+            level: e.level,
+            message: e.message,
+            data: e.data,
+        }
+    }
+}
+
+#[derive(Serialize)]
+pub struct ConfigView {
+    pub id: String,
+    pub project: String,
+    pub spec: Value,
+    pub version: i64,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl From<Config> for ConfigView {
+    fn from(c: Config) -> Self {
+        Self {
+            id: c.id.to_string(),
+            project: c.project.to_string(),
+            spec: c.spec,
+            version: c.version,
+            created_at: rfc3339(c.created_at),
+            updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmitJob {
+    pub spec: Option<Value>,
+    pub config: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateConfig {
+    pub id: String,
+    pub spec: Value,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateConfig {
+    pub spec: Value,
+}

@@ -1,0 +1,378 @@
+//! `gantry jobs ...` and `gantry configs ...`: thin wrappers over the API.
+
+use crate::client::Client;
+use crate::output::{self, job_row, JOB_HEADERS};
+use crate::{Global, OutputFormat};
+use anyhow::Context;
+use clap::Subcommand;
+use gantry_core::{ErrorKind, JobStatus};
+use serde_json::{json, Value};
+use std::path::{Path, PathBuf};
+
+#[derive(Subcommand)]
+pub enum JobsCommand {
+    /// Submit a job from a spec file (YAML or JSON).
+    Submit {
+        spec: PathBuf,
+        /// Wait for the job to end; the exit code follows it.
+        #[arg(long)]
+        wait: bool,
+        /// Print the job's log live while waiting (implies --wait).
+        #[arg(long)]
+        follow: bool,
+    },
+    /// List jobs, newest first.
+    List {
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        /// Continue after this job id (from a previous page).
+        #[arg(long)]
+        cursor: Option<String>,
+    },
+    /// Show one job with its attempts, timings and limits.
+    Show { id: String },
+    /// Print a job's log.
+    Logs {
+        id: String,
+        /// Keep printing as the job runs, until it ends.
+        #[arg(long, short)]
+        follow: bool,
+    },
+    /// Cancel a job: a queued one at once, a running one within the grace period.
+    Cancel { id: String },
+    /// Wait for a job to end; the exit code follows it.
+    Wait { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum ConfigsCommand {
+    /// Store a spec as a named configuration.
+    Create {
+        id: String,
+        spec: PathBuf,
+    },
+    /// Replace a configuration's spec (its state is kept).
+    Update {
+        id: String,
+        spec: PathBuf,
+    },
+    List,
+    Show {
+        id: String,
+    },
+    Delete {
+        id: String,
+    },
+    /// Run a configuration as a job.
+    Run {
+        id: String,
+        #[arg(long)]
+        wait: bool,
+        #[arg(long)]
+        follow: bool,
+    },
+    /// Print the state saved by the configuration's last successful job.
+    State {
+        id: String,
+    },
+}
+
+/// Reads and validates a spec file (YAML or JSON) with the same rules the
+/// server applies, so mistakes are named before anything is sent.
+pub fn read_spec(path: &Path) -> anyhow::Result<Value> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let (doc, _) = gantry_core::Spec::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: invalid spec: {e}", path.display()))?;
+    Ok(serde_json::to_value(doc)?)
+}
+
+fn enc(id: &str) -> String {
+    id.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
+                c.to_string()
+            } else {
+                format!("%{:02X}", c as u32 & 0xff)
+            }
+        })
+        .collect()
+}
+
+fn print_job(g: &Global, job: &Value) {
+    match g.output {
+        OutputFormat::Json => output::json(job),
+        OutputFormat::Table => output::job_detail(job),
+    }
+}
+
+fn job_exit(job: &Value) -> u8 {
+    let status = job["status"]
+        .as_str()
+        .and_then(|s| s.parse::<JobStatus>().ok())
+        .unwrap_or(JobStatus::Failed);
+    let kind = job["error"]["kind"]
+        .as_str()
+        .and_then(|k| k.parse::<ErrorKind>().ok());
+    crate::exit::for_job(status, kind, job["exit_code"].as_i64())
+}
+
+/// Waits for a job to end by long-polling (the server answers the moment it
+/// ends), with a spinner on a terminal.
+async fn wait_job(client: &Client, id: &str) -> anyhow::Result<Value> {
+    let spinner = output::spinner(&format!("waiting for job {id}"));
+    let result = loop {
+        let job = client
+            .get(&format!("/v1/jobs/{}?wait=60s", enc(id)))
+            .await?;
+        if let Some(pb) = &spinner {
+            pb.set_message(format!("job {id} {}", output::s(&job["status"])));
+        }
+        if job["status"]
+            .as_str()
+            .and_then(|s| s.parse::<JobStatus>().ok())
+            .is_some_and(JobStatus::is_terminal)
+        {
+            break job;
+        }
+    };
+    if let Some(pb) = spinner {
+        pb.finish_and_clear();
+    }
+    Ok(result)
+}
+
+async fn follow_job(client: &Client, id: &str) -> anyhow::Result<Value> {
+    let mut end = None;
+    client
+        .follow_events(id, 0, |kind, data| match kind {
+            "end" => end = Some(data),
+            _ => output::event_line(&data),
+        })
+        .await?;
+    match end {
+        Some(job) => Ok(job),
+        // The stream broke before the end: fall back to waiting.
+        None => wait_job(client, id).await,
+    }
+}
+
+fn summarize(g: &Global, job: &Value) {
+    match g.output {
+        OutputFormat::Json => output::json(job),
+        OutputFormat::Table => {
+            let id = output::s(&job["id"]);
+            let status = output::s(&job["status"]);
+            match job["error"]["kind"].as_str() {
+                Some(kind) => eprintln!(
+                    "job {id} {status} ({kind}): {}",
+                    output::s(&job["error"]["message"])
+                ),
+                None => eprintln!("job {id} {status}"),
+            }
+        }
+    }
+}
+
+async fn submit_and_maybe_wait(
+    g: &Global,
+    client: &Client,
+    body: Value,
+    wait: bool,
+    follow: bool,
+) -> anyhow::Result<u8> {
+    let job = client.post("/v1/jobs", &body).await?;
+    let id = output::s(&job["id"]);
+    if !(wait || follow) {
+        match g.output {
+            OutputFormat::Json => output::json(&job),
+            OutputFormat::Table => println!("{id}"),
+        }
+        return Ok(0);
+    }
+    let end = if follow {
+        follow_job(client, &id).await?
+    } else {
+        wait_job(client, &id).await?
+    };
+    summarize(g, &end);
+    Ok(job_exit(&end))
+}
+
+pub async fn jobs(g: &Global, cmd: JobsCommand) -> anyhow::Result<u8> {
+    let client = Client::new(g)?;
+    match cmd {
+        JobsCommand::Submit { spec, wait, follow } => {
+            let spec = read_spec(&spec)?;
+            submit_and_maybe_wait(g, &client, json!({ "spec": spec }), wait, follow).await
+        }
+        JobsCommand::List {
+            status,
+            limit,
+            cursor,
+        } => {
+            let mut path = format!("/v1/jobs?limit={limit}");
+            if let Some(s) = status {
+                path.push_str(&format!("&status={}", enc(&s)));
+            }
+            if let Some(c) = cursor {
+                path.push_str(&format!("&cursor={}", enc(&c)));
+            }
+            let page = client.get(&path).await?;
+            match g.output {
+                OutputFormat::Json => output::json(&page),
+                OutputFormat::Table => {
+                    let rows: Vec<Vec<String>> = page["jobs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(job_row)
+                        .collect();
+                    output::table(&JOB_HEADERS, &rows);
+                    if let Some(c) = page["next_cursor"].as_str() {
+                        eprintln!("more: gantry jobs list --cursor {c}");
+                    }
+                }
+            }
+            Ok(0)
+        }
+        JobsCommand::Show { id } => {
+            let job = client.get(&format!("/v1/jobs/{}", enc(&id))).await?;
+            print_job(g, &job);
+            Ok(0)
+        }
+        JobsCommand::Logs { id, follow } => {
+            if follow {
+                let job = follow_job(&client, &id).await?;
+                summarize(g, &job);
+                return Ok(job_exit(&job));
+            }
+            let mut after = 0u64;
+            loop {
+                let events = client
+                    .get(&format!(
+                        "/v1/jobs/{}/events?after={after}&limit=5000",
+                        enc(&id)
+                    ))
+                    .await?;
+                let list = events.as_array().cloned().unwrap_or_default();
+                if list.is_empty() {
+                    break;
+                }
+                for e in &list {
+                    match g.output {
+                        OutputFormat::Json => {
+                            println!("{}", serde_json::to_string(e).unwrap_or_default())
+                        }
+                        OutputFormat::Table => output::event_line(e),
+                    }
+                }
+                after = list.last().and_then(|e| e["seq"].as_u64()).unwrap_or(after);
+            }
+            Ok(0)
+        }
+        JobsCommand::Cancel { id } => {
+            let job = client
+                .post(&format!("/v1/jobs/{}/cancel", enc(&id)), &json!({}))
+                .await?;
+            match g.output {
+                OutputFormat::Json => output::json(&job),
+                OutputFormat::Table => {
+                    let note = if job["status"] == "running" {
+                        " (stopping; it ends within the grace period)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "job {} {}{note}",
+                        output::s(&job["id"]),
+                        output::s(&job["status"])
+                    );
+                }
+            }
+            Ok(0)
+        }
+        JobsCommand::Wait { id } => {
+            let job = wait_job(&client, &id).await?;
+            summarize(g, &job);
+            Ok(job_exit(&job))
+        }
+    }
+}
+
+pub async fn configs(g: &Global, cmd: ConfigsCommand) -> anyhow::Result<u8> {
+    let client = Client::new(g)?;
+    let show = |v: &Value| match g.output {
+        OutputFormat::Json => output::json(v),
+        OutputFormat::Table => {
+            println!("{:<10}{}", "id", output::s(&v["id"]));
+            println!("{:<10}{}", "version", output::s(&v["version"]));
+            println!("{:<10}{}", "updated", output::s(&v["updated_at"]));
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&v["spec"]).unwrap_or_default()
+            );
+        }
+    };
+    match cmd {
+        ConfigsCommand::Create { id, spec } => {
+            let spec = read_spec(&spec)?;
+            let c = client
+                .post("/v1/configs", &json!({"id": id, "spec": spec}))
+                .await?;
+            show(&c);
+        }
+        ConfigsCommand::Update { id, spec } => {
+            let spec = read_spec(&spec)?;
+            let c = client
+                .put(
+                    &format!("/v1/configs/{}", enc(&id)),
+                    &json!({ "spec": spec }),
+                )
+                .await?;
+            show(&c);
+        }
+        ConfigsCommand::List => {
+            let list = client.get("/v1/configs").await?;
+            match g.output {
+                OutputFormat::Json => output::json(&list),
+                OutputFormat::Table => {
+                    let rows: Vec<Vec<String>> = list["configs"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .map(|c| {
+                            vec![
+                                output::s(&c["id"]),
+                                output::s(&c["spec"]["image"]),
+                                output::s(&c["version"]),
+                                output::s(&c["updated_at"]),
+                            ]
+                        })
+                        .collect();
+                    output::table(&["ID", "IMAGE", "VERSION", "UPDATED"], &rows);
+                }
+            }
+        }
+        ConfigsCommand::Show { id } => {
+            show(&client.get(&format!("/v1/configs/{}", enc(&id))).await?)
+        }
+        ConfigsCommand::Delete { id } => {
+            client.delete(&format!("/v1/configs/{}", enc(&id))).await?;
+            if g.output == OutputFormat::Table {
+                println!("configuration {id} deleted");
+            }
+        }
+        ConfigsCommand::Run { id, wait, follow } => {
+            return submit_and_maybe_wait(g, &client, json!({ "config": id }), wait, follow).await;
+        }
+        ConfigsCommand::State { id } => output::json(
+            &client
+                .get(&format!("/v1/configs/{}/state", enc(&id)))
+                .await?,
+        ),
+    }
+    Ok(0)
+}

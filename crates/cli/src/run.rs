@@ -1,0 +1,131 @@
+//! `gantry run SPEC --data DIR`: one job, locally, no server. The same
+//! attempt code, container settings and data folder as the worker uses.
+
+use crate::home::Home;
+use crate::{Global, OutputFormat};
+use anyhow::Context;
+use gantry_core::events::LogLine;
+use gantry_core::Spec;
+use gantry_runtime::DockerRuntime;
+use gantry_worker::attempt::{run_attempt, AttemptEnd, AttemptPlan};
+use serde_json::json;
+use std::path::{Path, PathBuf};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+pub async fn run(
+    g: &Global,
+    spec_path: &Path,
+    data: Option<PathBuf>,
+    log_cap: u64,
+) -> anyhow::Result<u8> {
+    let text = std::fs::read_to_string(spec_path)
+        .with_context(|| format!("cannot read {}", spec_path.display()))?;
+    let (_, mut spec) = Spec::parse(&text)
+        .map_err(|e| anyhow::anyhow!("{}: invalid spec: {e}", spec_path.display()))?;
+    // Secrets copied from a server's configuration are sealed; open them with
+    // this home's key when there is one.
+    if let Ok(vault) = gantry_vault::Vault::open_existing(&Home::new(&g.home).key()) {
+        vault
+            .open_params(&mut spec.parameters)
+            .context("cannot open the spec's sealed secrets")?;
+    }
+
+    let (dir, _temp) = match data {
+        Some(d) => (d, None),
+        None => {
+            let t = tempfile_dir()?;
+            (t.clone(), Some(TempDir(t)))
+        }
+    };
+    let dir =
+        std::path::absolute(&dir).with_context(|| format!("bad data folder {}", dir.display()))?;
+    gantry_worker::datadir::prepare(&dir, &spec, None)
+        .with_context(|| format!("cannot prepare the data folder {}", dir.display()))?;
+
+    let runtime = DockerRuntime::connect().await.context(
+        "cannot connect to the Docker engine (is dockerd running? see scripts/ensure-docker.sh)",
+    )?;
+    let job_id = format!("local-{}", gantry_core::JobId::new());
+    let plan = AttemptPlan {
+        job_id: job_id.clone(),
+        attempt: 1,
+        worker_id: "local".into(),
+        project: "local".into(),
+        config_id: None,
+        spec,
+        data_dir: dir.clone(),
+        log_cap,
+        collect_state: false,
+    };
+
+    let (tx, mut rx) = mpsc::channel::<LogLine>(1024);
+    let json_out = g.output == OutputFormat::Json;
+    let printer = tokio::spawn(async move {
+        while let Some(line) = rx.recv().await {
+            if json_out {
+                eprintln!("{}", serde_json::to_string(&line).unwrap_or_default());
+                continue;
+            }
+            match line.stream {
+                gantry_core::events::Stream::Stdout => println!("{}", line.message),
+                gantry_core::events::Stream::Stderr => eprintln!("{}", line.message),
+                gantry_core::events::Stream::System => eprintln!("gantry: {}", line.message),
+            }
+        }
+    });
+    let cancel = CancellationToken::new();
+    let c = cancel.clone();
+    tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("gantry: stopping the container (SIGTERM, then SIGKILL after 10s)");
+            c.cancel();
+        }
+    });
+    let end = run_attempt(&runtime, &plan, tx, cancel, CancellationToken::new()).await;
+    let _ = printer.await;
+    let AttemptEnd::Finished(report) = end else {
+        anyhow::bail!("the run was abandoned");
+    };
+    let o = &report.outcome;
+    let code = crate::exit::for_job(o.status, o.error.as_ref().map(|e| e.kind), o.exit_code);
+    if json_out {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "status": o.status, "error": o.error, "exit_code": o.exit_code,
+                "image_digest": report.image_digest, "limits": report.limits,
+                "data": _temp.is_none().then(|| dir.display().to_string()),
+            }))?
+        );
+    } else {
+        match &o.error {
+            Some(e) => eprintln!(
+                "gantry: job {} ({}): {}",
+                o.status,
+                e.kind.as_str(),
+                e.message
+            ),
+            None => eprintln!("gantry: job {}", o.status),
+        }
+        if _temp.is_none() {
+            eprintln!("gantry: outputs are in {}", dir.join("out").display());
+        }
+    }
+    Ok(code)
+}
+
+fn tempfile_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::temp_dir().join(format!("gantry-run-{}", gantry_core::JobId::new()));
+    std::fs::create_dir_all(&base)?;
+    Ok(base)
+}
+
+/// Removes a temporary data folder when the run ends.
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        gantry_worker::datadir::remove(&self.0);
+    }
+}

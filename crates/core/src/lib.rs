@@ -1,0 +1,16 @@
+//! Gantry's domain: what a job spec means, what statuses and error kinds
+//! exist, and the rules for turning container output into events.
+//!
+//! This crate does no IO: no files, no network, no clocks beyond what callers
+//! pass in. Everything here is unit-testable in memory.
+#![forbid(unsafe_code)]
+
+pub mod events;
+pub mod ids;
+pub mod job;
+pub mod spec;
+pub mod units;
+
+pub use ids::{ConfigId, JobId, ProjectId};
+pub use job::{ErrorKind, JobError, JobStatus};
+pub use spec::{Limits, Network, PullPolicy, Spec, SpecError};

@@ -1,0 +1,698 @@
+//! The job spec: parsed from YAML or JSON into a wire document (which rejects
+//! unknown keys), then validated into the domain [`Spec`]. Every error names
+//! the key path it is about, e.g. `limits.memory`.
+
+use crate::units::{parse_duration, parse_size};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// A spec problem, with the key path it is about.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{path}: {message}")]
+pub struct SpecError {
+    pub path: String,
+    pub message: String,
+}
+
+impl SpecError {
+    fn at(path: &str, message: impl Into<String>) -> Self {
+        Self {
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+// ---------------------------------------------------------------- wire form
+
+/// The spec exactly as a user writes it. Unknown keys are errors.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpecDoc {
+    #[serde(default)]
+    pub image: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub image_parameters: Map<String, Value>,
+    #[serde(default, skip_serializing_if = "Storage::is_empty")]
+    pub storage: Storage,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limits: Option<LimitsDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pull: Option<PullPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry: Option<RetryDoc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<SizeOrNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<SizeOrNumber>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pids: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network: Option<Network>,
+}
+
+/// `256m` or `268435456`; `10s` or `10`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SizeOrNumber {
+    Number(f64),
+    Text(String),
+}
+
+impl SizeOrNumber {
+    fn as_text(&self) -> String {
+        match self {
+            Self::Number(n) => format!("{n}"),
+            Self::Text(t) => t.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryDoc {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backoff: Option<SizeOrNumber>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    #[default]
+    IfMissing,
+    Always,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Network {
+    #[default]
+    None,
+    Bridge,
+}
+
+impl Network {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Bridge => "bridge",
+        }
+    }
+}
+
+/// Storage mapping, passed to the container in `config.json` as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    #[serde(default, skip_serializing_if = "InputMapping::is_empty")]
+    pub input: InputMapping,
+    #[serde(default, skip_serializing_if = "OutputMapping::is_empty")]
+    pub output: OutputMapping,
+}
+
+impl Storage {
+    pub fn is_empty(&self) -> bool {
+        self.input.is_empty() && self.output.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputMapping {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<InputTable>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<InputFiles>,
+}
+
+impl InputMapping {
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty() && self.files.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputMapping {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tables: Vec<OutputTable>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<OutputFile>,
+}
+
+impl OutputMapping {
+    pub fn is_empty(&self) -> bool {
+        self.tables.is_empty() && self.files.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhereOperator {
+    #[default]
+    Eq,
+    Ne,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputTable {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub where_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub where_values: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub where_operator: Option<WhereOperator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub changed_since: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InputFiles {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputTable {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub destination: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_key: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_where_column: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_where_values: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delete_where_operator: Option<WhereOperator>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_always: Option<bool>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputFile {
+    pub source: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tags: Vec<String>,
+}
+
+// -------------------------------------------------------------- domain form
+
+/// Effective resource limits of a job.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Bytes; memory+swap is set to the same value (no swap).
+    pub memory: u64,
+    pub cpus: f64,
+    #[serde(with = "duration_ms")]
+    pub timeout: Duration,
+    pub pids: i64,
+    pub network: Network,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            memory: 512 << 20,
+            cpus: 1.0,
+            timeout: Duration::from_secs(3600),
+            pids: 512,
+            network: Network::None,
+        }
+    }
+}
+
+mod duration_ms {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_u64(d.as_millis() as u64)
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        u64::deserialize(d).map(Duration::from_millis)
+    }
+}
+
+/// Retry policy: total attempts for retryable failures, and the wait between.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Retry {
+    pub attempts: u32,
+    pub backoff: Duration,
+}
+
+/// A validated job spec.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spec {
+    pub image: String,
+    pub command: Option<Vec<String>>,
+    pub env: BTreeMap<String, String>,
+    pub parameters: Map<String, Value>,
+    pub image_parameters: Map<String, Value>,
+    pub storage: Storage,
+    pub limits: Limits,
+    pub pull: PullPolicy,
+    pub retry: Retry,
+    /// `uid[:gid]`, numeric, or `root`.
+    pub user: String,
+}
+
+pub const DEFAULT_USER: &str = "65534:65534";
+pub const MIN_MEMORY: u64 = 6 << 20;
+pub const MAX_MEMORY: u64 = 1 << 40;
+pub const MAX_TIMEOUT: Duration = Duration::from_secs(7 * 24 * 3600);
+pub const MAX_ATTEMPTS: i64 = 20;
+pub const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+/// Environment names Gantry sets itself; a spec may not override them.
+pub const RESERVED_ENV: [&str; 4] = [
+    "KBC_DATADIR",
+    "GANTRY_JOB_ID",
+    "GANTRY_PROJECT",
+    "GANTRY_CONFIG_ID",
+];
+
+impl Spec {
+    /// Parses YAML or JSON text (JSON is YAML, so one parser serves both).
+    pub fn parse(text: &str) -> Result<(SpecDoc, Spec), SpecError> {
+        let value: Value = serde_yaml_ng::from_str(text)
+            .map_err(|e| SpecError::at("spec", format!("not valid YAML or JSON: {e}")))?;
+        Self::from_value(value)
+    }
+
+    /// Validates a JSON value (e.g. from an API body).
+    pub fn from_value(value: Value) -> Result<(SpecDoc, Spec), SpecError> {
+        if !value.is_object() {
+            return Err(SpecError::at(
+                "spec",
+                "must be a mapping with at least an 'image' key",
+            ));
+        }
+        let doc: SpecDoc = serde_path_to_error::deserialize(value).map_err(|e| {
+            let path = e.path().to_string();
+            let path = if path == "." {
+                "spec".to_string()
+            } else {
+                path
+            };
+            SpecError::at(&path, clean_serde_message(&e.inner().to_string()))
+        })?;
+        let spec = doc.validate()?;
+        Ok((doc, spec))
+    }
+}
+
+fn clean_serde_message(msg: &str) -> String {
+    // serde_json appends " at line 1 column 2" for text input; values have no lines.
+    msg.split(" at line ").next().unwrap_or(msg).to_string()
+}
+
+impl SpecDoc {
+    pub fn validate(&self) -> Result<Spec, SpecError> {
+        let image = self.image.trim();
+        if image.is_empty() {
+            return Err(SpecError::at("image", "is required and must not be empty"));
+        }
+        if image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(SpecError::at(
+                "image",
+                "must be an image reference like registry/team/app:1.4",
+            ));
+        }
+        if let Some(cmd) = &self.command {
+            if cmd.is_empty() {
+                return Err(SpecError::at(
+                    "command",
+                    "must not be an empty list (leave it out to use the image's CMD)",
+                ));
+            }
+            if let Some(i) = cmd.iter().position(|a| a.contains('\0')) {
+                return Err(SpecError::at(
+                    &format!("command[{i}]"),
+                    "must not contain NUL",
+                ));
+            }
+        }
+        for (k, v) in &self.env {
+            let valid = !k.is_empty()
+                && !k.as_bytes()[0].is_ascii_digit()
+                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+            if !valid {
+                return Err(SpecError::at(
+                    &format!("env.{k}"),
+                    "is not a valid variable name (letters, digits, '_')",
+                ));
+            }
+            if RESERVED_ENV.contains(&k.as_str()) {
+                return Err(SpecError::at(
+                    &format!("env.{k}"),
+                    "is set by Gantry and cannot be overridden",
+                ));
+            }
+            if v.contains('\0') {
+                return Err(SpecError::at(&format!("env.{k}"), "must not contain NUL"));
+            }
+        }
+        let limits = self.validate_limits()?;
+        let retry = self.validate_retry()?;
+        let user = match self.user.as_deref().map(str::trim) {
+            None => DEFAULT_USER.to_string(),
+            Some(u) => {
+                if !valid_user(u) {
+                    return Err(SpecError::at(
+                        "user",
+                        "must be numeric 'uid' or 'uid:gid', or 'root'",
+                    ));
+                }
+                u.to_string()
+            }
+        };
+        validate_storage(&self.storage)?;
+        Ok(Spec {
+            image: image.to_string(),
+            command: self.command.clone(),
+            env: self.env.clone(),
+            parameters: self.parameters.clone(),
+            image_parameters: self.image_parameters.clone(),
+            storage: self.storage.clone(),
+            limits,
+            pull: self.pull.unwrap_or_default(),
+            retry,
+            user,
+        })
+    }
+
+    fn validate_limits(&self) -> Result<Limits, SpecError> {
+        let mut limits = Limits::default();
+        let Some(doc) = &self.limits else {
+            return Ok(limits);
+        };
+        if let Some(m) = &doc.memory {
+            let bytes = parse_size(&m.as_text()).map_err(|e| SpecError::at("limits.memory", e))?;
+            if !(MIN_MEMORY..=MAX_MEMORY).contains(&bytes) {
+                return Err(SpecError::at(
+                    "limits.memory",
+                    "must be between 6m and 1024g",
+                ));
+            }
+            limits.memory = bytes;
+        }
+        if let Some(c) = doc.cpus {
+            if !(c.is_finite() && (0.01..=1024.0).contains(&c)) {
+                return Err(SpecError::at(
+                    "limits.cpus",
+                    "must be between 0.01 and 1024",
+                ));
+            }
+            limits.cpus = c;
+        }
+        if let Some(t) = &doc.timeout {
+            let d = parse_duration(&t.as_text()).map_err(|e| SpecError::at("limits.timeout", e))?;
+            if d < Duration::from_millis(100) || d > MAX_TIMEOUT {
+                return Err(SpecError::at(
+                    "limits.timeout",
+                    "must be between 100ms and 168h",
+                ));
+            }
+            limits.timeout = d;
+        }
+        if let Some(p) = doc.pids {
+            if !(8..=1_000_000).contains(&p) {
+                return Err(SpecError::at(
+                    "limits.pids",
+                    "must be between 8 and 1000000",
+                ));
+            }
+            limits.pids = p;
+        }
+        if let Some(n) = doc.network {
+            limits.network = n;
+        }
+        Ok(limits)
+    }
+
+    fn validate_retry(&self) -> Result<Retry, SpecError> {
+        let mut retry = Retry {
+            attempts: 1,
+            backoff: Duration::from_secs(10),
+        };
+        let Some(doc) = &self.retry else {
+            return Ok(retry);
+        };
+        if let Some(a) = doc.attempts {
+            if !(1..=MAX_ATTEMPTS).contains(&a) {
+                return Err(SpecError::at(
+                    "retry.attempts",
+                    format!("must be between 1 and {MAX_ATTEMPTS}"),
+                ));
+            }
+            retry.attempts = a as u32;
+        }
+        if let Some(b) = &doc.backoff {
+            let d = parse_duration(&b.as_text()).map_err(|e| SpecError::at("retry.backoff", e))?;
+            if d > MAX_BACKOFF {
+                return Err(SpecError::at("retry.backoff", "must be at most 24h"));
+            }
+            retry.backoff = d;
+        }
+        Ok(retry)
+    }
+}
+
+fn valid_user(u: &str) -> bool {
+    if u == "root" {
+        return true;
+    }
+    let mut parts = u.split(':');
+    let numeric = |p: Option<&str>| {
+        p.is_some_and(|p| !p.is_empty() && p.len() <= 10 && p.bytes().all(|b| b.is_ascii_digit()))
+    };
+    match (parts.next(), parts.next(), parts.next()) {
+        (uid, None, None) => numeric(uid),
+        (uid, Some(gid), None) => numeric(uid) && numeric(Some(gid)),
+        _ => false,
+    }
+}
+
+fn validate_storage(storage: &Storage) -> Result<(), SpecError> {
+    for (i, t) in storage.input.tables.iter().enumerate() {
+        if t.source.trim().is_empty() {
+            return Err(SpecError::at(
+                &format!("storage.input.tables[{i}].source"),
+                "must not be empty",
+            ));
+        }
+        if let Some(d) = &t.destination {
+            check_file_name(d)
+                .map_err(|m| SpecError::at(&format!("storage.input.tables[{i}].destination"), m))?;
+        }
+    }
+    for (i, t) in storage.output.tables.iter().enumerate() {
+        check_relative_path(&t.source)
+            .map_err(|m| SpecError::at(&format!("storage.output.tables[{i}].source"), m))?;
+    }
+    for (i, f) in storage.output.files.iter().enumerate() {
+        check_relative_path(&f.source)
+            .map_err(|m| SpecError::at(&format!("storage.output.files[{i}].source"), m))?;
+    }
+    Ok(())
+}
+
+/// A single file name: no separators, no `..`, no NUL.
+pub fn check_file_name(name: &str) -> Result<(), String> {
+    if name.is_empty()
+        || name.len() > 255
+        || name == "."
+        || name == ".."
+        || name.contains(['/', '\\', '\0'])
+    {
+        return Err(format!("'{name}' is not a plain file name"));
+    }
+    Ok(())
+}
+
+/// A path relative to an output folder that cannot escape it.
+pub fn check_relative_path(path: &str) -> Result<(), String> {
+    if path.is_empty() || path.starts_with('/') || path.contains('\0') || path.len() > 1024 {
+        return Err(format!("'{path}' must be a relative path"));
+    }
+    if path
+        .split('/')
+        .any(|seg| seg == ".." || seg.is_empty() && path.contains("//"))
+    {
+        return Err(format!("'{path}' must not contain '..'"));
+    }
+    Ok(())
+}
+
+/// Collects every value under a key starting with `#`, at any depth.
+pub fn secret_values(params: &Map<String, Value>) -> Vec<String> {
+    fn walk(v: &Value, secret: bool, out: &mut Vec<String>) {
+        match v {
+            Value::Object(m) => {
+                for (k, v) in m {
+                    walk(v, secret || k.starts_with('#'), out);
+                }
+            }
+            Value::Array(a) => a.iter().for_each(|v| walk(v, secret, out)),
+            Value::String(s) if secret && !s.is_empty() => out.push(s.clone()),
+            Value::Number(n) if secret => out.push(n.to_string()),
+            _ => {}
+        }
+    }
+    let mut out = Vec::new();
+    for (k, v) in params {
+        walk(v, k.starts_with('#'), &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> SpecError {
+        Spec::parse(text).expect_err("should fail")
+    }
+
+    #[test]
+    fn minimal_spec_gets_locked_down_defaults() {
+        let (_, spec) = Spec::parse("image: busybox").expect("parses");
+        assert_eq!(spec.user, DEFAULT_USER);
+        assert_eq!(spec.limits.network, Network::None);
+        assert_eq!(spec.pull, PullPolicy::IfMissing);
+        assert_eq!(spec.retry.attempts, 1);
+    }
+
+    #[test]
+    fn full_spec_from_yaml_and_json() {
+        let yaml = r##"
+image: registry.example/team/app:1.4
+command: ["python3", "/code/main.py"]
+env: {LOG_LEVEL: info}
+parameters:
+  url: https://example.com
+  "#token": secret
+storage:
+  input:
+    tables:
+      - source: in.c-main.customers
+        destination: customers.csv
+        columns: [id, name]
+        where_column: country
+        where_values: [CZ, SK]
+        where_operator: eq
+        changed_since: "-7 days"
+        limit: 1000
+    files:
+      - tags: [model]
+        limit: 1
+  output:
+    tables:
+      - source: result.csv
+        destination: out.c-main.result
+        incremental: true
+        primary_key: [id]
+    files:
+      - source: report.pdf
+        tags: [report]
+limits: {memory: 256m, cpus: 1.0, timeout: 1h, pids: 512, network: none}
+pull: if-missing
+retry: {attempts: 3, backoff: 10s}
+user: "65534:65534"
+"##;
+        let (doc, spec) = Spec::parse(yaml).expect("parses");
+        assert_eq!(spec.limits.memory, 256 << 20);
+        assert_eq!(spec.retry.attempts, 3);
+        assert_eq!(secret_values(&spec.parameters), vec!["secret".to_string()]);
+        // Round trip through JSON gives the same spec.
+        let json = serde_json::to_string(&doc).expect("json");
+        let (_, again) = Spec::parse(&json).expect("parses");
+        assert_eq!(spec, again);
+    }
+
+    #[test]
+    fn errors_name_the_key_path() {
+        let e = err("image: x\nlimits: {memroy: 1g}");
+        assert_eq!(e.path, "limits.memroy");
+        assert!(e.message.contains("memroy"), "{e}");
+        let e = err("image: x\nstorage: {input: {tables: [{source: a, bogus: 1}]}}");
+        assert_eq!(e.path, "storage.input.tables[0].bogus");
+        assert!(e.message.contains("bogus"));
+        assert_eq!(
+            err("image: x\nlimits: {memory: lots}").path,
+            "limits.memory"
+        );
+        assert_eq!(err("image: x\nlimits: {memory: 1k}").path, "limits.memory");
+        assert_eq!(err("image: x\nlimits: {cpus: 0}").path, "limits.cpus");
+        assert_eq!(
+            err("image: x\nlimits: {timeout: 30d}").path,
+            "limits.timeout"
+        );
+        assert_eq!(err("image: x\nlimits: {pids: 0}").path, "limits.pids");
+        assert_eq!(
+            err("image: x\nlimits: {network: host}").path,
+            "limits.network"
+        );
+        assert_eq!(err("image: ''").path, "image");
+        assert_eq!(err("command: [x]").path, "image");
+        assert_eq!(err("image: x\nuser: nobody").path, "user");
+        assert_eq!(
+            err("image: x\nenv: {KBC_DATADIR: /x}").path,
+            "env.KBC_DATADIR"
+        );
+        assert_eq!(err("image: x\nretry: {attempts: 0}").path, "retry.attempts");
+        assert_eq!(err("image: x\npull: sometimes").path, "pull");
+        assert_eq!(
+            err("image: x\nstorage: {output: {files: [{source: ../etc/passwd}]}}").path,
+            "storage.output.files[0].source"
+        );
+        assert_eq!(err("[1, 2]").path, "spec");
+        assert_eq!(err("image: [unclosed").path, "spec");
+    }
+
+    #[test]
+    fn nested_secrets_are_found() {
+        let params: Map<String, Value> =
+            serde_json::from_str(r##"{"a": 1, "#b": "x", "c": {"#d": ["y", 5]}, "e": "plain"}"##)
+                .expect("json");
+        let mut found = secret_values(&params);
+        found.sort();
+        assert_eq!(found, vec!["5", "x", "y"]);
+    }
+}

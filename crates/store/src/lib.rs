@@ -1,0 +1,115 @@
+//! Gantry's metadata store and durable job queue.
+//!
+//! [`Store`] is the seam: the API and workers see only this trait.
+//! [`SqliteStore`] is the embedded implementation (WAL, full sync for job
+//! state changes, `BEGIN IMMEDIATE` claims); a Postgres implementation can
+//! follow with the same contract. Leases are timed by the database's clock.
+//! The store also announces changes ([`Change`]) so waiters wake at once.
+#![forbid(unsafe_code)]
+
+mod model;
+mod sqlite;
+
+pub use model::*;
+pub use sqlite::SqliteStore;
+
+use async_trait::async_trait;
+use gantry_core::events::LogLine;
+use gantry_core::job::Outcome;
+use gantry_core::{ConfigId, JobId, JobStatus, ProjectId};
+use serde_json::Value;
+use std::time::Duration;
+use tokio::sync::broadcast;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("database error: {0}")]
+    Db(#[from] rusqlite::Error),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+    #[error("the store's worker thread failed: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    // ---- tokens
+    async fn token_count(&self) -> Result<u64>;
+    /// Creates a token and returns its secret; only its hash is stored.
+    async fn create_token(
+        &self,
+        project: &ProjectId,
+        admin: bool,
+        description: &str,
+    ) -> Result<String>;
+    async fn authenticate(&self, secret: &str) -> Result<Option<Principal>>;
+
+    // ---- configurations
+    async fn create_config(
+        &self,
+        project: &ProjectId,
+        id: &ConfigId,
+        spec: &Value,
+    ) -> Result<Config>;
+    async fn update_config(
+        &self,
+        project: &ProjectId,
+        id: &ConfigId,
+        spec: &Value,
+    ) -> Result<Config>;
+    async fn get_config(&self, project: &ProjectId, id: &ConfigId) -> Result<Config>;
+    async fn list_configs(&self, project: &ProjectId) -> Result<Vec<Config>>;
+    async fn delete_config(&self, project: &ProjectId, id: &ConfigId) -> Result<()>;
+
+    // ---- jobs, client side
+    async fn enqueue(&self, job: NewJob) -> Result<Job>;
+    async fn get_job(&self, project: &ProjectId, id: JobId) -> Result<Job>;
+    async fn list_jobs(&self, project: &ProjectId, filter: &JobFilter) -> Result<Vec<Job>>;
+    /// A queued job is cancelled at once; a running one is flagged for its worker.
+    async fn request_cancel(&self, project: &ProjectId, id: JobId) -> Result<Job>;
+
+    // ---- jobs, worker side
+    /// Claims up to `max` due jobs for `worker`, each as a new attempt under a lease.
+    async fn claim(&self, worker: &str, max: usize, lease: Duration) -> Result<Claim>;
+    /// Renews the leases of `worker`'s running jobs; returns those asked to cancel.
+    async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<JobId>>;
+    async fn record_attempt(&self, id: JobId, attempt: u32, info: &AttemptInfo) -> Result<()>;
+    /// Ends an attempt. Fenced: does nothing (returns `Stale`) if the lease was lost.
+    async fn finish_attempt(
+        &self,
+        id: JobId,
+        attempt: u32,
+        worker: &str,
+        outcome: &Outcome,
+        new_state: Option<&Value>,
+    ) -> Result<Finish>;
+    /// Returns a job to the queue without counting the attempt (graceful shutdown).
+    async fn hand_back(&self, id: JobId, attempt: u32, worker: &str) -> Result<()>;
+    /// Takes back jobs whose lease expired (their worker died): retried or failed.
+    async fn recover_expired(&self) -> Result<Vec<JobId>>;
+    /// Takes back every job still leased to `worker` (a previous run of this worker).
+    async fn recover_worker(&self, worker: &str) -> Result<Vec<JobId>>;
+
+    // ---- events
+    async fn append_events(&self, id: JobId, attempt: u32, lines: &[LogLine]) -> Result<()>;
+    async fn list_events(
+        &self,
+        project: &ProjectId,
+        id: JobId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>>;
+
+    // ---- health
+    async fn check_writable(&self) -> Result<()>;
+    async fn count_by_status(&self) -> Result<Vec<(JobStatus, u64)>>;
+
+    /// Changes committed from now on (in this process).
+    fn subscribe(&self) -> broadcast::Receiver<Change>;
+}

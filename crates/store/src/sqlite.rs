@@ -1,0 +1,941 @@
+//! The embedded SQLite implementation of [`Store`].
+//!
+//! One writer connection and one reader connection, each behind a mutex and
+//! used from blocking threads. WAL lets reads run beside writes. Job state
+//! changes commit with `synchronous=FULL`; log batches with `NORMAL`, which in
+//! WAL mode survives a process crash (only power loss can drop the last batch).
+
+use crate::*;
+use gantry_core::events::LogLine;
+use gantry_core::job::Outcome;
+use gantry_core::{ErrorKind, JobError};
+use rand::RngCore;
+use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+/// Milliseconds since the epoch, by the database's clock.
+const NOW: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
+
+const MIGRATIONS: &[&str] = &[r#"
+CREATE TABLE projects (
+    id TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+);
+INSERT INTO projects (id, created_at) VALUES ('default', CAST(unixepoch('subsec') * 1000 AS INTEGER));
+
+CREATE TABLE tokens (
+    hash TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    admin INTEGER NOT NULL,
+    description TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+);
+
+CREATE TABLE configs (
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    id TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    state TEXT NOT NULL DEFAULT '{}',
+    version INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+
+CREATE TABLE jobs (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    config_id TEXT,
+    status TEXT NOT NULL,
+    spec TEXT NOT NULL,
+    attempt INTEGER NOT NULL DEFAULT 0,
+    failures INTEGER NOT NULL DEFAULT 0,
+    max_attempts INTEGER NOT NULL,
+    backoff_ms INTEGER NOT NULL,
+    run_after INTEGER NOT NULL,
+    worker_id TEXT,
+    lease_expires INTEGER,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    error_kind TEXT,
+    error_message TEXT,
+    exit_code INTEGER,
+    image_digest TEXT,
+    limits TEXT,
+    event_seq INTEGER NOT NULL DEFAULT 0,
+    queued_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX jobs_due ON jobs (run_after, id) WHERE status = 'queued';
+CREATE INDEX jobs_leases ON jobs (lease_expires) WHERE status = 'running';
+CREATE INDEX jobs_by_worker ON jobs (worker_id) WHERE status = 'running';
+CREATE INDEX jobs_by_project ON jobs (project_id, id);
+
+CREATE TABLE attempts (
+    job_id TEXT NOT NULL REFERENCES jobs(id),
+    number INTEGER NOT NULL,
+    worker_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    error_kind TEXT,
+    error_message TEXT,
+    exit_code INTEGER,
+    image_digest TEXT,
+    started_at INTEGER NOT NULL,
+    finished_at INTEGER,
+    PRIMARY KEY (job_id, number)
+) WITHOUT ROWID;
+
+CREATE TABLE events (
+    job_id TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    time INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    level TEXT NOT NULL,
+    message TEXT NOT NULL,
+    data TEXT,
+    PRIMARY KEY (job_id, seq)
+) WITHOUT ROWID;
+"#];
+
+#[derive(Clone)]
+pub struct SqliteStore {
+    writer: Arc<Mutex<Connection>>,
+    reader: Arc<Mutex<Connection>>,
+    changes: broadcast::Sender<Change>,
+}
+
+fn open_conn(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)?;
+    conn.busy_timeout(std::time::Duration::from_secs(10))?;
+    conn.pragma_update(None, "journal_mode", "WAL")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    Ok(conn)
+}
+
+impl SqliteStore {
+    /// Opens (creating and migrating) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Internal(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let mut writer = open_conn(path)?;
+        migrate(&mut writer)?;
+        let reader = open_conn(path)?;
+        let (changes, _) = broadcast::channel(4096);
+        Ok(Self {
+            writer: Arc::new(Mutex::new(writer)),
+            reader: Arc::new(Mutex::new(reader)),
+            changes,
+        })
+    }
+
+    async fn write<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.writer.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = conn
+                .lock()
+                .map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    async fn read<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
+    ) -> Result<T> {
+        let conn = self.reader.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = conn
+                .lock()
+                .map_err(|_| StoreError::Internal("reader lock poisoned".into()))?;
+            f(&guard)
+        })
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?
+    }
+
+    fn announce(&self, change: Change) {
+        // No subscribers is fine.
+        let _ = self.changes.send(change);
+    }
+}
+
+fn migrate(conn: &mut Connection) -> Result<()> {
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        tx.execute_batch(sql)?;
+        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+pub fn hash_token(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+const JOB_COLS: &str = "id, project_id, config_id, status, spec, attempt, max_attempts, error_kind, error_message, \
+     exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at";
+
+fn parse<T: std::str::FromStr<Err = String>>(s: String) -> Result<T> {
+    s.parse().map_err(StoreError::Corrupt)
+}
+
+fn json(s: &str) -> Result<Value> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+fn job_error(kind: Option<String>, message: Option<String>) -> Result<Option<JobError>> {
+    match kind {
+        Some(k) => Ok(Some(JobError {
+            kind: parse::<ErrorKind>(k)?,
+            message: message.unwrap_or_default(),
+        })),
+        None => Ok(None),
+    }
+}
+
+fn job_from_row(r: &Row<'_>) -> Result<Job> {
+    Ok(Job {
+        id: parse(r.get(0)?)?,
+        project: parse(r.get(1)?)?,
+        config_id: r.get::<_, Option<String>>(2)?.map(parse).transpose()?,
+        status: parse(r.get(3)?)?,
+        spec: json(&r.get::<_, String>(4)?)?,
+        attempt: r.get(5)?,
+        max_attempts: r.get(6)?,
+        error: job_error(r.get(7)?, r.get(8)?)?,
+        exit_code: r.get(9)?,
+        worker_id: r.get(10)?,
+        image_digest: r.get(11)?,
+        limits: r
+            .get::<_, Option<String>>(12)?
+            .map(|s| json(&s))
+            .transpose()?,
+        cancel_requested: r.get(13)?,
+        queued_at: r.get(14)?,
+        started_at: r.get(15)?,
+        finished_at: r.get(16)?,
+        attempts: Vec::new(),
+    })
+}
+
+fn load_job(conn: &Connection, project: Option<&ProjectId>, id: JobId) -> Result<Job> {
+    let sql =
+        format!("SELECT {JOB_COLS} FROM jobs WHERE id = ?1 AND (?2 IS NULL OR project_id = ?2)");
+    let mut stmt = conn.prepare_cached(&sql)?;
+    let mut rows = stmt.query(params![id.to_string(), project.map(|p| p.as_str())])?;
+    match rows.next()? {
+        Some(row) => job_from_row(row),
+        None => Err(StoreError::NotFound(format!("job {id}"))),
+    }
+}
+
+fn load_attempts(conn: &Connection, id: JobId) -> Result<Vec<Attempt>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT number, worker_id, status, error_kind, error_message, exit_code, image_digest, started_at, finished_at \
+         FROM attempts WHERE job_id = ?1 ORDER BY number",
+    )?;
+    let mut rows = stmt.query([id.to_string()])?;
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(Attempt {
+            number: r.get(0)?,
+            worker_id: r.get(1)?,
+            status: r.get(2)?,
+            error: job_error(r.get(3)?, r.get(4)?)?,
+            exit_code: r.get(5)?,
+            image_digest: r.get(6)?,
+            started_at: r.get(7)?,
+            finished_at: r.get(8)?,
+        });
+    }
+    Ok(out)
+}
+
+fn config_from_row(r: &Row<'_>) -> Result<Config> {
+    Ok(Config {
+        project: parse(r.get(0)?)?,
+        id: parse(r.get(1)?)?,
+        spec: json(&r.get::<_, String>(2)?)?,
+        state: json(&r.get::<_, String>(3)?)?,
+        version: r.get(4)?,
+        created_at: r.get(5)?,
+        updated_at: r.get(6)?,
+    })
+}
+
+const CONFIG_COLS: &str = "project_id, id, spec, state, version, created_at, updated_at";
+
+fn load_config(conn: &Connection, project: &ProjectId, id: &ConfigId) -> Result<Config> {
+    let sql = format!("SELECT {CONFIG_COLS} FROM configs WHERE project_id = ?1 AND id = ?2");
+    conn.query_row(&sql, params![project.as_str(), id.as_str()], |r| {
+        Ok(config_from_row(r))
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("configuration {id}")))?
+}
+
+/// Takes back one running job whose attempt is gone: counts a failure and
+/// either queues it again or fails it for good.
+fn take_back(tx: &rusqlite::Transaction<'_>, id: &str, reason: &str) -> Result<JobStatus> {
+    let (attempt, failures, max_attempts, cancel): (u32, u32, u32, bool) = tx.query_row(
+        "SELECT attempt, failures, max_attempts, cancel_requested FROM jobs WHERE id = ?1",
+        [id],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+    )?;
+    tx.execute(
+        &format!(
+            "UPDATE attempts SET status = 'lost', error_kind = 'infrastructure', error_message = ?3, finished_at = {NOW} \
+             WHERE job_id = ?1 AND number = ?2"
+        ),
+        params![id, attempt, reason],
+    )?;
+    let status = if cancel {
+        JobStatus::Cancelled
+    } else if failures + 1 < max_attempts {
+        JobStatus::Queued
+    } else {
+        JobStatus::Failed
+    };
+    if status == JobStatus::Queued {
+        tx.execute(
+            &format!(
+                "UPDATE jobs SET status = 'queued', failures = failures + 1, worker_id = NULL, lease_expires = NULL, \
+                 run_after = {NOW} WHERE id = ?1"
+            ),
+            [id],
+        )?;
+    } else {
+        let (kind, msg) = if status == JobStatus::Failed {
+            (Some("infrastructure"), Some(reason))
+        } else {
+            (None, None)
+        };
+        tx.execute(
+            &format!(
+                "UPDATE jobs SET status = ?2, failures = failures + 1, lease_expires = NULL, error_kind = ?3, \
+                 error_message = ?4, finished_at = {NOW} WHERE id = ?1"
+            ),
+            params![id, status.as_str(), kind, msg],
+        )?;
+    }
+    Ok(status)
+}
+
+fn take_back_where(
+    conn: &mut Connection,
+    condition: &str,
+    arg: Option<&str>,
+    reason: &str,
+) -> Result<Vec<(JobId, JobStatus)>> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let ids: Vec<String> = {
+        let mut stmt = tx.prepare(&format!(
+            "SELECT id FROM jobs WHERE status = 'running' AND {condition}"
+        ))?;
+        let rows = match arg {
+            Some(a) => stmt
+                .query_map([a], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?,
+            None => stmt
+                .query_map([], |r| r.get(0))?
+                .collect::<rusqlite::Result<Vec<String>>>()?,
+        };
+        rows
+    };
+    let mut out = Vec::new();
+    for id in ids {
+        let status = take_back(&tx, &id, reason)?;
+        out.push((parse::<JobId>(id)?, status));
+    }
+    tx.commit()?;
+    Ok(out)
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    async fn token_count(&self) -> Result<u64> {
+        self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?))
+            .await
+    }
+
+    async fn create_token(
+        &self,
+        project: &ProjectId,
+        admin: bool,
+        description: &str,
+    ) -> Result<String> {
+        let mut raw = [0u8; 24];
+        rand::rngs::OsRng.fill_bytes(&mut raw);
+        let secret = format!("gty_{}", hex::encode(raw));
+        let hash = hash_token(&secret);
+        let (project, description) = (project.to_string(), description.to_string());
+        self.write(move |c| {
+            c.execute(
+                &format!("INSERT INTO tokens (hash, project_id, admin, description, created_at) VALUES (?1, ?2, ?3, ?4, {NOW})"),
+                params![hash, project, admin, description],
+            )?;
+            Ok(())
+        })
+        .await?;
+        Ok(secret)
+    }
+
+    async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
+        let hash = hash_token(secret);
+        self.read(move |c| {
+            let row: Option<(String, bool)> = c
+                .prepare_cached("SELECT project_id, admin FROM tokens WHERE hash = ?1")?
+                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+                .optional()?;
+            row.map(|(p, admin)| {
+                Ok(Principal {
+                    project: parse(p)?,
+                    admin,
+                })
+            })
+            .transpose()
+        })
+        .await
+    }
+
+    async fn create_config(
+        &self,
+        project: &ProjectId,
+        id: &ConfigId,
+        spec: &Value,
+    ) -> Result<Config> {
+        let (project, id, spec) = (project.clone(), id.clone(), spec.to_string());
+        self.write(move |c| {
+            let inserted = c.execute(
+                &format!(
+                    "INSERT INTO configs (project_id, id, spec, created_at, updated_at) VALUES (?1, ?2, ?3, {NOW}, {NOW}) \
+                     ON CONFLICT DO NOTHING"
+                ),
+                params![project.as_str(), id.as_str(), spec],
+            )?;
+            if inserted == 0 {
+                return Err(StoreError::Conflict(format!("configuration {id} already exists")));
+            }
+            load_config(c, &project, &id)
+        })
+        .await
+    }
+
+    async fn update_config(
+        &self,
+        project: &ProjectId,
+        id: &ConfigId,
+        spec: &Value,
+    ) -> Result<Config> {
+        let (project, id, spec) = (project.clone(), id.clone(), spec.to_string());
+        self.write(move |c| {
+            let n = c.execute(
+                &format!(
+                    "UPDATE configs SET spec = ?3, version = version + 1, updated_at = {NOW} WHERE project_id = ?1 AND id = ?2"
+                ),
+                params![project.as_str(), id.as_str(), spec],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("configuration {id}")));
+            }
+            load_config(c, &project, &id)
+        })
+        .await
+    }
+
+    async fn get_config(&self, project: &ProjectId, id: &ConfigId) -> Result<Config> {
+        let (project, id) = (project.clone(), id.clone());
+        self.read(move |c| load_config(c, &project, &id)).await
+    }
+
+    async fn list_configs(&self, project: &ProjectId) -> Result<Vec<Config>> {
+        let project = project.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare(&format!(
+                "SELECT {CONFIG_COLS} FROM configs WHERE project_id = ?1 ORDER BY id"
+            ))?;
+            let mut rows = stmt.query([project.as_str()])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(config_from_row(r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn delete_config(&self, project: &ProjectId, id: &ConfigId) -> Result<()> {
+        let (project, id) = (project.clone(), id.clone());
+        self.write(move |c| {
+            let n = c.execute(
+                "DELETE FROM configs WHERE project_id = ?1 AND id = ?2",
+                params![project.as_str(), id.as_str()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("configuration {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn enqueue(&self, job: NewJob) -> Result<Job> {
+        let id = JobId::new();
+        let job = self
+            .write(move |c| {
+                c.prepare_cached(&format!(
+                    "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
+                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
+                ))?
+                .execute(params![
+                    id.to_string(),
+                    job.project.as_str(),
+                    job.config_id.as_ref().map(|c| c.as_str()),
+                    job.spec.to_string(),
+                    job.max_attempts,
+                    job.backoff.as_millis() as i64,
+                ])?;
+                load_job(c, None, id)
+            })
+            .await?;
+        self.announce(Change::Enqueued);
+        Ok(job)
+    }
+
+    async fn get_job(&self, project: &ProjectId, id: JobId) -> Result<Job> {
+        let project = project.clone();
+        self.read(move |c| {
+            let mut job = load_job(c, Some(&project), id)?;
+            job.attempts = load_attempts(c, id)?;
+            Ok(job)
+        })
+        .await
+    }
+
+    async fn list_jobs(&self, project: &ProjectId, filter: &JobFilter) -> Result<Vec<Job>> {
+        let (project, filter) = (project.clone(), filter.clone());
+        self.read(move |c| {
+            let sql = format!(
+                "SELECT {JOB_COLS} FROM jobs WHERE project_id = ?1 AND (?2 IS NULL OR status = ?2) \
+                 AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
+            );
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params![
+                project.as_str(),
+                filter.status.map(|s| s.as_str()),
+                filter.before.map(|b| b.to_string()),
+                filter.limit as i64,
+            ])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(job_from_row(r)?);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn request_cancel(&self, project: &ProjectId, id: JobId) -> Result<Job> {
+        let project = project.clone();
+        let job = self
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let job = load_job(&tx, Some(&project), id)?;
+                match job.status {
+                    JobStatus::Queued => {
+                        tx.execute(
+                            &format!("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = {NOW} WHERE id = ?1"),
+                            [id.to_string()],
+                        )?;
+                    }
+                    JobStatus::Running => {
+                        tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id.to_string()])?;
+                    }
+                    _ => {}
+                }
+                let job = load_job(&tx, None, id)?;
+                tx.commit()?;
+                Ok(job)
+            })
+            .await?;
+        match job.status {
+            JobStatus::Cancelled => self.announce(Change::Status(id, JobStatus::Cancelled)),
+            JobStatus::Running => self.announce(Change::CancelRequested(id)),
+            _ => {}
+        }
+        Ok(job)
+    }
+
+    async fn claim(&self, worker: &str, max: usize, lease: Duration) -> Result<Claim> {
+        let worker = worker.to_string();
+        let lease_ms = lease.as_millis() as i64;
+        let claim = self
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let ids: Vec<String> = tx
+                    .prepare_cached(&format!(
+                        "SELECT id FROM jobs WHERE status = 'queued' AND run_after <= {NOW} ORDER BY run_after, id LIMIT ?1"
+                    ))?
+                    .query_map([max as i64], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let mut jobs = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    tx.prepare_cached(&format!(
+                        "UPDATE jobs SET status = 'running', attempt = attempt + 1, worker_id = ?2, \
+                         lease_expires = {NOW} + ?3, started_at = {NOW} WHERE id = ?1"
+                    ))?
+                    .execute(params![id, worker, lease_ms])?;
+                    tx.prepare_cached(&format!(
+                        "INSERT INTO attempts (job_id, number, worker_id, status, started_at) \
+                         SELECT id, attempt, worker_id, 'running', {NOW} FROM jobs WHERE id = ?1"
+                    ))?
+                    .execute([id])?;
+                    let job = load_job(&tx, None, parse(id.clone())?)?;
+                    let state = match &job.config_id {
+                        Some(cfg) => tx
+                            .prepare_cached("SELECT state FROM configs WHERE project_id = ?1 AND id = ?2")?
+                            .query_row(params![job.project.as_str(), cfg.as_str()], |r| r.get::<_, String>(0))
+                            .optional()?
+                            .map(|s| json(&s))
+                            .transpose()?
+                            .unwrap_or_else(|| Value::Object(Default::default())),
+                        None => Value::Object(Default::default()),
+                    };
+                    jobs.push(ClaimedJob { job, state });
+                }
+                let next_due: Option<i64> = tx.query_row(
+                    &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued'"),
+                    [],
+                    |r| r.get(0),
+                )?;
+                tx.commit()?;
+                Ok(Claim { jobs, next_due: next_due.map(|ms| Duration::from_millis(ms.max(0) as u64)) })
+            })
+            .await?;
+        for j in &claim.jobs {
+            self.announce(Change::Status(j.job.id, JobStatus::Running));
+        }
+        Ok(claim)
+    }
+
+    async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<JobId>> {
+        let worker = worker.to_string();
+        let lease_ms = lease.as_millis() as i64;
+        self.write(move |c| {
+            c.prepare_cached(&format!(
+                "UPDATE jobs SET lease_expires = {NOW} + ?2 WHERE status = 'running' AND worker_id = ?1"
+            ))?
+            .execute(params![worker, lease_ms])?;
+            let ids: Vec<String> = c
+                .prepare_cached("SELECT id FROM jobs WHERE status = 'running' AND worker_id = ?1 AND cancel_requested = 1")?
+                .query_map([&worker], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            ids.into_iter().map(parse).collect()
+        })
+        .await
+    }
+
+    async fn record_attempt(&self, id: JobId, attempt: u32, info: &AttemptInfo) -> Result<()> {
+        let info = info.clone();
+        self.write(move |c| {
+            let limits = info.limits.as_ref().map(|l| l.to_string());
+            c.execute(
+                "UPDATE jobs SET image_digest = COALESCE(?3, image_digest), limits = COALESCE(?4, limits) \
+                 WHERE id = ?1 AND attempt = ?2",
+                params![id.to_string(), attempt, info.image_digest, limits],
+            )?;
+            c.execute(
+                "UPDATE attempts SET image_digest = COALESCE(?3, image_digest) WHERE job_id = ?1 AND number = ?2",
+                params![id.to_string(), attempt, info.image_digest],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn finish_attempt(
+        &self,
+        id: JobId,
+        attempt: u32,
+        worker: &str,
+        outcome: &Outcome,
+        new_state: Option<&Value>,
+    ) -> Result<Finish> {
+        let (worker, outcome) = (worker.to_string(), outcome.clone());
+        let new_state = new_state.map(|s| s.to_string());
+        let finish = self
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let row: Option<(u32, u32, i64, Option<String>, String)> = tx
+                    .query_row(
+                        "SELECT failures, max_attempts, backoff_ms, config_id, project_id FROM jobs \
+                         WHERE id = ?1 AND attempt = ?2 AND worker_id = ?3 AND status = 'running'",
+                        params![id.to_string(), attempt, worker],
+                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                    )
+                    .optional()?;
+                let Some((failures, max_attempts, backoff_ms, config_id, project)) = row else {
+                    return Ok(Finish::Stale);
+                };
+                let (kind, message) = match &outcome.error {
+                    Some(e) => (Some(e.kind.as_str()), Some(e.message.as_str())),
+                    None => (None, None),
+                };
+                tx.execute(
+                    &format!(
+                        "UPDATE attempts SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = ?6, finished_at = {NOW} \
+                         WHERE job_id = ?1 AND number = ?2"
+                    ),
+                    params![id.to_string(), attempt, outcome.status.as_str(), kind, message, outcome.exit_code],
+                )?;
+                let retry = outcome.is_retryable() && failures + 1 < max_attempts;
+                let finish = if retry {
+                    tx.execute(
+                        &format!(
+                            "UPDATE jobs SET status = 'queued', failures = failures + 1, worker_id = NULL, lease_expires = NULL, \
+                             run_after = {NOW} + ?2, error_kind = ?3, error_message = ?4, exit_code = ?5 WHERE id = ?1"
+                        ),
+                        params![id.to_string(), backoff_ms, kind, message, outcome.exit_code],
+                    )?;
+                    Finish::Retrying { after: Duration::from_millis(backoff_ms as u64) }
+                } else {
+                    tx.execute(
+                        &format!(
+                            "UPDATE jobs SET status = ?2, failures = failures + ?3, lease_expires = NULL, error_kind = ?4, \
+                             error_message = ?5, exit_code = ?6, finished_at = {NOW} WHERE id = ?1"
+                        ),
+                        params![
+                            id.to_string(),
+                            outcome.status.as_str(),
+                            (outcome.status != JobStatus::Succeeded) as u32,
+                            kind,
+                            message,
+                            outcome.exit_code
+                        ],
+                    )?;
+                    if outcome.status == JobStatus::Succeeded {
+                        if let (Some(cfg), Some(state)) = (config_id, new_state) {
+                            tx.execute(
+                                "UPDATE configs SET state = ?3 WHERE project_id = ?1 AND id = ?2",
+                                params![project, cfg, state],
+                            )?;
+                        }
+                    }
+                    Finish::Done(outcome.status)
+                };
+                tx.commit()?;
+                Ok(finish)
+            })
+            .await?;
+        match &finish {
+            Finish::Done(s) => self.announce(Change::Status(id, *s)),
+            Finish::Retrying { .. } => {
+                self.announce(Change::Status(id, JobStatus::Queued));
+                self.announce(Change::Enqueued);
+            }
+            Finish::Stale => {}
+        }
+        Ok(finish)
+    }
+
+    async fn hand_back(&self, id: JobId, attempt: u32, worker: &str) -> Result<()> {
+        let worker = worker.to_string();
+        let n = self
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let n = tx.execute(
+                    &format!(
+                        "UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires = NULL, run_after = {NOW} \
+                         WHERE id = ?1 AND attempt = ?2 AND worker_id = ?3 AND status = 'running'"
+                    ),
+                    params![id.to_string(), attempt, worker],
+                )?;
+                if n > 0 {
+                    tx.execute(
+                        &format!(
+                            "UPDATE attempts SET status = 'handed_back', finished_at = {NOW} WHERE job_id = ?1 AND number = ?2"
+                        ),
+                        params![id.to_string(), attempt],
+                    )?;
+                }
+                tx.commit()?;
+                Ok(n)
+            })
+            .await?;
+        if n > 0 {
+            self.announce(Change::Status(id, JobStatus::Queued));
+            self.announce(Change::Enqueued);
+        }
+        Ok(())
+    }
+
+    async fn recover_expired(&self) -> Result<Vec<JobId>> {
+        let taken = self
+            .write(|c| {
+                take_back_where(
+                    c,
+                    &format!("lease_expires < {NOW}"),
+                    None,
+                    "the worker running this attempt stopped renewing its lease",
+                )
+            })
+            .await?;
+        Ok(self.announce_taken(taken))
+    }
+
+    async fn recover_worker(&self, worker: &str) -> Result<Vec<JobId>> {
+        let worker = worker.to_string();
+        let taken = self
+            .write(move |c| {
+                take_back_where(
+                    c,
+                    "worker_id = ?1",
+                    Some(&worker),
+                    "the worker running this attempt restarted",
+                )
+            })
+            .await?;
+        Ok(self.announce_taken(taken))
+    }
+
+    async fn append_events(&self, id: JobId, attempt: u32, lines: &[LogLine]) -> Result<()> {
+        if lines.is_empty() {
+            return Ok(());
+        }
+        let lines = lines.to_vec();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(0);
+        self.write(move |c| {
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            let result = (|| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let job = id.to_string();
+                let first: i64 = tx
+                    .prepare_cached("UPDATE jobs SET event_seq = event_seq + ?2 WHERE id = ?1 RETURNING event_seq - ?2")?
+                    .query_row(params![job, lines.len() as i64], |r| r.get(0))?;
+                {
+                    let mut stmt = tx.prepare_cached(
+                        "INSERT INTO events (job_id, seq, attempt, time, stream, level, message, data) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    )?;
+                    for (i, l) in lines.iter().enumerate() {
+                        stmt.execute(params![
+                            job,
+                            first + 1 + i as i64,
+                            attempt,
+                            now,
+                            l.stream.as_str(),
+                            l.level,
+                            l.message,
+                            l.data.as_ref().map(|d| d.to_string()),
+                        ])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })();
+            c.pragma_update(None, "synchronous", "FULL")?;
+            result
+        })
+        .await?;
+        self.announce(Change::Events(id));
+        Ok(())
+    }
+
+    async fn list_events(
+        &self,
+        project: &ProjectId,
+        id: JobId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Event>> {
+        let project = project.clone();
+        self.read(move |c| {
+            let exists: bool = c
+                .prepare_cached("SELECT 1 FROM jobs WHERE id = ?1 AND project_id = ?2")?
+                .query_row(params![id.to_string(), project.as_str()], |_| Ok(true))
+                .optional()?
+                .unwrap_or(false);
+            if !exists {
+                return Err(StoreError::NotFound(format!("job {id}")));
+            }
+            let mut stmt = c.prepare_cached(
+                "SELECT seq, attempt, time, stream, level, message, data FROM events \
+                 WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
+            )?;
+            let mut rows = stmt.query(params![id.to_string(), after as i64, limit as i64])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(Event {
+                    seq: r.get::<_, i64>(0)? as u64,
+                    attempt: r.get(1)?,
+                    time: r.get(2)?,
+                    stream: r.get(3)?,
+                    level: r.get(4)?,
+                    message: r.get(5)?,
+                    data: r
+                        .get::<_, Option<String>>(6)?
+                        .map(|s| json(&s))
+                        .transpose()?,
+                });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn check_writable(&self) -> Result<()> {
+        self.write(|c| {
+            c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn count_by_status(&self) -> Result<Vec<(JobStatus, u64)>> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push((parse(r.get(0)?)?, r.get::<_, i64>(1)? as u64));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    fn subscribe(&self) -> broadcast::Receiver<Change> {
+        self.changes.subscribe()
+    }
+}
+
+impl SqliteStore {
+    fn announce_taken(&self, taken: Vec<(JobId, JobStatus)>) -> Vec<JobId> {
+        let mut requeued = false;
+        for (id, status) in &taken {
+            self.announce(Change::Status(*id, *status));
+            requeued |= *status == JobStatus::Queued;
+        }
+        if requeued {
+            self.announce(Change::Enqueued);
+        }
+        taken.into_iter().map(|(id, _)| id).collect()
+    }
+}

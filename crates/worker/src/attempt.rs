@@ -1,0 +1,332 @@
+//! One attempt of one job, from image to outcome. Used by the worker and by
+//! `gantry run`; it knows nothing of the store.
+
+use crate::datadir;
+use crate::logs::LogPipeline;
+use futures_util::StreamExt;
+use gantry_core::events::{LogLine, Redactor};
+use gantry_core::job::{classify, ContainerEnd, Outcome};
+use gantry_core::spec::secret_values;
+use gantry_core::{ErrorKind, PullPolicy, Spec};
+use gantry_runtime::{ContainerRuntime, ContainerSpec, RuntimeError};
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// SIGTERM first, SIGKILL after this long (timeout and cancel).
+pub const STOP_GRACE: Duration = Duration::from_secs(10);
+/// Size of the tmpfs at `/tmp`.
+pub const TMP_SIZE: u64 = 256 << 20;
+/// How long to wait for the last output after the container stopped.
+const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What to run, fully resolved (secrets already opened).
+pub struct AttemptPlan {
+    pub job_id: String,
+    pub attempt: u32,
+    pub worker_id: String,
+    pub project: String,
+    pub config_id: Option<String>,
+    pub spec: Spec,
+    /// Host folder mounted at `/data`, already prepared.
+    pub data_dir: PathBuf,
+    pub log_cap: u64,
+    /// Collect `out/state.json` when the job succeeds.
+    pub collect_state: bool,
+}
+
+pub struct AttemptReport {
+    pub outcome: Outcome,
+    pub image_digest: Option<String>,
+    pub limits: Value,
+    pub new_state: Option<Value>,
+}
+
+pub enum AttemptEnd {
+    Finished(AttemptReport),
+    /// Stopped because the worker is shutting down; the job goes back to the queue.
+    Abandoned,
+}
+
+impl AttemptPlan {
+    pub fn redactor(&self) -> Redactor {
+        Redactor::new(&secret_values(&self.spec.parameters))
+    }
+
+    /// The limits and security settings actually applied, recorded on the job.
+    pub fn effective_limits(&self) -> Value {
+        let l = &self.spec.limits;
+        json!({
+            "memory": l.memory,
+            "memory_swap": l.memory,
+            "cpus": l.cpus,
+            "timeout_ms": l.timeout.as_millis() as u64,
+            "pids": l.pids,
+            "network": l.network.as_str(),
+            "user": self.spec.user,
+            "read_only_root": true,
+            "tmp_size": TMP_SIZE,
+            "capabilities": "none",
+            "no_new_privileges": true,
+        })
+    }
+
+    fn container_spec(&self) -> ContainerSpec {
+        let mut env: Vec<String> = vec![
+            "KBC_DATADIR=/data/".into(),
+            "HOME=/tmp".into(),
+            format!("GANTRY_JOB_ID={}", self.job_id),
+            format!("GANTRY_PROJECT={}", self.project),
+            format!("KBC_RUNID={}", self.job_id),
+            format!("KBC_PROJECTID={}", self.project),
+        ];
+        if let Some(c) = &self.config_id {
+            env.push(format!("GANTRY_CONFIG_ID={c}"));
+            env.push(format!("KBC_CONFIGID={c}"));
+        }
+        env.extend(self.spec.env.iter().map(|(k, v)| format!("{k}={v}")));
+        let mut labels = BTreeMap::new();
+        labels.insert(crate::labels::JOB.to_string(), self.job_id.clone());
+        labels.insert(crate::labels::ATTEMPT.to_string(), self.attempt.to_string());
+        labels.insert(crate::labels::WORKER.to_string(), self.worker_id.clone());
+        labels.insert(crate::labels::PROJECT.to_string(), self.project.clone());
+        ContainerSpec {
+            name: format!("gantry-{}-{}", self.job_id, self.attempt),
+            image: self.spec.image.clone(),
+            command: self.spec.command.clone(),
+            env,
+            user: self.spec.user.clone(),
+            labels,
+            data_dir: self.data_dir.clone(),
+            memory: self.spec.limits.memory,
+            cpus: self.spec.limits.cpus,
+            pids: self.spec.limits.pids,
+            network: self.spec.limits.network.as_str().to_string(),
+            read_only_root: true,
+            tmp_size: TMP_SIZE,
+        }
+    }
+}
+
+fn infra(e: impl std::fmt::Display) -> Outcome {
+    Outcome::failed(ErrorKind::Infrastructure, e.to_string(), None)
+}
+
+/// Makes the image available per the spec's pull policy; returns its id.
+async fn ensure_image(
+    rt: &dyn ContainerRuntime,
+    spec: &Spec,
+    events: &mpsc::Sender<LogLine>,
+) -> Result<String, Outcome> {
+    let image = &spec.image;
+    let present = rt.image_id(image).await.map_err(infra)?;
+    let must_pull = match spec.pull {
+        PullPolicy::Always => true,
+        PullPolicy::IfMissing => present.is_none(),
+        PullPolicy::Never => false,
+    };
+    if !must_pull {
+        return present.ok_or_else(|| {
+            Outcome::failed(
+                ErrorKind::ImageNotFound,
+                format!("image {image} is not present and pull is 'never'"),
+                None,
+            )
+        });
+    }
+    let _ = events
+        .send(LogLine::system("info", format!("pulling image {image}")))
+        .await;
+    let tx = events.clone();
+    let progress = move |line: String| {
+        let _ = tx.try_send(LogLine::system("info", format!("pull: {line}")));
+    };
+    match rt.pull(image, &progress).await {
+        Ok(()) => {}
+        Err(e @ (RuntimeError::ImageNotFound(_) | RuntimeError::PullFailed { .. })) => {
+            return Err(Outcome::failed(
+                ErrorKind::ImageNotFound,
+                e.to_string(),
+                None,
+            ))
+        }
+        Err(e) => return Err(infra(e)),
+    }
+    let id = rt.image_id(image).await.map_err(infra)?;
+    id.ok_or_else(|| {
+        Outcome::failed(
+            ErrorKind::ImageNotFound,
+            format!("image {image} is missing after its pull"),
+            None,
+        )
+    })
+}
+
+/// Runs one attempt. The container is removed whatever happens.
+pub async fn run_attempt(
+    rt: &dyn ContainerRuntime,
+    plan: &AttemptPlan,
+    events: mpsc::Sender<LogLine>,
+    cancel: CancellationToken,
+    abort: CancellationToken,
+) -> AttemptEnd {
+    let limits = plan.effective_limits();
+    let report = |outcome, digest| {
+        AttemptEnd::Finished(AttemptReport {
+            outcome,
+            image_digest: digest,
+            limits: limits.clone(),
+            new_state: None,
+        })
+    };
+
+    let digest = match ensure_image(rt, &plan.spec, &events).await {
+        Ok(d) => d,
+        Err(outcome) => return report(outcome, None),
+    };
+    if cancel.is_cancelled() {
+        return report(
+            Outcome {
+                status: gantry_core::JobStatus::Cancelled,
+                error: None,
+                exit_code: None,
+            },
+            Some(digest),
+        );
+    }
+    let cspec = plan.container_spec();
+    let id = match rt.create(&cspec).await {
+        Ok(id) => id,
+        Err(RuntimeError::ImageNotFound(m)) => {
+            return report(
+                Outcome::failed(
+                    ErrorKind::ImageNotFound,
+                    format!("image {m} not found"),
+                    None,
+                ),
+                Some(digest),
+            )
+        }
+        Err(RuntimeError::Rejected(m)) => {
+            return report(
+                Outcome::failed(
+                    ErrorKind::UserError,
+                    format!("the container cannot be created: {m}"),
+                    None,
+                ),
+                Some(digest),
+            )
+        }
+        Err(e) => return report(infra(e), Some(digest)),
+    };
+    let end = supervise(rt, plan, &id, events, cancel, abort).await;
+    if let Err(e) = rt.remove(&id).await {
+        tracing::warn!(container = %id, error = %e, "cannot remove a job container; the sweep will retry");
+    }
+    match end {
+        Supervised::Abandoned => AttemptEnd::Abandoned,
+        Supervised::Failed(outcome) => report(outcome, Some(digest)),
+        Supervised::Ended(outcome) => {
+            let mut r = AttemptReport {
+                outcome,
+                image_digest: Some(digest),
+                limits,
+                new_state: None,
+            };
+            if plan.collect_state && r.outcome.status == gantry_core::JobStatus::Succeeded {
+                match datadir::read_new_state(&plan.data_dir) {
+                    Ok(state) => r.new_state = state,
+                    Err(e) => {
+                        r.outcome = Outcome::failed(
+                            ErrorKind::InvalidOutput,
+                            e.to_string(),
+                            r.outcome.exit_code,
+                        )
+                    }
+                }
+            }
+            AttemptEnd::Finished(r)
+        }
+    }
+}
+
+enum Supervised {
+    Ended(Outcome),
+    Failed(Outcome),
+    Abandoned,
+}
+
+async fn supervise(
+    rt: &dyn ContainerRuntime,
+    plan: &AttemptPlan,
+    id: &str,
+    events: mpsc::Sender<LogLine>,
+    cancel: CancellationToken,
+    abort: CancellationToken,
+) -> Supervised {
+    let mut output = match rt.attach(id).await {
+        Ok(s) => s,
+        Err(e) => return Supervised::Failed(infra(e)),
+    };
+    let mut pipeline = LogPipeline::new(events, plan.redactor(), plan.log_cap);
+    let pump = async move {
+        while let Some(chunk) = output.next().await {
+            match chunk {
+                Ok((stream, bytes)) => pipeline.push(stream, &bytes).await,
+                Err(e) => {
+                    pipeline
+                        .system("warning", format!("output stream broke: {e}"))
+                        .await;
+                    break;
+                }
+            }
+        }
+        pipeline.finish().await
+    };
+    let pump = tokio::spawn(pump);
+
+    if let Err(e) = rt.start(id).await {
+        pump.abort();
+        return Supervised::Failed(match e {
+            RuntimeError::Rejected(m) => Outcome::failed(
+                ErrorKind::UserError,
+                format!("the container cannot start: {m}"),
+                None,
+            ),
+            other => infra(other),
+        });
+    }
+
+    let mut end = ContainerEnd::default();
+    let timeout = tokio::time::sleep(plan.spec.limits.timeout);
+    tokio::pin!(timeout);
+    let stopped = tokio::select! {
+        r = rt.wait(id) => r,
+        _ = &mut timeout => { end.timed_out = true; rt.stop(id, STOP_GRACE).await }
+        _ = cancel.cancelled() => { end.cancelled = true; rt.stop(id, STOP_GRACE).await }
+        _ = abort.cancelled() => {
+            let _ = rt.stop(id, Duration::from_secs(1)).await;
+            pump.abort();
+            return Supervised::Abandoned;
+        }
+    };
+    if let Err(e) = stopped {
+        pump.abort();
+        return Supervised::Failed(infra(e));
+    }
+    let tail = match tokio::time::timeout(DRAIN_TIMEOUT, pump).await {
+        Ok(Ok(tail)) => tail,
+        _ => String::new(),
+    };
+    match rt.exit_state(id).await {
+        Ok(state) => {
+            end.exit_code = state.exit_code;
+            end.oom_killed = state.oom_killed;
+            Supervised::Ended(classify(&end, plan.spec.limits.memory, &tail))
+        }
+        Err(e) => Supervised::Failed(infra(e)),
+    }
+}

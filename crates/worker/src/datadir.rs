@@ -1,0 +1,167 @@
+//! The data folder a container sees at `/data` (Keboola's Common Interface).
+
+use gantry_core::Spec;
+use serde_json::{json, Value};
+use std::io::Read;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// Largest `out/state.json` accepted.
+pub const MAX_STATE_BYTES: u64 = 16 << 20;
+
+const DIRS: [&str; 6] = [
+    "in",
+    "in/tables",
+    "in/files",
+    "out",
+    "out/tables",
+    "out/files",
+];
+
+/// Builds `config.json` as components expect it.
+pub fn config_json(spec: &Spec) -> Value {
+    json!({
+        "parameters": spec.parameters,
+        "storage": spec.storage,
+        "image_parameters": spec.image_parameters,
+        "action": "run",
+        "authorization": {},
+    })
+}
+
+/// Lays out `dir` for one attempt: folders, `config.json` and `in/state.json`.
+///
+/// Existing input files are kept (so `gantry run --data DIR` works on a
+/// folder the author prepared); `in/state.json` is written only when `state`
+/// is given or none exists. Folders are made writable by any uid, because the
+/// container runs as a non-root user of its own; the job folder's parent is
+/// private to Gantry.
+pub fn prepare(dir: &Path, spec: &Spec, state: Option<&Value>) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for d in DIRS {
+        std::fs::create_dir_all(dir.join(d))?;
+    }
+    for d in std::iter::once(dir.to_path_buf()).chain(DIRS.iter().map(|d| dir.join(d))) {
+        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777))?;
+    }
+    write_file(
+        &dir.join("config.json"),
+        &serde_json::to_vec_pretty(&config_json(spec)).unwrap_or_default(),
+    )?;
+    let state_path = dir.join("in/state.json");
+    match state {
+        Some(s) => write_file(&state_path, &serde_json::to_vec(s).unwrap_or_default())?,
+        None if !state_path.exists() => write_file(&state_path, b"{}")?,
+        None => {}
+    }
+    Ok(())
+}
+
+fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    // Never write through a symlink a previous run may have left.
+    if path.symlink_metadata().is_ok() {
+        std::fs::remove_file(path)?;
+    }
+    std::fs::write(path, data)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("out/state.json is not a regular file (symlinks and special files are refused)")]
+    NotRegular,
+    #[error("out/state.json is larger than {MAX_STATE_BYTES} bytes")]
+    TooLarge,
+    #[error("out/state.json is not valid JSON: {0}")]
+    Invalid(String),
+    #[error("out/state.json cannot be read: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads `out/state.json` written by the container, trusting nothing:
+/// no symlinks, bounded size, must be a JSON object. `None` when absent.
+pub fn read_new_state(dir: &Path) -> Result<Option<Value>, StateError> {
+    let path = dir.join("out/state.json");
+    let meta = match path.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    if !meta.file_type().is_file() {
+        return Err(StateError::NotRegular);
+    }
+    if meta.len() > MAX_STATE_BYTES {
+        return Err(StateError::TooLarge);
+    }
+    let mut f = open_no_follow(&path)?;
+    let mut buf = Vec::new();
+    f.by_ref().take(MAX_STATE_BYTES + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > MAX_STATE_BYTES {
+        return Err(StateError::TooLarge);
+    }
+    match serde_json::from_slice::<Value>(&buf) {
+        Ok(v @ Value::Object(_)) => Ok(Some(v)),
+        Ok(_) => Err(StateError::Invalid("must be a JSON object".into())),
+        Err(e) => Err(StateError::Invalid(e.to_string())),
+    }
+}
+
+fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // O_NOFOLLOW: refuse a symlink swapped in after the check above.
+    std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(0o400000)
+        .open(path)
+}
+
+/// Removes a job folder; files the container created are removed too.
+pub fn remove(dir: &Path) {
+    if let Err(e) = std::fs::remove_dir_all(dir) {
+        if e.kind() != std::io::ErrorKind::NotFound {
+            tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a job's data folder");
+        }
+    }
+}
+
+/// Where an attempt's folder lives under the worker's work directory.
+pub fn attempt_dir(work: &Path, job: &str, attempt: u32) -> PathBuf {
+    work.join(format!("{job}-{attempt}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_and_state() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let dir = tmp.path().join("d");
+        let (_, spec) = Spec::parse("image: x\nparameters: {a: 1}").expect("spec");
+        prepare(&dir, &spec, Some(&json!({"cursor": 5}))).expect("prepare");
+        for d in DIRS {
+            assert!(dir.join(d).is_dir(), "{d}");
+        }
+        let cfg: Value =
+            serde_json::from_slice(&std::fs::read(dir.join("config.json")).expect("read"))
+                .expect("json");
+        assert_eq!(cfg["parameters"]["a"], 1);
+        assert_eq!(cfg["action"], "run");
+        assert_eq!(
+            std::fs::read_to_string(dir.join("in/state.json")).expect("state"),
+            r#"{"cursor":5}"#
+        );
+
+        assert!(read_new_state(&dir).expect("none").is_none());
+        std::fs::write(dir.join("out/state.json"), r#"{"cursor": 6}"#).expect("write");
+        assert_eq!(
+            read_new_state(&dir).expect("ok"),
+            Some(json!({"cursor": 6}))
+        );
+        std::fs::write(dir.join("out/state.json"), "[1]").expect("write");
+        assert!(matches!(read_new_state(&dir), Err(StateError::Invalid(_))));
+        std::fs::remove_file(dir.join("out/state.json")).expect("rm");
+        std::os::unix::fs::symlink("/etc/passwd", dir.join("out/state.json")).expect("symlink");
+        assert!(matches!(read_new_state(&dir), Err(StateError::NotRegular)));
+    }
+}
