@@ -1,20 +1,20 @@
 #!/usr/bin/env bash
 # Builds the images Gantry's tests, demo and benchmarks use, locally (no
-# registry is reachable): gantry-test/busybox:1 is FROM scratch plus Debian's
+# registry is reachable): gantry-test/busybox:2 is FROM scratch plus Debian's
 # static busybox. Cached: rebuilt only when missing.
 set -euo pipefail
 
-img=gantry-test/busybox:1
+img=gantry-test/busybox:2
 if docker image inspect "$img" >/dev/null 2>&1; then exit 0; fi
 
 bb=$(command -v busybox || true)
 [ -x /bin/busybox ] && bb=/bin/busybox
 [ -n "$bb" ] || { echo "images.sh: busybox-static is not installed (apt-get install busybox-static)" >&2; exit 1; }
-file "$bb" 2>/dev/null | grep -q 'static' || true
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 mkdir -p "$root/bin" "$root/tmp" "$root/data" "$root/etc"
+chmod 1777 "$root/tmp"
 cp "$bb" "$root/bin/busybox"
 for applet in $("$bb" --list); do
   [ "$applet" = busybox ] || ln -s busybox "$root/bin/$applet"

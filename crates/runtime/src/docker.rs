@@ -142,7 +142,7 @@ impl ContainerRuntime for DockerRuntime {
         let mut tmpfs = HashMap::new();
         tmpfs.insert(
             "/tmp".to_string(),
-            format!("rw,nosuid,nodev,size={}", spec.tmp_size),
+            format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_size),
         );
         let host = HostConfig {
             binds: Some(vec![format!("{}:/data:rw", spec.data_dir.display())]),

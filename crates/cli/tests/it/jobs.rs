@@ -1,0 +1,207 @@
+//! Jobs end with truthful statuses, retry as the spec says, and leave no
+//! container behind.
+
+use crate::util::*;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn exit_codes_map_to_statuses_and_error_kinds() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+
+    let ok = api.run(sh("echo fine")).await;
+    assert_eq!(ok["status"], "succeeded", "{ok}");
+    assert_eq!(ok["exit_code"], 0);
+    assert!(
+        ok["image_digest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("sha256:")),
+        "{ok}"
+    );
+    for key in ["queued_at", "started_at", "finished_at", "worker", "limits"] {
+        assert!(!ok[key].is_null(), "{key} missing: {ok}");
+    }
+
+    let user = api
+        .run(sh("echo progress; echo 'the input is bad' >&2; exit 1"))
+        .await;
+    assert_eq!(user["status"], "failed");
+    assert_eq!(user["error"]["kind"], "user_error");
+    assert_eq!(
+        user["error"]["message"], "the input is bad",
+        "stderr tail is the message: {user}"
+    );
+
+    let stdout_only = api.run(sh("echo only stdout here; exit 1")).await;
+    assert_eq!(
+        stdout_only["error"]["message"], "only stdout here",
+        "{stdout_only}"
+    );
+
+    let app = api.run(sh("echo crash >&2; exit 3")).await;
+    assert_eq!(app["status"], "failed");
+    assert_eq!(app["error"]["kind"], "application_error");
+    assert_eq!(app["exit_code"], 3);
+    assert!(
+        app["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("crash")),
+        "{app}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retries_application_errors_but_never_user_errors() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+
+    let mut spec = sh("echo try; exit 4");
+    spec["retry"] = json!({"attempts": 3, "backoff": "100ms"});
+    let id = api.submit(spec).await;
+    let job = api.wait(&id).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["kind"], "application_error");
+    assert_eq!(job["attempt"], 3);
+    let attempts = job["attempts"].as_array().expect("attempts");
+    assert_eq!(attempts.len(), 3, "{job}");
+    assert!(attempts
+        .iter()
+        .all(|a| a["status"] == "failed" && a["error"]["kind"] == "application_error"));
+    let system = api.messages(&id, "system").await;
+    assert!(
+        system
+            .iter()
+            .any(|m| m.contains("retrying in 100ms as attempt 2")),
+        "{system:?}"
+    );
+    // Every attempt's output is kept.
+    assert_eq!(api.messages(&id, "stdout").await, vec!["try", "try", "try"]);
+
+    let mut user = sh("exit 1");
+    user["retry"] = json!({"attempts": 3, "backoff": "100ms"});
+    let job = api.run(user).await;
+    assert_eq!(job["error"]["kind"], "user_error");
+    assert_eq!(
+        job["attempts"].as_array().map(Vec::len),
+        Some(1),
+        "user errors are not retried: {job}"
+    );
+
+    // Each attempt gets a fresh data folder: nothing one attempt wrote is seen
+    // by the next.
+    let mut fresh = sh("test -e /data/out/marker && exit 0; touch /data/out/marker; exit 5");
+    fresh["retry"] = json!({"attempts": 2, "backoff": "10ms"});
+    let job = api.run(fresh).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["attempt"], 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn missing_images_fail_without_retrying() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let never = api.run(json!({"image": "gantry-test/absent:9", "pull": "never", "retry": {"attempts": 3, "backoff": "10ms"}})).await;
+    assert_eq!(never["status"], "failed");
+    assert_eq!(never["error"]["kind"], "image_not_found", "{never}");
+    assert_eq!(never["attempt"], 1);
+
+    // No registry answers here: the pull fails and the job says why.
+    let pulled = api
+        .run(json!({"image": "127.0.0.1:1/nothing/here:1", "pull": "if-missing", "retry": {"attempts": 3, "backoff": "10ms"}}))
+        .await;
+    assert_eq!(pulled["error"]["kind"], "image_not_found", "{pulled}");
+    assert_eq!(pulled["attempt"], 1, "not retried: {pulled}");
+
+    // `always` pulls even a present image; with no registry that fails too.
+    let always = api.run(json!({"image": IMAGE, "pull": "always"})).await;
+    assert_eq!(always["error"]["kind"], "image_not_found", "{always}");
+    let id = always["id"].as_str().expect("id");
+    let system = api.messages(id, "system").await;
+    assert!(
+        system.iter().any(|m| m.contains("pulling image")),
+        "{system:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_image_with_no_command_is_a_clear_user_error() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let job = api
+        .run(json!({"image": IMAGE, "command": ["/no/such/binary"]}))
+        .await;
+    assert_eq!(job["status"], "failed");
+    assert_eq!(job["error"]["kind"], "user_error", "{job}");
+    assert!(
+        job["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("/no/such/binary")),
+        "{job}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn containers_are_labelled_while_running_and_removed_after() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let id = api.submit(sh("sleep 2")).await;
+    api.wait_status(&id, "running").await;
+    let mut found = Vec::new();
+    for _ in 0..100 {
+        found = containers_labelled(&format!("io.gantry.job={id}"));
+        if !found.is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(found.len(), 1, "one container for the running job");
+    let labels = docker(&["inspect", "-f", "{{json .Config.Labels}}", &found[0]]);
+    let labels: serde_json::Value = serde_json::from_str(&labels).expect("labels");
+    assert_eq!(labels["io.gantry.attempt"], "1");
+    assert_eq!(labels["io.gantry.worker"], g.worker_id());
+    assert_eq!(labels["io.gantry.project"], "default");
+    let job = api.wait(&id).await;
+    assert_eq!(job["status"], "succeeded");
+
+    // Whatever the outcome, nothing stays.
+    for spec in [
+        sh("exit 1"),
+        sh("exit 7"),
+        json!({"image": IMAGE, "command": ["/nope"]}),
+    ] {
+        api.run(spec).await;
+    }
+    assert!(
+        containers_labelled(&format!("io.gantry.worker={}", g.worker_id())).is_empty(),
+        "containers left behind"
+    );
+    let work = g.home_path().join("work");
+    assert_eq!(
+        std::fs::read_dir(&work).expect("work dir").count(),
+        0,
+        "data folders left behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn runs_at_most_slots_jobs_at_once() {
+    let g = Gantry::up(&["--slots", "2"]);
+    let api = g.client();
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        ids.push(api.submit(sh("sleep 1")).await);
+    }
+    let mut max_running = 0;
+    loop {
+        let (_, page) = api.get("/v1/jobs?status=running").await;
+        let running = page["jobs"].as_array().map_or(0, Vec::len);
+        max_running = max_running.max(running);
+        let (_, done) = api.get("/v1/jobs?status=succeeded").await;
+        if done["jobs"].as_array().map_or(0, Vec::len) == 4 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    assert_eq!(max_running, 2, "two slots, two jobs at a time");
+}

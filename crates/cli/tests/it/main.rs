@@ -1,0 +1,12 @@
+//! End-to-end tests: the real `gantry` binary, the real Docker engine, the
+//! real SQLite store and HTTP server. Images are built locally by
+//! `scripts/images.sh` (no registry). Docker must answer: `.ci/run` starts it.
+
+mod api;
+mod configs;
+mod jobs;
+mod lifecycle;
+mod limits;
+mod logs;
+mod run;
+mod util;

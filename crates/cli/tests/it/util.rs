@@ -1,0 +1,336 @@
+//! Test harness: a `gantry up` in a temporary home, the CLI, an API client,
+//! and Docker look-ups.
+
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex, Once};
+use std::time::{Duration, Instant};
+
+pub const IMAGE: &str = "gantry-test/busybox:2";
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_gantry"))
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Builds the local test images once per test run.
+pub fn ensure_images() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let st = Command::new("bash")
+            .arg(repo_root().join("scripts/images.sh"))
+            .status()
+            .expect("run images.sh");
+        assert!(
+            st.success(),
+            "scripts/images.sh failed: is Docker running? (scripts/ensure-docker.sh)"
+        );
+    });
+}
+
+pub fn docker(args: &[&str]) -> String {
+    let out = Command::new("docker")
+        .args(args)
+        .output()
+        .expect("docker cli");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Containers carrying a label, running or not.
+pub fn containers_labelled(label: &str) -> Vec<String> {
+    docker(&["ps", "-aq", "--filter", &format!("label={label}")])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+pub struct Gantry {
+    pub home: tempfile::TempDir,
+    pub url: String,
+    pub token: String,
+    child: Option<Child>,
+    pub log: Arc<Mutex<Vec<String>>>,
+    args: Vec<String>,
+}
+
+impl Gantry {
+    /// `gantry up` with extra flags, in a fresh home.
+    pub fn up(extra: &[&str]) -> Self {
+        ensure_images();
+        let home = tempfile::tempdir().expect("tempdir");
+        let mut args = vec!["up".to_string(), "--listen".into(), "127.0.0.1:0".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut g = Self {
+            home,
+            url: String::new(),
+            token: String::new(),
+            child: None,
+            log: Arc::default(),
+            args,
+        };
+        g.start();
+        g
+    }
+
+    /// Only the API (no worker), in a fresh home.
+    pub fn server_only() -> Self {
+        ensure_images();
+        let home = tempfile::tempdir().expect("tempdir");
+        let args = vec![
+            "server".to_string(),
+            "--listen".into(),
+            "127.0.0.1:0".into(),
+        ];
+        let mut g = Self {
+            home,
+            url: String::new(),
+            token: String::new(),
+            child: None,
+            log: Arc::default(),
+            args,
+        };
+        g.start();
+        g
+    }
+
+    pub fn home_path(&self) -> &Path {
+        self.home.path()
+    }
+
+    /// Starts (or restarts) the process with its arguments, on a new port.
+    pub fn start(&mut self) {
+        let args = self.args.clone();
+        self.start_with(&args);
+    }
+
+    pub fn start_with(&mut self, args: &[String]) {
+        let mut child = Command::new(bin())
+            .args(args)
+            .env("GANTRY_HOME", self.home.path())
+            .env("GANTRY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn gantry");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let log = self.log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("Gantry API listening on ") {
+                    let _ = tx.send(addr.to_string());
+                }
+                log.lock().expect("log").push(line);
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(20))
+            .unwrap_or_else(|_| {
+                panic!("gantry did not start: {:?}", self.log.lock().expect("log"));
+            });
+        self.url = url;
+        self.token = std::fs::read_to_string(self.home.path().join("token"))
+            .expect("token file")
+            .trim()
+            .to_string();
+        self.child = Some(child);
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
+    /// Sends a signal and waits for the process to exit.
+    pub fn stop_with(&mut self, signal: &str, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .expect("kill");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "gantry did not exit within {within:?} after SIG{signal}; log: {:?}",
+                    self.log.lock().expect("log")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    pub fn worker_id(&self) -> String {
+        std::fs::read_to_string(self.home.path().join("worker-id"))
+            .expect("worker id")
+            .trim()
+            .to_string()
+    }
+
+    /// Runs the CLI against this server.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .args(args)
+            .env("GANTRY_URL", &self.url)
+            .env("GANTRY_HOME", self.home.path())
+            .output()
+            .expect("run gantry cli")
+    }
+
+    pub fn client(&self) -> Api {
+        Api {
+            http: reqwest::Client::new(),
+            url: self.url.clone(),
+            token: Some(self.token.clone()),
+        }
+    }
+
+    pub fn write_spec(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.home.path().join(name);
+        std::fs::write(&p, text).expect("write spec");
+        p
+    }
+}
+
+impl Drop for Gantry {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub struct Api {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub token: Option<String>,
+}
+
+impl Api {
+    pub fn without_token(mut self) -> Self {
+        self.token = None;
+        self
+    }
+
+    pub fn req(&self, method: reqwest::Method, path: &str) -> reqwest::RequestBuilder {
+        let r = self.http.request(method, format!("{}{path}", self.url));
+        match &self.token {
+            Some(t) => r.bearer_auth(t),
+            None => r,
+        }
+    }
+
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> (u16, Value) {
+        let mut r = self.req(method, path);
+        if let Some(b) = body {
+            r = r.json(&b);
+        }
+        let resp = r.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("body");
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, Value) {
+        self.call(reqwest::Method::GET, path, None).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Submits an inline spec; returns the job id.
+    pub async fn submit(&self, spec: Value) -> String {
+        let (status, body) = self.post("/v1/jobs", json!({ "spec": spec })).await;
+        assert_eq!(status, 201, "{body}");
+        body["id"].as_str().expect("id").to_string()
+    }
+
+    /// Long-polls until the job ends.
+    pub async fn wait(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            let (status, job) = self.get(&format!("/v1/jobs/{id}?wait=30s")).await;
+            assert_eq!(status, 200, "{job}");
+            if !matches!(job["status"].as_str(), Some("queued") | Some("running")) {
+                return job;
+            }
+            assert!(Instant::now() < deadline, "job {id} did not end: {job}");
+        }
+    }
+
+    pub async fn wait_status(&self, id: &str, want: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let (_, job) = self.get(&format!("/v1/jobs/{id}")).await;
+            if job["status"] == want {
+                return job;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "job {id} never became {want}: {job}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub async fn run(&self, spec: Value) -> Value {
+        let id = self.submit(spec).await;
+        self.wait(&id).await
+    }
+
+    pub async fn events(&self, id: &str) -> Vec<Value> {
+        let (status, ev) = self.get(&format!("/v1/jobs/{id}/events?limit=10000")).await;
+        assert_eq!(status, 200, "{ev}");
+        ev.as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn messages(&self, id: &str, stream: &str) -> Vec<String> {
+        self.events(id)
+            .await
+            .into_iter()
+            .filter(|e| e["stream"] == stream)
+            .map(|e| e["message"].as_str().unwrap_or_default().to_string())
+            .collect()
+    }
+}
+
+/// A spec running a shell script in the busybox image.
+pub fn sh(script: &str) -> Value {
+    json!({ "image": IMAGE, "command": ["sh", "-c", script] })
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).to_string()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).to_string()
+}
