@@ -143,8 +143,7 @@ async fn logs_follow_live_until_the_job_ends() {
     assert!(
         body.trim_end()
             .lines()
-            .filter(|l| l.starts_with("event:"))
-            .last()
+            .rfind(|l| l.starts_with("event:"))
             == Some("event: end")
     );
 }

@@ -141,10 +141,6 @@ impl Gantry {
         self.child = Some(child);
     }
 
-    pub fn pid(&self) -> u32 {
-        self.child.as_ref().expect("running").id()
-    }
-
     /// Sends a signal and waits for the process to exit.
     pub fn stop_with(&mut self, signal: &str, within: Duration) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");

@@ -1,0 +1,188 @@
+//! The SQLite store and queue, for real, in a temporary folder.
+
+use gantry_core::events::LogLine;
+use gantry_core::job::Outcome;
+use gantry_core::{ConfigId, ErrorKind, JobStatus, ProjectId};
+use gantry_store::{Change, Finish, JobFilter, NewJob, SqliteStore, Store};
+use serde_json::json;
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = SqliteStore::open(&dir.path().join("gantry.db")).expect("open");
+    (dir, Arc::new(store))
+}
+
+fn project() -> ProjectId {
+    ProjectId::default_project()
+}
+
+fn new_job(attempts: u32) -> NewJob {
+    NewJob {
+        project: project(),
+        config_id: None,
+        spec: json!({"image": "x"}),
+        max_attempts: attempts,
+        backoff: Duration::from_millis(0),
+    }
+}
+
+const LEASE: Duration = Duration::from_secs(30);
+
+#[tokio::test]
+async fn concurrent_claims_never_hand_out_a_job_twice() {
+    let (_d, store) = open();
+    for _ in 0..200 {
+        store.enqueue(new_job(1)).await.expect("enqueue");
+    }
+    let mut handles = Vec::new();
+    for w in 0..8 {
+        let s = store.clone();
+        handles.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let claim = s.claim(&format!("w{w}"), 7, LEASE).await.expect("claim");
+                if claim.jobs.is_empty() {
+                    return got;
+                }
+                got.extend(claim.jobs.into_iter().map(|j| j.job.id));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.expect("join"));
+    }
+    let unique: HashSet<_> = all.iter().collect();
+    assert_eq!(all.len(), 200);
+    assert_eq!(unique.len(), 200);
+}
+
+#[tokio::test]
+async fn retries_count_failures_and_success_saves_state() {
+    let (_d, store) = open();
+    let cfg: ConfigId = "etl".parse().expect("id");
+    store.create_config(&project(), &cfg, &json!({"image": "x"})).await.expect("config");
+    let mut job = new_job(2);
+    job.config_id = Some(cfg.clone());
+    let id = store.enqueue(job).await.expect("enqueue").id;
+
+    let c = store.claim("w", 1, LEASE).await.expect("claim");
+    assert_eq!(c.jobs[0].state, json!({}));
+    let fail = Outcome::failed(ErrorKind::ApplicationError, "boom", Some(3));
+    let f = store.finish_attempt(id, 1, "w", &fail, Some(&json!({"x": 1}))).await.expect("finish");
+    assert!(matches!(f, Finish::Retrying { .. }));
+    assert_eq!(store.get_config(&project(), &cfg).await.expect("cfg").state, json!({}), "no state from a failure");
+
+    let c = store.claim("w", 1, LEASE).await.expect("claim");
+    assert_eq!(c.jobs[0].job.attempt, 2);
+    let f = store.finish_attempt(id, 2, "w", &Outcome::succeeded(0), Some(&json!({"x": 2}))).await.expect("finish");
+    assert_eq!(f, Finish::Done(JobStatus::Succeeded));
+    assert_eq!(store.get_config(&project(), &cfg).await.expect("cfg").state, json!({"x": 2}));
+    let job = store.get_job(&project(), id).await.expect("job");
+    assert_eq!(job.attempts.len(), 2);
+    assert_eq!(job.attempts[0].status, "failed");
+
+    // A user error is final even with attempts left.
+    let id = store.enqueue(new_job(5)).await.expect("enqueue").id;
+    store.claim("w", 1, LEASE).await.expect("claim");
+    let f = store
+        .finish_attempt(id, 1, "w", &Outcome::failed(ErrorKind::UserError, "bad", Some(1)), None)
+        .await
+        .expect("finish");
+    assert_eq!(f, Finish::Done(JobStatus::Failed));
+}
+
+#[tokio::test]
+async fn expired_leases_are_taken_back_and_late_results_are_fenced_off() {
+    let (_d, store) = open();
+    let id = store.enqueue(new_job(2)).await.expect("enqueue").id;
+    store.claim("dead", 1, Duration::from_millis(1)).await.expect("claim");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.recover_expired().await.expect("recover"), vec![id]);
+    let job = store.get_job(&project(), id).await.expect("job");
+    assert_eq!(job.status, JobStatus::Queued);
+    assert_eq!(job.attempts[0].status, "lost");
+
+    let c = store.claim("alive", 1, LEASE).await.expect("claim");
+    assert_eq!(c.jobs[0].job.attempt, 2);
+    // The dead worker wakes up and reports: nothing changes.
+    let stale = store.finish_attempt(id, 1, "dead", &Outcome::succeeded(0), None).await.expect("finish");
+    assert_eq!(stale, Finish::Stale);
+    // Heartbeats keep a live lease from expiring.
+    store.heartbeat("alive", LEASE).await.expect("beat");
+    assert!(store.recover_expired().await.expect("recover").is_empty());
+    let done = store.finish_attempt(id, 2, "alive", &Outcome::succeeded(0), None).await.expect("finish");
+    assert_eq!(done, Finish::Done(JobStatus::Succeeded));
+
+    // Out of attempts, a lost lease fails the job as infrastructure.
+    let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
+    store.claim("dead", 1, Duration::from_millis(1)).await.expect("claim");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    store.recover_expired().await.expect("recover");
+    let job = store.get_job(&project(), id).await.expect("job");
+    assert_eq!(job.status, JobStatus::Failed);
+    assert_eq!(job.error.map(|e| e.kind), Some(ErrorKind::Infrastructure));
+}
+
+#[tokio::test]
+async fn hand_back_does_not_use_up_an_attempt_and_recover_worker_takes_all() {
+    let (_d, store) = open();
+    let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
+    store.claim("w", 1, LEASE).await.expect("claim");
+    store.hand_back(id, 1, "w").await.expect("hand back");
+    let c = store.claim("w", 1, LEASE).await.expect("claim");
+    assert_eq!(c.jobs.len(), 1, "queued again");
+    // Restarted worker: its running jobs come back whatever their lease.
+    assert_eq!(store.recover_worker("w").await.expect("recover"), vec![id]);
+    let job = store.get_job(&project(), id).await.expect("job");
+    assert_eq!(job.status, JobStatus::Failed, "attempt 2 was lost and only one failure was allowed");
+    assert_eq!(job.attempts[0].status, "handed_back");
+}
+
+#[tokio::test]
+async fn events_are_numbered_and_changes_announced() {
+    let (_d, store) = open();
+    let mut changes = store.subscribe();
+    let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
+    assert_eq!(changes.recv().await.expect("change"), Change::Enqueued);
+    let lines: Vec<LogLine> = (0..3).map(|i| LogLine::system("info", format!("l{i}"))).collect();
+    store.append_events(id, 1, &lines).await.expect("append");
+    store.append_events(id, 1, &lines[..1]).await.expect("append");
+    assert_eq!(changes.recv().await.expect("change"), Change::Events(id));
+    let ev = store.list_events(&project(), id, 2, 100).await.expect("list");
+    assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+    // Another project sees nothing.
+    let other: ProjectId = "other".parse().expect("p");
+    assert!(store.list_events(&other, id, 0, 10).await.is_err());
+    assert!(store.get_job(&other, id).await.is_err());
+
+    // Cancel: queued at once, running flagged.
+    let cancelled = store.request_cancel(&project(), id).await.expect("cancel");
+    assert_eq!(cancelled.status, JobStatus::Cancelled);
+    let id2 = store.enqueue(new_job(1)).await.expect("enqueue").id;
+    store.claim("w", 1, LEASE).await.expect("claim");
+    let flagged = store.request_cancel(&project(), id2).await.expect("cancel");
+    assert!(flagged.cancel_requested && flagged.status == JobStatus::Running);
+    assert_eq!(store.heartbeat("w", LEASE).await.expect("beat"), vec![id2]);
+    let page = store.list_jobs(&project(), &JobFilter { status: None, limit: 10, before: None }).await.expect("list");
+    assert_eq!(page.len(), 2);
+}
+
+#[tokio::test]
+async fn tokens_are_stored_hashed() {
+    let (dir, store) = open();
+    assert_eq!(store.token_count().await.expect("count"), 0);
+    let secret = store.create_token(&project(), true, "admin").await.expect("token");
+    let p = store.authenticate(&secret).await.expect("auth").expect("known");
+    assert!(p.admin);
+    assert!(store.authenticate("gty_wrong").await.expect("auth").is_none());
+    drop(store);
+    let db = std::fs::read(dir.path().join("gantry.db")).expect("db");
+    let wal = std::fs::read(dir.path().join("gantry.db-wal")).unwrap_or_default();
+    for bytes in [db, wal] {
+        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    }
+}
