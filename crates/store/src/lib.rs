@@ -69,6 +69,8 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- jobs, client side
     async fn enqueue(&self, job: NewJob) -> Result<Job>;
+    /// Enqueues many jobs in one transaction; returns their ids in order.
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>>;
     async fn get_job(&self, project: &ProjectId, id: JobId) -> Result<Job>;
     async fn list_jobs(&self, project: &ProjectId, filter: &JobFilter) -> Result<Vec<Job>>;
     /// A queued job is cancelled at once; a running one is flagged for its worker.

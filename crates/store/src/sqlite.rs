@@ -516,6 +516,39 @@ impl Store for SqliteStore {
         Ok(job)
     }
 
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+        let ids = self
+            .write(move |c| {
+                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                let mut ids = Vec::with_capacity(jobs.len());
+                {
+                    let mut stmt = tx.prepare_cached(&format!(
+                        "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
+                         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
+                    ))?;
+                    for job in jobs {
+                        let id = JobId::new();
+                        stmt.execute(params![
+                            id.to_string(),
+                            job.project.as_str(),
+                            job.config_id.as_ref().map(|c| c.as_str()),
+                            job.spec.to_string(),
+                            job.max_attempts,
+                            job.backoff.as_millis() as i64,
+                        ])?;
+                        ids.push(id);
+                    }
+                }
+                tx.commit()?;
+                Ok(ids)
+            })
+            .await?;
+        if !ids.is_empty() {
+            self.announce(Change::Enqueued);
+        }
+        Ok(ids)
+    }
+
     async fn get_job(&self, project: &ProjectId, id: JobId) -> Result<Job> {
         let project = project.clone();
         self.read(move |c| {

@@ -140,12 +140,7 @@ async fn logs_follow_live_until_the_job_ends() {
         body.contains("event: log") && body.contains("event: end"),
         "{body}"
     );
-    assert!(
-        body.trim_end()
-            .lines()
-            .rfind(|l| l.starts_with("event:"))
-            == Some("event: end")
-    );
+    assert!(body.trim_end().lines().rfind(|l| l.starts_with("event:")) == Some("event: end"));
 }
 
 #[tokio::test(flavor = "multi_thread")]

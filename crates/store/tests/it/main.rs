@@ -64,7 +64,10 @@ async fn concurrent_claims_never_hand_out_a_job_twice() {
 async fn retries_count_failures_and_success_saves_state() {
     let (_d, store) = open();
     let cfg: ConfigId = "etl".parse().expect("id");
-    store.create_config(&project(), &cfg, &json!({"image": "x"})).await.expect("config");
+    store
+        .create_config(&project(), &cfg, &json!({"image": "x"}))
+        .await
+        .expect("config");
     let mut job = new_job(2);
     job.config_id = Some(cfg.clone());
     let id = store.enqueue(job).await.expect("enqueue").id;
@@ -72,15 +75,28 @@ async fn retries_count_failures_and_success_saves_state() {
     let c = store.claim("w", 1, LEASE).await.expect("claim");
     assert_eq!(c.jobs[0].state, json!({}));
     let fail = Outcome::failed(ErrorKind::ApplicationError, "boom", Some(3));
-    let f = store.finish_attempt(id, 1, "w", &fail, Some(&json!({"x": 1}))).await.expect("finish");
+    let f = store
+        .finish_attempt(id, 1, "w", &fail, Some(&json!({"x": 1})))
+        .await
+        .expect("finish");
     assert!(matches!(f, Finish::Retrying { .. }));
-    assert_eq!(store.get_config(&project(), &cfg).await.expect("cfg").state, json!({}), "no state from a failure");
+    assert_eq!(
+        store.get_config(&project(), &cfg).await.expect("cfg").state,
+        json!({}),
+        "no state from a failure"
+    );
 
     let c = store.claim("w", 1, LEASE).await.expect("claim");
     assert_eq!(c.jobs[0].job.attempt, 2);
-    let f = store.finish_attempt(id, 2, "w", &Outcome::succeeded(0), Some(&json!({"x": 2}))).await.expect("finish");
+    let f = store
+        .finish_attempt(id, 2, "w", &Outcome::succeeded(0), Some(&json!({"x": 2})))
+        .await
+        .expect("finish");
     assert_eq!(f, Finish::Done(JobStatus::Succeeded));
-    assert_eq!(store.get_config(&project(), &cfg).await.expect("cfg").state, json!({"x": 2}));
+    assert_eq!(
+        store.get_config(&project(), &cfg).await.expect("cfg").state,
+        json!({"x": 2})
+    );
     let job = store.get_job(&project(), id).await.expect("job");
     assert_eq!(job.attempts.len(), 2);
     assert_eq!(job.attempts[0].status, "failed");
@@ -89,7 +105,13 @@ async fn retries_count_failures_and_success_saves_state() {
     let id = store.enqueue(new_job(5)).await.expect("enqueue").id;
     store.claim("w", 1, LEASE).await.expect("claim");
     let f = store
-        .finish_attempt(id, 1, "w", &Outcome::failed(ErrorKind::UserError, "bad", Some(1)), None)
+        .finish_attempt(
+            id,
+            1,
+            "w",
+            &Outcome::failed(ErrorKind::UserError, "bad", Some(1)),
+            None,
+        )
         .await
         .expect("finish");
     assert_eq!(f, Finish::Done(JobStatus::Failed));
@@ -99,7 +121,10 @@ async fn retries_count_failures_and_success_saves_state() {
 async fn expired_leases_are_taken_back_and_late_results_are_fenced_off() {
     let (_d, store) = open();
     let id = store.enqueue(new_job(2)).await.expect("enqueue").id;
-    store.claim("dead", 1, Duration::from_millis(1)).await.expect("claim");
+    store
+        .claim("dead", 1, Duration::from_millis(1))
+        .await
+        .expect("claim");
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(store.recover_expired().await.expect("recover"), vec![id]);
     let job = store.get_job(&project(), id).await.expect("job");
@@ -109,17 +134,26 @@ async fn expired_leases_are_taken_back_and_late_results_are_fenced_off() {
     let c = store.claim("alive", 1, LEASE).await.expect("claim");
     assert_eq!(c.jobs[0].job.attempt, 2);
     // The dead worker wakes up and reports: nothing changes.
-    let stale = store.finish_attempt(id, 1, "dead", &Outcome::succeeded(0), None).await.expect("finish");
+    let stale = store
+        .finish_attempt(id, 1, "dead", &Outcome::succeeded(0), None)
+        .await
+        .expect("finish");
     assert_eq!(stale, Finish::Stale);
     // Heartbeats keep a live lease from expiring.
     store.heartbeat("alive", LEASE).await.expect("beat");
     assert!(store.recover_expired().await.expect("recover").is_empty());
-    let done = store.finish_attempt(id, 2, "alive", &Outcome::succeeded(0), None).await.expect("finish");
+    let done = store
+        .finish_attempt(id, 2, "alive", &Outcome::succeeded(0), None)
+        .await
+        .expect("finish");
     assert_eq!(done, Finish::Done(JobStatus::Succeeded));
 
     // Out of attempts, a lost lease fails the job as infrastructure.
     let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
-    store.claim("dead", 1, Duration::from_millis(1)).await.expect("claim");
+    store
+        .claim("dead", 1, Duration::from_millis(1))
+        .await
+        .expect("claim");
     tokio::time::sleep(Duration::from_millis(20)).await;
     store.recover_expired().await.expect("recover");
     let job = store.get_job(&project(), id).await.expect("job");
@@ -138,7 +172,11 @@ async fn hand_back_does_not_use_up_an_attempt_and_recover_worker_takes_all() {
     // Restarted worker: its running jobs come back whatever their lease.
     assert_eq!(store.recover_worker("w").await.expect("recover"), vec![id]);
     let job = store.get_job(&project(), id).await.expect("job");
-    assert_eq!(job.status, JobStatus::Failed, "attempt 2 was lost and only one failure was allowed");
+    assert_eq!(
+        job.status,
+        JobStatus::Failed,
+        "attempt 2 was lost and only one failure was allowed"
+    );
     assert_eq!(job.attempts[0].status, "handed_back");
 }
 
@@ -148,11 +186,19 @@ async fn events_are_numbered_and_changes_announced() {
     let mut changes = store.subscribe();
     let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
     assert_eq!(changes.recv().await.expect("change"), Change::Enqueued);
-    let lines: Vec<LogLine> = (0..3).map(|i| LogLine::system("info", format!("l{i}"))).collect();
+    let lines: Vec<LogLine> = (0..3)
+        .map(|i| LogLine::system("info", format!("l{i}")))
+        .collect();
     store.append_events(id, 1, &lines).await.expect("append");
-    store.append_events(id, 1, &lines[..1]).await.expect("append");
+    store
+        .append_events(id, 1, &lines[..1])
+        .await
+        .expect("append");
     assert_eq!(changes.recv().await.expect("change"), Change::Events(id));
-    let ev = store.list_events(&project(), id, 2, 100).await.expect("list");
+    let ev = store
+        .list_events(&project(), id, 2, 100)
+        .await
+        .expect("list");
     assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
     // Another project sees nothing.
     let other: ProjectId = "other".parse().expect("p");
@@ -167,7 +213,17 @@ async fn events_are_numbered_and_changes_announced() {
     let flagged = store.request_cancel(&project(), id2).await.expect("cancel");
     assert!(flagged.cancel_requested && flagged.status == JobStatus::Running);
     assert_eq!(store.heartbeat("w", LEASE).await.expect("beat"), vec![id2]);
-    let page = store.list_jobs(&project(), &JobFilter { status: None, limit: 10, before: None }).await.expect("list");
+    let page = store
+        .list_jobs(
+            &project(),
+            &JobFilter {
+                status: None,
+                limit: 10,
+                before: None,
+            },
+        )
+        .await
+        .expect("list");
     assert_eq!(page.len(), 2);
 }
 
@@ -175,10 +231,21 @@ async fn events_are_numbered_and_changes_announced() {
 async fn tokens_are_stored_hashed() {
     let (dir, store) = open();
     assert_eq!(store.token_count().await.expect("count"), 0);
-    let secret = store.create_token(&project(), true, "admin").await.expect("token");
-    let p = store.authenticate(&secret).await.expect("auth").expect("known");
+    let secret = store
+        .create_token(&project(), true, "admin")
+        .await
+        .expect("token");
+    let p = store
+        .authenticate(&secret)
+        .await
+        .expect("auth")
+        .expect("known");
     assert!(p.admin);
-    assert!(store.authenticate("gty_wrong").await.expect("auth").is_none());
+    assert!(store
+        .authenticate("gty_wrong")
+        .await
+        .expect("auth")
+        .is_none());
     drop(store);
     let db = std::fs::read(dir.path().join("gantry.db")).expect("db");
     let wal = std::fs::read(dir.path().join("gantry.db-wal")).unwrap_or_default();

@@ -1,0 +1,587 @@
+//! The measurements. Each pairs Gantry with a reference taken in the same run.
+
+use crate::procs::{percentile, timed, Gantry};
+use crate::{Args, Report, Row};
+use anyhow::{bail, Context};
+use gantry_store::{NewJob, SqliteStore, Store};
+use serde_json::{json, Value};
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+fn row(
+    figure: &str,
+    gantry: String,
+    reference: String,
+    ratio: Option<f64>,
+    goal: &str,
+    met: Option<bool>,
+) -> Row {
+    Row {
+        figure: figure.into(),
+        gantry,
+        reference,
+        ratio,
+        goal: goal.into(),
+        met,
+    }
+}
+
+fn noop_spec(image: &str) -> String {
+    format!("image: {image}\ncommand: [\"true\"]\n")
+}
+
+/// A runc bundle of the image's root filesystem running `true`, or None
+/// when runc is not installed.
+fn runc_bundle(image: &str, dir: &Path) -> anyhow::Result<Option<()>> {
+    if Command::new("runc").arg("--version").output().is_err() {
+        return Ok(None);
+    }
+    let rootfs = dir.join("rootfs");
+    std::fs::create_dir_all(&rootfs)?;
+    let id = String::from_utf8(
+        Command::new("docker")
+            .args(["create", image, "true"])
+            .output()?
+            .stdout,
+    )?;
+    let id = id.trim();
+    let export = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker export {id} | tar -C {} -x",
+            rootfs.display()
+        ))
+        .status()?;
+    Command::new("docker").args(["rm", "-f", id]).output()?;
+    if !export.success() {
+        bail!("cannot export the image for runc");
+    }
+    let spec = Command::new("runc")
+        .args(["spec"])
+        .current_dir(dir)
+        .status()?;
+    if !spec.success() {
+        bail!("runc spec failed");
+    }
+    let path = dir.join("config.json");
+    let mut cfg: Value = serde_json::from_slice(&std::fs::read(&path)?)?;
+    cfg["process"]["terminal"] = json!(false);
+    cfg["process"]["args"] = json!(["/bin/true"]);
+    std::fs::write(&path, serde_json::to_vec(&cfg)?)?;
+    Ok(Some(()))
+}
+
+/// 1. No-op latency: submit --wait vs docker run --rm (vs runc run), alternating.
+pub fn latency(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    let n = if args.quick { 8 } else { 60 };
+    eprintln!("latency: {n} rounds of gantry / docker run / runc run");
+    let g = Gantry::start(&args.gantry, &["up", "--slots", "4"])?;
+    let spec = g.write("noop.yaml", &noop_spec(&args.image))?;
+    let spec = spec.to_str().context("path")?.to_string();
+    let bundle = tempfile::tempdir()?;
+    let runc = runc_bundle(&args.image, bundle.path()).unwrap_or_else(|e| {
+        eprintln!("no runc floor: {e:#}");
+        None
+    });
+    let (mut gs, mut ds, mut dn, mut rs) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for i in 0..n + 2 {
+        let t_g = timed(&mut g.cli(&["jobs", "submit", &spec, "--wait"]))?;
+        let t_d = timed(Command::new("docker").args(["run", "--rm", &args.image, "true"]))?;
+        let t_n = timed(Command::new("docker").args([
+            "run",
+            "--rm",
+            "--network",
+            "none",
+            &args.image,
+            "true",
+        ]))?;
+        let t_r = match runc {
+            Some(()) => Some(timed(
+                Command::new("runc")
+                    .args(["run", "--bundle"])
+                    .arg(bundle.path())
+                    .arg(format!("gantry-bench-{i}")),
+            )?),
+            None => None,
+        };
+        if i >= 2 {
+            gs.push(ms(t_g));
+            ds.push(ms(t_d));
+            dn.push(ms(t_n));
+            if let Some(t) = t_r {
+                rs.push(ms(t));
+            }
+        }
+    }
+    let (g50, g95, d50, d95) = (
+        percentile(&gs, 50.0),
+        percentile(&gs, 95.0),
+        percentile(&ds, 50.0),
+        percentile(&ds, 95.0),
+    );
+    let ratio = g50 / d50;
+    report.rows.push(row(
+        "no-op latency p50 (submit --wait vs docker run --rm)",
+        format!("{g50:.0} ms"),
+        format!("{d50:.0} ms"),
+        Some(ratio),
+        "≤ 1.10×",
+        Some(ratio <= 1.10),
+    ));
+    report.rows.push(row(
+        "no-op latency p95",
+        format!("{g95:.0} ms"),
+        format!("{d95:.0} ms"),
+        Some(g95 / d95),
+        "-",
+        None,
+    ));
+    let n50 = percentile(&dn, 50.0);
+    report.rows.push(row(
+        "no-op latency p50 vs docker run --rm --network none",
+        format!("{g50:.0} ms"),
+        format!("{n50:.0} ms"),
+        Some(g50 / n50),
+        "context (Gantry's default network is none)",
+        None,
+    ));
+    if !rs.is_empty() {
+        let r50 = percentile(&rs, 50.0);
+        report.rows.push(row(
+            "no-op latency p50 vs the runc floor (runc run)",
+            format!("{g50:.0} ms"),
+            format!("{r50:.0} ms"),
+            Some(g50 / r50),
+            "context",
+            None,
+        ));
+        report.latency_ms.push(("runc run".into(), rs));
+    }
+    report
+        .latency_ms
+        .insert(0, ("gantry submit --wait".into(), gs));
+    report.latency_ms.insert(1, ("docker run --rm".into(), ds));
+    report
+        .latency_ms
+        .insert(2, ("docker run --rm --network none".into(), dn));
+    Ok(())
+}
+
+fn submit_many(g: &Gantry, n: usize, spec: &Value) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        for _ in 0..n {
+            let r = http
+                .post(format!("{}/v1/jobs", g.url))
+                .bearer_auth(&g.token)
+                .json(&json!({ "spec": spec }))
+                .send()
+                .await?;
+            if r.status() != 201 {
+                bail!("submit failed: {}", r.text().await?);
+            }
+        }
+        Ok(())
+    })
+}
+
+/// Waits until `n` jobs have ended; returns (first queued, last finished) span in seconds.
+fn wait_all(g: &Gantry, n: usize) -> anyhow::Result<f64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(900);
+        loop {
+            let page: Value = http
+                .get(format!("{}/v1/jobs?limit=1000", g.url))
+                .bearer_auth(&g.token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            let jobs = page["jobs"].as_array().cloned().unwrap_or_default();
+            let done = jobs.iter().filter(|j| j["finished_at"].is_string()).count();
+            if done >= n {
+                if let Some(bad) = jobs.iter().find(|j| j["status"] != "succeeded") {
+                    bail!("a benchmark job failed: {bad}");
+                }
+                let t = |v: &Value| v.as_str().and_then(parse_rfc3339).unwrap_or(0.0);
+                let first = jobs
+                    .iter()
+                    .map(|j| t(&j["queued_at"]))
+                    .fold(f64::MAX, f64::min);
+                let last = jobs
+                    .iter()
+                    .map(|j| t(&j["finished_at"]))
+                    .fold(0.0, f64::max);
+                return Ok(last - first);
+            }
+            if Instant::now() > deadline {
+                bail!("jobs did not finish in time");
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    })
+}
+
+/// Seconds since the epoch from `2026-11-21T10:59:38.510Z`.
+fn parse_rfc3339(s: &str) -> Option<f64> {
+    let (date, time) = s.trim_end_matches('Z').split_once('T')?;
+    let mut d = date.split('-').map(|x| x.parse::<i64>().ok());
+    let (y, m, day) = (d.next()??, d.next()??, d.next()??);
+    let mut t = time.split(':');
+    let (h, mi, sec) = (
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+        t.next()?.parse::<f64>().ok()?,
+    );
+    // Days from civil (Howard Hinnant's algorithm).
+    let y2 = if m <= 2 { y - 1 } else { y };
+    let era = y2.div_euclid(400);
+    let yoe = y2 - era * 400;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146097 + doe - 719468;
+    Some(days as f64 * 86400.0 + h * 3600.0 + mi * 60.0 + sec)
+}
+
+fn docker_parallel(image: &str, n: usize, parallel: usize) -> anyhow::Result<f64> {
+    let t = Instant::now();
+    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut threads = Vec::new();
+    for _ in 0..parallel {
+        let next = next.clone();
+        let image = image.to_string();
+        threads.push(std::thread::spawn(move || -> anyhow::Result<()> {
+            while next.fetch_add(1, std::sync::atomic::Ordering::SeqCst) < n {
+                timed(Command::new("docker").args(["run", "--rm", &image, "true"]))?;
+            }
+            Ok(())
+        }));
+    }
+    for th in threads {
+        th.join()
+            .map_err(|_| anyhow::anyhow!("thread panicked"))??;
+    }
+    Ok(n as f64 / t.elapsed().as_secs_f64())
+}
+
+/// 2. Throughput: N no-op jobs at 8 slots vs docker run --rm 8 at a time; and a slots sweep.
+pub fn throughput(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    let n = if args.quick { 24 } else { 200 };
+    let sweep_n = if args.quick { 16 } else { 60 };
+    let spec = json!({"image": args.image, "command": ["true"]});
+    eprintln!("throughput: {n} no-op jobs, 8 at a time");
+    let docker = docker_parallel(&args.image, n, 8)?;
+    let g = Gantry::start(&args.gantry, &["up", "--slots", "8"])?;
+    submit_many(&g, n, &spec)?;
+    let span = wait_all(&g, n)?;
+    drop(g);
+    let gantry = n as f64 / span;
+    report.docker_throughput_8 = docker;
+    let ratio = gantry / docker;
+    report.rows.push(row(
+        &format!("no-op throughput, {n} jobs, 8 at a time"),
+        format!("{gantry:.1} jobs/s"),
+        format!("{docker:.1} jobs/s"),
+        Some(ratio),
+        "≥ 0.95×",
+        Some(ratio >= 0.95),
+    ));
+    let slots: &[usize] = if args.quick {
+        &[1, 4, 16]
+    } else {
+        &[1, 2, 4, 8, 16]
+    };
+    let mut sweep = Vec::new();
+    for &s in slots {
+        eprintln!("throughput sweep: slots {s}");
+        let g = Gantry::start(&args.gantry, &["up", "--slots", &s.to_string()])?;
+        submit_many(&g, sweep_n, &spec)?;
+        let span = wait_all(&g, sweep_n)?;
+        sweep.push((s, sweep_n as f64 / span));
+    }
+    let text = sweep
+        .iter()
+        .map(|(s, r)| format!("{s}: {r:.1}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    report.rows.push(row(
+        &format!("throughput by slots ({sweep_n} jobs each), jobs/s"),
+        text,
+        format!("docker 8 at a time: {docker:.1}"),
+        None,
+        "shows saturation",
+        None,
+    ));
+    report.throughput_by_slots = sweep;
+    Ok(())
+}
+
+/// 3. Control plane: HTTP enqueue rate (several clients) and the store's claim+complete rate.
+pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    let clients = 8;
+    let secs = if args.quick { 2.0 } else { 10.0 };
+    eprintln!("control plane: HTTP enqueue with {clients} clients for {secs} s");
+    let g = Gantry::start(&args.gantry, &["server"])?;
+    let spec = json!({"image": args.image, "command": ["true"]});
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (url, token, spec) = (g.url.clone(), g.token.clone(), spec.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let r = http
+                    .post(format!("{url}/v1/jobs"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "spec": spec }))
+                    .send()
+                    .await?;
+                if r.status() != 201 {
+                    bail!("enqueue failed: {}", r.status());
+                }
+                n += 1;
+            }
+            Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    let rate = total as f64 / t.elapsed().as_secs_f64();
+    drop(g);
+    report.rows.push(row(
+        &format!("API enqueue ({clients} HTTP clients)"),
+        format!("{rate:.0} jobs/s"),
+        "River ~46k/s (8-core laptop), graphile-worker ~15.6k/s".into(),
+        None,
+        "≥ 5,000 jobs/s",
+        Some(rate >= 5000.0),
+    ));
+
+    let backlogs: &[usize] = if args.quick {
+        &[0, 10_000]
+    } else {
+        &[0, 10_000, 100_000]
+    };
+    let measured = if args.quick { 1_000 } else { 5_000 };
+    let mut rates = Vec::new();
+    for &backlog in backlogs {
+        eprintln!("control plane: store claim+complete of {measured} jobs with {backlog} queued");
+        let dir = tempfile::tempdir()?;
+        let store = SqliteStore::open(&dir.path().join("gantry.db"))?;
+        let job = || NewJob {
+            project: gantry_core::ProjectId::default_project(),
+            config_id: None,
+            spec: spec.clone(),
+            max_attempts: 1,
+            backoff: Duration::ZERO,
+        };
+        // The measured jobs first (claims take the oldest), then the backlog behind them.
+        store
+            .enqueue_batch((0..measured).map(|_| job()).collect())
+            .await?;
+        for chunk in (0..backlog).collect::<Vec<_>>().chunks(10_000) {
+            store
+                .enqueue_batch(chunk.iter().map(|_| job()).collect())
+                .await?;
+        }
+        let t = Instant::now();
+        let mut done = 0;
+        let lease = Duration::from_secs(30);
+        while done < measured {
+            let claim = store.claim("bench", 8, lease).await?;
+            for c in &claim.jobs {
+                let outcome = gantry_core::job::Outcome::succeeded(0);
+                store
+                    .finish_attempt(c.job.id, c.job.attempt, "bench", &outcome, None)
+                    .await?;
+                done += 1;
+            }
+        }
+        rates.push((backlog, measured as f64 / t.elapsed().as_secs_f64()));
+    }
+    let base = rates[0].1;
+    for (backlog, rate) in &rates {
+        let ok = *rate >= 5000.0 && base / rate <= 2.0;
+        report.rows.push(row(
+            &format!("store claim+complete (SQLite, batches of 8), {backlog} queued"),
+            format!("{rate:.0} jobs/s"),
+            format!("0 queued: {base:.0} jobs/s"),
+            Some(rate / base),
+            "≥ 5,000 jobs/s, ≤ 2× drop at 100k",
+            Some(ok),
+        ));
+    }
+    report.notes.push(
+        "Store claim+complete commits every claim and every completion with synchronous=FULL (an fsync each).".into(),
+    );
+    Ok(())
+}
+
+/// 4. Logs: a job printing N lines of 100 bytes vs docker run to /dev/null; lines stored; peak RSS.
+pub fn logs(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    let lines: u64 = if args.quick { 100_000 } else { 1_000_000 };
+    eprintln!("logs: {lines} lines of 100 bytes");
+    let line = "x".repeat(99);
+    let script = format!("yes {line} | head -n {lines}");
+    let t = Instant::now();
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "docker run --rm {} sh -c '{script}' > /dev/null",
+            args.image
+        ))
+        .status()?;
+    anyhow::ensure!(st.success(), "docker reference failed");
+    let docker = lines as f64 / t.elapsed().as_secs_f64();
+
+    let g = Gantry::start(&args.gantry, &["up", "--log-cap", "1g"])?;
+    let spec = g.write(
+        "logs.yaml",
+        &format!("image: {}\ncommand: [sh, -c, '{script}']\n", args.image),
+    )?;
+    let took = timed(&mut g.cli(&["jobs", "submit", spec.to_str().context("path")?, "--wait"]))?;
+    let rate = lines as f64 / took.as_secs_f64();
+    let (_, peak) = g.memory();
+    let stored = count_stdout_events(&g)?;
+    drop(g);
+    report.rows.push(row(
+        &format!("log capture, {lines} lines of 100 B"),
+        format!("{rate:.0} lines/s"),
+        format!("docker run > /dev/null: {docker:.0} lines/s"),
+        Some(rate / docker),
+        "≥ 200k lines/s",
+        Some(rate >= 200_000.0),
+    ));
+    report.rows.push(row(
+        "log lines stored (below the cap)",
+        format!("{stored}"),
+        format!("{lines} printed"),
+        None,
+        "none lost",
+        Some(stored == lines),
+    ));
+    report.rows.push(row(
+        "peak RSS while capturing",
+        format!("{:.1} MiB", peak as f64 / 1048576.0),
+        "-".into(),
+        None,
+        "< 256 MiB",
+        Some(peak < 256 << 20),
+    ));
+
+    // A 300 MB flood through one job (default 16 MiB cap: the rest is dropped and counted).
+    let flood: u64 = if args.quick { 300_000 } else { 3_000_000 };
+    eprintln!("logs: flood of {} MB", flood / 10_000);
+    let g = Gantry::start(&args.gantry, &["up"])?;
+    let spec = g.write(
+        "flood.yaml",
+        &format!(
+            "image: {}\ncommand: [sh, -c, 'yes {line} | head -n {flood}']\n",
+            args.image
+        ),
+    )?;
+    let took = timed(&mut g.cli(&["jobs", "submit", spec.to_str().context("path")?, "--wait"]))?;
+    let (_, peak) = g.memory();
+    report.rows.push(row(
+        &format!(
+            "log flood of {} MB through one job (16 MiB cap)",
+            flood / 10_000
+        ),
+        format!(
+            "peak RSS {:.1} MiB, {:.1} s",
+            peak as f64 / 1048576.0,
+            took.as_secs_f64()
+        ),
+        "-".into(),
+        None,
+        "peak RSS < 256 MiB",
+        Some(peak < 256 << 20),
+    ));
+    Ok(())
+}
+
+fn count_stdout_events(g: &Gantry) -> anyhow::Result<u64> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    rt.block_on(async {
+        let http = reqwest::Client::new();
+        let page: Value = http
+            .get(format!("{}/v1/jobs?limit=1", g.url))
+            .bearer_auth(&g.token)
+            .send()
+            .await?
+            .json()
+            .await?;
+        let id = page["jobs"][0]["id"]
+            .as_str()
+            .context("job id")?
+            .to_string();
+        let (mut after, mut count) = (0u64, 0u64);
+        loop {
+            let ev: Vec<Value> = http
+                .get(format!(
+                    "{}/v1/jobs/{id}/events?after={after}&limit=10000",
+                    g.url
+                ))
+                .bearer_auth(&g.token)
+                .send()
+                .await?
+                .json()
+                .await?;
+            if ev.is_empty() {
+                return Ok(count);
+            }
+            count += ev.iter().filter(|e| e["stream"] == "stdout").count() as u64;
+            after = ev.last().and_then(|e| e["seq"].as_u64()).unwrap_or(after);
+        }
+    })
+}
+
+/// 6. Memory: idle RSS of `gantry up`, and RSS per running job.
+pub fn memory(args: &Args, report: &mut Report) -> anyhow::Result<()> {
+    eprintln!("memory: idle and per running job");
+    let g = Gantry::start(&args.gantry, &["up", "--slots", "8"])?;
+    std::thread::sleep(Duration::from_secs(2));
+    let (idle, _) = g.memory();
+    report.rows.push(row(
+        "idle RSS of gantry up",
+        format!("{:.1} MiB", idle as f64 / 1048576.0),
+        "-".into(),
+        None,
+        "≤ 40 MiB",
+        Some(idle <= 40 << 20),
+    ));
+    let spec = json!({"image": args.image, "command": ["sleep", "5"]});
+    submit_many(&g, 8, &spec)?;
+    std::thread::sleep(Duration::from_secs(3));
+    let (busy, _) = g.memory();
+    let per_job = (busy.saturating_sub(idle)) as f64 / 8.0;
+    report.rows.push(row(
+        "RSS per running job (8 running)",
+        format!("{:.2} MiB", per_job / 1048576.0),
+        format!("total {:.1} MiB", busy as f64 / 1048576.0),
+        None,
+        "-",
+        None,
+    ));
+    wait_all(&g, 8)?;
+    Ok(())
+}
