@@ -4,5 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/ensure-docker.sh
+# A real local registry for the pull tests (no outside registry is reachable).
+command -v docker-registry >/dev/null 2>&1 || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
+}
 bash scripts/images.sh
 cargo test --workspace --locked "$@"

@@ -29,6 +29,15 @@ pub struct Args {
     /// The image used for no-op and log jobs (built by scripts/images.sh).
     #[arg(long, default_value = "gantry-test/busybox:2")]
     pub image: String,
+    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory.
+    #[arg(long)]
+    pub only: Vec<String>,
+}
+
+impl Args {
+    fn wants(&self, section: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|s| s == section)
+    }
 }
 
 /// One line of the results table.
@@ -85,11 +94,21 @@ fn main() -> anyhow::Result<()> {
         procs::machine_line(&report.machine)
     );
 
-    measure::latency(&args, &mut report)?;
-    measure::throughput(&args, &mut report)?;
-    rt.block_on(measure::control_plane(&args, &mut report))?;
-    measure::logs(&args, &mut report)?;
-    measure::memory(&args, &mut report)?;
+    if args.wants("latency") {
+        measure::latency(&args, &mut report)?;
+    }
+    if args.wants("throughput") {
+        measure::throughput(&args, &mut report)?;
+    }
+    if args.wants("control") {
+        rt.block_on(measure::control_plane(&args, &mut report))?;
+    }
+    if args.wants("logs") {
+        measure::logs(&args, &mut report)?;
+    }
+    if args.wants("memory") {
+        measure::memory(&args, &mut report)?;
+    }
     report.rows.push(Row {
         figure: "storage (import, staging, incremental load)".into(),
         gantry: "not measured".into(),

@@ -714,9 +714,11 @@ impl Store for SqliteStore {
             .write(move |c| {
                 let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
                 let row: Option<(u32, u32, i64, Option<String>, String)> = tx
-                    .query_row(
+                    .prepare_cached(
                         "SELECT failures, max_attempts, backoff_ms, config_id, project_id FROM jobs \
                          WHERE id = ?1 AND attempt = ?2 AND worker_id = ?3 AND status = 'running'",
+                    )?
+                    .query_row(
                         params![id.to_string(), attempt, worker],
                         |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
                     )
@@ -728,30 +730,27 @@ impl Store for SqliteStore {
                     Some(e) => (Some(e.kind.as_str()), Some(e.message.as_str())),
                     None => (None, None),
                 };
-                tx.execute(
-                    &format!(
+                tx.prepare_cached(&format!(
                         "UPDATE attempts SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = ?6, finished_at = {NOW} \
                          WHERE job_id = ?1 AND number = ?2"
-                    ),
-                    params![id.to_string(), attempt, outcome.status.as_str(), kind, message, outcome.exit_code],
+                    ))?
+                    .execute(params![id.to_string(), attempt, outcome.status.as_str(), kind, message, outcome.exit_code],
                 )?;
                 let retry = outcome.is_retryable() && failures + 1 < max_attempts;
                 let finish = if retry {
-                    tx.execute(
-                        &format!(
+                    tx.prepare_cached(&format!(
                             "UPDATE jobs SET status = 'queued', failures = failures + 1, worker_id = NULL, lease_expires = NULL, \
                              run_after = {NOW} + ?2, error_kind = ?3, error_message = ?4, exit_code = ?5 WHERE id = ?1"
-                        ),
-                        params![id.to_string(), backoff_ms, kind, message, outcome.exit_code],
+                        ))?
+                        .execute(params![id.to_string(), backoff_ms, kind, message, outcome.exit_code],
                     )?;
                     Finish::Retrying { after: Duration::from_millis(backoff_ms as u64) }
                 } else {
-                    tx.execute(
-                        &format!(
+                    tx.prepare_cached(&format!(
                             "UPDATE jobs SET status = ?2, failures = failures + ?3, lease_expires = NULL, error_kind = ?4, \
                              error_message = ?5, exit_code = ?6, finished_at = {NOW} WHERE id = ?1"
-                        ),
-                        params![
+                        ))?
+                        .execute(params![
                             id.to_string(),
                             outcome.status.as_str(),
                             (outcome.status != JobStatus::Succeeded) as u32,

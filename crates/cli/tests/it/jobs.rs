@@ -205,3 +205,123 @@ async fn runs_at_most_slots_jobs_at_once() {
     }
     assert_eq!(max_running, 2, "two slots, two jobs at a time");
 }
+
+/// A real registry (Debian's docker-registry) on a loopback port, for pulls.
+struct Registry {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let config = dir.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                dir.path().join("data").display()
+            ),
+        )
+        .expect("config");
+        let child = std::process::Command::new("docker-registry")
+            .args(["serve", config.to_str().expect("path")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry is installed by scripts/test.sh");
+        for _ in 0..100 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pulls_a_missing_image_with_progress_as_events() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let reg = Registry::start();
+    let image = format!(
+        "127.0.0.1:{}/gantry/busybox:pull-{}",
+        reg.port,
+        std::process::id()
+    );
+    docker(&["tag", IMAGE, &image]);
+    let pushed = std::process::Command::new("docker")
+        .args(["push", &image])
+        .output()
+        .expect("push");
+    assert!(
+        pushed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pushed.stderr)
+    );
+    docker(&["rmi", &image]);
+    assert!(
+        docker(&["images", "-q", &image]).is_empty(),
+        "the tag is gone locally"
+    );
+
+    let job = api
+        .run(json!({"image": image, "command": ["echo", "pulled"], "pull": "if-missing"}))
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let id = job["id"].as_str().expect("id");
+    let system = api.messages(id, "system").await;
+    assert!(
+        system.iter().any(|m| m.starts_with("pulling image")),
+        "{system:?}"
+    );
+    assert!(
+        system.iter().any(|m| m.starts_with("pull: ")),
+        "progress lines: {system:?}"
+    );
+    assert_eq!(api.messages(id, "stdout").await, vec!["pulled"]);
+
+    // Present now: `never` runs it without pulling; `always` pulls again.
+    let never = api
+        .run(json!({"image": image, "command": ["true"], "pull": "never"}))
+        .await;
+    assert_eq!(never["status"], "succeeded", "{never}");
+    let always = api
+        .run(json!({"image": image, "command": ["true"], "pull": "always"}))
+        .await;
+    assert_eq!(always["status"], "succeeded", "{always}");
+    let msgs = api
+        .messages(always["id"].as_str().expect("id"), "system")
+        .await;
+    assert!(
+        msgs.iter().any(|m| m.starts_with("pulling image")),
+        "{msgs:?}"
+    );
+    docker(&["rmi", &image]);
+
+    // A registry that answers but has no such image: image_not_found, not retried.
+    let missing = format!("127.0.0.1:{}/gantry/nothing:1", reg.port);
+    let job = api
+        .run(json!({"image": missing, "retry": {"attempts": 3, "backoff": "10ms"}}))
+        .await;
+    assert_eq!(job["error"]["kind"], "image_not_found", "{job}");
+    assert_eq!(job["attempt"], 1);
+}
