@@ -151,3 +151,100 @@ mod tests {
         assert!("nope".parse::<JobId>().is_err());
     }
 }
+
+/// A table id, `<stage>.c-<bucket>.<name>` with stage `in` or `out`.
+/// Validated so it is never a path or SQL fragment.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TableId(String);
+
+impl TableId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn stage(&self) -> &str {
+        self.0.split('.').next().unwrap_or("")
+    }
+
+    /// The bucket, e.g. `c-main`.
+    pub fn bucket(&self) -> &str {
+        self.0.split('.').nth(1).unwrap_or("")
+    }
+
+    pub fn name(&self) -> &str {
+        self.0.split('.').nth(2).unwrap_or("")
+    }
+}
+
+fn valid_part(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 96
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+impl TryFrom<String> for TableId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let parts: Vec<&str> = s.split('.').collect();
+        let ok = parts.len() == 3
+            && matches!(parts[0], "in" | "out")
+            && parts[1].strip_prefix("c-").is_some_and(valid_part)
+            && valid_part(parts[2]);
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(format!(
+                "invalid table id '{}': use <stage>.c-<bucket>.<name> with stage 'in' or 'out' and letters, digits, '_' or '-' (e.g. in.c-main.customers)",
+                s.chars().take(120).collect::<String>()
+            ))
+        }
+    }
+}
+
+impl std::str::FromStr for TableId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::try_from(s.to_string())
+    }
+}
+
+impl From<TableId> for String {
+    fn from(v: TableId) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for TableId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod table_tests {
+    use super::TableId;
+
+    #[test]
+    fn table_ids() {
+        let t: TableId = "in.c-main.customers".parse().expect("valid");
+        assert_eq!(
+            (t.stage(), t.bucket(), t.name()),
+            ("in", "c-main", "customers")
+        );
+        for bad in [
+            "",
+            "x.c-main.t",
+            "in.main.t",
+            "in.c-main",
+            "in.c-main.t.x",
+            "in.c-../t",
+            "in.c-main.t;DROP",
+            "in.c-.t",
+            "in.c-main.",
+        ] {
+            assert!(bad.parse::<TableId>().is_err(), "{bad}");
+        }
+    }
+}

@@ -11,6 +11,6 @@ pub mod job;
 pub mod spec;
 pub mod units;
 
-pub use ids::{ConfigId, JobId, ProjectId};
+pub use ids::{ConfigId, JobId, ProjectId, TableId};
 pub use job::{ErrorKind, JobError, JobStatus};
 pub use spec::{Limits, Network, PullPolicy, Spec, SpecError};

@@ -16,7 +16,7 @@ pub use sqlite::SqliteStore;
 use async_trait::async_trait;
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
-use gantry_core::{ConfigId, JobId, JobStatus, ProjectId};
+use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, TableId};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -90,6 +90,7 @@ pub trait Store: Send + Sync + 'static {
         worker: &str,
         outcome: &Outcome,
         new_state: Option<&Value>,
+        outputs: &Outputs,
     ) -> Result<Finish>;
     /// Returns a job to the queue without counting the attempt (graceful shutdown).
     async fn hand_back(&self, id: JobId, attempt: u32, worker: &str) -> Result<()>;
@@ -107,6 +108,31 @@ pub trait Store: Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Event>>;
+
+    // ---- storage metadata (contents live in the object store)
+    async fn commit_table(&self, project: &ProjectId, write: TableWrite) -> Result<TableVersion>;
+    async fn get_table(&self, project: &ProjectId, id: &TableId) -> Result<TableInfo>;
+    async fn list_tables(&self, project: &ProjectId) -> Result<Vec<TableInfo>>;
+    /// Newest first.
+    async fn table_versions(&self, project: &ProjectId, id: &TableId) -> Result<Vec<TableVersion>>;
+    /// `None` means the current version.
+    async fn table_version(
+        &self,
+        project: &ProjectId,
+        id: &TableId,
+        version: Option<u64>,
+    ) -> Result<TableVersion>;
+    /// Deletes a table and its versions; returns the object keys no version uses any more.
+    async fn delete_table(&self, project: &ProjectId, id: &TableId) -> Result<Vec<String>>;
+    async fn create_file(&self, project: &ProjectId, file: NewFile) -> Result<FileInfo>;
+    async fn get_file(&self, project: &ProjectId, id: i64) -> Result<FileInfo>;
+    /// Newest first; only files having every tag in `tags`.
+    async fn list_files(
+        &self,
+        project: &ProjectId,
+        tags: &[String],
+        limit: usize,
+    ) -> Result<Vec<FileInfo>>;
 
     // ---- health
     async fn check_writable(&self) -> Result<()>;

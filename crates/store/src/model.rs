@@ -130,3 +130,103 @@ pub enum Change {
     Status(JobId, JobStatus),
     CancelRequested(JobId),
 }
+
+/// One immutable object of a table's content: a CSV body without header.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct Segment {
+    /// Object key in the object store.
+    pub key: String,
+    /// The segment's own columns, in its order (a table may have grown since).
+    pub columns: Vec<String>,
+    pub rows: u64,
+    pub bytes: u64,
+    /// When these rows last changed (ms since the epoch).
+    pub created_at: i64,
+}
+
+/// A table as it is now (its current version).
+#[derive(Clone, Debug, Serialize)]
+pub struct TableInfo {
+    pub project: ProjectId,
+    pub id: gantry_core::TableId,
+    pub version: u64,
+    pub columns: Vec<String>,
+    pub primary_key: Vec<String>,
+    /// Rows stored (replaced rows of primary-key tables count until compaction).
+    pub rows: u64,
+    pub bytes: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// One immutable version of a table.
+#[derive(Clone, Debug, Serialize)]
+pub struct TableVersion {
+    pub version: u64,
+    pub columns: Vec<String>,
+    pub primary_key: Vec<String>,
+    pub segments: Vec<Segment>,
+    pub rows: u64,
+    pub bytes: u64,
+    /// What this load brought.
+    pub loaded_rows: u64,
+    pub loaded_bytes: u64,
+    /// `import`, `job`, `restore` or `delete`.
+    pub made_by: String,
+    pub job_id: Option<JobId>,
+    pub note: Option<String>,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WriteKind {
+    /// The new version is exactly `segments`.
+    Replace,
+    /// The new version is the current one's segments plus `segments`;
+    /// new columns are appended to the table's.
+    Append,
+    /// Like `Replace`, but computed from `base_version` (e.g. rows deleted by
+    /// `delete_where` before an incremental load): fails if the table moved on.
+    Rewrite { base_version: u64 },
+}
+
+/// A new table version to commit.
+#[derive(Clone, Debug)]
+pub struct TableWrite {
+    pub table: gantry_core::TableId,
+    pub kind: WriteKind,
+    pub columns: Vec<String>,
+    pub primary_key: Vec<String>,
+    pub segments: Vec<Segment>,
+    pub loaded_rows: u64,
+    pub loaded_bytes: u64,
+    pub made_by: String,
+    pub note: Option<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewFile {
+    pub name: String,
+    pub tags: Vec<String>,
+    pub size: u64,
+    pub object_key: String,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct FileInfo {
+    pub id: i64,
+    pub project: ProjectId,
+    pub name: String,
+    pub tags: Vec<String>,
+    pub size: u64,
+    pub object_key: String,
+    pub job_id: Option<JobId>,
+    pub created_at: i64,
+}
+
+/// What a finished attempt stores, committed with its status.
+#[derive(Clone, Debug, Default)]
+pub struct Outputs {
+    pub tables: Vec<TableWrite>,
+    pub files: Vec<NewFile>,
+}

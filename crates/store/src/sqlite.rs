@@ -18,7 +18,8 @@ use std::sync::{Arc, Mutex};
 /// Milliseconds since the epoch, by the database's clock.
 const NOW: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
-const MIGRATIONS: &[&str] = &[r#"
+const MIGRATIONS: &[&str] = &[
+    r#"
 CREATE TABLE projects (
     id TEXT PRIMARY KEY,
     created_at INTEGER NOT NULL
@@ -98,7 +99,54 @@ CREATE TABLE events (
     data TEXT,
     PRIMARY KEY (job_id, seq)
 ) WITHOUT ROWID;
-"#];
+"#,
+    r#"
+CREATE TABLE storage_tables (
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, id)
+) WITHOUT ROWID;
+
+CREATE TABLE table_versions (
+    project_id TEXT NOT NULL,
+    table_id TEXT NOT NULL,
+    version INTEGER NOT NULL,
+    columns TEXT NOT NULL,
+    primary_key TEXT NOT NULL,
+    segments TEXT NOT NULL,
+    rows INTEGER NOT NULL,
+    bytes INTEGER NOT NULL,
+    loaded_rows INTEGER NOT NULL,
+    loaded_bytes INTEGER NOT NULL,
+    made_by TEXT NOT NULL,
+    job_id TEXT,
+    note TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, table_id, version)
+) WITHOUT ROWID;
+
+CREATE TABLE files (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    name TEXT NOT NULL,
+    tags TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    object_key TEXT NOT NULL,
+    job_id TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX files_by_project ON files (project_id, id);
+
+CREATE TABLE file_tags (
+    file_id INTEGER NOT NULL REFERENCES files(id),
+    tag TEXT NOT NULL,
+    PRIMARY KEY (tag, file_id)
+) WITHOUT ROWID;
+"#,
+];
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -363,6 +411,214 @@ fn take_back_where(
     }
     tx.commit()?;
     Ok(out)
+}
+
+fn strings_json(v: &[String]) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "[]".into())
+}
+
+fn strings(s: &str) -> Result<Vec<String>> {
+    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+}
+
+const VERSION_COLS: &str =
+    "version, columns, primary_key, segments, rows, bytes, loaded_rows, loaded_bytes, made_by, job_id, note, created_at";
+
+fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
+    Ok(TableVersion {
+        version: r.get::<_, i64>(0)? as u64,
+        columns: strings(&r.get::<_, String>(1)?)?,
+        primary_key: strings(&r.get::<_, String>(2)?)?,
+        segments: serde_json::from_str(&r.get::<_, String>(3)?)
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        rows: r.get::<_, i64>(4)? as u64,
+        bytes: r.get::<_, i64>(5)? as u64,
+        loaded_rows: r.get::<_, i64>(6)? as u64,
+        loaded_bytes: r.get::<_, i64>(7)? as u64,
+        made_by: r.get(8)?,
+        job_id: r.get::<_, Option<String>>(9)?.map(parse).transpose()?,
+        note: r.get(10)?,
+        created_at: r.get(11)?,
+    })
+}
+
+fn load_version(
+    conn: &Connection,
+    project: &ProjectId,
+    id: &TableId,
+    version: Option<u64>,
+) -> Result<TableVersion> {
+    let sql = format!(
+        "SELECT {VERSION_COLS} FROM table_versions WHERE project_id = ?1 AND table_id = ?2 AND version = \
+         COALESCE(?3, (SELECT version FROM storage_tables WHERE project_id = ?1 AND id = ?2))"
+    );
+    let found = conn
+        .prepare_cached(&sql)?
+        .query_row(
+            params![project.as_str(), id.as_str(), version.map(|v| v as i64)],
+            |r| Ok(version_from_row(r)),
+        )
+        .optional()?;
+    match found {
+        Some(v) => v,
+        None => Err(StoreError::NotFound(match version {
+            Some(v) => format!("version {v} of table {id}"),
+            None => format!("table {id}"),
+        })),
+    }
+}
+
+fn table_info(conn: &Connection, project: &ProjectId, id: &TableId) -> Result<TableInfo> {
+    let (created_at, updated_at): (i64, i64) = conn
+        .prepare_cached(
+            "SELECT created_at, updated_at FROM storage_tables WHERE project_id = ?1 AND id = ?2",
+        )?
+        .query_row(params![project.as_str(), id.as_str()], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("table {id}")))?;
+    let v = load_version(conn, project, id, None)?;
+    Ok(TableInfo {
+        project: project.clone(),
+        id: id.clone(),
+        version: v.version,
+        columns: v.columns,
+        primary_key: v.primary_key,
+        rows: v.rows,
+        bytes: v.bytes,
+        created_at,
+        updated_at,
+    })
+}
+
+/// Adds a version to a table (creating the table), inside the caller's transaction.
+fn apply_table_write(
+    tx: &rusqlite::Transaction<'_>,
+    project: &ProjectId,
+    w: &TableWrite,
+    job: Option<JobId>,
+) -> Result<TableVersion> {
+    let current = match load_version(tx, project, &w.table, None) {
+        Ok(v) => Some(v),
+        Err(StoreError::NotFound(_)) => None,
+        Err(e) => return Err(e),
+    };
+    let (columns, segments, rows, bytes) = match (&w.kind, &current) {
+        (WriteKind::Append, Some(cur)) => {
+            let mut columns = cur.columns.clone();
+            for c in &w.columns {
+                if !columns.contains(c) {
+                    columns.push(c.clone());
+                }
+            }
+            let mut segments = cur.segments.clone();
+            segments.extend(w.segments.iter().cloned());
+            (
+                columns,
+                segments,
+                cur.rows + w.loaded_rows,
+                cur.bytes + w.loaded_bytes,
+            )
+        }
+        (WriteKind::Rewrite { base_version }, cur) => {
+            if cur.as_ref().map(|c| c.version) != Some(*base_version) {
+                return Err(StoreError::Conflict(format!(
+                    "table {} changed while this load was prepared; try again",
+                    w.table
+                )));
+            }
+            let rows = w.segments.iter().map(|s| s.rows).sum();
+            let bytes = w.segments.iter().map(|s| s.bytes).sum();
+            (w.columns.clone(), w.segments.clone(), rows, bytes)
+        }
+        _ => (
+            w.columns.clone(),
+            w.segments.clone(),
+            w.loaded_rows,
+            w.loaded_bytes,
+        ),
+    };
+    let version = current.as_ref().map_or(1, |c| c.version + 1);
+    tx.prepare_cached(&format!(
+        "INSERT INTO table_versions (project_id, table_id, version, columns, primary_key, segments, rows, bytes, \
+         loaded_rows, loaded_bytes, made_by, job_id, note, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {NOW})"
+    ))?
+    .execute(params![
+        project.as_str(),
+        w.table.as_str(),
+        version as i64,
+        strings_json(&columns),
+        strings_json(&w.primary_key),
+        serde_json::to_string(&segments).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        rows as i64,
+        bytes as i64,
+        w.loaded_rows as i64,
+        w.loaded_bytes as i64,
+        w.made_by,
+        job.map(|j| j.to_string()),
+        w.note,
+    ])?;
+    tx.prepare_cached(&format!(
+        "INSERT INTO storage_tables (project_id, id, version, created_at, updated_at) VALUES (?1, ?2, ?3, {NOW}, {NOW}) \
+         ON CONFLICT (project_id, id) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at"
+    ))?
+    .execute(params![project.as_str(), w.table.as_str(), version as i64])?;
+    load_version(tx, project, &w.table, Some(version))
+}
+
+fn insert_file(
+    tx: &rusqlite::Transaction<'_>,
+    project: &ProjectId,
+    f: &NewFile,
+    job: Option<JobId>,
+) -> Result<FileInfo> {
+    let id: i64 = tx
+        .prepare_cached(&format!(
+            "INSERT INTO files (project_id, name, tags, size, object_key, job_id, created_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW}) RETURNING id"
+        ))?
+        .query_row(
+            params![
+                project.as_str(),
+                f.name,
+                strings_json(&f.tags),
+                f.size as i64,
+                f.object_key,
+                job.map(|j| j.to_string())
+            ],
+            |r| r.get(0),
+        )?;
+    for tag in &f.tags {
+        tx.prepare_cached("INSERT OR IGNORE INTO file_tags (file_id, tag) VALUES (?1, ?2)")?
+            .execute(params![id, tag])?;
+    }
+    load_file(tx, project, id)
+}
+
+const FILE_COLS: &str = "id, project_id, name, tags, size, object_key, job_id, created_at";
+
+fn file_from_row(r: &Row<'_>) -> Result<FileInfo> {
+    Ok(FileInfo {
+        id: r.get(0)?,
+        project: parse(r.get(1)?)?,
+        name: r.get(2)?,
+        tags: strings(&r.get::<_, String>(3)?)?,
+        size: r.get::<_, i64>(4)? as u64,
+        object_key: r.get(5)?,
+        job_id: r.get::<_, Option<String>>(6)?.map(parse).transpose()?,
+        created_at: r.get(7)?,
+    })
+}
+
+fn load_file(conn: &Connection, project: &ProjectId, id: i64) -> Result<FileInfo> {
+    conn.prepare_cached(&format!(
+        "SELECT {FILE_COLS} FROM files WHERE id = ?1 AND project_id = ?2"
+    ))?
+    .query_row(params![id, project.as_str()], |r| Ok(file_from_row(r)))
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?
 }
 
 #[async_trait]
@@ -707,8 +963,9 @@ impl Store for SqliteStore {
         worker: &str,
         outcome: &Outcome,
         new_state: Option<&Value>,
+        outputs: &Outputs,
     ) -> Result<Finish> {
-        let (worker, outcome) = (worker.to_string(), outcome.clone());
+        let (worker, outcome, outputs) = (worker.to_string(), outcome.clone(), outputs.clone());
         let new_state = new_state.map(|s| s.to_string());
         let finish = self
             .write(move |c| {
@@ -726,6 +983,14 @@ impl Store for SqliteStore {
                 let Some((failures, max_attempts, backoff_ms, config_id, project)) = row else {
                     return Ok(Finish::Stale);
                 };
+                // Outputs become visible in the same transaction as the status.
+                let project_id: ProjectId = parse(project.clone())?;
+                for write in &outputs.tables {
+                    apply_table_write(&tx, &project_id, write, Some(id))?;
+                }
+                for file in &outputs.files {
+                    insert_file(&tx, &project_id, file, Some(id))?;
+                }
                 let (kind, message) = match &outcome.error {
                     Some(e) => (Some(e.kind.as_str()), Some(e.message.as_str())),
                     None => (None, None),
@@ -926,6 +1191,151 @@ impl Store for SqliteStore {
                         .map(|s| json(&s))
                         .transpose()?,
                 });
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn commit_table(&self, project: &ProjectId, write: TableWrite) -> Result<TableVersion> {
+        let project = project.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let v = apply_table_write(&tx, &project, &write, None)?;
+            tx.commit()?;
+            Ok(v)
+        })
+        .await
+    }
+
+    async fn get_table(&self, project: &ProjectId, id: &TableId) -> Result<TableInfo> {
+        let (project, id) = (project.clone(), id.clone());
+        self.read(move |c| table_info(c, &project, &id)).await
+    }
+
+    async fn list_tables(&self, project: &ProjectId) -> Result<Vec<TableInfo>> {
+        let project = project.clone();
+        self.read(move |c| {
+            let ids: Vec<String> = c
+                .prepare_cached("SELECT id FROM storage_tables WHERE project_id = ?1 ORDER BY id")?
+                .query_map([project.as_str()], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            ids.into_iter()
+                .map(|id| table_info(c, &project, &parse(id)?))
+                .collect()
+        })
+        .await
+    }
+
+    async fn table_versions(&self, project: &ProjectId, id: &TableId) -> Result<Vec<TableVersion>> {
+        let (project, id) = (project.clone(), id.clone());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {VERSION_COLS} FROM table_versions WHERE project_id = ?1 AND table_id = ?2 ORDER BY version DESC"
+            ))?;
+            let mut rows = stmt.query(params![project.as_str(), id.as_str()])?;
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(version_from_row(r)?);
+            }
+            if out.is_empty() {
+                return Err(StoreError::NotFound(format!("table {id}")));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn table_version(
+        &self,
+        project: &ProjectId,
+        id: &TableId,
+        version: Option<u64>,
+    ) -> Result<TableVersion> {
+        let (project, id) = (project.clone(), id.clone());
+        self.read(move |c| load_version(c, &project, &id, version))
+            .await
+    }
+
+    async fn delete_table(&self, project: &ProjectId, id: &TableId) -> Result<Vec<String>> {
+        let (project, id) = (project.clone(), id.clone());
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let segments: Vec<String> = tx
+                .prepare(
+                    "SELECT segments FROM table_versions WHERE project_id = ?1 AND table_id = ?2",
+                )?
+                .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            let n = tx.execute(
+                "DELETE FROM storage_tables WHERE project_id = ?1 AND id = ?2",
+                params![project.as_str(), id.as_str()],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("table {id}")));
+            }
+            tx.execute(
+                "DELETE FROM table_versions WHERE project_id = ?1 AND table_id = ?2",
+                params![project.as_str(), id.as_str()],
+            )?;
+            tx.commit()?;
+            let mut keys = std::collections::BTreeSet::new();
+            for s in segments {
+                let segs: Vec<Segment> =
+                    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                keys.extend(segs.into_iter().map(|s| s.key));
+            }
+            Ok(keys.into_iter().collect())
+        })
+        .await
+    }
+
+    async fn create_file(&self, project: &ProjectId, file: NewFile) -> Result<FileInfo> {
+        let project = project.clone();
+        self.write(move |c| {
+            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let f = insert_file(&tx, &project, &file, None)?;
+            tx.commit()?;
+            Ok(f)
+        })
+        .await
+    }
+
+    async fn get_file(&self, project: &ProjectId, id: i64) -> Result<FileInfo> {
+        let project = project.clone();
+        self.read(move |c| load_file(c, &project, id)).await
+    }
+
+    async fn list_files(
+        &self,
+        project: &ProjectId,
+        tags: &[String],
+        limit: usize,
+    ) -> Result<Vec<FileInfo>> {
+        let (project, tags) = (project.clone(), tags.to_vec());
+        self.read(move |c| {
+            // Files having every tag: count matching tags per file.
+            let sql = if tags.is_empty() {
+                format!("SELECT {FILE_COLS} FROM files WHERE project_id = ?1 ORDER BY id DESC LIMIT ?2")
+            } else {
+                format!(
+                    "SELECT {FILE_COLS} FROM files WHERE project_id = ?1 AND id IN \
+                     (SELECT file_id FROM file_tags WHERE tag IN (SELECT value FROM json_each(?3)) \
+                      GROUP BY file_id HAVING COUNT(*) = json_array_length(?3)) ORDER BY id DESC LIMIT ?2"
+                )
+            };
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = if tags.is_empty() {
+                stmt.query(params![project.as_str(), limit as i64])?
+            } else {
+                let mut uniq = tags.clone();
+                uniq.sort();
+                uniq.dedup();
+                stmt.query(params![project.as_str(), limit as i64, strings_json(&uniq)])?
+            };
+            let mut out = Vec::new();
+            while let Some(r) = rows.next()? {
+                out.push(file_from_row(r)?);
             }
             Ok(out)
         })

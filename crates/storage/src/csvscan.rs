@@ -1,0 +1,250 @@
+//! Push-based CSV scanning: bytes go in chunk by chunk (from an HTTP body, a
+//! file, a decompressor), records come out with their fields, and the byte
+//! position where each record ends is known. Nothing is buffered beyond one
+//! record, so memory does not grow with the file.
+
+use csv_core::{ReadRecordResult, Reader, ReaderBuilder, WriteResult, Writer, WriterBuilder};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Dialect {
+    pub delimiter: u8,
+    pub quote: u8,
+}
+
+impl Default for Dialect {
+    fn default() -> Self {
+        Self {
+            delimiter: b',',
+            quote: b'"',
+        }
+    }
+}
+
+impl Dialect {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+/// One parsed record: its fields, borrowed from the scanner's buffer.
+pub struct Record<'a> {
+    data: &'a [u8],
+    ends: &'a [usize],
+}
+
+impl<'a> Record<'a> {
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn get(&self, i: usize) -> Option<&'a [u8]> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        Some(&self.data[start..end])
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// True for the record of an empty line (one empty field).
+    pub fn is_blank(&self) -> bool {
+        self.len() == 1 && self.ends[0] == 0
+    }
+}
+
+/// Splits pushed bytes into records.
+pub struct Scanner {
+    rdr: Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    out_len: usize,
+    ends_len: usize,
+    /// Bytes consumed so far, over all pushes.
+    pub consumed: u64,
+}
+
+impl Scanner {
+    pub fn new(dialect: Dialect) -> Self {
+        Self {
+            rdr: ReaderBuilder::new()
+                .delimiter(dialect.delimiter)
+                .quote(dialect.quote)
+                .build(),
+            out: vec![0; 64 * 1024],
+            ends: vec![0; 256],
+            out_len: 0,
+            ends_len: 0,
+            consumed: 0,
+        }
+    }
+
+    /// Feeds `input` (empty slice = end of input). Calls `on_record` with each
+    /// complete record and the absolute byte offset just past it.
+    pub fn push<E>(
+        &mut self,
+        mut input: &[u8],
+        on_record: &mut impl FnMut(Record<'_>, u64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        // csv-core reads an empty slice as the end of input: pass one only then.
+        let at_end = input.is_empty();
+        loop {
+            if !at_end && input.is_empty() {
+                return Ok(());
+            }
+            let (res, nin, nout, nends) = self.rdr.read_record(
+                input,
+                &mut self.out[self.out_len..],
+                &mut self.ends[self.ends_len..],
+            );
+            input = &input[nin..];
+            self.consumed += nin as u64;
+            // Field ends are positions within the whole record (csv-core's contract).
+            self.out_len += nout;
+            self.ends_len += nends;
+            match res {
+                ReadRecordResult::InputEmpty => return Ok(()),
+                ReadRecordResult::OutputFull => {
+                    let n = self.out.len() * 2;
+                    self.out.resize(n, 0);
+                }
+                ReadRecordResult::OutputEndsFull => {
+                    let n = self.ends.len() * 2;
+                    self.ends.resize(n, 0);
+                }
+                ReadRecordResult::Record => {
+                    let rec = Record {
+                        data: &self.out[..self.out_len],
+                        ends: &self.ends[..self.ends_len],
+                    };
+                    let r = on_record(rec, self.consumed);
+                    self.out_len = 0;
+                    self.ends_len = 0;
+                    r?;
+                }
+                ReadRecordResult::End => return Ok(()),
+            }
+        }
+    }
+
+    /// Signals the end of input (flushes a last record without a newline).
+    pub fn finish<E>(
+        &mut self,
+        on_record: &mut impl FnMut(Record<'_>, u64) -> Result<(), E>,
+    ) -> Result<(), E> {
+        self.push(&[], on_record)
+    }
+}
+
+/// Encodes records as canonical CSV (`,` and `"`, `\n` line ends).
+pub struct Encoder {
+    wtr: Writer,
+    buf: Vec<u8>,
+}
+
+impl Default for Encoder {
+    fn default() -> Self {
+        Self {
+            wtr: WriterBuilder::new().build(),
+            buf: vec![0; 4096],
+        }
+    }
+}
+
+impl Encoder {
+    /// Appends one record made of `fields` to `out`.
+    pub fn record<'a>(&mut self, fields: impl IntoIterator<Item = &'a [u8]>, out: &mut Vec<u8>) {
+        for (i, field) in fields.into_iter().enumerate() {
+            if i > 0 {
+                self.delimiter(out);
+            }
+            self.field(field, out);
+        }
+        self.terminator(out);
+    }
+
+    fn field(&mut self, mut field: &[u8], out: &mut Vec<u8>) {
+        loop {
+            let (res, nin, nout) = self.wtr.field(field, &mut self.buf);
+            out.extend_from_slice(&self.buf[..nout]);
+            field = &field[nin..];
+            if res == WriteResult::InputEmpty {
+                break;
+            }
+        }
+        loop {
+            let (res, nout) = self.wtr.finish(&mut self.buf);
+            out.extend_from_slice(&self.buf[..nout]);
+            if res == WriteResult::InputEmpty {
+                break;
+            }
+        }
+    }
+
+    fn delimiter(&mut self, out: &mut Vec<u8>) {
+        let (_, nout) = self.wtr.delimiter(&mut self.buf);
+        out.extend_from_slice(&self.buf[..nout]);
+    }
+
+    fn terminator(&mut self, out: &mut Vec<u8>) {
+        out.push(b'\n');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(chunks: &[&[u8]]) -> Vec<Vec<String>> {
+        let mut s = Scanner::new(Dialect::default());
+        let mut out = Vec::new();
+        let mut f = |r: Record<'_>, _| -> Result<(), ()> {
+            out.push(
+                r.iter()
+                    .map(|x| String::from_utf8_lossy(x).into_owned())
+                    .collect(),
+            );
+            Ok(())
+        };
+        for c in chunks {
+            s.push(c, &mut f).expect("push");
+        }
+        s.finish(&mut f).expect("finish");
+        out
+    }
+
+    #[test]
+    fn records_across_chunks_quotes_and_no_trailing_newline() {
+        let got = records(&[b"a,b\n1,\"x", b",y\"\n2,\"say \"\"hi\"\"\"\n3,last"]);
+        assert_eq!(
+            got,
+            vec![
+                vec!["a", "b"],
+                vec!["1", "x,y"],
+                vec!["2", "say \"hi\""],
+                vec!["3", "last"]
+            ]
+        );
+    }
+
+    #[test]
+    fn encoder_quotes_when_needed() {
+        let mut e = Encoder::default();
+        let mut out = Vec::new();
+        e.record([&b"plain"[..], b"with,comma", b"with \"quote\""], &mut out);
+        assert_eq!(
+            String::from_utf8(out).expect("utf8"),
+            "plain,\"with,comma\",\"with \"\"quote\"\"\"\n"
+        );
+    }
+
+    #[test]
+    fn long_records_grow_the_buffers() {
+        let long = "x".repeat(200_000);
+        let fields: Vec<String> = (0..1000).map(|i| i.to_string()).collect();
+        let text = format!("{long}\n{}\n", fields.join(","));
+        let got = records(&[text.as_bytes()]);
+        assert_eq!(got[0][0].len(), 200_000);
+        assert_eq!(got[1].len(), 1000);
+    }
+}

@@ -1,0 +1,100 @@
+//! Gantry's Storage: versioned tables and tagged files. Contents live in an
+//! object store (a local folder by default, through the `object_store`
+//! crate); metadata lives in the SQL store, so a job's outputs can become
+//! visible in the same transaction as its status.
+//!
+//! A table version is an immutable list of *segments*: headless CSV objects.
+//! A full load makes a version of one new segment; an incremental load makes
+//! the previous version's segments plus one new one, so its cost follows the
+//! delta, not the table. In a primary-key table a newer segment's row replaces
+//! older rows with the same key when read; within one load the last row wins.
+//! Only this crate talks to the object store.
+#![forbid(unsafe_code)]
+
+pub mod csvscan;
+pub mod mapping;
+mod read;
+mod tables;
+
+pub use read::{ReadFilter, Sink};
+pub use tables::{CsvInput, DeleteWhere, LoadOptions, PreparedLoad};
+
+use gantry_store::{Store, StoreError};
+use object_store::ObjectStore;
+use std::sync::Arc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    /// The data or request is wrong (a user can fix it).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Store(StoreError),
+    #[error("object store: {0}")]
+    Object(#[from] object_store::Error),
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<StoreError> for StorageError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::NotFound(what),
+            StoreError::Conflict(m) => Self::Conflict(m),
+            other => Self::Store(other),
+        }
+    }
+}
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// Tables and files of all projects.
+#[derive(Clone)]
+pub struct Storage {
+    objects: Arc<dyn ObjectStore>,
+    store: Arc<dyn Store>,
+}
+
+impl Storage {
+    pub fn new(objects: Arc<dyn ObjectStore>, store: Arc<dyn Store>) -> Self {
+        Self { objects, store }
+    }
+
+    /// Opens the object store named by `url`: `file:///path` (or a plain path)
+    /// for a local folder.
+    pub fn open(url: &str, store: Arc<dyn Store>) -> Result<Self> {
+        let objects: Arc<dyn ObjectStore> = if let Some(path) = url
+            .strip_prefix("file://")
+            .or(Some(url).filter(|u| !u.contains("://")))
+        {
+            std::fs::create_dir_all(path)?;
+            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path)?)
+        } else {
+            return Err(StorageError::Invalid(format!(
+                "unsupported storage URL '{url}': use a folder path or file:///path"
+            )));
+        };
+        Ok(Self::new(objects, store))
+    }
+
+    pub fn store(&self) -> &Arc<dyn Store> {
+        &self.store
+    }
+
+    pub fn objects(&self) -> &Arc<dyn ObjectStore> {
+        &self.objects
+    }
+}
+
+/// A fresh object key under a project.
+pub(crate) fn new_key(
+    project: &gantry_core::ProjectId,
+    kind: &str,
+    name: &str,
+) -> object_store::path::Path {
+    object_store::path::Path::from(format!("{project}/{kind}/{name}/{}", uuid::Uuid::now_v7()))
+}

@@ -1,0 +1,1 @@
+//! Input and output mapping (filled in next).

@@ -1,0 +1,700 @@
+//! Loading tables: CSV in, validated while it streams, written as segments,
+//! then planned into a new version (full, incremental, primary key,
+//! delete-where, new columns) and committed.
+
+use crate::csvscan::{Dialect, Encoder, Record, Scanner};
+use crate::{new_key, Result, Storage, StorageError};
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+use gantry_core::spec::WhereOperator;
+use gantry_core::{ProjectId, TableId};
+use gantry_store::{Segment, TableVersion, TableWrite, WriteKind};
+use object_store::path::Path;
+use object_store::{ObjectStore, WriteMultipart};
+use std::collections::{HashMap, HashSet};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::io::Write;
+
+/// How to read one CSV input.
+#[derive(Clone, Debug, Default)]
+pub struct CsvInput {
+    pub dialect: Dialect,
+    /// Set for headless input (sliced parts, or a manifest with `columns`).
+    pub columns: Option<Vec<String>>,
+    pub gzip: bool,
+    /// Named in error messages (a file name, "the request body").
+    pub name: String,
+}
+
+#[derive(Clone, Debug)]
+pub struct DeleteWhere {
+    pub column: String,
+    pub values: Vec<String>,
+    pub operator: WhereOperator,
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    pub incremental: bool,
+    pub primary_key: Option<Vec<String>>,
+    pub delete_where: Option<DeleteWhere>,
+    /// `import`, `job` or `restore`.
+    pub made_by: String,
+}
+
+/// Segments written for one load, not yet part of any version.
+#[derive(Clone, Debug)]
+pub struct PreparedLoad {
+    pub table: TableId,
+    pub columns: Vec<String>,
+    pub segments: Vec<Segment>,
+}
+
+impl PreparedLoad {
+    pub fn rows(&self) -> u64 {
+        self.segments.iter().map(|s| s.rows).sum()
+    }
+    pub fn bytes(&self) -> u64 {
+        self.segments.iter().map(|s| s.bytes).sum()
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn invalid(name: &str, msg: impl std::fmt::Display) -> StorageError {
+    StorageError::Invalid(format!("{name}: {msg}"))
+}
+
+/// Checks column names: present, unique, plain text.
+pub(crate) fn check_columns(name: &str, columns: &[String]) -> Result<()> {
+    if columns.is_empty() {
+        return Err(invalid(name, "has no columns"));
+    }
+    let mut seen = HashSet::new();
+    for (i, c) in columns.iter().enumerate() {
+        if c.trim().is_empty() {
+            return Err(invalid(name, format!("column {} has an empty name", i + 1)));
+        }
+        if c.len() > 256 || c.contains(['\0', '\n', '\r']) {
+            return Err(invalid(
+                name,
+                format!(
+                    "column '{}' has an invalid name",
+                    c.chars().take(64).collect::<String>()
+                ),
+            ));
+        }
+        if !seen.insert(c.as_str()) {
+            return Err(invalid(name, format!("column '{c}' appears twice")));
+        }
+    }
+    Ok(())
+}
+
+pub(crate) fn key_hash(rec: &Record<'_>, idx: &[usize]) -> u64 {
+    let mut h = DefaultHasher::new();
+    for &i in idx {
+        rec.get(i).unwrap_or_default().hash(&mut h);
+        0x1fu8.hash(&mut h);
+    }
+    h.finish()
+}
+
+pub(crate) fn key_bytes(rec: &Record<'_>, idx: &[usize]) -> Vec<u8> {
+    let mut k = Vec::new();
+    for &i in idx {
+        k.extend_from_slice(rec.get(i).unwrap_or_default());
+        k.push(0x1f);
+    }
+    k
+}
+
+/// Tracks primary-key hashes of one load to find duplicate keys.
+#[derive(Default)]
+struct DupCheck {
+    seen: HashSet<u64>,
+    repeated: HashSet<u64>,
+}
+
+/// Writes one segment from pushed CSV bytes.
+struct SegmentWriter {
+    name: String,
+    scanner: Scanner,
+    dialect: Dialect,
+    columns: Option<Vec<String>>,
+    header_end: Option<u64>,
+    pk: Vec<String>,
+    pk_idx: Vec<usize>,
+    encoder: Encoder,
+    upload: WriteMultipart,
+    rows: u64,
+    bytes: u64,
+    last_byte: Option<u8>,
+    reencoded: Vec<u8>,
+}
+
+impl SegmentWriter {
+    fn on_record(&mut self, rec: Record<'_>, end: u64, dups: &mut DupCheck) -> Result<()> {
+        let Some(columns) = &self.columns else {
+            let cols: Vec<String> = rec
+                .iter()
+                .map(|f| {
+                    String::from_utf8(f.to_vec())
+                        .map_err(|_| invalid(&self.name, "the header is not UTF-8"))
+                })
+                .collect::<Result<_>>()?;
+            check_columns(&self.name, &cols)?;
+            self.pk_idx = pk_positions(&self.name, &cols, &self.pk)?;
+            self.columns = Some(cols);
+            self.header_end = Some(end);
+            return Ok(());
+        };
+        if rec.is_blank() && columns.len() > 1 {
+            return Err(invalid(
+                &self.name,
+                format!("row {} is empty", self.rows + 1),
+            ));
+        }
+        if rec.len() != columns.len() {
+            return Err(invalid(
+                &self.name,
+                format!(
+                    "row {} has {} fields but there are {} columns",
+                    self.rows + 1,
+                    rec.len(),
+                    columns.len()
+                ),
+            ));
+        }
+        self.rows += 1;
+        if !self.pk_idx.is_empty() {
+            let h = key_hash(&rec, &self.pk_idx);
+            if !dups.seen.insert(h) {
+                dups.repeated.insert(h);
+            }
+        }
+        if !self.dialect.is_default() {
+            self.encoder.record(rec.iter(), &mut self.reencoded);
+        }
+        Ok(())
+    }
+
+    /// Feeds decompressed CSV bytes.
+    async fn push(&mut self, chunk: &[u8], dups: &mut DupCheck) -> Result<()> {
+        let start = self.scanner.consumed;
+        let mut scanner = std::mem::replace(&mut self.scanner, Scanner::new(self.dialect));
+        let r = scanner.push(chunk, &mut |rec, end| self.on_record(rec, end, dups));
+        self.scanner = scanner;
+        r?;
+        if self.dialect.is_default() {
+            // The stored bytes are the input's bytes after the header.
+            if let Some(h) = self.header_end {
+                let skip = h.saturating_sub(start).min(chunk.len() as u64) as usize;
+                self.emit(&chunk[skip..]).await?;
+            }
+        } else {
+            let buf = std::mem::take(&mut self.reencoded);
+            self.emit(&buf).await?;
+        }
+        Ok(())
+    }
+
+    async fn emit(&mut self, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        self.upload.wait_for_capacity(4).await?;
+        self.upload.write(data);
+        self.bytes += data.len() as u64;
+        self.last_byte = data.last().copied();
+        Ok(())
+    }
+
+    async fn finish(mut self, dups: &mut DupCheck, key: Path) -> Result<(Segment, Vec<String>)> {
+        let mut scanner = std::mem::replace(&mut self.scanner, Scanner::new(self.dialect));
+        let r = scanner.finish(&mut |rec, end| self.on_record(rec, end, dups));
+        r?;
+        if !self.dialect.is_default() {
+            let buf = std::mem::take(&mut self.reencoded);
+            self.emit(&buf).await?;
+        }
+        let Some(columns) = self.columns.clone() else {
+            self.upload.abort().await?;
+            return Err(invalid(&self.name, "is empty: a CSV needs a header row"));
+        };
+        // Segments are concatenated when read: each ends with a line break.
+        if self.bytes > 0 && self.last_byte != Some(b'\n') {
+            self.emit(b"\n").await?;
+        }
+        self.upload.finish().await?;
+        let segment = Segment {
+            key: key.to_string(),
+            columns: columns.clone(),
+            rows: self.rows,
+            bytes: self.bytes,
+            created_at: now_ms(),
+        };
+        Ok((segment, columns))
+    }
+}
+
+fn pk_positions(name: &str, columns: &[String], pk: &[String]) -> Result<Vec<usize>> {
+    pk.iter()
+        .map(|k| {
+            columns
+                .iter()
+                .position(|c| c == k)
+                .ok_or_else(|| invalid(name, format!("the primary-key column '{k}' is missing")))
+        })
+        .collect()
+}
+
+/// Decompresses gzip (possibly multi-member) as bytes arrive.
+struct Gunzip(flate2::write::MultiGzDecoder<Vec<u8>>);
+
+impl Gunzip {
+    fn push(&mut self, data: &[u8]) -> std::io::Result<Vec<u8>> {
+        self.0.write_all(data)?;
+        self.0.flush()?;
+        Ok(std::mem::take(self.0.get_mut()))
+    }
+    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
+        self.0.try_finish()?;
+        Ok(std::mem::take(self.0.get_mut()))
+    }
+}
+
+impl Storage {
+    /// Streams one CSV into a new segment object (not yet in any version).
+    async fn write_segment<S, E>(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        mut input: S,
+        how: &CsvInput,
+        pk: &[String],
+        dups: &mut DupCheck,
+    ) -> Result<(Segment, Vec<String>)>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let key = new_key(project, "tables", table.as_str());
+        let upload = self.objects.put_multipart(&key).await?;
+        let mut w = SegmentWriter {
+            name: how.name.clone(),
+            scanner: Scanner::new(how.dialect),
+            dialect: how.dialect,
+            columns: how.columns.clone(),
+            header_end: how.columns.as_ref().map(|_| 0),
+            pk: pk.to_vec(),
+            pk_idx: Vec::new(),
+            encoder: Encoder::default(),
+            upload: WriteMultipart::new(upload),
+            rows: 0,
+            bytes: 0,
+            last_byte: None,
+            reencoded: Vec::new(),
+        };
+        if let Some(cols) = &how.columns {
+            check_columns(&how.name, cols)?;
+            w.pk_idx = pk_positions(&how.name, cols, pk)?;
+        }
+        let mut gz = how
+            .gzip
+            .then(|| Gunzip(flate2::write::MultiGzDecoder::new(Vec::new())));
+        let result: Result<()> = async {
+            while let Some(chunk) = input.next().await {
+                let chunk =
+                    chunk.map_err(|e| invalid(&how.name, format!("cannot be read: {e}")))?;
+                match &mut gz {
+                    Some(g) => {
+                        let plain = g
+                            .push(&chunk)
+                            .map_err(|e| invalid(&how.name, format!("is not valid gzip: {e}")))?;
+                        w.push(&plain, dups).await?;
+                    }
+                    None => w.push(&chunk, dups).await?,
+                }
+            }
+            if let Some(g) = &mut gz {
+                let plain = g
+                    .finish()
+                    .map_err(|e| invalid(&how.name, format!("is not valid gzip: {e}")))?;
+                w.push(&plain, dups).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            let _ = w.upload.abort().await;
+            return Err(e);
+        }
+        w.finish(dups, key).await
+    }
+
+    /// Writes the segments of one load: one CSV, or the parts of a sliced
+    /// table (headless, sharing `how.columns`). Duplicate primary keys within
+    /// the load are resolved here (the last row wins).
+    pub async fn prepare_load<S, E>(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        parts: Vec<(S, CsvInput)>,
+        primary_key: &[String],
+    ) -> Result<PreparedLoad>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let mut dups = DupCheck::default();
+        let mut segments = Vec::new();
+        let mut columns: Option<Vec<String>> = None;
+        for (stream, how) in parts {
+            let written = self
+                .write_segment(project, table, stream, &how, primary_key, &mut dups)
+                .await;
+            let (seg, cols) = match written {
+                Ok(x) => x,
+                Err(e) => {
+                    self.delete_segments(&segments).await;
+                    return Err(e);
+                }
+            };
+            if let Some(c) = &columns {
+                if *c != cols {
+                    self.delete_segments(&segments).await;
+                    return Err(invalid(
+                        &how.name,
+                        "has other columns than the other parts of the table",
+                    ));
+                }
+            }
+            columns = Some(cols);
+            segments.push(seg);
+        }
+        let columns =
+            columns.ok_or_else(|| StorageError::Invalid(format!("{table}: no data to load")))?;
+        if !dups.repeated.is_empty() {
+            let merged = self
+                .dedupe(
+                    project,
+                    table,
+                    &segments,
+                    &columns,
+                    primary_key,
+                    &dups.repeated,
+                )
+                .await?;
+            self.delete_segments(&segments).await;
+            segments = vec![merged];
+        }
+        // An empty part adds nothing but an object.
+        if segments.len() > 1 {
+            let (empty, full): (Vec<_>, Vec<_>) = segments.into_iter().partition(|s| s.rows == 0);
+            self.delete_segments(&empty).await;
+            segments = full;
+        }
+        Ok(PreparedLoad {
+            table: table.clone(),
+            columns,
+            segments,
+        })
+    }
+
+    pub(crate) async fn delete_segments(&self, segments: &[Segment]) {
+        for s in segments {
+            if let Err(e) = self.objects.delete(&Path::from(s.key.as_str())).await {
+                tracing::warn!(key = %s.key, error = %e, "cannot delete an unused segment");
+            }
+        }
+    }
+
+    /// Rewrites a load's segments keeping only the last row of each key.
+    async fn dedupe(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        segments: &[Segment],
+        columns: &[String],
+        pk: &[String],
+        suspects: &HashSet<u64>,
+    ) -> Result<Segment> {
+        let idx = pk_positions(table.as_str(), columns, pk)?;
+        // Pass 1: the last position of each suspect key.
+        let mut last: HashMap<Vec<u8>, (usize, u64)> = HashMap::new();
+        for (si, seg) in segments.iter().enumerate() {
+            let mut row = 0u64;
+            self.scan_segment(seg, &mut |rec| {
+                if suspects.contains(&key_hash(&rec, &idx)) {
+                    last.insert(key_bytes(&rec, &idx), (si, row));
+                }
+                row += 1;
+                Ok(true)
+            })
+            .await?;
+        }
+        // Pass 2: write every row that is not overtaken by a later one.
+        let key = new_key(project, "tables", table.as_str());
+        let mut upload = WriteMultipart::new(self.objects.put_multipart(&key).await?);
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        let mut enc = Encoder::default();
+        for (si, seg) in segments.iter().enumerate() {
+            let mut row = 0u64;
+            let mut buf = Vec::new();
+            self.scan_segment(seg, &mut |rec| {
+                let keep = !suspects.contains(&key_hash(&rec, &idx))
+                    || last.get(&key_bytes(&rec, &idx)) == Some(&(si, row));
+                if keep {
+                    enc.record(rec.iter(), &mut buf);
+                    rows += 1;
+                }
+                row += 1;
+                Ok(true)
+            })
+            .await?;
+            bytes += buf.len() as u64;
+            upload.write(&buf);
+        }
+        upload.finish().await?;
+        Ok(Segment {
+            key: key.to_string(),
+            columns: columns.to_vec(),
+            rows,
+            bytes,
+            created_at: now_ms(),
+        })
+    }
+
+    /// Calls `f` with every record of a segment; `f` returns false to stop.
+    pub(crate) async fn scan_segment(
+        &self,
+        seg: &Segment,
+        f: &mut dyn FnMut(Record<'_>) -> Result<bool>,
+    ) -> Result<()> {
+        let mut stream = self
+            .objects
+            .get(&Path::from(seg.key.as_str()))
+            .await?
+            .into_stream();
+        let mut scanner = Scanner::new(Dialect::default());
+        let mut stop = false;
+        let mut on = |rec: Record<'_>, _end: u64| -> Result<()> {
+            if !stop && !f(rec)? {
+                stop = true;
+            }
+            Ok(())
+        };
+        while let Some(chunk) = stream.next().await {
+            scanner.push(&chunk?, &mut on)?;
+        }
+        scanner.finish(&mut on)
+    }
+
+    /// Turns prepared segments into the next version's write, applying the
+    /// load semantics against the table as it is now.
+    pub async fn plan_load(
+        &self,
+        project: &ProjectId,
+        load: PreparedLoad,
+        opts: &LoadOptions,
+    ) -> Result<TableWrite> {
+        let current = match self.store.table_version(project, &load.table, None).await {
+            Ok(v) => Some(v),
+            Err(gantry_store::StoreError::NotFound(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        let name = load.table.to_string();
+        let pk = match (&opts.primary_key, &current) {
+            (Some(pk), _) => pk.clone(),
+            (None, Some(cur)) => cur.primary_key.clone(),
+            (None, None) => Vec::new(),
+        };
+        pk_positions(&name, &load.columns, &pk)?;
+        let (loaded_rows, loaded_bytes) = (load.rows(), load.bytes());
+        let mut write = TableWrite {
+            table: load.table.clone(),
+            kind: WriteKind::Replace,
+            columns: load.columns.clone(),
+            primary_key: pk.clone(),
+            segments: load.segments.clone(),
+            loaded_rows,
+            loaded_bytes,
+            made_by: opts.made_by.clone(),
+            note: None,
+        };
+        let Some(cur) = current.filter(|_| opts.incremental) else {
+            if opts.delete_where.is_some() && opts.incremental {
+                // Nothing to delete from a table that does not exist yet.
+            }
+            return Ok(write);
+        };
+        if !cur.primary_key.is_empty() && !pk.is_empty() && cur.primary_key != pk {
+            return Err(invalid(
+                &name,
+                format!(
+                    "the load's primary key {:?} differs from the table's {:?}",
+                    pk, cur.primary_key
+                ),
+            ));
+        }
+        let mut columns = cur.columns.clone();
+        for c in &load.columns {
+            if !columns.contains(c) {
+                columns.push(c.clone());
+            }
+        }
+        write.columns = columns;
+        match &opts.delete_where {
+            None => write.kind = WriteKind::Append,
+            Some(dw) => {
+                let kept = self.delete_rows(project, &load.table, &cur, dw).await?;
+                let mut segments = kept;
+                segments.extend(load.segments.iter().cloned());
+                write.segments = segments;
+                write.kind = WriteKind::Rewrite {
+                    base_version: cur.version,
+                };
+            }
+        }
+        Ok(write)
+    }
+
+    /// Copies of `version`'s segments without the rows `dw` matches
+    /// (segments with no match are kept as they are).
+    async fn delete_rows(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        version: &TableVersion,
+        dw: &DeleteWhere,
+    ) -> Result<Vec<Segment>> {
+        let values: HashSet<&[u8]> = dw.values.iter().map(|v| v.as_bytes()).collect();
+        let matches = |v: &[u8]| match dw.operator {
+            WhereOperator::Eq => values.contains(v),
+            WhereOperator::Ne => !values.contains(v),
+        };
+        if !version.columns.contains(&dw.column) {
+            return Err(invalid(
+                table.as_str(),
+                format!(
+                    "delete_where_column '{}' is not a column of the table",
+                    dw.column
+                ),
+            ));
+        }
+        let mut out = Vec::new();
+        for seg in &version.segments {
+            let Some(ci) = seg.columns.iter().position(|c| *c == dw.column) else {
+                // The column did not exist then: its value is empty.
+                if matches(b"") {
+                    continue;
+                }
+                out.push(seg.clone());
+                continue;
+            };
+            let mut hit = false;
+            self.scan_segment(seg, &mut |rec| {
+                hit = matches(rec.get(ci).unwrap_or_default());
+                Ok(!hit)
+            })
+            .await?;
+            if !hit {
+                out.push(seg.clone());
+                continue;
+            }
+            let key = new_key(project, "tables", table.as_str());
+            let mut upload = WriteMultipart::new(self.objects.put_multipart(&key).await?);
+            let mut enc = Encoder::default();
+            let (mut rows, mut bytes) = (0u64, 0u64);
+            let mut buf = Vec::new();
+            self.scan_segment(seg, &mut |rec| {
+                if !matches(rec.get(ci).unwrap_or_default()) {
+                    enc.record(rec.iter(), &mut buf);
+                    rows += 1;
+                }
+                Ok(true)
+            })
+            .await?;
+            bytes += buf.len() as u64;
+            upload.write(&buf);
+            upload.finish().await?;
+            if rows > 0 {
+                out.push(Segment {
+                    key: key.to_string(),
+                    columns: seg.columns.clone(),
+                    rows,
+                    bytes,
+                    created_at: seg.created_at,
+                });
+            } else {
+                let _ = self.objects.delete(&key).await;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Loads one CSV stream into a table as a new version (an import).
+    pub async fn import<S, E>(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        input: S,
+        how: CsvInput,
+        opts: LoadOptions,
+    ) -> Result<TableVersion>
+    where
+        S: Stream<Item = Result<Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        let pk = match &opts.primary_key {
+            Some(pk) => pk.clone(),
+            None => match self.store.table_version(project, table, None).await {
+                Ok(v) => v.primary_key,
+                Err(_) => Vec::new(),
+            },
+        };
+        let load = self
+            .prepare_load(project, table, vec![(input, how)], &pk)
+            .await?;
+        let segments = load.segments.clone();
+        let committed = async {
+            let write = self.plan_load(project, load, &opts).await?;
+            Ok::<_, StorageError>(self.store.commit_table(project, write).await?)
+        }
+        .await;
+        if committed.is_err() {
+            self.delete_segments(&segments).await;
+        }
+        committed
+    }
+
+    /// Makes an old version the newest one again (a new version sharing its segments).
+    pub async fn restore(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        version: u64,
+    ) -> Result<TableVersion> {
+        let old = self
+            .store
+            .table_version(project, table, Some(version))
+            .await?;
+        let write = TableWrite {
+            table: table.clone(),
+            kind: WriteKind::Replace,
+            columns: old.columns,
+            primary_key: old.primary_key,
+            loaded_rows: old.rows,
+            loaded_bytes: old.bytes,
+            segments: old.segments,
+            made_by: "restore".into(),
+            note: Some(format!("restored from version {version}")),
+        };
+        Ok(self.store.commit_table(project, write).await?)
+    }
+}

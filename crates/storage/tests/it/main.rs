@@ -1,0 +1,439 @@
+//! Storage for real: SQLite metadata and a local object store in a temp folder.
+
+use bytes::Bytes;
+use gantry_core::spec::WhereOperator;
+use gantry_core::{ProjectId, TableId};
+use gantry_storage::csvscan::Dialect;
+use gantry_storage::{CsvInput, DeleteWhere, LoadOptions, ReadFilter, Storage, StorageError};
+use gantry_store::{SqliteStore, Store};
+use std::io::Write;
+use std::sync::Arc;
+
+struct T {
+    _dir: tempfile::TempDir,
+    s: Storage,
+    p: ProjectId,
+}
+
+fn setup() -> T {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("db")).expect("db"));
+    let s =
+        Storage::open(dir.path().join("objects").to_str().expect("path"), store).expect("storage");
+    T {
+        _dir: dir,
+        s,
+        p: ProjectId::default_project(),
+    }
+}
+
+fn tid(s: &str) -> TableId {
+    s.parse().expect("table id")
+}
+
+fn body(
+    text: &str,
+) -> futures_util::stream::Iter<std::vec::IntoIter<Result<Bytes, std::io::Error>>> {
+    // Small chunks, so records cross chunk boundaries.
+    let chunks: Vec<Result<Bytes, std::io::Error>> = text
+        .as_bytes()
+        .chunks(7)
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    futures_util::stream::iter(chunks)
+}
+
+fn csv() -> CsvInput {
+    CsvInput {
+        name: "upload".into(),
+        ..Default::default()
+    }
+}
+
+fn opts(incremental: bool, pk: Option<&[&str]>) -> LoadOptions {
+    LoadOptions {
+        incremental,
+        primary_key: pk.map(|k| k.iter().map(|s| s.to_string()).collect()),
+        delete_where: None,
+        made_by: "import".into(),
+    }
+}
+
+impl T {
+    async fn load(&self, table: &str, text: &str, o: LoadOptions) -> Result<u64, StorageError> {
+        self.s
+            .import(&self.p, &tid(table), body(text), csv(), o)
+            .await
+            .map(|v| v.version)
+    }
+
+    async fn read(&self, table: &str, version: Option<u64>, f: ReadFilter) -> String {
+        let mut out: Vec<u8> = Vec::new();
+        self.s
+            .read_table(&self.p, &tid(table), version, &f, &mut out)
+            .await
+            .expect("read");
+        String::from_utf8(out).expect("utf8")
+    }
+
+    async fn rows(&self, table: &str) -> Vec<String> {
+        let mut lines: Vec<String> = self
+            .read(table, None, ReadFilter::default())
+            .await
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines[1..].sort();
+        lines
+    }
+}
+
+#[tokio::test]
+async fn full_loads_replace_and_every_load_is_a_version() {
+    let t = setup();
+    assert_eq!(
+        t.load(
+            "in.c-main.people",
+            "id,name\n1,ann\n2,bob\n",
+            opts(false, None)
+        )
+        .await
+        .expect("v1"),
+        1
+    );
+    assert_eq!(
+        t.load("in.c-main.people", "id,name\n3,cid", opts(false, None))
+            .await
+            .expect("v2"),
+        2
+    );
+    assert_eq!(
+        t.read("in.c-main.people", None, ReadFilter::default())
+            .await,
+        "id,name\n3,cid\n"
+    );
+    assert_eq!(
+        t.read("in.c-main.people", Some(1), ReadFilter::default())
+            .await,
+        "id,name\n1,ann\n2,bob\n"
+    );
+    let versions =
+        t.s.store()
+            .table_versions(&t.p, &tid("in.c-main.people"))
+            .await
+            .expect("versions");
+    assert_eq!(
+        versions.iter().map(|v| v.version).collect::<Vec<_>>(),
+        vec![2, 1]
+    );
+    assert_eq!(
+        (versions[1].loaded_rows, versions[1].made_by.as_str()),
+        (2, "import")
+    );
+    // Restoring an old version makes a new one with its content.
+    let restored =
+        t.s.restore(&t.p, &tid("in.c-main.people"), 1)
+            .await
+            .expect("restore");
+    assert_eq!(restored.version, 3);
+    assert_eq!(restored.note.as_deref(), Some("restored from version 1"));
+    assert_eq!(
+        t.rows("in.c-main.people").await,
+        vec!["id,name", "1,ann", "2,bob"]
+    );
+}
+
+#[tokio::test]
+async fn incremental_loads_append_and_primary_keys_replace() {
+    let t = setup();
+    t.load("in.c-main.a", "id,v\n1,x\n", opts(false, None))
+        .await
+        .expect("load");
+    t.load("in.c-main.a", "id,v\n2,y\n", opts(true, None))
+        .await
+        .expect("load");
+    assert_eq!(t.rows("in.c-main.a").await, vec!["id,v", "1,x", "2,y"]);
+
+    t.load(
+        "in.c-main.k",
+        "id,v\n1,a\n2,b\n2,b2\n",
+        opts(false, Some(&["id"])),
+    )
+    .await
+    .expect("load");
+    assert_eq!(
+        t.rows("in.c-main.k").await,
+        vec!["id,v", "1,a", "2,b2"],
+        "last row of a key wins within a load"
+    );
+    t.load("in.c-main.k", "id,v\n2,c\n3,d\n", opts(true, None))
+        .await
+        .expect("incremental uses the table's key");
+    assert_eq!(
+        t.rows("in.c-main.k").await,
+        vec!["id,v", "1,a", "2,c", "3,d"]
+    );
+    t.load("in.c-main.k", "id,v\n1,z\n", opts(true, Some(&["id"])))
+        .await
+        .expect("load");
+    assert_eq!(
+        t.rows("in.c-main.k").await,
+        vec!["id,v", "1,z", "2,c", "3,d"]
+    );
+    // Old versions stay as they were.
+    let mut v2: Vec<String> = t
+        .read("in.c-main.k", Some(2), ReadFilter::default())
+        .await
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v2.sort();
+    assert_eq!(v2, vec!["1,a", "2,c", "3,d", "id,v"]);
+
+    let e = t
+        .load("in.c-main.k", "v\nq\n", opts(true, None))
+        .await
+        .expect_err("pk missing");
+    assert!(
+        e.to_string().contains("primary-key column 'id' is missing"),
+        "{e}"
+    );
+    let e = t
+        .load("in.c-main.k", "id,v\n1,q\n", opts(true, Some(&["v"])))
+        .await
+        .expect_err("other pk");
+    assert!(e.to_string().contains("differs"), "{e}");
+}
+
+#[tokio::test]
+async fn new_columns_extend_and_delete_where_runs_first() {
+    let t = setup();
+    t.load(
+        "in.c-main.t",
+        "id,city\n1,Prague\n2,Brno\n3,Prague\n",
+        opts(false, None),
+    )
+    .await
+    .expect("load");
+    t.load(
+        "in.c-main.t",
+        "id,city,zip\n4,Brno,60200\n",
+        opts(true, None),
+    )
+    .await
+    .expect("load");
+    assert_eq!(
+        t.rows("in.c-main.t").await,
+        vec![
+            "id,city,zip",
+            "1,Prague,",
+            "2,Brno,",
+            "3,Prague,",
+            "4,Brno,60200"
+        ]
+    );
+
+    let mut o = opts(true, None);
+    o.delete_where = Some(DeleteWhere {
+        column: "city".into(),
+        values: vec!["Prague".into()],
+        operator: WhereOperator::Eq,
+    });
+    t.load("in.c-main.t", "id,city\n5,Prague\n", o)
+        .await
+        .expect("load");
+    assert_eq!(
+        t.rows("in.c-main.t").await,
+        vec!["id,city,zip", "2,Brno,", "4,Brno,60200", "5,Prague,"]
+    );
+
+    let mut ne = opts(true, None);
+    ne.delete_where = Some(DeleteWhere {
+        column: "city".into(),
+        values: vec!["Prague".into()],
+        operator: WhereOperator::Ne,
+    });
+    t.load("in.c-main.t", "id,city\n6,Ostrava\n", ne)
+        .await
+        .expect("load");
+    assert_eq!(
+        t.rows("in.c-main.t").await,
+        vec!["id,city,zip", "5,Prague,", "6,Ostrava,"]
+    );
+}
+
+#[tokio::test]
+async fn bad_csv_is_rejected_with_the_reason_and_nothing_changes() {
+    let t = setup();
+    t.load("in.c-main.t", "a,b\n1,2\n", opts(false, None))
+        .await
+        .expect("load");
+    for (text, want) in [
+        ("", "needs a header"),
+        ("a,,c\n1,2,3\n", "empty name"),
+        ("a,a\n1,2\n", "appears twice"),
+        (
+            "a,b\n1,2\n3\n",
+            "row 2 has 1 fields but there are 2 columns",
+        ),
+        ("a,b\n1,2,3\n", "row 1 has 3 fields"),
+    ] {
+        let e = t
+            .load("in.c-main.t", text, opts(false, None))
+            .await
+            .expect_err(want);
+        assert!(e.to_string().contains(want), "{text:?}: {e}");
+    }
+    assert_eq!(t.rows("in.c-main.t").await, vec!["a,b", "1,2"]);
+    assert_eq!(
+        t.s.store()
+            .table_versions(&t.p, &tid("in.c-main.t"))
+            .await
+            .expect("v")
+            .len(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn gzip_sliced_and_other_dialects() {
+    let t = setup();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(b"id,v\n1,\"a,b\"\n2,\"say \"\"hi\"\"\"\n")
+        .expect("gz");
+    let gz = gz.finish().expect("gz");
+    let input = futures_util::stream::iter(vec![Ok::<_, std::io::Error>(Bytes::from(gz))]);
+    let how = CsvInput {
+        gzip: true,
+        ..csv()
+    };
+    t.s.import(&t.p, &tid("in.c-main.g"), input, how, opts(false, None))
+        .await
+        .expect("gz load");
+    assert_eq!(
+        t.read("in.c-main.g", None, ReadFilter::default()).await,
+        "id,v\n1,\"a,b\"\n2,\"say \"\"hi\"\"\"\n"
+    );
+
+    // Sliced: headless parts sharing columns.
+    let cols = Some(vec!["id".to_string(), "v".to_string()]);
+    let parts = vec![
+        (
+            body("1,a\n2,b\n"),
+            CsvInput {
+                columns: cols.clone(),
+                name: "part1".into(),
+                ..Default::default()
+            },
+        ),
+        (
+            body("3,c"),
+            CsvInput {
+                columns: cols.clone(),
+                name: "part2".into(),
+                ..Default::default()
+            },
+        ),
+    ];
+    let load =
+        t.s.prepare_load(&t.p, &tid("out.c-x.s"), parts, &[])
+            .await
+            .expect("prepare");
+    let write =
+        t.s.plan_load(&t.p, load, &opts(false, None))
+            .await
+            .expect("plan");
+    t.s.store().commit_table(&t.p, write).await.expect("commit");
+    assert_eq!(
+        t.read("out.c-x.s", None, ReadFilter::default()).await,
+        "id,v\n1,a\n2,b\n3,c\n"
+    );
+
+    let semi = CsvInput {
+        dialect: Dialect {
+            delimiter: b';',
+            quote: b'\'',
+        },
+        ..csv()
+    };
+    t.s.import(
+        &t.p,
+        &tid("in.c-main.semi"),
+        body("id;v\n1;'x;y'\n"),
+        semi,
+        opts(false, None),
+    )
+    .await
+    .expect("semi");
+    assert_eq!(
+        t.read("in.c-main.semi", None, ReadFilter::default()).await,
+        "id,v\n1,x;y\n"
+    );
+}
+
+#[tokio::test]
+async fn filtered_reads() {
+    let t = setup();
+    t.load(
+        "in.c-main.f",
+        "id,country,n\n1,CZ,a\n2,SK,b\n3,DE,c\n4,CZ,d\n",
+        opts(false, None),
+    )
+    .await
+    .expect("load");
+    let f = ReadFilter {
+        columns: vec!["n".into(), "id".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        t.read("in.c-main.f", None, f).await,
+        "n,id\na,1\nb,2\nc,3\nd,4\n"
+    );
+    let f = ReadFilter {
+        where_column: Some("country".into()),
+        where_values: vec!["CZ".into(), "SK".into()],
+        ..Default::default()
+    };
+    assert_eq!(
+        t.read("in.c-main.f", None, f).await,
+        "id,country,n\n1,CZ,a\n2,SK,b\n4,CZ,d\n"
+    );
+    let f = ReadFilter {
+        where_column: Some("country".into()),
+        where_values: vec!["CZ".into()],
+        where_operator: WhereOperator::Ne,
+        limit: Some(1),
+        ..Default::default()
+    };
+    assert_eq!(
+        t.read("in.c-main.f", None, f).await,
+        "id,country,n\n2,SK,b\n"
+    );
+    let cut = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as i64
+        + 1;
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    t.load("in.c-main.f", "id,country,n\n5,AT,e\n", opts(true, None))
+        .await
+        .expect("load");
+    let f = ReadFilter {
+        changed_since: Some(cut),
+        ..Default::default()
+    };
+    assert_eq!(
+        t.read("in.c-main.f", None, f).await,
+        "id,country,n\n5,AT,e\n"
+    );
+    let mut out: Vec<u8> = Vec::new();
+    let bad = ReadFilter {
+        columns: vec!["nope".into()],
+        ..Default::default()
+    };
+    let e =
+        t.s.read_table(&t.p, &tid("in.c-main.f"), None, &bad, &mut out)
+            .await
+            .expect_err("bad column");
+    assert!(e.to_string().contains("no column 'nope'"));
+}
