@@ -409,7 +409,14 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
             for c in &claim.jobs {
                 let outcome = gantry_core::job::Outcome::succeeded(0);
                 store
-                    .finish_attempt(c.job.id, c.job.attempt, "bench", &outcome, None)
+                    .finish_attempt(
+                        c.job.id,
+                        c.job.attempt,
+                        "bench",
+                        &outcome,
+                        None,
+                        &Default::default(),
+                    )
                     .await?;
                 done += 1;
             }

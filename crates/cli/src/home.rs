@@ -24,6 +24,9 @@ impl Home {
     pub fn work(&self) -> PathBuf {
         self.root.join("work")
     }
+    pub fn objects(&self) -> PathBuf {
+        self.root.join("objects")
+    }
     pub fn worker_id(&self) -> PathBuf {
         self.root.join("worker-id")
     }

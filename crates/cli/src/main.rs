@@ -51,6 +51,10 @@ struct Global {
     /// Data directory: database, keys, token, job folders.
     #[arg(long, global = true, env = "GANTRY_HOME", default_value = "./.gantry")]
     home: PathBuf,
+    /// Where table and file contents live (servers and workers): a folder
+    /// path or file:///path. Default: $GANTRY_HOME/objects.
+    #[arg(long, global = true, env = "GANTRY_STORAGE_URL")]
+    storage_url: Option<String>,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]

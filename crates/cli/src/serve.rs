@@ -7,6 +7,7 @@ use crate::{Global, WorkerArgs};
 use anyhow::Context;
 use gantry_api::{app, AppState, Readiness};
 use gantry_runtime::{ContainerRuntime, DockerRuntime};
+use gantry_storage::Storage;
 use gantry_store::{SqliteStore, Store};
 use gantry_vault::Vault;
 use gantry_worker::{Worker, WorkerConfig};
@@ -18,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 struct Opened {
     home: Home,
     store: Arc<dyn Store>,
+    storage: Storage,
     vault: Vault,
 }
 
@@ -28,9 +30,17 @@ async fn open(g: &Global) -> anyhow::Result<Opened> {
     let store = SqliteStore::open(&home.db())
         .with_context(|| format!("cannot open the database {}", home.db().display()))?;
     let vault = Vault::open_or_create(&home.key())?;
+    let store: Arc<dyn Store> = Arc::new(store);
+    let url = match &g.storage_url {
+        Some(u) => u.clone(),
+        None => home.objects().display().to_string(),
+    };
+    let storage = Storage::open(&url, store.clone())
+        .with_context(|| format!("cannot open the object store {url}"))?;
     Ok(Opened {
         home,
-        store: Arc::new(store),
+        store,
+        storage,
         vault,
     })
 }
@@ -105,7 +115,13 @@ async fn make_worker(
     let mut cfg = WorkerConfig::new(id, args.slots.unwrap_or_else(default_slots), o.home.work());
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.log_cap = args.log_cap;
-    Ok(Worker::new(o.store.clone(), runtime, o.vault.clone(), cfg))
+    Ok(Worker::new(
+        o.store.clone(),
+        o.storage.clone(),
+        runtime,
+        o.vault.clone(),
+        cfg,
+    ))
 }
 
 async fn connect_engine() -> anyhow::Result<Arc<DockerRuntime>> {

@@ -37,6 +37,10 @@ impl<'a> Record<'a> {
         self.ends.len()
     }
 
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
     pub fn get(&self, i: usize) -> Option<&'a [u8]> {
         let end = *self.ends.get(i)?;
         let start = if i == 0 { 0 } else { self.ends[i - 1] };

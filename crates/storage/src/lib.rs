@@ -16,6 +16,7 @@ pub mod mapping;
 mod read;
 mod tables;
 
+pub use mapping::Collected;
 pub use read::{ReadFilter, Sink};
 pub use tables::{CsvInput, DeleteWhere, LoadOptions, PreparedLoad};
 

@@ -1,1 +1,717 @@
-//! Input and output mapping (filled in next).
+//! Input and output mapping (Keboola's Common Interface): what a job reads
+//! from Storage into `/data/in`, and what it wrote to `/data/out` that
+//! becomes table versions and files.
+//!
+//! Nothing from the container is trusted: outputs are read only after it
+//! stopped, without following symlinks; anything but regular files and
+//! (for sliced tables) folders of regular files is refused.
+
+use crate::csvscan::Dialect;
+use crate::tables::{CsvInput, DeleteWhere, LoadOptions};
+use crate::{new_key, ReadFilter, Result, Storage, StorageError};
+use futures_util::StreamExt;
+use gantry_core::spec::{check_file_name, InputMapping, OutputMapping, OutputTable, WhereOperator};
+use gantry_core::{ProjectId, TableId};
+use gantry_store::{NewFile, Outputs, Segment};
+use object_store::{ObjectStore, WriteMultipart};
+use serde_json::{json, Map, Value};
+use std::path::{Path, PathBuf};
+
+/// Outputs ready to commit, and the objects written for them.
+#[derive(Debug, Default)]
+pub struct Collected {
+    pub outputs: Outputs,
+    pub fresh_segments: Vec<Segment>,
+    pub fresh_files: Vec<String>,
+}
+
+/// Largest manifest read from a container.
+const MAX_MANIFEST: u64 = 1 << 20;
+
+fn rfc3339(ms: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+/// `-7 days`, `-2 hours`, `-30 minutes` (relative to now) or an RFC 3339 time.
+pub fn parse_changed_since(text: &str, now_ms: i64) -> Result<i64, String> {
+    let t = text.trim();
+    if let Ok(time) = humantime::parse_rfc3339_weak(t) {
+        return Ok(time
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64));
+    }
+    let rel = t.strip_prefix('-').unwrap_or(t).trim();
+    let split = rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len());
+    let (n, unit) = rel.split_at(split);
+    let n: i64 = n
+        .parse()
+        .map_err(|_| format!("changed_since '{text}': use e.g. '-7 days' or an RFC 3339 time"))?;
+    let unit_ms: i64 = match unit.trim().trim_end_matches('s') {
+        "second" | "sec" | "" => 1_000,
+        "minute" | "min" | "m" => 60_000,
+        "hour" | "h" => 3_600_000,
+        "day" | "d" => 86_400_000,
+        "week" | "w" => 604_800_000,
+        _ => {
+            return Err(format!(
+                "changed_since '{text}': unknown unit '{}'",
+                unit.trim()
+            ))
+        }
+    };
+    Ok(now_ms - n * unit_ms)
+}
+
+impl Storage {
+    /// Writes every mapped input into `data/in`, each with its manifest.
+    /// A missing table or a bad filter is the user's error (`Invalid`/`NotFound`).
+    pub async fn stage_inputs(
+        &self,
+        project: &ProjectId,
+        input: &InputMapping,
+        data: &Path,
+    ) -> Result<()> {
+        for (i, m) in input.tables.iter().enumerate() {
+            let at = format!("storage.input.tables[{i}]");
+            let table: TableId = m
+                .source
+                .parse()
+                .map_err(|e| StorageError::Invalid(format!("{at}.source: {e}")))?;
+            let dest = m
+                .destination
+                .clone()
+                .unwrap_or_else(|| format!("{}.csv", m.source));
+            check_file_name(&dest)
+                .map_err(|e| StorageError::Invalid(format!("{at}.destination: {e}")))?;
+            let filter = ReadFilter {
+                columns: m.columns.clone(),
+                where_column: m.where_column.clone(),
+                where_values: m.where_values.clone(),
+                where_operator: m.where_operator.unwrap_or_default(),
+                changed_since: m
+                    .changed_since
+                    .as_deref()
+                    .map(|c| parse_changed_since(c, now_ms()))
+                    .transpose()
+                    .map_err(|e| StorageError::Invalid(format!("{at}: {e}")))?,
+                limit: m.limit,
+            };
+            let path = data.join("in/tables").join(&dest);
+            let file = tokio::fs::File::create(&path).await?;
+            let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+            let (v, _) = self
+                .read_table(project, &table, None, &filter, &mut out)
+                .await
+                .map_err(|e| match e {
+                    StorageError::NotFound(_) => {
+                        StorageError::Invalid(format!("{at}: input table {table} not found"))
+                    }
+                    other => other,
+                })?;
+            tokio::io::AsyncWriteExt::flush(&mut out).await?;
+            let info = self.store.get_table(project, &table).await?;
+            let columns = if m.columns.is_empty() {
+                v.columns.clone()
+            } else {
+                m.columns.clone()
+            };
+            let manifest = json!({
+                "id": table.as_str(),
+                "uri": format!("gantry://{project}/tables/{table}"),
+                "name": table.name(),
+                "primary_key": v.primary_key,
+                "columns": columns,
+                "created": rfc3339(info.created_at),
+                "last_import_date": rfc3339(v.created_at),
+                "last_change_date": rfc3339(v.created_at),
+                "rows_count": v.rows,
+                "data_size_bytes": v.bytes,
+                "is_alias": false,
+                "attributes": [],
+                "metadata": [],
+                "column_metadata": {},
+            });
+            write_manifest(
+                &data.join("in/tables").join(format!("{dest}.manifest")),
+                &manifest,
+            )
+            .await?;
+        }
+        for (i, m) in input.files.iter().enumerate() {
+            if m.tags.is_empty() {
+                return Err(StorageError::Invalid(format!(
+                    "storage.input.files[{i}]: name at least one tag"
+                )));
+            }
+            let files = self
+                .store
+                .list_files(
+                    project,
+                    &m.tags,
+                    m.limit.unwrap_or(100).min(10_000) as usize,
+                )
+                .await?;
+            for f in files {
+                let name = format!("{}_{}", f.id, f.name);
+                let path = data.join("in/files").join(&name);
+                let mut out = tokio::fs::File::create(&path).await?;
+                let mut stream = self
+                    .objects
+                    .get(&object_store::path::Path::from(f.object_key.as_str()))
+                    .await?
+                    .into_stream();
+                while let Some(chunk) = stream.next().await {
+                    tokio::io::AsyncWriteExt::write_all(&mut out, &chunk?).await?;
+                }
+                let manifest = json!({
+                    "id": f.id, "name": f.name, "tags": f.tags, "size_bytes": f.size,
+                    "created": rfc3339(f.created_at), "is_public": false, "is_encrypted": false,
+                });
+                write_manifest(
+                    &data.join("in/files").join(format!("{name}.manifest")),
+                    &manifest,
+                )
+                .await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads what the container left in `data/out` into table writes and
+    /// files (objects uploaded; nothing committed). Only `write_always`
+    /// tables are taken when the job failed. A broken contract is `Invalid`,
+    /// with a message naming the file.
+    pub async fn collect_outputs(
+        &self,
+        project: &ProjectId,
+        mapping: &OutputMapping,
+        data: &Path,
+        default_bucket: &str,
+        succeeded: bool,
+    ) -> Result<Collected> {
+        let mut c = Collected::default();
+        let result = self
+            .collect_inner(project, mapping, data, default_bucket, succeeded, &mut c)
+            .await;
+        match result {
+            Ok(()) => Ok(c),
+            Err(e) => {
+                self.discard(&c).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes the objects of outputs that will not be committed (the
+    /// attempt lost its lease, or the commit failed). Only objects written
+    /// for these outputs are deleted, never segments older versions share.
+    pub async fn discard(&self, c: &Collected) {
+        self.delete_segments(&c.fresh_segments).await;
+        for k in &c.fresh_files {
+            let _ = self
+                .objects
+                .delete(&object_store::path::Path::from(k.as_str()))
+                .await;
+        }
+    }
+
+    async fn collect_inner(
+        &self,
+        project: &ProjectId,
+        mapping: &OutputMapping,
+        data: &Path,
+        default_bucket: &str,
+        succeeded: bool,
+        c: &mut Collected,
+    ) -> Result<()> {
+        let tables_dir = data.join("out/tables");
+        let entries = list_entries(&tables_dir, "out/tables")?;
+        for (i, m) in mapping.tables.iter().enumerate() {
+            if !entries.iter().any(|(name, _)| *name == m.source) {
+                return Err(StorageError::Invalid(format!(
+                    "storage.output.tables[{i}]: out/tables/{} does not exist (the job did not write it)",
+                    m.source
+                )));
+            }
+        }
+        for (name, kind) in &entries {
+            if name.ends_with(".manifest") {
+                continue;
+            }
+            let shown = format!("out/tables/{name}");
+            let manifest = read_manifest(&tables_dir.join(format!("{name}.manifest")), &shown)?;
+            let mapped = mapping.tables.iter().find(|m| m.source == *name);
+            let spec = TableOutput::resolve(name, &shown, mapped, &manifest, default_bucket)?;
+            if !succeeded && !spec.write_always {
+                continue;
+            }
+            let parts = match kind {
+                EntryKind::File => vec![tables_dir.join(name)],
+                EntryKind::Dir => {
+                    if spec.columns.is_none() {
+                        return Err(StorageError::Invalid(format!(
+                            "{shown} is a sliced table (a folder) and needs 'columns' in {shown}.manifest"
+                        )));
+                    }
+                    list_entries(&tables_dir.join(name), &shown)?
+                        .into_iter()
+                        .map(|(part, k)| match k {
+                            EntryKind::File => Ok(tables_dir.join(name).join(part)),
+                            EntryKind::Dir => Err(StorageError::Invalid(format!(
+                                "{shown}/{part}: slices must be files, not folders"
+                            ))),
+                        })
+                        .collect::<Result<Vec<PathBuf>>>()?
+                }
+            };
+            let mut inputs = Vec::new();
+            for p in &parts {
+                let file = open_regular(p).await?;
+                let part_name = p
+                    .strip_prefix(data)
+                    .map_or_else(|_| shown.clone(), |r| r.display().to_string());
+                let how = CsvInput {
+                    dialect: spec.dialect,
+                    columns: spec.columns.clone(),
+                    gzip: part_name.ends_with(".gz"),
+                    name: part_name,
+                };
+                inputs.push((
+                    tokio_util::io::ReaderStream::with_capacity(file, 1 << 20),
+                    how,
+                ));
+            }
+            if inputs.is_empty() {
+                return Err(StorageError::Invalid(format!("{shown} is an empty folder")));
+            }
+            let load = self
+                .prepare_load(
+                    project,
+                    &spec.destination,
+                    inputs,
+                    spec.primary_key.as_deref().unwrap_or(&[]),
+                )
+                .await?;
+            c.fresh_segments.extend(load.segments.iter().cloned());
+            let opts = LoadOptions {
+                incremental: spec.incremental,
+                primary_key: spec.primary_key.clone(),
+                delete_where: spec.delete_where.clone(),
+                made_by: "job".into(),
+            };
+            let (mut write, rewritten) =
+                self.plan_load(project, load, &opts)
+                    .await
+                    .map_err(|e| match e {
+                        StorageError::Invalid(m) => StorageError::Invalid(format!("{shown}: {m}")),
+                        other => other,
+                    })?;
+            c.fresh_segments.extend(rewritten);
+            write.note = Some(format!("from {shown}"));
+            c.outputs.tables.push(write);
+        }
+        if succeeded {
+            c.outputs.files = self
+                .collect_files(project, mapping, data, &mut c.fresh_files)
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn collect_files(
+        &self,
+        project: &ProjectId,
+        mapping: &OutputMapping,
+        data: &Path,
+        keys: &mut Vec<String>,
+    ) -> Result<Vec<NewFile>> {
+        let dir = data.join("out/files");
+        let entries = list_entries(&dir, "out/files")?;
+        for (i, m) in mapping.files.iter().enumerate() {
+            if !entries.iter().any(|(n, _)| *n == m.source) {
+                return Err(StorageError::Invalid(format!(
+                    "storage.output.files[{i}]: out/files/{} does not exist",
+                    m.source
+                )));
+            }
+        }
+        let mut out = Vec::new();
+        for (name, kind) in entries {
+            if name.ends_with(".manifest") {
+                continue;
+            }
+            let shown = format!("out/files/{name}");
+            if kind == EntryKind::Dir {
+                return Err(StorageError::Invalid(format!(
+                    "{shown} is a folder; only files are stored"
+                )));
+            }
+            check_file_name(&name).map_err(|e| StorageError::Invalid(format!("{shown}: {e}")))?;
+            let manifest = read_manifest(&dir.join(format!("{name}.manifest")), &shown)?;
+            let mut tags: Vec<String> = match manifest.get("tags") {
+                Some(Value::Array(a)) => a
+                    .iter()
+                    .filter_map(|t| t.as_str().map(str::to_string))
+                    .collect(),
+                _ => Vec::new(),
+            };
+            if let Some(m) = mapping.files.iter().find(|m| m.source == name) {
+                tags.extend(m.tags.iter().cloned());
+            }
+            tags.sort();
+            tags.dedup();
+            let file = open_regular(&dir.join(&name)).await?;
+            let (key, size) = self.upload(project, &name, file).await?;
+            keys.push(key.clone());
+            out.push(NewFile {
+                name,
+                tags,
+                size,
+                object_key: key,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Streams a file's content into a new object; returns its key and size.
+    pub async fn upload<R: tokio::io::AsyncRead + Unpin>(
+        &self,
+        project: &ProjectId,
+        name: &str,
+        reader: R,
+    ) -> Result<(String, u64)> {
+        let key = new_key(project, "files", &sanitize(name));
+        let mut upload = WriteMultipart::new(self.objects.put_multipart(&key).await?);
+        let mut stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20);
+        let mut size = 0u64;
+        while let Some(chunk) = stream.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = upload.abort().await;
+                    return Err(e.into());
+                }
+            };
+            upload.wait_for_capacity(4).await?;
+            size += chunk.len() as u64;
+            upload.write(&chunk);
+        }
+        upload.finish().await?;
+        Ok((key.to_string(), size))
+    }
+
+    /// Streams a stored file's content.
+    pub async fn download(
+        &self,
+        key: &str,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes, object_store::Error>>>
+    {
+        Ok(self
+            .objects
+            .get(&object_store::path::Path::from(key))
+            .await?
+            .into_stream())
+    }
+}
+
+fn sanitize(name: &str) -> String {
+    name.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(100)
+        .collect()
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum EntryKind {
+    File,
+    Dir,
+}
+
+/// Lists a folder without following symlinks; anything but regular files and
+/// folders is refused, as are names that are not plain UTF-8.
+fn list_entries(dir: &Path, shown: &str) -> Result<Vec<(String, EntryKind)>> {
+    let mut out = Vec::new();
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e.into()),
+    };
+    for entry in rd {
+        let entry = entry?;
+        let name = entry.file_name().into_string().map_err(|n| {
+            StorageError::Invalid(format!(
+                "{shown}/{}: the name is not UTF-8",
+                n.to_string_lossy()
+            ))
+        })?;
+        if name.chars().any(char::is_control) {
+            return Err(StorageError::Invalid(format!(
+                "{shown}/{}: the name has control characters",
+                name.escape_debug()
+            )));
+        }
+        let ft = entry.file_type()?;
+        let kind = if ft.is_symlink() {
+            return Err(StorageError::Invalid(format!(
+                "{shown}/{name} is a symlink; outputs must be regular files"
+            )));
+        } else if ft.is_file() {
+            EntryKind::File
+        } else if ft.is_dir() {
+            EntryKind::Dir
+        } else {
+            return Err(StorageError::Invalid(format!(
+                "{shown}/{name} is not a regular file (FIFOs, sockets and devices are refused)"
+            )));
+        };
+        out.push((name, kind));
+    }
+    out.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(out)
+}
+
+/// Opens a regular file without following a symlink swapped in meanwhile.
+async fn open_regular(path: &Path) -> Result<tokio::fs::File> {
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.read(true).custom_flags(0o400000); // O_NOFOLLOW
+    let f = opts
+        .open(path)
+        .await
+        .map_err(|e| StorageError::Invalid(format!("{}: cannot be opened: {e}", path.display())))?;
+    let meta = f.metadata().await?;
+    if !meta.is_file() {
+        return Err(StorageError::Invalid(format!(
+            "{} is not a regular file",
+            path.display()
+        )));
+    }
+    if std::os::unix::fs::MetadataExt::nlink(&meta) > 1 {
+        return Err(StorageError::Invalid(format!(
+            "{} is a hard link; outputs must be plain files",
+            path.display()
+        )));
+    }
+    Ok(f)
+}
+
+fn read_manifest(path: &Path, shown: &str) -> Result<Map<String, Value>> {
+    let meta = match path.symlink_metadata() {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
+        Err(e) => return Err(e.into()),
+    };
+    if !meta.file_type().is_file() {
+        return Err(StorageError::Invalid(format!(
+            "{shown}.manifest is not a regular file"
+        )));
+    }
+    if meta.len() > MAX_MANIFEST {
+        return Err(StorageError::Invalid(format!(
+            "{shown}.manifest is larger than 1 MiB"
+        )));
+    }
+    let text = std::fs::read(path)?;
+    match serde_json::from_slice::<Value>(&text) {
+        Ok(Value::Object(m)) => Ok(m),
+        Ok(_) => Err(StorageError::Invalid(format!(
+            "{shown}.manifest must be a JSON object"
+        ))),
+        Err(e) => Err(StorageError::Invalid(format!(
+            "{shown}.manifest is not valid JSON: {e}"
+        ))),
+    }
+}
+
+async fn write_manifest(path: &Path, v: &Value) -> Result<()> {
+    tokio::fs::write(path, serde_json::to_vec_pretty(v).unwrap_or_default()).await?;
+    Ok(())
+}
+
+/// One output table's settings: the spec's mapping over the manifest.
+struct TableOutput {
+    destination: TableId,
+    incremental: bool,
+    primary_key: Option<Vec<String>>,
+    columns: Option<Vec<String>>,
+    delete_where: Option<DeleteWhere>,
+    write_always: bool,
+    dialect: Dialect,
+}
+
+fn str_list(v: Option<&Value>) -> Option<Vec<String>> {
+    match v? {
+        Value::Array(a) => Some(
+            a.iter()
+                .filter_map(|x| x.as_str().map(str::to_string))
+                .collect(),
+        ),
+        _ => None,
+    }
+}
+
+impl TableOutput {
+    fn resolve(
+        name: &str,
+        shown: &str,
+        mapped: Option<&OutputTable>,
+        mf: &Map<String, Value>,
+        default_bucket: &str,
+    ) -> Result<Self> {
+        let bad = |m: String| StorageError::Invalid(format!("{shown}: {m}"));
+        let stem = name.trim_end_matches(".gz").trim_end_matches(".csv");
+        // Newer manifests describe columns as a schema: [{name, primary_key}].
+        let schema: Option<Vec<(String, bool)>> = match mf.get("schema") {
+            Some(Value::Array(a)) => Some(
+                a.iter()
+                    .filter_map(|c| {
+                        Some((
+                            c.get("name")?.as_str()?.to_string(),
+                            c.get("primary_key")
+                                .and_then(Value::as_bool)
+                                .unwrap_or(false),
+                        ))
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        };
+        let destination = mapped
+            .and_then(|m| m.destination.clone())
+            .or_else(|| {
+                mf.get("destination")
+                    .and_then(Value::as_str)
+                    .filter(|d| !d.is_empty())
+                    .map(str::to_string)
+            })
+            .unwrap_or_else(|| {
+                if stem.matches('.').count() >= 2 {
+                    stem.to_string()
+                } else {
+                    format!("out.c-{default_bucket}.{stem}")
+                }
+            });
+        let destination: TableId = destination
+            .parse()
+            .map_err(|e: String| bad(format!("invalid destination: {e}")))?;
+        let has_header = mf.get("has_header").and_then(Value::as_bool);
+        let mut columns = mapped
+            .and_then(|m| m.columns.clone())
+            .or_else(|| str_list(mf.get("columns")));
+        if columns.is_none() && has_header == Some(false) {
+            columns = schema
+                .as_ref()
+                .map(|s| s.iter().map(|(n, _)| n.clone()).collect());
+        }
+        let primary_key = mapped
+            .and_then(|m| m.primary_key.clone())
+            .or_else(|| str_list(mf.get("primary_key")))
+            .or_else(|| {
+                schema
+                    .as_ref()
+                    .map(|s| {
+                        s.iter()
+                            .filter(|(_, pk)| *pk)
+                            .map(|(n, _)| n.clone())
+                            .collect::<Vec<_>>()
+                    })
+                    .filter(|v| !v.is_empty())
+            });
+        let incremental = mapped
+            .and_then(|m| m.incremental)
+            .or_else(|| mf.get("incremental").and_then(Value::as_bool))
+            .unwrap_or(false);
+        let write_always = mapped
+            .and_then(|m| m.write_always)
+            .or_else(|| mf.get("write_always").and_then(Value::as_bool))
+            .unwrap_or(false);
+        let dw_column = mapped
+            .and_then(|m| m.delete_where_column.clone())
+            .or_else(|| {
+                mf.get("delete_where_column")
+                    .and_then(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_string)
+            });
+        let delete_where = match dw_column {
+            Some(column) => {
+                let values = mapped
+                    .and_then(|m| m.delete_where_values.clone())
+                    .or_else(|| str_list(mf.get("delete_where_values")))
+                    .unwrap_or_default();
+                let operator = match mapped.and_then(|m| m.delete_where_operator) {
+                    Some(op) => op,
+                    None => match mf.get("delete_where_operator").and_then(Value::as_str) {
+                        None | Some("eq") => WhereOperator::Eq,
+                        Some("ne") => WhereOperator::Ne,
+                        Some(other) => {
+                            return Err(bad(format!(
+                                "delete_where_operator '{other}' must be 'eq' or 'ne'"
+                            )))
+                        }
+                    },
+                };
+                Some(DeleteWhere {
+                    column,
+                    values,
+                    operator,
+                })
+            }
+            None => None,
+        };
+        let one_byte = |key: &str, default: u8| -> Result<u8> {
+            match mf.get(key).and_then(Value::as_str) {
+                None => Ok(default),
+                Some(s) if s.len() == 1 => Ok(s.as_bytes()[0]),
+                Some(s) => Err(bad(format!("{key} '{s}' must be one character"))),
+            }
+        };
+        let dialect = Dialect {
+            delimiter: one_byte("delimiter", b',')?,
+            quote: one_byte("enclosure", b'"')?,
+        };
+        Ok(Self {
+            destination,
+            incremental,
+            primary_key,
+            columns,
+            delete_where,
+            write_always,
+            dialect,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_changed_since;
+
+    #[test]
+    fn changed_since_forms() {
+        let now = 1_000_000_000_000;
+        assert_eq!(
+            parse_changed_since("-7 days", now),
+            Ok(now - 7 * 86_400_000)
+        );
+        assert_eq!(parse_changed_since("-1 hour", now), Ok(now - 3_600_000));
+        assert_eq!(parse_changed_since("-30 minutes", now), Ok(now - 1_800_000));
+        assert_eq!(
+            parse_changed_since("2001-09-09T01:46:40Z", now),
+            Ok(1_000_000_000_000)
+        );
+        assert!(parse_changed_since("yesterday", now).is_err());
+        assert!(parse_changed_since("-3 fortnights", now).is_err());
+    }
+}

@@ -474,7 +474,7 @@ impl Storage {
     pub(crate) async fn scan_segment(
         &self,
         seg: &Segment,
-        f: &mut dyn FnMut(Record<'_>) -> Result<bool>,
+        f: &mut (dyn FnMut(Record<'_>) -> Result<bool> + Send),
     ) -> Result<()> {
         let mut stream = self
             .objects
@@ -502,7 +502,7 @@ impl Storage {
         project: &ProjectId,
         load: PreparedLoad,
         opts: &LoadOptions,
-    ) -> Result<TableWrite> {
+    ) -> Result<(TableWrite, Vec<Segment>)> {
         let current = match self.store.table_version(project, &load.table, None).await {
             Ok(v) => Some(v),
             Err(gantry_store::StoreError::NotFound(_)) => None,
@@ -527,11 +527,9 @@ impl Storage {
             made_by: opts.made_by.clone(),
             note: None,
         };
+        // A full load, or the first load of a table (nothing to delete from).
         let Some(cur) = current.filter(|_| opts.incremental) else {
-            if opts.delete_where.is_some() && opts.incremental {
-                // Nothing to delete from a table that does not exist yet.
-            }
-            return Ok(write);
+            return Ok((write, Vec::new()));
         };
         if !cur.primary_key.is_empty() && !pk.is_empty() && cur.primary_key != pk {
             return Err(invalid(
@@ -549,10 +547,16 @@ impl Storage {
             }
         }
         write.columns = columns;
+        let mut fresh = Vec::new();
         match &opts.delete_where {
             None => write.kind = WriteKind::Append,
             Some(dw) => {
                 let kept = self.delete_rows(project, &load.table, &cur, dw).await?;
+                fresh = kept
+                    .iter()
+                    .filter(|s| !cur.segments.iter().any(|c| c.key == s.key))
+                    .cloned()
+                    .collect();
                 let mut segments = kept;
                 segments.extend(load.segments.iter().cloned());
                 write.segments = segments;
@@ -561,7 +565,7 @@ impl Storage {
                 };
             }
         }
-        Ok(write)
+        Ok((write, fresh))
     }
 
     /// Copies of `version`'s segments without the rows `dw` matches
@@ -661,14 +665,15 @@ impl Storage {
         let load = self
             .prepare_load(project, table, vec![(input, how)], &pk)
             .await?;
-        let segments = load.segments.clone();
+        let mut fresh = load.segments.clone();
         let committed = async {
-            let write = self.plan_load(project, load, &opts).await?;
+            let (write, rewritten) = self.plan_load(project, load, &opts).await?;
+            fresh.extend(rewritten);
             Ok::<_, StorageError>(self.store.commit_table(project, write).await?)
         }
         .await;
         if committed.is_err() {
-            self.delete_segments(&segments).await;
+            self.delete_segments(&fresh).await;
         }
         committed
     }

@@ -8,6 +8,7 @@
 
 pub mod attempt;
 pub mod datadir;
+pub mod fault;
 pub mod logs;
 mod worker;
 

@@ -110,7 +110,7 @@ mod tests {
     #[tokio::test]
     async fn caps_and_reports_dropped_output() {
         let (tx, mut rx) = mpsc::channel(1000);
-        let mut p = LogPipeline::new(tx, Redactor::new(&["tok".to_string()]), 20);
+        let mut p = LogPipeline::new(tx, Redactor::new(&["tok".to_string()]), 30);
         p.push(
             OutputStream::Stdout,
             b"0123456789\nabc tok\nthis one is dropped\n",

@@ -7,6 +7,7 @@ use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::{ErrorKind, JobId, Spec};
 use gantry_runtime::ContainerRuntime;
+use gantry_storage::{Collected, Storage, StorageError};
 use gantry_store::{AttemptInfo, Change, ClaimedJob, Finish, Store};
 use gantry_vault::Vault;
 use std::collections::{HashMap, HashSet};
@@ -61,6 +62,7 @@ struct Running {
 #[derive(Clone)]
 pub struct Worker {
     store: Arc<dyn Store>,
+    storage: Storage,
     runtime: Arc<dyn ContainerRuntime>,
     vault: Vault,
     cfg: WorkerConfig,
@@ -70,12 +72,14 @@ pub struct Worker {
 impl Worker {
     pub fn new(
         store: Arc<dyn Store>,
+        storage: Storage,
         runtime: Arc<dyn ContainerRuntime>,
         vault: Vault,
         cfg: WorkerConfig,
     ) -> Self {
         Self {
             store,
+            storage,
             runtime,
             vault,
             cfg,
@@ -284,29 +288,14 @@ impl Worker {
             .await;
 
         let dir = datadir::attempt_dir(&self.cfg.work_dir, &id.to_string(), attempt);
-        let end = match self.plan(&claimed, dir.clone()) {
-            Ok(plan) => {
-                let plan_ok = datadir::prepare(&dir, &plan.spec, Some(&claimed.state));
-                match plan_ok {
-                    Ok(()) => {
-                        run_attempt(
-                            self.runtime.as_ref(),
-                            &plan,
-                            tx.clone(),
-                            running.cancel.clone(),
-                            running.abort.clone(),
-                        )
-                        .await
-                    }
-                    Err(e) => finished(Outcome::failed(
-                        ErrorKind::Infrastructure,
-                        format!("cannot prepare the data folder: {e}"),
-                        None,
-                    )),
-                }
-            }
-            Err(outcome) => finished(outcome),
+        let (end, plan) = match self.plan(&claimed, dir.clone()) {
+            Ok(plan) => (
+                self.execute(&claimed, &plan, &tx, &running).await,
+                Some(plan),
+            ),
+            Err(outcome) => (finished(outcome), None),
         };
+        crate::fault::point("after-exit");
 
         match end {
             AttemptEnd::Abandoned => {
@@ -322,7 +311,11 @@ impl Worker {
                     tracing::error!(job = %id, error = %e, "cannot hand a job back; its lease will expire");
                 }
             }
-            AttemptEnd::Finished(report) => {
+            AttemptEnd::Finished(mut report) => {
+                let collected = match &plan {
+                    Some(plan) => self.collect(job, plan, &mut report).await,
+                    None => Collected::default(),
+                };
                 let info = AttemptInfo {
                     image_digest: report.image_digest.clone(),
                     limits: Some(report.limits.clone()),
@@ -348,7 +341,8 @@ impl Worker {
                 let _ = tx.send(LogLine::system(level, summary)).await;
                 drop(tx);
                 let _ = writer.await;
-                match self
+                crate::fault::point("before-commit");
+                let finish = self
                     .store
                     .finish_attempt(
                         id,
@@ -356,9 +350,15 @@ impl Worker {
                         &self.cfg.id,
                         outcome,
                         report.new_state.as_ref(),
+                        &collected.outputs,
                     )
-                    .await
-                {
+                    .await;
+                crate::fault::point("after-commit");
+                if matches!(finish, Ok(Finish::Stale) | Err(_)) {
+                    // Nothing was committed: the objects written for it are garbage.
+                    self.storage.discard(&collected).await;
+                }
+                match finish {
                     Ok(Finish::Stale) => {
                         tracing::warn!(job = %id, attempt, "attempt finished after losing its lease; result dropped")
                     }
@@ -380,6 +380,96 @@ impl Worker {
         datadir::remove(&dir);
         if let Ok(mut m) = self.running.lock() {
             m.remove(&id);
+        }
+    }
+
+    /// Lays out the data folder, stages inputs, runs the container.
+    async fn execute(
+        &self,
+        claimed: &ClaimedJob,
+        plan: &AttemptPlan,
+        tx: &mpsc::Sender<LogLine>,
+        running: &Running,
+    ) -> AttemptEnd {
+        let dir = &plan.data_dir;
+        if let Err(e) = datadir::prepare(dir, &plan.spec, Some(&claimed.state)) {
+            return finished(Outcome::failed(
+                ErrorKind::Infrastructure,
+                format!("cannot prepare the data folder: {e}"),
+                None,
+            ));
+        }
+        let input = &plan.spec.storage.input;
+        if !input.is_empty() {
+            let _ = tx
+                .send(LogLine::system("info", "staging input mapping"))
+                .await;
+            if let Err(e) = self
+                .storage
+                .stage_inputs(&claimed.job.project, input, dir)
+                .await
+            {
+                let kind = match e {
+                    StorageError::Invalid(_) | StorageError::NotFound(_) => ErrorKind::UserError,
+                    _ => ErrorKind::Infrastructure,
+                };
+                return finished(Outcome::failed(kind, format!("input mapping: {e}"), None));
+            }
+        }
+        run_attempt(
+            self.runtime.as_ref(),
+            plan,
+            tx.clone(),
+            running.cancel.clone(),
+            running.abort.clone(),
+        )
+        .await
+    }
+
+    /// Reads the outputs of a container that ran to its end. A broken
+    /// contract turns the attempt into `invalid_output`.
+    async fn collect(
+        &self,
+        job: &gantry_store::Job,
+        plan: &AttemptPlan,
+        report: &mut crate::attempt::AttemptReport,
+    ) -> Collected {
+        let o = &report.outcome;
+        let ran = o.exit_code.is_some()
+            && matches!(
+                o.status,
+                gantry_core::JobStatus::Succeeded | gantry_core::JobStatus::Failed
+            );
+        if !ran {
+            return Collected::default();
+        }
+        let succeeded = o.status == gantry_core::JobStatus::Succeeded;
+        let bucket = job
+            .config_id
+            .as_ref()
+            .map_or("adhoc".to_string(), |c| c.to_string());
+        let result = self
+            .storage
+            .collect_outputs(
+                &job.project,
+                &plan.spec.storage.output,
+                &plan.data_dir,
+                &bucket,
+                succeeded,
+            )
+            .await;
+        crate::fault::point("during-upload");
+        match result {
+            Ok(c) => c,
+            Err(e) => {
+                let kind = match e {
+                    StorageError::Invalid(_) => ErrorKind::InvalidOutput,
+                    _ => ErrorKind::Infrastructure,
+                };
+                report.outcome = Outcome::failed(kind, e.to_string(), report.outcome.exit_code);
+                report.new_state = None;
+                Collected::default()
+            }
         }
     }
 

@@ -343,7 +343,10 @@ async fn gzip_sliced_and_other_dialects() {
         t.s.plan_load(&t.p, load, &opts(false, None))
             .await
             .expect("plan");
-    t.s.store().commit_table(&t.p, write).await.expect("commit");
+    t.s.store()
+        .commit_table(&t.p, write.0)
+        .await
+        .expect("commit");
     assert_eq!(
         t.read("out.c-x.s", None, ReadFilter::default()).await,
         "id,v\n1,a\n2,b\n3,c\n"

@@ -76,7 +76,14 @@ async fn retries_count_failures_and_success_saves_state() {
     assert_eq!(c.jobs[0].state, json!({}));
     let fail = Outcome::failed(ErrorKind::ApplicationError, "boom", Some(3));
     let f = store
-        .finish_attempt(id, 1, "w", &fail, Some(&json!({"x": 1})))
+        .finish_attempt(
+            id,
+            1,
+            "w",
+            &fail,
+            Some(&json!({"x": 1})),
+            &Default::default(),
+        )
         .await
         .expect("finish");
     assert!(matches!(f, Finish::Retrying { .. }));
@@ -89,7 +96,14 @@ async fn retries_count_failures_and_success_saves_state() {
     let c = store.claim("w", 1, LEASE).await.expect("claim");
     assert_eq!(c.jobs[0].job.attempt, 2);
     let f = store
-        .finish_attempt(id, 2, "w", &Outcome::succeeded(0), Some(&json!({"x": 2})))
+        .finish_attempt(
+            id,
+            2,
+            "w",
+            &Outcome::succeeded(0),
+            Some(&json!({"x": 2})),
+            &Default::default(),
+        )
         .await
         .expect("finish");
     assert_eq!(f, Finish::Done(JobStatus::Succeeded));
@@ -111,6 +125,7 @@ async fn retries_count_failures_and_success_saves_state() {
             "w",
             &Outcome::failed(ErrorKind::UserError, "bad", Some(1)),
             None,
+            &Default::default(),
         )
         .await
         .expect("finish");
@@ -135,7 +150,14 @@ async fn expired_leases_are_taken_back_and_late_results_are_fenced_off() {
     assert_eq!(c.jobs[0].job.attempt, 2);
     // The dead worker wakes up and reports: nothing changes.
     let stale = store
-        .finish_attempt(id, 1, "dead", &Outcome::succeeded(0), None)
+        .finish_attempt(
+            id,
+            1,
+            "dead",
+            &Outcome::succeeded(0),
+            None,
+            &Default::default(),
+        )
         .await
         .expect("finish");
     assert_eq!(stale, Finish::Stale);
@@ -143,7 +165,14 @@ async fn expired_leases_are_taken_back_and_late_results_are_fenced_off() {
     store.heartbeat("alive", LEASE).await.expect("beat");
     assert!(store.recover_expired().await.expect("recover").is_empty());
     let done = store
-        .finish_attempt(id, 2, "alive", &Outcome::succeeded(0), None)
+        .finish_attempt(
+            id,
+            2,
+            "alive",
+            &Outcome::succeeded(0),
+            None,
+            &Default::default(),
+        )
         .await
         .expect("finish");
     assert_eq!(done, Finish::Done(JobStatus::Succeeded));
