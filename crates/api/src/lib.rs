@@ -6,6 +6,7 @@ mod auth;
 mod error;
 mod openapi;
 mod routes;
+mod storage_routes;
 mod views;
 
 pub use error::ApiError;

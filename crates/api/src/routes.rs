@@ -31,6 +31,7 @@ pub trait Readiness: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    pub storage: gantry_storage::Storage,
     pub vault: Vault,
     /// `None` when no worker runs in this process (a plain `gantry server`).
     pub readiness: Option<Arc<dyn Readiness>>,
@@ -65,8 +66,9 @@ pub fn app(state: AppState) -> Router {
         .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
         .route("/readyz", get(readyz))
         .route("/metrics", get(metrics))
-        .fallback(|| async { ApiError::not_found("route") })
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .merge(crate::storage_routes::routes())
+        .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }
 

@@ -99,6 +99,32 @@ impl Client {
         self.send(self.request(Method::PUT, path).json(body)).await
     }
 
+    /// POSTs a streamed body (a CSV or file being uploaded).
+    pub async fn post_stream(&self, path: &str, body: reqwest::Body) -> anyhow::Result<Value> {
+        self.send(self.request(Method::POST, path).body(body)).await
+    }
+
+    /// GETs a response to stream (exports, downloads); API errors are errors.
+    pub async fn get_stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let resp = self
+            .request(Method::GET, path)
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if resp.status().is_success() {
+            return Ok(resp);
+        }
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
+        Err(ApiFailure {
+            code: body["error"]["code"].as_str().unwrap_or("error").into(),
+            message: body["error"]["message"]
+                .as_str()
+                .unwrap_or("the server answered with an error")
+                .into(),
+        }
+        .into())
+    }
+
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
         self.send(self.request(Method::DELETE, path)).await
     }

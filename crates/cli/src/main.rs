@@ -9,6 +9,7 @@ mod home;
 mod output;
 mod run;
 mod serve;
+mod storage_cmds;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -132,6 +133,12 @@ enum Command {
     /// Stored specs with persisted state.
     #[command(subcommand)]
     Configs(commands::ConfigsCommand),
+    /// Versioned tables: import, export, versions, restore.
+    #[command(subcommand)]
+    Tables(storage_cmds::TablesCommand),
+    /// Tagged files: upload, download, list.
+    #[command(subcommand)]
+    Files(storage_cmds::FilesCommand),
 }
 
 fn main() -> ExitCode {
@@ -186,5 +193,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => run::run(&g, &spec, data, log_cap).await,
         Command::Jobs(c) => commands::jobs(&g, c).await,
         Command::Configs(c) => commands::configs(&g, c).await,
+        Command::Tables(c) => storage_cmds::tables(&g, c).await,
+        Command::Files(c) => storage_cmds::files(&g, c).await,
     }
 }

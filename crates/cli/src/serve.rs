@@ -164,6 +164,7 @@ pub async fn up(g: &Global, listen: SocketAddr, args: WorkerArgs) -> anyhow::Res
     let http_stop = CancellationToken::new();
     let state = AppState {
         store: o.store.clone(),
+        storage: o.storage.clone(),
         vault: o.vault.clone(),
         readiness: Some(Arc::new(EngineReady(runtime))),
     };
@@ -181,6 +182,7 @@ pub async fn server(g: &Global, listen: SocketAddr) -> anyhow::Result<()> {
     let shutdown = shutdown_on_signals();
     let state = AppState {
         store: o.store.clone(),
+        storage: o.storage.clone(),
         vault: o.vault.clone(),
         readiness: None,
     };

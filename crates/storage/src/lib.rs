@@ -82,6 +82,19 @@ impl Storage {
         Ok(Self::new(objects, store))
     }
 
+    /// Deletes objects no version or file refers to any more (best effort).
+    pub async fn delete_objects(&self, keys: &[String]) {
+        for k in keys {
+            if let Err(e) = self
+                .objects
+                .delete(&object_store::path::Path::from(k.as_str()))
+                .await
+            {
+                tracing::warn!(key = %k, error = %e, "cannot delete an object");
+            }
+        }
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

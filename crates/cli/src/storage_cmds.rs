@@ -1,0 +1,421 @@
+//! `gantry tables ...` and `gantry files ...`: Storage through the API, with
+//! streaming transfers and progress bars on a terminal.
+
+use crate::client::Client;
+use crate::output::{self, s};
+use crate::{Global, OutputFormat};
+use anyhow::Context;
+use clap::Subcommand;
+use futures_util::StreamExt;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use tokio::io::AsyncWriteExt;
+
+#[derive(Subcommand)]
+pub enum TablesCommand {
+    /// List tables with their current version.
+    List,
+    /// Show a table: columns, primary key, version, rows, bytes.
+    Show { id: String },
+    /// List a table's versions, newest first (who made each, when, rows, bytes).
+    Versions { id: String },
+    /// Load a CSV file (header row; `.gz` is decompressed) as a new version.
+    Import {
+        id: String,
+        file: PathBuf,
+        /// Append instead of replacing; with a primary key, rows with the same key are replaced.
+        #[arg(long)]
+        incremental: bool,
+        /// Primary-key columns, comma-separated.
+        #[arg(long, value_name = "A,B")]
+        primary_key: Option<String>,
+        /// Field delimiter of the file (one character).
+        #[arg(long, default_value = ",")]
+        delimiter: String,
+        /// Quote character of the file (one character).
+        #[arg(long, default_value = "\"")]
+        enclosure: String,
+    },
+    /// Write a table (or an old version) as CSV.
+    Export {
+        id: String,
+        #[arg(long)]
+        version: Option<u64>,
+        /// Only these columns, comma-separated.
+        #[arg(long, value_name = "A,B")]
+        columns: Option<String>,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long = "file", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// Make an old version the newest one again (as a new version).
+    Restore {
+        id: String,
+        #[arg(long)]
+        version: u64,
+    },
+    /// Delete a table and all its versions.
+    Delete { id: String },
+}
+
+#[derive(Subcommand)]
+pub enum FilesCommand {
+    /// Store a file with tags.
+    Upload {
+        file: PathBuf,
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        /// Name to store it under (default: the file's name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Write a stored file's content.
+    Download {
+        id: String,
+        /// Output file (default: standard output).
+        #[arg(short = 'o', long = "file", value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
+    /// List files, newest first; with --tag, only files having every tag.
+    List {
+        #[arg(long = "tag")]
+        tags: Vec<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+    },
+    /// Show one file's details.
+    Show { id: String },
+}
+
+fn enc(v: &str) -> String {
+    form_urlencoded::byte_serialize(v.as_bytes()).collect()
+}
+
+fn bar(len: Option<u64>, what: &str) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let pb = match len {
+        Some(n) => ProgressBar::new(n),
+        None => ProgressBar::new_spinner(),
+    };
+    let template = if len.is_some() {
+        "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}"
+    } else {
+        "{spinner} {msg} {bytes} {bytes_per_sec}"
+    };
+    pb.set_style(
+        ProgressStyle::with_template(template)
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    pb.set_message(what.to_string());
+    Some(pb)
+}
+
+async fn upload(client: &Client, path: &str, file: &Path, what: &str) -> anyhow::Result<Value> {
+    let f = tokio::fs::File::open(file)
+        .await
+        .with_context(|| format!("cannot open {}", file.display()))?;
+    let len = f.metadata().await?.len();
+    let pb = bar(Some(len), what);
+    let pb2 = pb.clone();
+    let stream = tokio_util::io::ReaderStream::with_capacity(f, 1 << 20).inspect(move |c| {
+        if let (Some(pb), Ok(c)) = (&pb2, c) {
+            pb.inc(c.len() as u64);
+        }
+    });
+    let result = client
+        .post_stream(path, reqwest::Body::wrap_stream(stream))
+        .await;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    result
+}
+
+async fn download(
+    client: &Client,
+    path: &str,
+    out: Option<&Path>,
+    what: &str,
+) -> anyhow::Result<u64> {
+    let resp = client.get_stream(path).await?;
+    let pb = if out.is_some() {
+        bar(resp.content_length(), what)
+    } else {
+        None
+    };
+    let mut stream = resp.bytes_stream();
+    let mut sink: Box<dyn tokio::io::AsyncWrite + Unpin + Send> = match out {
+        Some(p) => Box::new(
+            tokio::fs::File::create(p)
+                .await
+                .with_context(|| format!("cannot create {}", p.display()))?,
+        ),
+        None => Box::new(tokio::io::stdout()),
+    };
+    let mut n = 0u64;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.context("the download broke off")?;
+        n += chunk.len() as u64;
+        if let Some(pb) = &pb {
+            pb.inc(chunk.len() as u64);
+        }
+        sink.write_all(&chunk).await?;
+    }
+    sink.flush().await?;
+    if let Some(pb) = pb {
+        pb.finish_and_clear();
+    }
+    Ok(n)
+}
+
+fn print(g: &Global, v: &Value, table: impl FnOnce(&Value)) {
+    match g.output {
+        OutputFormat::Json => output::json(v),
+        OutputFormat::Table => table(v),
+    }
+}
+
+fn version_rows(v: &Value) -> Vec<Vec<String>> {
+    v["versions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|x| {
+            vec![
+                s(&x["version"]),
+                s(&x["made_by"]),
+                x["job"].as_str().unwrap_or("-").to_string(),
+                s(&x["loaded_rows"]),
+                s(&x["rows"]),
+                s(&x["bytes"]),
+                s(&x["created_at"]),
+                x["note"].as_str().unwrap_or("").to_string(),
+            ]
+        })
+        .collect()
+}
+
+pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
+    let client = Client::new(g)?;
+    match cmd {
+        TablesCommand::List => {
+            let v = client.get("/v1/tables").await?;
+            print(g, &v, |v| {
+                let rows: Vec<Vec<String>> = v["tables"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|t| {
+                        vec![
+                            s(&t["id"]),
+                            s(&t["version"]),
+                            s(&t["rows"]),
+                            s(&t["bytes"]),
+                            s(&t["updated_at"]),
+                        ]
+                    })
+                    .collect();
+                output::table(&["ID", "VERSION", "ROWS", "BYTES", "UPDATED"], &rows);
+            });
+        }
+        TablesCommand::Show { id } => {
+            let v = client.get(&format!("/v1/tables/{}", enc(&id))).await?;
+            print(g, &v, |t| {
+                for k in ["id", "version", "rows", "bytes", "created_at", "updated_at"] {
+                    println!("{k:<13}{}", s(&t[k]));
+                }
+                let cols: Vec<String> = t["columns"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(s)
+                    .collect();
+                let pk: Vec<String> = t["primary_key"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(s)
+                    .collect();
+                println!("{:<13}{}", "columns", cols.join(", "));
+                println!(
+                    "{:<13}{}",
+                    "primary key",
+                    if pk.is_empty() {
+                        "-".into()
+                    } else {
+                        pk.join(", ")
+                    }
+                );
+            });
+        }
+        TablesCommand::Versions { id } => {
+            let v = client
+                .get(&format!("/v1/tables/{}/versions", enc(&id)))
+                .await?;
+            print(g, &v, |v| {
+                output::table(
+                    &[
+                        "VERSION", "MADE BY", "JOB", "LOADED", "ROWS", "BYTES", "CREATED", "NOTE",
+                    ],
+                    &version_rows(v),
+                )
+            });
+        }
+        TablesCommand::Import {
+            id,
+            file,
+            incremental,
+            primary_key,
+            delimiter,
+            enclosure,
+        } => {
+            let mut path = format!(
+                "/v1/tables/{}/import?incremental={incremental}&delimiter={}&enclosure={}",
+                enc(&id),
+                enc(&delimiter),
+                enc(&enclosure)
+            );
+            if let Some(pk) = primary_key {
+                path.push_str(&format!("&primary_key={}", enc(&pk)));
+            }
+            if file.extension().is_some_and(|e| e == "gz") {
+                path.push_str("&gzip=true");
+            }
+            let v = upload(
+                &client,
+                &path,
+                &file,
+                &format!("importing {}", file.display()),
+            )
+            .await?;
+            print(g, &v, |v| {
+                eprintln!(
+                    "{id}: version {} ({} rows, {} bytes loaded)",
+                    s(&v["version"]),
+                    s(&v["loaded_rows"]),
+                    s(&v["loaded_bytes"])
+                )
+            });
+        }
+        TablesCommand::Export {
+            id,
+            version,
+            columns,
+            out,
+        } => {
+            let mut path = format!("/v1/tables/{}/export?", enc(&id));
+            if let Some(v) = version {
+                path.push_str(&format!("version={v}&"));
+            }
+            if let Some(c) = columns {
+                path.push_str(&format!("columns={}", enc(&c)));
+            }
+            let n = download(&client, &path, out.as_deref(), &format!("exporting {id}")).await?;
+            if let Some(o) = out {
+                eprintln!("{id}: {n} bytes written to {}", o.display());
+            }
+        }
+        TablesCommand::Restore { id, version } => {
+            let v = client
+                .post(
+                    &format!("/v1/tables/{}/restore?version={version}", enc(&id)),
+                    &Value::Null,
+                )
+                .await?;
+            print(g, &v, |v| {
+                eprintln!(
+                    "{id}: version {version} restored as version {}",
+                    s(&v["version"])
+                )
+            });
+        }
+        TablesCommand::Delete { id } => {
+            client.delete(&format!("/v1/tables/{}", enc(&id))).await?;
+            if g.output == OutputFormat::Table {
+                eprintln!("table {id} deleted");
+            }
+        }
+    }
+    Ok(0)
+}
+
+pub async fn files(g: &Global, cmd: FilesCommand) -> anyhow::Result<u8> {
+    let client = Client::new(g)?;
+    let file_rows = |v: &Value| -> Vec<Vec<String>> {
+        v["files"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|f| {
+                let tags: Vec<String> = f["tags"].as_array().into_iter().flatten().map(s).collect();
+                vec![
+                    s(&f["id"]),
+                    s(&f["name"]),
+                    s(&f["size"]),
+                    tags.join(","),
+                    s(&f["created_at"]),
+                ]
+            })
+            .collect()
+    };
+    match cmd {
+        FilesCommand::Upload { file, tags, name } => {
+            let name = match name {
+                Some(n) => n,
+                None => file
+                    .file_name()
+                    .and_then(|n| n.to_str())
+                    .context("the file has no usable name; pass --name")?
+                    .to_string(),
+            };
+            let mut path = format!("/v1/files?name={}", enc(&name));
+            for t in &tags {
+                path.push_str(&format!("&tag={}", enc(t)));
+            }
+            let v = upload(
+                &client,
+                &path,
+                &file,
+                &format!("uploading {}", file.display()),
+            )
+            .await?;
+            print(g, &v, |v| println!("{}", s(&v["id"])));
+        }
+        FilesCommand::Download { id, out } => {
+            let n = download(
+                &client,
+                &format!("/v1/files/{}/content", enc(&id)),
+                out.as_deref(),
+                &format!("downloading file {id}"),
+            )
+            .await?;
+            if let Some(o) = out {
+                eprintln!("file {id}: {n} bytes written to {}", o.display());
+            }
+        }
+        FilesCommand::List { tags, limit } => {
+            let mut path = format!("/v1/files?limit={limit}");
+            for t in &tags {
+                path.push_str(&format!("&tag={}", enc(t)));
+            }
+            let v = client.get(&path).await?;
+            print(g, &v, |v| {
+                output::table(&["ID", "NAME", "SIZE", "TAGS", "CREATED"], &file_rows(v))
+            });
+        }
+        FilesCommand::Show { id } => {
+            let v = client.get(&format!("/v1/files/{}", enc(&id))).await?;
+            print(g, &v, |f| {
+                for k in ["id", "name", "size", "tags", "job", "created_at"] {
+                    println!("{k:<11}{}", s(&f[k]));
+                }
+            });
+        }
+    }
+    Ok(0)
+}
