@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 bash scripts/ensure-docker.sh
 echo "==> building gantry (release)"
 cargo build --release --quiet
-bash scripts/images.sh
+GANTRY_IMAGES=busybox bash scripts/images.sh
 gantry=./target/release/gantry
 export GANTRY_HOME=${GANTRY_HOME:-$PWD/.gantry}
 

@@ -135,6 +135,8 @@ struct SegmentWriter {
     bytes: u64,
     last_byte: Option<u8>,
     reencoded: Vec<u8>,
+    /// The header ended at a `\r`: its `\n` must not start the body.
+    strip_lf: bool,
 }
 
 impl SegmentWriter {
@@ -151,6 +153,7 @@ impl SegmentWriter {
             self.pk_idx = pk_positions(&self.name, &cols, &self.pk)?;
             self.columns = Some(cols);
             self.header_end = Some(end);
+            self.strip_lf = true;
             return Ok(());
         };
         if rec.is_blank() && columns.len() > 1 {
@@ -194,7 +197,14 @@ impl SegmentWriter {
             // The stored bytes are the input's bytes after the header.
             if let Some(h) = self.header_end {
                 let skip = h.saturating_sub(start).min(chunk.len() as u64) as usize;
-                self.emit(&chunk[skip..]).await?;
+                let mut body = &chunk[skip..];
+                if self.strip_lf && !body.is_empty() {
+                    if body[0] == b'\n' {
+                        body = &body[1..];
+                    }
+                    self.strip_lf = false;
+                }
+                self.emit(body).await?;
             }
         } else {
             let buf = std::mem::take(&mut self.reencoded);
@@ -299,6 +309,7 @@ impl Storage {
             bytes: 0,
             last_byte: None,
             reencoded: Vec::new(),
+            strip_lf: false,
         };
         if let Some(cols) = &how.columns {
             check_columns(&how.name, cols)?;

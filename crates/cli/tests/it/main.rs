@@ -5,8 +5,10 @@
 mod api;
 mod configs;
 mod jobs;
+mod keboola;
 mod lifecycle;
 mod limits;
 mod logs;
 mod run;
+mod storage;
 mod util;

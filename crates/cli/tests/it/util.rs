@@ -56,6 +56,8 @@ pub struct Gantry {
     child: Option<Child>,
     pub log: Arc<Mutex<Vec<String>>>,
     args: Vec<String>,
+    /// Extra environment for the next start (e.g. GANTRY_FAULTS).
+    pub env: Vec<(String, String)>,
 }
 
 impl Gantry {
@@ -72,6 +74,7 @@ impl Gantry {
             child: None,
             log: Arc::default(),
             args,
+            env: Vec::new(),
         };
         g.start();
         g
@@ -93,6 +96,7 @@ impl Gantry {
             child: None,
             log: Arc::default(),
             args,
+            env: Vec::new(),
         };
         g.start();
         g
@@ -113,6 +117,7 @@ impl Gantry {
             .args(args)
             .env("GANTRY_HOME", self.home.path())
             .env("GANTRY_LOG", "info")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -157,6 +162,25 @@ impl Gantry {
                 let _ = child.kill();
                 panic!(
                     "gantry did not exit within {within:?} after SIG{signal}; log: {:?}",
+                    self.log.lock().expect("log")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Waits for the process to exit on its own (e.g. at an injected fault).
+    pub fn wait_exit(&mut self, within: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(st) = child.try_wait().expect("wait") {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!(
+                    "gantry did not exit within {within:?}; log: {:?}",
                     self.log.lock().expect("log")
                 );
             }
@@ -260,6 +284,50 @@ impl Api {
 
     pub async fn post(&self, path: &str, body: Value) -> (u16, Value) {
         self.call(reqwest::Method::POST, path, Some(body)).await
+    }
+
+    /// Imports CSV text into a table; returns (status, body).
+    pub async fn import(&self, table: &str, query: &str, csv: &str) -> (u16, Value) {
+        let resp = self
+            .req(
+                reqwest::Method::POST,
+                &format!("/v1/tables/{table}/import?{query}"),
+            )
+            .header("content-type", "text/csv")
+            .body(csv.to_string())
+            .send()
+            .await
+            .expect("import");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn export(&self, table: &str) -> String {
+        let resp = self
+            .req(reqwest::Method::GET, &format!("/v1/tables/{table}/export"))
+            .send()
+            .await
+            .expect("export");
+        assert_eq!(resp.status(), 200, "export of {table}");
+        resp.text().await.expect("csv")
+    }
+
+    /// Rows of a table's CSV, header first, the rest sorted.
+    pub async fn rows(&self, table: &str) -> Vec<String> {
+        let text = self.export(table).await;
+        let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+        if lines.len() > 1 {
+            lines[1..].sort();
+        }
+        lines
+    }
+
+    pub async fn versions(&self, table: &str) -> Vec<Value> {
+        let (status, v) = self.get(&format!("/v1/tables/{table}/versions")).await;
+        if status == 404 {
+            return Vec::new();
+        }
+        v["versions"].as_array().cloned().unwrap_or_default()
     }
 
     /// Submits an inline spec; returns the job id.

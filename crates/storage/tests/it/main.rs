@@ -375,6 +375,27 @@ async fn gzip_sliced_and_other_dialects() {
 }
 
 #[tokio::test]
+async fn crlf_line_ends_are_kept_without_blank_rows() {
+    let t = setup();
+    t.load(
+        "in.c-main.crlf",
+        "id,v\r\n1,a\r\n2,b\r\n",
+        opts(false, None),
+    )
+    .await
+    .expect("load");
+    assert_eq!(
+        t.read("in.c-main.crlf", None, ReadFilter::default()).await,
+        "id,v\n1,a\r\n2,b\r\n"
+    );
+    let f = ReadFilter {
+        columns: vec!["v".into()],
+        ..Default::default()
+    };
+    assert_eq!(t.read("in.c-main.crlf", None, f).await, "v\na\nb\n");
+}
+
+#[tokio::test]
 async fn filtered_reads() {
     let t = setup();
     t.load(

@@ -1,0 +1,373 @@
+//! Storage end to end: tables and files through the API and CLI, input and
+//! output mapping through real jobs, and exactly-once commits under crashes.
+
+use crate::util::*;
+use serde_json::json;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tables_import_export_versions_and_restore() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let csv = g.write_spec("people.csv", "id,name\n1,ann\n2,bob\n");
+    let out = g.cli(&[
+        "tables",
+        "import",
+        "in.c-main.people",
+        csv.to_str().expect("p"),
+        "--primary-key",
+        "id",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let (status, v) = api
+        .import(
+            "in.c-main.people",
+            "incremental=true",
+            "id,name\n2,bea\n3,cid\n",
+        )
+        .await;
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["version"], 2);
+    assert_eq!(
+        api.rows("in.c-main.people").await,
+        vec!["id,name", "1,ann", "2,bea", "3,cid"]
+    );
+
+    let exported = g.home_path().join("v1.csv");
+    let out = g.cli(&[
+        "tables",
+        "export",
+        "in.c-main.people",
+        "--version",
+        "1",
+        "-o",
+        exported.to_str().expect("p"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(&exported).expect("read"),
+        "id,name\n1,ann\n2,bob\n"
+    );
+
+    let out = g.cli(&["tables", "versions", "in.c-main.people", "--output", "json"]);
+    let versions: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(versions["versions"][0]["version"], 2);
+    assert_eq!(versions["versions"][1]["made_by"], "import");
+    assert_eq!(versions["versions"][1]["loaded_rows"], 2);
+
+    let out = g.cli(&["tables", "restore", "in.c-main.people", "--version", "1"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        api.rows("in.c-main.people").await,
+        vec!["id,name", "1,ann", "2,bob"]
+    );
+    assert_eq!(
+        api.versions("in.c-main.people").await.len(),
+        3,
+        "restoring adds a version, it deletes none"
+    );
+
+    // Bad input: a clear 400 and the table unchanged.
+    let (status, e) = api.import("in.c-main.people", "", "id,name\n1\n").await;
+    assert_eq!(
+        (status, e["error"]["code"].as_str()),
+        (400, Some("invalid_data")),
+        "{e}"
+    );
+    assert!(
+        e["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("row 1 has 1 fields")),
+        "{e}"
+    );
+    let (status, e) = api.import("in.c-main.people", "", "id,id\n1,2\n").await;
+    assert_eq!(status, 400, "{e}");
+    let (status, e) = api
+        .import("in.c-main.people", "incremental=true", "name\nx\n")
+        .await;
+    assert!(
+        status == 400
+            && e["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("primary-key column 'id' is missing")),
+        "{e}"
+    );
+    for bad in [
+        "in.c-main..x",
+        "in.main.t",
+        "x.c-a.b",
+        "in.c-a.b%3Bdrop",
+        "in.c-a.b%2F..%2Fetc",
+    ] {
+        let (status, _) = api.get(&format!("/v1/tables/{bad}")).await;
+        assert_eq!(status, 400, "{bad}");
+    }
+    assert_eq!(api.versions("in.c-main.people").await.len(), 3);
+    assert_eq!(api.get("/v1/tables/in.c-main.nothing").await.0, 404);
+
+    // gzip import; delete.
+    let gz = g.home_path().join("t.csv.gz");
+    std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("printf 'a,b\\n1,2\\n' | gzip > {}", gz.display()))
+        .status()
+        .expect("gzip");
+    let out = g.cli(&["tables", "import", "in.c-main.gz", gz.to_str().expect("p")]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(api.export("in.c-main.gz").await, "a,b\n1,2\n");
+    assert!(g
+        .cli(&["tables", "delete", "in.c-main.gz"])
+        .status
+        .success());
+    assert_eq!(api.get("/v1/tables/in.c-main.gz").await.0, 404);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn input_mapping_stages_filtered_tables_and_tagged_files() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    api.import(
+        "in.c-main.customers",
+        "primary_key=id",
+        "id,name,country\n1,ann,CZ\n2,bob,SK\n3,cid,DE\n4,dan,CZ\n",
+    )
+    .await;
+    for (name, tags) in [
+        ("model-old.bin", "tag=model"),
+        ("model-new.bin", "tag=model&tag=prod"),
+        ("other.txt", "tag=misc"),
+    ] {
+        let resp = api
+            .req(
+                reqwest::Method::POST,
+                &format!("/v1/files?name={name}&{tags}"),
+            )
+            .body(format!("content of {name}"))
+            .send()
+            .await
+            .expect("upload");
+        assert_eq!(resp.status(), 201);
+    }
+    let script = "for f in /data/in/tables/*.csv; do echo \"== $f\"; cat $f; done; \
+                  grep -h '\"rows_count\"' /data/in/tables/cz.csv.manifest; \
+                  ls /data/in/files; cat /data/in/files/*_model-new.bin; echo";
+    let mut spec = sh(script);
+    spec["storage"] = json!({"input": {
+        "tables": [
+            {"source": "in.c-main.customers", "destination": "cz.csv", "columns": ["name", "id"],
+             "where_column": "country", "where_values": ["CZ"]},
+            {"source": "in.c-main.customers", "where_column": "country", "where_values": ["CZ"], "where_operator": "ne", "limit": 1},
+            {"source": "in.c-main.customers", "destination": "recent.csv", "changed_since": "-1 hours"}
+        ],
+        "files": [{"tags": ["model", "prod"]}]
+    }});
+    let job = api.run(spec).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let out = api
+        .messages(job["id"].as_str().expect("id"), "stdout")
+        .await
+        .join("\n");
+    assert!(
+        out.contains("== /data/in/tables/cz.csv\nname,id\nann,1\ndan,4"),
+        "{out}"
+    );
+    assert!(
+        out.contains("== /data/in/tables/in.c-main.customers.csv\nid,name,country\n2,bob,SK\n=="),
+        "{out}"
+    );
+    assert!(
+        out.contains("== /data/in/tables/recent.csv\nid,name,country\n1,ann,CZ"),
+        "{out}"
+    );
+    assert!(out.contains("\"rows_count\": 4"), "{out}");
+    assert!(
+        out.contains("_model-new.bin\n") && !out.contains("model-old"),
+        "files with all tags only: {out}"
+    );
+    assert!(out.contains("content of model-new.bin"), "{out}");
+
+    // A job sees only what its mapping names; a missing table is the user's error.
+    let mut missing = sh("true");
+    missing["storage"] = json!({"input": {"tables": [{"source": "in.c-main.nothing"}]}});
+    let job = api.run(missing).await;
+    assert_eq!(job["error"]["kind"], "user_error", "{job}");
+    assert!(
+        job["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("in.c-main.nothing not found")),
+        "{job}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn output_mapping_resolves_destinations_and_honours_manifests() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    api.import(
+        "out.c-main.target",
+        "primary_key=id",
+        "id,v\n1,old\n2,keep\n",
+    )
+    .await;
+    let script = r#"cd /data/out/tables
+printf 'id,v\n1,new\n' > mapped.csv
+printf 'id,v\n9,via manifest\n' > anything.csv
+echo '{"destination": "out.c-main.from_manifest"}' > anything.csv.manifest
+printf 'x\n1\n' > out.c-main.dotted.csv
+printf 'y\n2\n' > plain.csv
+mkdir sliced.csv
+printf '1,a\n2,b\n' > sliced.csv/part1
+printf '3,c\n' | gzip > sliced.csv/part2.gz
+echo '{"columns": ["id", "letter"]}' > sliced.csv.manifest
+printf 'a;b\n1;"x;y"\n' > semi.csv
+echo '{"delimiter": ";"}' > semi.csv.manifest
+echo report > /data/out/files/report.txt
+echo '{"tags": ["from-manifest"]}' > /data/out/files/report.txt.manifest
+"#;
+    let mut spec = sh(script);
+    spec["storage"] = json!({"output": {
+        "tables": [{"source": "mapped.csv", "destination": "out.c-main.target", "incremental": true}],
+        "files": [{"source": "report.txt", "tags": ["from-mapping"]}]
+    }});
+    let job = api.run(spec).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        api.rows("out.c-main.target").await,
+        vec!["id,v", "1,new", "2,keep"],
+        "incremental with the table's key"
+    );
+    assert_eq!(
+        api.rows("out.c-main.from_manifest").await,
+        vec!["id,v", "9,via manifest"]
+    );
+    assert_eq!(api.rows("out.c-main.dotted").await, vec!["x", "1"]);
+    assert_eq!(
+        api.rows("out.c-adhoc.plain").await,
+        vec!["y", "2"],
+        "default bucket"
+    );
+    assert_eq!(
+        api.rows("out.c-adhoc.sliced").await,
+        vec!["id,letter", "1,a", "2,b", "3,c"]
+    );
+    assert_eq!(api.rows("out.c-adhoc.semi").await, vec!["a,b", "1,x;y"]);
+    let v = api.versions("out.c-main.target").await;
+    assert_eq!(v[0]["made_by"], "job");
+    assert_eq!(v[0]["job"], job["id"]);
+    let (_, files) = api
+        .get("/v1/files?tag=from-manifest&tag=from-mapping")
+        .await;
+    assert_eq!(files["files"].as_array().map(Vec::len), Some(1), "{files}");
+    assert_eq!(files["files"][0]["job"], job["id"]);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn broken_outputs_fail_as_invalid_output_and_store_nothing() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let cases = [
+        ("true", json!([{"source": "missing.csv"}]), "out/tables/missing.csv does not exist"),
+        ("printf 'a,b\\n1\\n' > /data/out/tables/bad.csv", json!([]), "row 1 has 1 fields"),
+        ("printf 'a,a\\n1,2\\n' > /data/out/tables/dup.csv", json!([]), "appears twice"),
+        ("printf 'a\\n1\\n' > /data/out/tables/t.csv", json!([{"source": "t.csv", "destination": "nope"}]), "invalid destination"),
+        ("ln -s /etc/passwd /data/out/tables/link.csv", json!([]), "is a symlink"),
+        ("mkfifo /data/out/tables/fifo.csv", json!([]), "not a regular file"),
+        ("printf 'a\\n1\\n' > /data/out/tables/h.csv; ln /data/out/tables/h.csv /data/out/tables/h2.csv", json!([]), "hard link"),
+        ("mkdir /data/out/tables/s.csv; printf '1\\n' > /data/out/tables/s.csv/p", json!([]), "needs 'columns'"),
+        ("printf 'a\\n1\\n' > /data/out/tables/ok.csv; echo '{not json' > /data/out/tables/ok.csv.manifest", json!([]), "not valid JSON"),
+    ];
+    for (script, tables, want) in cases {
+        let mut spec = sh(&format!(
+            "printf 'x\\n1\\n' > /data/out/tables/good.csv; {script}"
+        ));
+        spec["storage"] = json!({"output": {"tables": tables}});
+        let job = api.run(spec).await;
+        assert_eq!(job["error"]["kind"], "invalid_output", "{script}: {job}");
+        let msg = job["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(want), "{script}: {msg}");
+    }
+    // Not even the good table of those jobs was stored.
+    let (_, tables) = api.get("/v1/tables").await;
+    assert_eq!(
+        tables["tables"].as_array().map(Vec::len),
+        Some(0),
+        "{tables}"
+    );
+    // Nothing orphaned in the object store either.
+    let leftovers = walk_files(&g.home_path().join("objects"));
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk_files(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn write_always_outputs_are_stored_when_the_job_fails() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let mut spec = sh("printf 'e\\nboom\\n' > /data/out/tables/errors.csv; printf 'x\\n1\\n' > /data/out/tables/result.csv; exit 1");
+    spec["storage"] =
+        json!({"output": {"tables": [{"source": "errors.csv", "write_always": true}]}});
+    let job = api.run(spec).await;
+    assert_eq!(job["error"]["kind"], "user_error");
+    assert_eq!(api.rows("out.c-adhoc.errors").await, vec!["e", "boom"]);
+    assert_eq!(
+        api.get("/v1/tables/out.c-adhoc.result").await.0,
+        404,
+        "only write_always outputs of a failed job"
+    );
+}
+
+/// A crash at each point of the commit leaves exactly one visible result:
+/// one table version, one success.
+#[tokio::test(flavor = "multi_thread")]
+async fn outputs_commit_exactly_once_whatever_the_crash_point() {
+    for point in [
+        "after-exit",
+        "during-upload",
+        "before-commit",
+        "after-commit",
+    ] {
+        let mut g = Gantry::up(&[]);
+        g.env = vec![("GANTRY_FAULTS".into(), point.into())];
+        let st = g.stop_with("TERM", Duration::from_secs(10));
+        assert!(st.success());
+        g.start();
+        let api = g.client();
+        let mut spec = sh("printf 'id\\n1\\n' > /data/out/tables/once.csv");
+        spec["storage"] =
+            json!({"output": {"tables": [{"source": "once.csv", "incremental": true}]}});
+        spec["retry"] = json!({"attempts": 3, "backoff": "10ms"});
+        let id = api.submit(spec).await;
+        let st = g.wait_exit(Duration::from_secs(60));
+        assert_eq!(st.code(), Some(86), "{point}: crashed at the fault");
+        g.env.clear();
+        g.start();
+        let api = g.client();
+        let job = api.wait(&id).await;
+        assert_eq!(job["status"], "succeeded", "{point}: {job}");
+        let versions = api.versions("out.c-adhoc.once").await;
+        assert_eq!(
+            versions.len(),
+            1,
+            "{point}: exactly one version: {versions:?}"
+        );
+        assert_eq!(
+            api.rows("out.c-adhoc.once").await,
+            vec!["id", "1"],
+            "{point}"
+        );
+        let expected_attempts = if point == "after-commit" { 1 } else { 2 };
+        assert_eq!(job["attempt"], expected_attempts, "{point}: {job}");
+    }
+}
