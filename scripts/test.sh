@@ -9,4 +9,11 @@ command -v docker-registry >/dev/null 2>&1 || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
 }
 bash scripts/images.sh
+# An S3-compatible server (moto, from PyPI) for the object-store tests.
+moto=/var/tmp/gantry-moto/bin/moto_server
+if [ ! -x "$moto" ]; then
+  python3 -m venv /var/tmp/gantry-moto
+  /var/tmp/gantry-moto/bin/pip install --quiet --disable-pip-version-check 'moto[server]'
+fi
+export GANTRY_TEST_MOTO="$moto"
 cargo test --workspace --locked "$@"

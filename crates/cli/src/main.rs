@@ -53,7 +53,9 @@ struct Global {
     #[arg(long, global = true, env = "GANTRY_HOME", default_value = "./.gantry")]
     home: PathBuf,
     /// Where table and file contents live (servers and workers): a folder
-    /// path or file:///path. Default: $GANTRY_HOME/objects.
+    /// path, file:///path, or s3://bucket/prefix?endpoint=...&region=...
+    /// (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
+    /// Default: $GANTRY_HOME/objects.
     #[arg(long, global = true, env = "GANTRY_STORAGE_URL")]
     storage_url: Option<String>,
 }

@@ -65,19 +65,45 @@ impl Storage {
         Self { objects, store }
     }
 
-    /// Opens the object store named by `url`: `file:///path` (or a plain path)
-    /// for a local folder.
+    /// Opens the object store named by `url`:
+    /// - a folder path or `file:///path`: a local folder;
+    /// - `s3://bucket[/prefix][?endpoint=...&region=...&allow_http=true]`: an
+    ///   S3-compatible bucket. Credentials come from the standard `AWS_*`
+    ///   environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    ///   `AWS_ENDPOINT`, `AWS_REGION`, ...); query options override them.
     pub fn open(url: &str, store: Arc<dyn Store>) -> Result<Self> {
-        let objects: Arc<dyn ObjectStore> = if let Some(path) = url
+        let bad = |m: String| StorageError::Invalid(format!("storage URL '{url}': {m}"));
+        let local = url
             .strip_prefix("file://")
-            .or(Some(url).filter(|u| !u.contains("://")))
-        {
+            .or(Some(url).filter(|u| !u.contains("://")));
+        let objects: Arc<dyn ObjectStore> = if let Some(path) = local {
             std::fs::create_dir_all(path)?;
             Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path)?)
+        } else if url.starts_with("s3://") {
+            let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+            let bucket = parsed
+                .host_str()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| bad("no bucket".into()))?;
+            let mut builder =
+                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for (k, v) in parsed.query_pairs() {
+                let key: object_store::aws::AmazonS3ConfigKey = k
+                    .parse()
+                    .map_err(|_| bad(format!("unknown option '{k}'")))?;
+                builder = builder.with_config(key, v.to_string());
+            }
+            let s3 = builder.build()?;
+            let prefix = parsed.path().trim_matches('/');
+            if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+            }
         } else {
-            return Err(StorageError::Invalid(format!(
-                "unsupported storage URL '{url}': use a folder path or file:///path"
-            )));
+            return Err(bad(
+                "use a folder path, file:///path or s3://bucket/prefix".into()
+            ));
         };
         Ok(Self::new(objects, store))
     }

@@ -371,3 +371,97 @@ async fn outputs_commit_exactly_once_whatever_the_crash_point() {
         assert_eq!(job["attempt"], expected_attempts, "{point}: {job}");
     }
 }
+
+/// An S3-compatible server (moto) on a loopback port.
+struct S3 {
+    child: std::process::Child,
+    port: u16,
+}
+
+impl S3 {
+    fn start() -> Self {
+        let bin = std::env::var("GANTRY_TEST_MOTO")
+            .unwrap_or_else(|_| "/var/tmp/gantry-moto/bin/moto_server".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("moto_server ({bin}) is installed by scripts/test.sh: {e}"));
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn storage_works_on_an_s3_compatible_bucket() {
+    let s3 = S3::start();
+    let endpoint = format!("http://127.0.0.1:{}", s3.port);
+    // Create the bucket (S3 CreateBucket is a PUT on the bucket).
+    let resp = reqwest::Client::new()
+        .put(format!("{endpoint}/gantry-bucket"))
+        .send()
+        .await
+        .expect("create bucket");
+    assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    let url =
+        format!("s3://gantry-bucket/team-a?endpoint={endpoint}&allow_http=true&region=us-east-1");
+    let mut g = Gantry::up(&["--storage-url", &url]);
+    g.env = vec![
+        ("AWS_ACCESS_KEY_ID".into(), "test".into()),
+        ("AWS_SECRET_ACCESS_KEY".into(), "test".into()),
+    ];
+    g.stop_with("TERM", Duration::from_secs(10));
+    g.start();
+    let api = g.client();
+    let (status, v) = api
+        .import("in.c-main.s3", "primary_key=id", "id,v\n1,a\n2,b\n")
+        .await;
+    assert_eq!(status, 201, "{v}");
+    let mut spec = sh("sed 's/a/A/' /data/in/tables/in.c-main.s3.csv > /data/out/tables/upper.csv");
+    spec["storage"] = json!({"input": {"tables": [{"source": "in.c-main.s3"}]}});
+    let job = api.run(spec).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    assert_eq!(
+        api.rows("out.c-adhoc.upper").await,
+        vec!["id,v", "1,A", "2,b"]
+    );
+    // The bytes are in the bucket, under the prefix, not on local disk.
+    let listing = reqwest::Client::new()
+        .get(format!("{endpoint}/gantry-bucket?list-type=2"))
+        .send()
+        .await
+        .expect("list")
+        .text()
+        .await
+        .expect("xml");
+    assert!(
+        listing.contains("<Key>team-a/default/tables/in.c-main.s3/"),
+        "{listing}"
+    );
+    assert!(
+        listing.contains("<Key>team-a/default/tables/out.c-adhoc.upper/"),
+        "{listing}"
+    );
+    assert!(
+        !g.home_path().join("objects").exists(),
+        "nothing in the local object folder"
+    );
+}
