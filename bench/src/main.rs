@@ -2,7 +2,7 @@
 //! reference, on the same machine, alternating the two where it can:
 //! `gantry jobs submit --wait` against `docker run --rm` (and `runc run`),
 //! throughput at several slot counts, the control plane without containers,
-//! log capture, and memory. Results go to `bench/results/<date>.{md,json,svg}`.
+//! log capture, memory, and Storage (import, staging, incremental loads). Results go to `bench/results/<date>.{md,json,svg}`.
 #![forbid(unsafe_code)]
 
 mod chart;
@@ -29,7 +29,7 @@ pub struct Args {
     /// The image used for no-op and log jobs (built by scripts/images.sh).
     #[arg(long, default_value = "gantry-test/busybox:2")]
     pub image: String,
-    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory.
+    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory, storage.
     #[arg(long)]
     pub only: Vec<String>,
 }
@@ -109,18 +109,9 @@ fn main() -> anyhow::Result<()> {
     if args.wants("memory") {
         measure::memory(&args, &mut report)?;
     }
-    report.rows.push(Row {
-        figure: "storage (import, staging, incremental load)".into(),
-        gantry: "not measured".into(),
-        reference: "cp".into(),
-        ratio: None,
-        goal: "see the storage issue".into(),
-        met: None,
-    });
-    report.notes.push(
-        "Storage figures are not measured yet: Gantry's Storage (tables, files) is not built."
-            .into(),
-    );
+    if args.wants("storage") {
+        measure::storage(&args, &mut report)?;
+    }
     report.notes.push(format!(
         "Harness run time: {:.0} s.",
         started.elapsed().as_secs_f64()

@@ -57,12 +57,48 @@ pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 #[derive(Clone)]
 pub struct Storage {
     objects: Arc<dyn ObjectStore>,
+    /// Set when objects are files in a local folder: reads then go straight
+    /// to the files (large chunks, kernel copies) instead of 8 KiB chunks.
+    local: Option<Arc<object_store::local::LocalFileSystem>>,
     store: Arc<dyn Store>,
 }
 
 impl Storage {
     pub fn new(objects: Arc<dyn ObjectStore>, store: Arc<dyn Store>) -> Self {
-        Self { objects, store }
+        Self {
+            objects,
+            local: None,
+            store,
+        }
+    }
+
+    /// Reads a stored object as a stream of large chunks.
+    pub(crate) async fn object_stream(
+        &self,
+        key: &str,
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes>>> {
+        use futures_util::{StreamExt, TryStreamExt};
+        let path = object_store::path::Path::from(key);
+        if let Some(local) = &self.local {
+            let file = tokio::fs::File::open(local.path_to_filesystem(&path)?).await?;
+            let s = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
+            return Ok(s.map_err(StorageError::from).boxed());
+        }
+        Ok(self
+            .objects
+            .get(&path)
+            .await?
+            .into_stream()
+            .map_err(StorageError::from)
+            .boxed())
+    }
+
+    /// The file behind a stored object, when objects are local files.
+    pub(crate) fn local_file(&self, key: &str) -> Option<std::path::PathBuf> {
+        let local = self.local.as_ref()?;
+        local
+            .path_to_filesystem(&object_store::path::Path::from(key))
+            .ok()
     }
 
     /// Opens the object store named by `url`:
@@ -78,7 +114,12 @@ impl Storage {
             .or(Some(url).filter(|u| !u.contains("://")));
         let objects: Arc<dyn ObjectStore> = if let Some(path) = local {
             std::fs::create_dir_all(path)?;
-            Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path)?)
+            let fs = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path)?);
+            return Ok(Self {
+                objects: fs.clone(),
+                local: Some(fs),
+                store,
+            });
         } else if url.starts_with("s3://") {
             let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
             let bucket = parsed

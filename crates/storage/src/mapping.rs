@@ -104,18 +104,23 @@ impl Storage {
                 limit: m.limit,
             };
             let path = data.join("in/tables").join(&dest);
-            let file = tokio::fs::File::create(&path).await?;
-            let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-            let (v, _) = self
-                .read_table(project, &table, None, &filter, &mut out)
+            let v = self
+                .store
+                .table_version(project, &table, None)
                 .await
                 .map_err(|e| match e {
-                    StorageError::NotFound(_) => {
+                    gantry_store::StoreError::NotFound(_) => {
                         StorageError::Invalid(format!("{at}: input table {table} not found"))
                     }
-                    other => other,
+                    other => other.into(),
                 })?;
-            tokio::io::AsyncWriteExt::flush(&mut out).await?;
+            // A plain table on local disk is a kernel copy; anything else streams.
+            if self.copy_plain(&v, &filter, &path).await?.is_none() {
+                let file = tokio::fs::File::create(&path).await?;
+                let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
+                self.read_version(&v, &table, &filter, &mut out).await?;
+                tokio::io::AsyncWriteExt::flush(&mut out).await?;
+            }
             let info = self.store.get_table(project, &table).await?;
             let columns = if m.columns.is_empty() {
                 v.columns.clone()
@@ -162,11 +167,7 @@ impl Storage {
                 let name = format!("{}_{}", f.id, f.name);
                 let path = data.join("in/files").join(&name);
                 let mut out = tokio::fs::File::create(&path).await?;
-                let mut stream = self
-                    .objects
-                    .get(&object_store::path::Path::from(f.object_key.as_str()))
-                    .await?
-                    .into_stream();
+                let mut stream = self.object_stream(&f.object_key).await?;
                 while let Some(chunk) = stream.next().await {
                     tokio::io::AsyncWriteExt::write_all(&mut out, &chunk?).await?;
                 }
@@ -411,13 +412,8 @@ impl Storage {
     pub async fn download(
         &self,
         key: &str,
-    ) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes, object_store::Error>>>
-    {
-        Ok(self
-            .objects
-            .get(&object_store::path::Path::from(key))
-            .await?
-            .into_stream())
+    ) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes>>> {
+        self.object_stream(key).await
     }
 }
 

@@ -10,8 +10,6 @@ use futures_util::StreamExt;
 use gantry_core::spec::WhereOperator;
 use gantry_core::{ProjectId, TableId};
 use gantry_store::TableVersion;
-use object_store::path::Path;
-use object_store::ObjectStore;
 use std::collections::{HashMap, HashSet};
 
 /// Which rows and columns to read.
@@ -70,7 +68,7 @@ impl Storage {
         Ok((v, stats))
     }
 
-    async fn read_version(
+    pub(crate) async fn read_version(
         &self,
         v: &TableVersion,
         table: &TableId,
@@ -118,11 +116,7 @@ impl Storage {
         if f.is_empty() && plain && !replaces {
             // Fast path: the stored bytes are already the answer.
             for seg in &v.segments {
-                let mut stream = self
-                    .objects
-                    .get(&Path::from(seg.key.as_str()))
-                    .await?
-                    .into_stream();
+                let mut stream = self.object_stream(&seg.key).await?;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk?;
                     stats.bytes += chunk.len() as u64;
@@ -165,11 +159,7 @@ impl Storage {
                 .collect();
             let pk_idx = seg_positions(&seg.columns, &v.primary_key);
             let mut buf = Vec::with_capacity(64 * 1024);
-            let mut stream = self
-                .objects
-                .get(&Path::from(seg.key.as_str()))
-                .await?
-                .into_stream();
+            let mut stream = self.object_stream(&seg.key).await?;
             let mut scanner = Scanner::new(Dialect::default());
             let row = RowPass {
                 replaces,
@@ -246,6 +236,50 @@ impl RowPass<'_> {
 
     fn encode(&self, rec: &Record<'_>, enc: &mut Encoder, out: &mut Vec<u8>) {
         enc.record(self.out_cols.iter().map(|&i| self.field(rec, i)), out);
+    }
+}
+
+impl Storage {
+    /// Writes a plain, unfiltered table to a local file with kernel copies
+    /// (header, then each segment file appended). `None` when the table or
+    /// the object store does not allow it; the caller then streams.
+    pub(crate) async fn copy_plain(
+        &self,
+        v: &TableVersion,
+        f: &ReadFilter,
+        dest: &std::path::Path,
+    ) -> Result<Option<ReadStats>> {
+        let plain = v.segments.iter().all(|s| s.columns == v.columns);
+        let replaces = !v.primary_key.is_empty() && v.segments.len() > 1;
+        if !f.is_empty() || !plain || replaces {
+            return Ok(None);
+        }
+        let Some(files) = v
+            .segments
+            .iter()
+            .map(|s| self.local_file(&s.key))
+            .collect::<Option<Vec<_>>>()
+        else {
+            return Ok(None);
+        };
+        let mut header = Vec::new();
+        Encoder::default().record(v.columns.iter().map(|c| c.as_bytes()), &mut header);
+        let rows = v.segments.iter().map(|s| s.rows).sum();
+        let dest = dest.to_path_buf();
+        let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            use std::io::Write;
+            let mut out = std::fs::File::create(&dest)?;
+            out.write_all(&header)?;
+            let mut total = header.len() as u64;
+            for f in files {
+                // std::io::copy between files uses copy_file_range.
+                total += std::io::copy(&mut std::fs::File::open(f)?, &mut out)?;
+            }
+            Ok(total)
+        })
+        .await
+        .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
+        Ok(Some(ReadStats { rows, bytes }))
     }
 }
 

@@ -12,7 +12,7 @@ use gantry_store::{Segment, TableVersion, TableWrite, WriteKind};
 use object_store::path::Path;
 use object_store::{ObjectStore, WriteMultipart};
 use std::collections::{HashMap, HashSet};
-use std::hash::{DefaultHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::io::Write;
 
 /// How to read one CSV input.
@@ -96,7 +96,7 @@ pub(crate) fn check_columns(name: &str, columns: &[String]) -> Result<()> {
 }
 
 pub(crate) fn key_hash(rec: &Record<'_>, idx: &[usize]) -> u64 {
-    let mut h = DefaultHasher::new();
+    let mut h = rustc_hash::FxHasher::default();
     for &i in idx {
         rec.get(i).unwrap_or_default().hash(&mut h);
         0x1fu8.hash(&mut h);
@@ -113,11 +113,26 @@ pub(crate) fn key_bytes(rec: &Record<'_>, idx: &[usize]) -> Vec<u8> {
     k
 }
 
-/// Tracks primary-key hashes of one load to find duplicate keys.
+/// Tracks primary-key hashes of one load to find duplicate keys: appended
+/// sequentially while the load streams, sorted once at its end (cheaper in
+/// time and memory than a hash set of millions of keys).
 #[derive(Default)]
 struct DupCheck {
-    seen: HashSet<u64>,
+    hashes: Vec<u64>,
     repeated: HashSet<u64>,
+}
+
+impl DupCheck {
+    /// Finds the hashes seen more than once.
+    fn finish(&mut self) {
+        self.hashes.sort_unstable();
+        for w in self.hashes.windows(2) {
+            if w[0] == w[1] {
+                self.repeated.insert(w[0]);
+            }
+        }
+        self.hashes = Vec::new();
+    }
 }
 
 /// Writes one segment from pushed CSV bytes.
@@ -175,10 +190,7 @@ impl SegmentWriter {
         }
         self.rows += 1;
         if !self.pk_idx.is_empty() {
-            let h = key_hash(&rec, &self.pk_idx);
-            if !dups.seen.insert(h) {
-                dups.repeated.insert(h);
-            }
+            dups.hashes.push(key_hash(&rec, &self.pk_idx));
         }
         if !self.dialect.is_default() {
             self.encoder.record(rec.iter(), &mut self.reencoded);
@@ -390,6 +402,7 @@ impl Storage {
         }
         let columns =
             columns.ok_or_else(|| StorageError::Invalid(format!("{table}: no data to load")))?;
+        dups.finish();
         if !dups.repeated.is_empty() {
             let merged = self
                 .dedupe(
@@ -487,11 +500,7 @@ impl Storage {
         seg: &Segment,
         f: &mut (dyn FnMut(Record<'_>) -> Result<bool> + Send),
     ) -> Result<()> {
-        let mut stream = self
-            .objects
-            .get(&Path::from(seg.key.as_str()))
-            .await?
-            .into_stream();
+        let mut stream = self.object_stream(&seg.key).await?;
         let mut scanner = Scanner::new(Dialect::default());
         let mut stop = false;
         let mut on = |rec: Record<'_>, _end: u64| -> Result<()> {

@@ -115,6 +115,19 @@ fn open_no_follow(path: &Path) -> std::io::Result<std::fs::File> {
         .open(path)
 }
 
+/// Total size of the regular files under `dir` (symlinks not followed).
+pub fn size_of(dir: &Path) -> u64 {
+    let mut total = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        match e.file_type() {
+            Ok(t) if t.is_dir() => total += size_of(&e.path()),
+            Ok(t) if t.is_file() => total += e.metadata().map_or(0, |m| m.len()),
+            _ => {}
+        }
+    }
+    total
+}
+
 /// Removes a job folder; files the container created are removed too.
 pub fn remove(dir: &Path) {
     if let Err(e) = std::fs::remove_dir_all(dir) {

@@ -404,6 +404,7 @@ impl Worker {
             let _ = tx
                 .send(LogLine::system("info", "staging input mapping"))
                 .await;
+            let started = std::time::Instant::now();
             if let Err(e) = self
                 .storage
                 .stage_inputs(&claimed.job.project, input, dir)
@@ -415,6 +416,12 @@ impl Worker {
                 };
                 return finished(Outcome::failed(kind, format!("input mapping: {e}"), None));
             }
+            let bytes = datadir::size_of(&dir.join("in"));
+            let msg = format!(
+                "input mapping staged in {} ms ({bytes} bytes)",
+                started.elapsed().as_millis()
+            );
+            let _ = tx.send(LogLine::system("info", msg)).await;
         }
         run_attempt(
             self.runtime.as_ref(),
