@@ -138,7 +138,8 @@ impl DupCheck {
 /// Writes one segment from pushed CSV bytes.
 struct SegmentWriter {
     name: String,
-    scanner: Scanner,
+    /// Taken out while it calls back into `on_record` (never `None` otherwise).
+    scanner: Option<Scanner>,
     dialect: Dialect,
     columns: Option<Vec<String>>,
     header_end: Option<u64>,
@@ -200,10 +201,13 @@ impl SegmentWriter {
 
     /// Feeds decompressed CSV bytes.
     async fn push(&mut self, chunk: &[u8], dups: &mut DupCheck) -> Result<()> {
-        let start = self.scanner.consumed;
-        let mut scanner = std::mem::replace(&mut self.scanner, Scanner::new(self.dialect));
+        let mut scanner = self
+            .scanner
+            .take()
+            .unwrap_or_else(|| Scanner::new(self.dialect));
+        let start = scanner.consumed;
         let r = scanner.push(chunk, &mut |rec, end| self.on_record(rec, end, dups));
-        self.scanner = scanner;
+        self.scanner = Some(scanner);
         r?;
         if self.dialect.is_default() {
             // The stored bytes are the input's bytes after the header.
@@ -237,7 +241,10 @@ impl SegmentWriter {
     }
 
     async fn finish(mut self, dups: &mut DupCheck, key: Path) -> Result<(Segment, Vec<String>)> {
-        let mut scanner = std::mem::replace(&mut self.scanner, Scanner::new(self.dialect));
+        let mut scanner = self
+            .scanner
+            .take()
+            .unwrap_or_else(|| Scanner::new(self.dialect));
         let r = scanner.finish(&mut |rec, end| self.on_record(rec, end, dups));
         r?;
         if !self.dialect.is_default() {
@@ -309,7 +316,7 @@ impl Storage {
         let upload = self.objects.put_multipart(&key).await?;
         let mut w = SegmentWriter {
             name: how.name.clone(),
-            scanner: Scanner::new(how.dialect),
+            scanner: Some(Scanner::new(how.dialect)),
             dialect: how.dialect,
             columns: how.columns.clone(),
             header_end: how.columns.as_ref().map(|_| 0),
