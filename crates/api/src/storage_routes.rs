@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/v1/tables", get(list_tables))
+        .route("/v1/tables", get(list_tables).post(create_table))
         .route("/v1/tables/{id}", get(get_table).delete(delete_table))
         .route(
             "/v1/tables/{id}/import",
@@ -125,6 +125,52 @@ async fn list_tables(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Va
         .map(table_view)
         .collect();
     Ok(Json(json!({ "tables": tables })))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateTable {
+    id: String,
+    columns: Vec<String>,
+    #[serde(default)]
+    primary_key: Vec<String>,
+}
+
+/// Creates an empty table (version 1 with no rows) with its columns and key.
+async fn create_table(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    crate::routes::ApiJson(body): crate::routes::ApiJson<CreateTable>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let table = table_id(&body.id)?;
+    if s.store.get_table(&p.project, &table).await.is_ok() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "conflict",
+            format!("table {table} already exists"),
+        ));
+    }
+    let mut header = Vec::new();
+    gantry_storage::csvscan::Encoder::default()
+        .record(body.columns.iter().map(|c| c.as_bytes()), &mut header);
+    let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(header))]);
+    let how = CsvInput {
+        name: "columns".into(),
+        ..Default::default()
+    };
+    let opts = LoadOptions {
+        incremental: false,
+        primary_key: Some(body.primary_key),
+        delete_where: None,
+        made_by: "create".into(),
+    };
+    s.storage
+        .import(&p.project, &table, stream, how, opts)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(table_view(s.store.get_table(&p.project, &table).await?)),
+    ))
 }
 
 async fn get_table(

@@ -17,6 +17,16 @@ use tokio::io::AsyncWriteExt;
 pub enum TablesCommand {
     /// List tables with their current version.
     List,
+    /// Create an empty table with its columns (and primary key).
+    Create {
+        id: String,
+        /// Columns, comma-separated.
+        #[arg(long, value_name = "A,B", required = true)]
+        columns: String,
+        /// Primary-key columns, comma-separated.
+        #[arg(long, value_name = "A,B")]
+        primary_key: Option<String>,
+    },
     /// Show a table: columns, primary key, version, rows, bytes.
     Show { id: String },
     /// List a table's versions, newest first (who made each, when, rows, bytes).
@@ -221,6 +231,31 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
                     })
                     .collect();
                 output::table(&["ID", "VERSION", "ROWS", "BYTES", "UPDATED"], &rows);
+            });
+        }
+        TablesCommand::Create {
+            id,
+            columns,
+            primary_key,
+        } => {
+            let split = |s: &str| {
+                s.split(',')
+                    .map(|c| c.trim().to_string())
+                    .filter(|c| !c.is_empty())
+                    .collect::<Vec<_>>()
+            };
+            let body = serde_json::json!({
+                "id": id,
+                "columns": split(&columns),
+                "primary_key": primary_key.as_deref().map(split).unwrap_or_default(),
+            });
+            let v = client.post("/v1/tables", &body).await?;
+            print(g, &v, |v| {
+                eprintln!(
+                    "table {} created (version {})",
+                    s(&v["id"]),
+                    s(&v["version"])
+                )
             });
         }
         TablesCommand::Show { id } => {

@@ -105,6 +105,35 @@ async fn tables_import_export_versions_and_restore() {
     assert_eq!(api.versions("in.c-main.people").await.len(), 3);
     assert_eq!(api.get("/v1/tables/in.c-main.nothing").await.0, 404);
 
+    // Explicit creation: an empty first version with columns and key.
+    let out = g.cli(&[
+        "tables",
+        "create",
+        "in.c-main.empty",
+        "--columns",
+        "id,v",
+        "--primary-key",
+        "id",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(api.export("in.c-main.empty").await, "id,v\n");
+    let (_, t) = api.get("/v1/tables/in.c-main.empty").await;
+    assert_eq!(
+        (t["version"].as_u64(), t["primary_key"].clone()),
+        (Some(1), json!(["id"]))
+    );
+    assert_eq!(
+        g.cli(&["tables", "create", "in.c-main.empty", "--columns", "id"])
+            .status
+            .code(),
+        Some(2),
+        "exists"
+    );
+    let (status, v) = api
+        .import("in.c-main.empty", "incremental=true", "id,v\n1,a\n")
+        .await;
+    assert_eq!(status, 201, "{v}");
+
     // gzip import; delete.
     let gz = g.home_path().join("t.csv.gz");
     std::process::Command::new("sh")
