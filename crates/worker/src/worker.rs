@@ -271,9 +271,6 @@ impl Worker {
     async fn run_job(self, claimed: ClaimedJob, running: Running) {
         let job = &claimed.job;
         let (id, attempt) = (job.id, job.attempt);
-        let span = tracing::info_span!("job", job = %id, attempt);
-        let _enter = span.enter();
-        drop(_enter);
 
         let (tx, rx) = mpsc::channel::<LogLine>(1024);
         let writer = tokio::spawn(write_events(self.store.clone(), id, attempt, rx));

@@ -148,25 +148,12 @@ impl Gantry {
 
     /// Sends a signal and waits for the process to exit.
     pub fn stop_with(&mut self, signal: &str, within: Duration) -> std::process::ExitStatus {
-        let mut child = self.child.take().expect("running");
+        let pid = self.child.as_ref().expect("running").id();
         Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
+            .args([&format!("-{signal}"), &pid.to_string()])
             .status()
             .expect("kill");
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(st) = child.try_wait().expect("wait") {
-                return st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                panic!(
-                    "gantry did not exit within {within:?} after SIG{signal}; log: {:?}",
-                    self.log.lock().expect("log")
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        self.wait_exit(within)
     }
 
     /// Waits for the process to exit on its own (e.g. at an injected fault).
