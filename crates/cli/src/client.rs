@@ -60,10 +60,16 @@ impl Client {
         if status == StatusCode::NO_CONTENT {
             return Ok(Value::Null);
         }
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        if status.is_success() {
-            return Ok(body);
+        if !status.is_success() {
+            return Err(self.failure(resp).await);
         }
+        Ok(resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// The server's error answer, as an error naming its code and message.
+    async fn failure(&self, resp: reqwest::Response) -> anyhow::Error {
+        let status = resp.status();
+        let body: Value = resp.json().await.unwrap_or(Value::Null);
         let code = body["error"]["code"]
             .as_str()
             .unwrap_or("error")
@@ -77,7 +83,7 @@ impl Client {
                 " (no token: pass --token, set GANTRY_TOKEN, or point --home at the server's home)",
             );
         }
-        Err(ApiFailure { code, message }.into())
+        ApiFailure { code, message }.into()
     }
 
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
@@ -114,15 +120,7 @@ impl Client {
         if resp.status().is_success() {
             return Ok(resp);
         }
-        let body: Value = resp.json().await.unwrap_or(Value::Null);
-        Err(ApiFailure {
-            code: body["error"]["code"].as_str().unwrap_or("error").into(),
-            message: body["error"]["message"]
-                .as_str()
-                .unwrap_or("the server answered with an error")
-                .into(),
-        }
-        .into())
+        Err(self.failure(resp).await)
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
@@ -142,23 +140,15 @@ impl Client {
             .header(reqwest::header::ACCEPT, "text/event-stream");
         let resp = req.send().await.map_err(|e| self.unreachable(e))?;
         if !resp.status().is_success() {
-            let body: Value = resp.json().await.unwrap_or(Value::Null);
-            return Err(ApiFailure {
-                code: body["error"]["code"].as_str().unwrap_or("error").into(),
-                message: body["error"]["message"].as_str().unwrap_or("error").into(),
-            }
-            .into());
+            return Err(self.failure(resp).await);
         }
         let mut stream = resp.bytes_stream();
         let mut buf: Vec<u8> = Vec::new();
         while let Some(chunk) = stream.next().await {
             buf.extend_from_slice(&chunk.context("the event stream broke")?);
-            while let Some(pos) = find_blank_line(&buf) {
-                let block: Vec<u8> = buf.drain(..pos).collect();
-                // Drop the separator.
-                while buf.first() == Some(&b'\n') || buf.first() == Some(&b'\r') {
-                    buf.remove(0);
-                }
+            // Events end with a blank line.
+            while let Some(pos) = buf.windows(2).position(|w| w == b"\n\n") {
+                let block: Vec<u8> = buf.drain(..pos + 2).collect();
                 let text = String::from_utf8_lossy(&block);
                 let mut event = "message".to_string();
                 let mut data = String::new();
@@ -185,8 +175,4 @@ impl Client {
         }
         Ok(())
     }
-}
-
-fn find_blank_line(buf: &[u8]) -> Option<usize> {
-    buf.windows(2).position(|w| w == b"\n\n").map(|p| p + 1)
 }

@@ -89,16 +89,9 @@ pub fn read_spec(path: &Path) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(doc)?)
 }
 
-fn enc(id: &str) -> String {
-    id.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_.".contains(c) {
-                c.to_string()
-            } else {
-                format!("%{:02X}", c as u32 & 0xff)
-            }
-        })
-        .collect()
+/// Percent-encodes a path segment or query value.
+pub fn enc(v: &str) -> String {
+    form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
 fn print_job(g: &Global, job: &Value) {

@@ -2,6 +2,7 @@
 //! streaming transfers and progress bars on a terminal.
 
 use crate::client::Client;
+use crate::commands::enc;
 use crate::output::{self, s};
 use crate::{Global, OutputFormat};
 use anyhow::Context;
@@ -97,10 +98,6 @@ pub enum FilesCommand {
     },
     /// Show one file's details.
     Show { id: String },
-}
-
-fn enc(v: &str) -> String {
-    form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
 fn bar(len: Option<u64>, what: &str) -> Option<ProgressBar> {

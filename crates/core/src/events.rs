@@ -57,11 +57,6 @@ impl LogLine {
             data: None,
         }
     }
-
-    /// Bytes this line counts against the per-job log cap.
-    pub fn cost(&self) -> usize {
-        self.message.len() + self.data.as_ref().map_or(0, |_| self.message.len())
-    }
 }
 
 /// Reads one (already redacted) line. A JSON object with `message`/`level`,

@@ -30,13 +30,6 @@ pub enum RuntimeError {
     Engine(String),
 }
 
-impl RuntimeError {
-    /// The container or image does not exist (as opposed to the engine failing).
-    pub fn is_not_found(&self) -> bool {
-        matches!(self, Self::ImageNotFound(_))
-    }
-}
-
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
 
 /// Everything needed to create one job container.

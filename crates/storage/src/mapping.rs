@@ -234,14 +234,11 @@ impl Storage {
     ) -> Result<()> {
         let tables_dir = data.join("out/tables");
         let entries = list_entries(&tables_dir, "out/tables")?;
-        for (i, m) in mapping.tables.iter().enumerate() {
-            if !entries.iter().any(|(name, _)| *name == m.source) {
-                return Err(StorageError::Invalid(format!(
-                    "storage.output.tables[{i}]: out/tables/{} does not exist (the job did not write it)",
-                    m.source
-                )));
-            }
-        }
+        require_mapped(
+            &entries,
+            mapping.tables.iter().map(|m| m.source.as_str()),
+            "tables",
+        )?;
         for (name, kind) in &entries {
             if name.ends_with(".manifest") {
                 continue;
@@ -335,14 +332,11 @@ impl Storage {
     ) -> Result<Vec<NewFile>> {
         let dir = data.join("out/files");
         let entries = list_entries(&dir, "out/files")?;
-        for (i, m) in mapping.files.iter().enumerate() {
-            if !entries.iter().any(|(n, _)| *n == m.source) {
-                return Err(StorageError::Invalid(format!(
-                    "storage.output.files[{i}]: out/files/{} does not exist",
-                    m.source
-                )));
-            }
-        }
+        require_mapped(
+            &entries,
+            mapping.files.iter().map(|m| m.source.as_str()),
+            "files",
+        )?;
         let mut out = Vec::new();
         for (name, kind) in entries {
             if name.ends_with(".manifest") {
@@ -477,6 +471,22 @@ fn list_entries(dir: &Path, shown: &str) -> Result<Vec<(String, EntryKind)>> {
     }
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// A mapped output that the job did not write breaks the contract.
+fn require_mapped<'a>(
+    entries: &[(String, EntryKind)],
+    sources: impl Iterator<Item = &'a str>,
+    kind: &str,
+) -> Result<()> {
+    for (i, source) in sources.enumerate() {
+        if !entries.iter().any(|(name, _)| name == source) {
+            return Err(StorageError::Invalid(format!(
+                "storage.output.{kind}[{i}]: out/{kind}/{source} does not exist (the job did not write it)"
+            )));
+        }
+    }
+    Ok(())
 }
 
 /// Opens a regular file without following a symlink swapped in meanwhile.

@@ -63,34 +63,20 @@ pub struct Gantry {
 impl Gantry {
     /// `gantry up` with extra flags, in a fresh home.
     pub fn up(extra: &[&str]) -> Self {
-        ensure_images();
-        let home = tempfile::tempdir().expect("tempdir");
-        let mut args = vec!["up".to_string(), "--listen".into(), "127.0.0.1:0".into()];
-        args.extend(extra.iter().map(|s| s.to_string()));
-        let mut g = Self {
-            home,
-            url: String::new(),
-            token: String::new(),
-            child: None,
-            log: Arc::default(),
-            args,
-            env: Vec::new(),
-        };
-        g.start();
-        g
+        Self::fresh("up", extra)
     }
 
     /// Only the API (no worker), in a fresh home.
     pub fn server_only() -> Self {
+        Self::fresh("server", &[])
+    }
+
+    fn fresh(command: &str, extra: &[&str]) -> Self {
         ensure_images();
-        let home = tempfile::tempdir().expect("tempdir");
-        let args = vec![
-            "server".to_string(),
-            "--listen".into(),
-            "127.0.0.1:0".into(),
-        ];
+        let mut args = vec![command.to_string(), "--listen".into(), "127.0.0.1:0".into()];
+        args.extend(extra.iter().map(|s| s.to_string()));
         let mut g = Self {
-            home,
+            home: tempfile::tempdir().expect("tempdir"),
             url: String::new(),
             token: String::new(),
             child: None,
