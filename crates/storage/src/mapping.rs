@@ -215,12 +215,7 @@ impl Storage {
     /// for these outputs are deleted, never segments older versions share.
     pub async fn discard(&self, c: &Collected) {
         self.delete_segments(&c.fresh_segments).await;
-        for k in &c.fresh_files {
-            let _ = self
-                .objects
-                .delete(&object_store::path::Path::from(k.as_str()))
-                .await;
-        }
+        self.delete_objects(&c.fresh_files).await;
     }
 
     async fn collect_inner(

@@ -111,9 +111,8 @@ impl Storage {
         };
         sink.write(Bytes::from(header)).await?;
 
-        let plain = v.segments.iter().all(|s| s.columns == v.columns);
-        let replaces = !v.primary_key.is_empty() && v.segments.len() > 1;
-        if f.is_empty() && plain && !replaces {
+        let replaces = replaces_rows(v);
+        if byte_copyable(v, f) {
             // Fast path: the stored bytes are already the answer.
             for seg in &v.segments {
                 let mut stream = self.object_stream(&seg.key).await?;
@@ -249,9 +248,7 @@ impl Storage {
         f: &ReadFilter,
         dest: &std::path::Path,
     ) -> Result<Option<ReadStats>> {
-        let plain = v.segments.iter().all(|s| s.columns == v.columns);
-        let replaces = !v.primary_key.is_empty() && v.segments.len() > 1;
-        if !f.is_empty() || !plain || replaces {
+        if !byte_copyable(v, f) {
             return Ok(None);
         }
         let Some(files) = v
@@ -281,6 +278,17 @@ impl Storage {
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
         Ok(Some(ReadStats { rows, bytes }))
     }
+}
+
+/// Rows of older segments can be replaced by newer ones (same key).
+fn replaces_rows(v: &TableVersion) -> bool {
+    !v.primary_key.is_empty() && v.segments.len() > 1
+}
+
+/// The answer is the stored bytes under a header: no filter, every segment
+/// has the table's columns in order, and no row replaces another.
+fn byte_copyable(v: &TableVersion, f: &ReadFilter) -> bool {
+    f.is_empty() && !replaces_rows(v) && v.segments.iter().all(|s| s.columns == v.columns)
 }
 
 fn seg_positions(columns: &[String], pk: &[String]) -> Vec<usize> {

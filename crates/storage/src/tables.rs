@@ -438,9 +438,65 @@ impl Storage {
     }
 
     pub(crate) async fn delete_segments(&self, segments: &[Segment]) {
-        for s in segments {
-            if let Err(e) = self.objects.delete(&Path::from(s.key.as_str())).await {
-                tracing::warn!(key = %s.key, error = %e, "cannot delete an unused segment");
+        let keys: Vec<String> = segments.iter().map(|s| s.key.clone()).collect();
+        self.delete_objects(&keys).await;
+    }
+
+    /// Writes the rows of `segments` that `keep(segment index, row index,
+    /// record)` accepts to a new object, streaming: the rows of each chunk
+    /// read go to the upload before the next is read, so memory stays
+    /// bounded whatever the segments' size. Returns the rows and bytes written.
+    async fn write_rows(
+        &self,
+        key: &Path,
+        segments: &[&Segment],
+        keep: &mut (dyn FnMut(usize, u64, &Record<'_>) -> bool + Send),
+    ) -> Result<(u64, u64)> {
+        let mut upload = WriteMultipart::new(self.objects.put_multipart(key).await?);
+        let mut enc = Encoder::default();
+        let (mut rows, mut bytes) = (0u64, 0u64);
+        let mut buf = Vec::with_capacity(1 << 20);
+        let result: Result<()> = async {
+            for (si, seg) in segments.iter().enumerate() {
+                let mut stream = self.object_stream(&seg.key).await?;
+                let mut scanner = Scanner::new(Dialect::default());
+                let mut row = 0u64;
+                loop {
+                    let chunk = stream.next().await.transpose()?;
+                    let mut on = |rec: Record<'_>, _| -> Result<()> {
+                        if keep(si, row, &rec) {
+                            enc.record(rec.iter(), &mut buf);
+                            rows += 1;
+                        }
+                        row += 1;
+                        Ok(())
+                    };
+                    match &chunk {
+                        Some(c) => scanner.push(c, &mut on)?,
+                        None => scanner.finish(&mut on)?,
+                    }
+                    if !buf.is_empty() {
+                        upload.wait_for_capacity(4).await?;
+                        upload.write(&buf);
+                        bytes += buf.len() as u64;
+                        buf.clear();
+                    }
+                    if chunk.is_none() {
+                        break;
+                    }
+                }
+            }
+            Ok(())
+        }
+        .await;
+        match result {
+            Ok(()) => {
+                upload.finish().await?;
+                Ok((rows, bytes))
+            }
+            Err(e) => {
+                let _ = upload.abort().await;
+                Err(e)
             }
         }
     }
@@ -471,27 +527,13 @@ impl Storage {
         }
         // Pass 2: write every row that is not overtaken by a later one.
         let key = new_key(project, "tables", table.as_str());
-        let mut upload = WriteMultipart::new(self.objects.put_multipart(&key).await?);
-        let (mut rows, mut bytes) = (0u64, 0u64);
-        let mut enc = Encoder::default();
-        for (si, seg) in segments.iter().enumerate() {
-            let mut row = 0u64;
-            let mut buf = Vec::new();
-            self.scan_segment(seg, &mut |rec| {
-                let keep = !suspects.contains(&key_hash(&rec, &idx))
-                    || last.get(&key_bytes(&rec, &idx)) == Some(&(si, row));
-                if keep {
-                    enc.record(rec.iter(), &mut buf);
-                    rows += 1;
-                }
-                row += 1;
-                Ok(true)
+        let all: Vec<&Segment> = segments.iter().collect();
+        let (rows, bytes) = self
+            .write_rows(&key, &all, &mut |si, row, rec| {
+                !suspects.contains(&key_hash(rec, &idx))
+                    || last.get(&key_bytes(rec, &idx)) == Some(&(si, row))
             })
             .await?;
-            bytes += buf.len() as u64;
-            upload.write(&buf);
-        }
-        upload.finish().await?;
         Ok(Segment {
             key: key.to_string(),
             columns: columns.to_vec(),
@@ -638,22 +680,14 @@ impl Storage {
                 out.push(seg.clone());
                 continue;
             }
+            // Only segments with a matching row are rewritten (the scan above
+            // stops at the first one).
             let key = new_key(project, "tables", table.as_str());
-            let mut upload = WriteMultipart::new(self.objects.put_multipart(&key).await?);
-            let mut enc = Encoder::default();
-            let (mut rows, mut bytes) = (0u64, 0u64);
-            let mut buf = Vec::new();
-            self.scan_segment(seg, &mut |rec| {
-                if !matches(rec.get(ci).unwrap_or_default()) {
-                    enc.record(rec.iter(), &mut buf);
-                    rows += 1;
-                }
-                Ok(true)
-            })
-            .await?;
-            bytes += buf.len() as u64;
-            upload.write(&buf);
-            upload.finish().await?;
+            let (rows, bytes) = self
+                .write_rows(&key, &[seg], &mut |_, _, rec| {
+                    !matches(rec.get(ci).unwrap_or_default())
+                })
+                .await?;
             if rows > 0 {
                 out.push(Segment {
                     key: key.to_string(),
