@@ -222,12 +222,25 @@ impl SqliteStore {
 fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-        tx.execute_batch(sql)?;
-        tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-        tx.commit()?;
+        immediate(conn, |tx: &rusqlite::Transaction<'_>| {
+            tx.execute_batch(sql)?;
+            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
+            Ok(())
+        })?;
     }
     Ok(())
+}
+
+/// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed when `f`
+/// returns `Ok`, rolled back otherwise.
+fn immediate<T>(
+    c: &mut Connection,
+    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
+) -> Result<T> {
+    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let out = f(&tx)?;
+    tx.commit()?;
+    Ok(out)
 }
 
 pub fn hash_token(secret: &str) -> String {
@@ -389,28 +402,28 @@ fn take_back_where(
     arg: Option<&str>,
     reason: &str,
 ) -> Result<Vec<(JobId, JobStatus)>> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let ids: Vec<String> = {
-        let mut stmt = tx.prepare(&format!(
-            "SELECT id FROM jobs WHERE status = 'running' AND {condition}"
-        ))?;
-        let rows = match arg {
-            Some(a) => stmt
-                .query_map([a], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?,
-            None => stmt
-                .query_map([], |r| r.get(0))?
-                .collect::<rusqlite::Result<Vec<String>>>()?,
+    immediate(conn, |tx: &rusqlite::Transaction<'_>| {
+        let ids: Vec<String> = {
+            let mut stmt = tx.prepare(&format!(
+                "SELECT id FROM jobs WHERE status = 'running' AND {condition}"
+            ))?;
+            let rows = match arg {
+                Some(a) => stmt
+                    .query_map([a], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?,
+                None => stmt
+                    .query_map([], |r| r.get(0))?
+                    .collect::<rusqlite::Result<Vec<String>>>()?,
+            };
+            rows
         };
-        rows
-    };
-    let mut out = Vec::new();
-    for id in ids {
-        let status = take_back(&tx, &id, reason)?;
-        out.push((parse::<JobId>(id)?, status));
-    }
-    tx.commit()?;
-    Ok(out)
+        let mut out = Vec::new();
+        for id in ids {
+            let status = take_back(tx, &id, reason)?;
+            out.push((parse::<JobId>(id)?, status));
+        }
+        Ok(out)
+    })
 }
 
 fn strings_json(v: &[String]) -> String {
@@ -775,28 +788,28 @@ impl Store for SqliteStore {
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
         let ids = self
             .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let mut ids = Vec::with_capacity(jobs.len());
-                {
-                    let mut stmt = tx.prepare_cached(&format!(
-                        "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
-                         VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
-                    ))?;
-                    for job in jobs {
-                        let id = JobId::new();
-                        stmt.execute(params![
-                            id.to_string(),
-                            job.project.as_str(),
-                            job.config_id.as_ref().map(|c| c.as_str()),
-                            job.spec.to_string(),
-                            job.max_attempts,
-                            job.backoff.as_millis() as i64,
-                        ])?;
-                        ids.push(id);
+                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    let mut ids = Vec::with_capacity(jobs.len());
+                    {
+                        let mut stmt = tx.prepare_cached(&format!(
+                            "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
+                             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
+                        ))?;
+                        for job in jobs {
+                            let id = JobId::new();
+                            stmt.execute(params![
+                                id.to_string(),
+                                job.project.as_str(),
+                                job.config_id.as_ref().map(|c| c.as_str()),
+                                job.spec.to_string(),
+                                job.max_attempts,
+                                job.backoff.as_millis() as i64,
+                            ])?;
+                            ids.push(id);
+                        }
                     }
-                }
-                tx.commit()?;
-                Ok(ids)
+                    Ok(ids)
+                })
             })
             .await?;
         if !ids.is_empty() {
@@ -842,23 +855,23 @@ impl Store for SqliteStore {
         let project = project.clone();
         let job = self
             .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let job = load_job(&tx, Some(&project), id)?;
-                match job.status {
-                    JobStatus::Queued => {
-                        tx.execute(
-                            &format!("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = {NOW} WHERE id = ?1"),
-                            [id.to_string()],
-                        )?;
+                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    let job = load_job(tx, Some(&project), id)?;
+                    match job.status {
+                        JobStatus::Queued => {
+                            tx.execute(
+                                &format!("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = {NOW} WHERE id = ?1"),
+                                [id.to_string()],
+                            )?;
+                        }
+                        JobStatus::Running => {
+                            tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id.to_string()])?;
+                        }
+                        _ => {}
                     }
-                    JobStatus::Running => {
-                        tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id.to_string()])?;
-                    }
-                    _ => {}
-                }
-                let job = load_job(&tx, None, id)?;
-                tx.commit()?;
-                Ok(job)
+                    let job = load_job(tx, None, id)?;
+                    Ok(job)
+                })
             })
             .await?;
         match job.status {
@@ -874,45 +887,45 @@ impl Store for SqliteStore {
         let lease_ms = lease.as_millis() as i64;
         let claim = self
             .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let ids: Vec<String> = tx
-                    .prepare_cached(&format!(
-                        "SELECT id FROM jobs WHERE status = 'queued' AND run_after <= {NOW} ORDER BY run_after, id LIMIT ?1"
-                    ))?
-                    .query_map([max as i64], |r| r.get(0))?
-                    .collect::<rusqlite::Result<_>>()?;
-                let mut jobs = Vec::with_capacity(ids.len());
-                for id in &ids {
-                    tx.prepare_cached(&format!(
-                        "UPDATE jobs SET status = 'running', attempt = attempt + 1, worker_id = ?2, \
-                         lease_expires = {NOW} + ?3, started_at = {NOW} WHERE id = ?1"
-                    ))?
-                    .execute(params![id, worker, lease_ms])?;
-                    tx.prepare_cached(&format!(
-                        "INSERT INTO attempts (job_id, number, worker_id, status, started_at) \
-                         SELECT id, attempt, worker_id, 'running', {NOW} FROM jobs WHERE id = ?1"
-                    ))?
-                    .execute([id])?;
-                    let job = load_job(&tx, None, parse(id.clone())?)?;
-                    let state = match &job.config_id {
-                        Some(cfg) => tx
-                            .prepare_cached("SELECT state FROM configs WHERE project_id = ?1 AND id = ?2")?
-                            .query_row(params![job.project.as_str(), cfg.as_str()], |r| r.get::<_, String>(0))
-                            .optional()?
-                            .map(|s| json(&s))
-                            .transpose()?
-                            .unwrap_or_else(|| Value::Object(Default::default())),
-                        None => Value::Object(Default::default()),
-                    };
-                    jobs.push(ClaimedJob { job, state });
-                }
-                let next_due: Option<i64> = tx.query_row(
-                    &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued'"),
-                    [],
-                    |r| r.get(0),
-                )?;
-                tx.commit()?;
-                Ok(Claim { jobs, next_due: next_due.map(|ms| Duration::from_millis(ms.max(0) as u64)) })
+                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    let ids: Vec<String> = tx
+                        .prepare_cached(&format!(
+                            "SELECT id FROM jobs WHERE status = 'queued' AND run_after <= {NOW} ORDER BY run_after, id LIMIT ?1"
+                        ))?
+                        .query_map([max as i64], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    let mut jobs = Vec::with_capacity(ids.len());
+                    for id in &ids {
+                        tx.prepare_cached(&format!(
+                            "UPDATE jobs SET status = 'running', attempt = attempt + 1, worker_id = ?2, \
+                             lease_expires = {NOW} + ?3, started_at = {NOW} WHERE id = ?1"
+                        ))?
+                        .execute(params![id, worker, lease_ms])?;
+                        tx.prepare_cached(&format!(
+                            "INSERT INTO attempts (job_id, number, worker_id, status, started_at) \
+                             SELECT id, attempt, worker_id, 'running', {NOW} FROM jobs WHERE id = ?1"
+                        ))?
+                        .execute([id])?;
+                        let job = load_job(tx, None, parse(id.clone())?)?;
+                        let state = match &job.config_id {
+                            Some(cfg) => tx
+                                .prepare_cached("SELECT state FROM configs WHERE project_id = ?1 AND id = ?2")?
+                                .query_row(params![job.project.as_str(), cfg.as_str()], |r| r.get::<_, String>(0))
+                                .optional()?
+                                .map(|s| json(&s))
+                                .transpose()?
+                                .unwrap_or_else(|| Value::Object(Default::default())),
+                            None => Value::Object(Default::default()),
+                        };
+                        jobs.push(ClaimedJob { job, state });
+                    }
+                    let next_due: Option<i64> = tx.query_row(
+                        &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued'"),
+                        [],
+                        |r| r.get(0),
+                    )?;
+                    Ok(Claim { jobs, next_due: next_due.map(|ms| Duration::from_millis(ms.max(0) as u64)) })
+                })
             })
             .await?;
         for j in &claim.jobs {
@@ -969,73 +982,73 @@ impl Store for SqliteStore {
         let new_state = new_state.map(|s| s.to_string());
         let finish = self
             .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let row: Option<(u32, u32, i64, Option<String>, String)> = tx
-                    .prepare_cached(
-                        "SELECT failures, max_attempts, backoff_ms, config_id, project_id FROM jobs \
-                         WHERE id = ?1 AND attempt = ?2 AND worker_id = ?3 AND status = 'running'",
-                    )?
-                    .query_row(
-                        params![id.to_string(), attempt, worker],
-                        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
-                    )
-                    .optional()?;
-                let Some((failures, max_attempts, backoff_ms, config_id, project)) = row else {
-                    return Ok(Finish::Stale);
-                };
-                // Outputs become visible in the same transaction as the status.
-                let project_id: ProjectId = parse(project.clone())?;
-                for write in &outputs.tables {
-                    apply_table_write(&tx, &project_id, write, Some(id))?;
-                }
-                for file in &outputs.files {
-                    insert_file(&tx, &project_id, file, Some(id))?;
-                }
-                let (kind, message) = match &outcome.error {
-                    Some(e) => (Some(e.kind.as_str()), Some(e.message.as_str())),
-                    None => (None, None),
-                };
-                tx.prepare_cached(&format!(
-                        "UPDATE attempts SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = ?6, finished_at = {NOW} \
-                         WHERE job_id = ?1 AND number = ?2"
-                    ))?
-                    .execute(params![id.to_string(), attempt, outcome.status.as_str(), kind, message, outcome.exit_code],
-                )?;
-                let retry = outcome.is_retryable() && failures + 1 < max_attempts;
-                let finish = if retry {
-                    tx.prepare_cached(&format!(
-                            "UPDATE jobs SET status = 'queued', failures = failures + 1, worker_id = NULL, lease_expires = NULL, \
-                             run_after = {NOW} + ?2, error_kind = ?3, error_message = ?4, exit_code = ?5 WHERE id = ?1"
-                        ))?
-                        .execute(params![id.to_string(), backoff_ms, kind, message, outcome.exit_code],
-                    )?;
-                    Finish::Retrying { after: Duration::from_millis(backoff_ms as u64) }
-                } else {
-                    tx.prepare_cached(&format!(
-                            "UPDATE jobs SET status = ?2, failures = failures + ?3, lease_expires = NULL, error_kind = ?4, \
-                             error_message = ?5, exit_code = ?6, finished_at = {NOW} WHERE id = ?1"
-                        ))?
-                        .execute(params![
-                            id.to_string(),
-                            outcome.status.as_str(),
-                            (outcome.status != JobStatus::Succeeded) as u32,
-                            kind,
-                            message,
-                            outcome.exit_code
-                        ],
-                    )?;
-                    if outcome.status == JobStatus::Succeeded {
-                        if let (Some(cfg), Some(state)) = (config_id, new_state) {
-                            tx.execute(
-                                "UPDATE configs SET state = ?3 WHERE project_id = ?1 AND id = ?2",
-                                params![project, cfg, state],
-                            )?;
-                        }
+                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    let row: Option<(u32, u32, i64, Option<String>, String)> = tx
+                        .prepare_cached(
+                            "SELECT failures, max_attempts, backoff_ms, config_id, project_id FROM jobs \
+                             WHERE id = ?1 AND attempt = ?2 AND worker_id = ?3 AND status = 'running'",
+                        )?
+                        .query_row(
+                            params![id.to_string(), attempt, worker],
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                        )
+                        .optional()?;
+                    let Some((failures, max_attempts, backoff_ms, config_id, project)) = row else {
+                        return Ok(Finish::Stale);
+                    };
+                    // Outputs become visible in the same transaction as the status.
+                    let project_id: ProjectId = parse(project.clone())?;
+                    for write in &outputs.tables {
+                        apply_table_write(tx, &project_id, write, Some(id))?;
                     }
-                    Finish::Done(outcome.status)
-                };
-                tx.commit()?;
-                Ok(finish)
+                    for file in &outputs.files {
+                        insert_file(tx, &project_id, file, Some(id))?;
+                    }
+                    let (kind, message) = match &outcome.error {
+                        Some(e) => (Some(e.kind.as_str()), Some(e.message.as_str())),
+                        None => (None, None),
+                    };
+                    tx.prepare_cached(&format!(
+                            "UPDATE attempts SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = ?6, finished_at = {NOW} \
+                             WHERE job_id = ?1 AND number = ?2"
+                        ))?
+                        .execute(params![id.to_string(), attempt, outcome.status.as_str(), kind, message, outcome.exit_code],
+                    )?;
+                    let retry = outcome.is_retryable() && failures + 1 < max_attempts;
+                    let finish = if retry {
+                        tx.prepare_cached(&format!(
+                                "UPDATE jobs SET status = 'queued', failures = failures + 1, worker_id = NULL, lease_expires = NULL, \
+                                 run_after = {NOW} + ?2, error_kind = ?3, error_message = ?4, exit_code = ?5 WHERE id = ?1"
+                            ))?
+                            .execute(params![id.to_string(), backoff_ms, kind, message, outcome.exit_code],
+                        )?;
+                        Finish::Retrying { after: Duration::from_millis(backoff_ms as u64) }
+                    } else {
+                        tx.prepare_cached(&format!(
+                                "UPDATE jobs SET status = ?2, failures = failures + ?3, lease_expires = NULL, error_kind = ?4, \
+                                 error_message = ?5, exit_code = ?6, finished_at = {NOW} WHERE id = ?1"
+                            ))?
+                            .execute(params![
+                                id.to_string(),
+                                outcome.status.as_str(),
+                                (outcome.status != JobStatus::Succeeded) as u32,
+                                kind,
+                                message,
+                                outcome.exit_code
+                            ],
+                        )?;
+                        if outcome.status == JobStatus::Succeeded {
+                            if let (Some(cfg), Some(state)) = (config_id, new_state) {
+                                tx.execute(
+                                    "UPDATE configs SET state = ?3 WHERE project_id = ?1 AND id = ?2",
+                                    params![project, cfg, state],
+                                )?;
+                            }
+                        }
+                        Finish::Done(outcome.status)
+                    };
+                    Ok(finish)
+                })
             })
             .await?;
         match &finish {
@@ -1053,24 +1066,24 @@ impl Store for SqliteStore {
         let worker = worker.to_string();
         let n = self
             .write(move |c| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-                let n = tx.execute(
-                    &format!(
-                        "UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires = NULL, run_after = {NOW} \
-                         WHERE id = ?1 AND attempt = ?2 AND worker_id = ?3 AND status = 'running'"
-                    ),
-                    params![id.to_string(), attempt, worker],
-                )?;
-                if n > 0 {
-                    tx.execute(
+                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    let n = tx.execute(
                         &format!(
-                            "UPDATE attempts SET status = 'handed_back', finished_at = {NOW} WHERE job_id = ?1 AND number = ?2"
+                            "UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires = NULL, run_after = {NOW} \
+                             WHERE id = ?1 AND attempt = ?2 AND worker_id = ?3 AND status = 'running'"
                         ),
-                        params![id.to_string(), attempt],
+                        params![id.to_string(), attempt, worker],
                     )?;
-                }
-                tx.commit()?;
-                Ok(n)
+                    if n > 0 {
+                        tx.execute(
+                            &format!(
+                                "UPDATE attempts SET status = 'handed_back', finished_at = {NOW} WHERE job_id = ?1 AND number = ?2"
+                            ),
+                            params![id.to_string(), attempt],
+                        )?;
+                    }
+                    Ok(n)
+                })
             })
             .await?;
         if n > 0 {
@@ -1120,8 +1133,7 @@ impl Store for SqliteStore {
             .unwrap_or(0);
         self.write(move |c| {
             c.pragma_update(None, "synchronous", "NORMAL")?;
-            let result = (|| {
-                let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+            let result = immediate(c, |tx: &rusqlite::Transaction<'_>| {
                 let job = id.to_string();
                 let first: i64 = tx
                     .prepare_cached("UPDATE jobs SET event_seq = event_seq + ?2 WHERE id = ?1 RETURNING event_seq - ?2")?
@@ -1144,9 +1156,8 @@ impl Store for SqliteStore {
                         ])?;
                     }
                 }
-                tx.commit()?;
                 Ok(())
-            })();
+            });
             c.pragma_update(None, "synchronous", "FULL")?;
             result
         })
@@ -1200,10 +1211,9 @@ impl Store for SqliteStore {
     async fn commit_table(&self, project: &ProjectId, write: TableWrite) -> Result<TableVersion> {
         let project = project.clone();
         self.write(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let v = apply_table_write(&tx, &project, &write, None)?;
-            tx.commit()?;
-            Ok(v)
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                apply_table_write(tx, &project, &write, None)
+            })
         })
         .await
     }
@@ -1260,32 +1270,32 @@ impl Store for SqliteStore {
     async fn delete_table(&self, project: &ProjectId, id: &TableId) -> Result<Vec<String>> {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let segments: Vec<String> = tx
-                .prepare(
-                    "SELECT segments FROM table_versions WHERE project_id = ?1 AND table_id = ?2",
-                )?
-                .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
-                .collect::<rusqlite::Result<_>>()?;
-            let n = tx.execute(
-                "DELETE FROM storage_tables WHERE project_id = ?1 AND id = ?2",
-                params![project.as_str(), id.as_str()],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("table {id}")));
-            }
-            tx.execute(
-                "DELETE FROM table_versions WHERE project_id = ?1 AND table_id = ?2",
-                params![project.as_str(), id.as_str()],
-            )?;
-            tx.commit()?;
-            let mut keys = std::collections::BTreeSet::new();
-            for s in segments {
-                let segs: Vec<Segment> =
-                    serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-                keys.extend(segs.into_iter().map(|s| s.key));
-            }
-            Ok(keys.into_iter().collect())
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                let segments: Vec<String> = tx
+                    .prepare(
+                        "SELECT segments FROM table_versions WHERE project_id = ?1 AND table_id = ?2",
+                    )?
+                    .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let n = tx.execute(
+                    "DELETE FROM storage_tables WHERE project_id = ?1 AND id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("table {id}")));
+                }
+                tx.execute(
+                    "DELETE FROM table_versions WHERE project_id = ?1 AND table_id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                let mut keys = std::collections::BTreeSet::new();
+                for s in segments {
+                    let segs: Vec<Segment> =
+                        serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    keys.extend(segs.into_iter().map(|s| s.key));
+                }
+                Ok(keys.into_iter().collect())
+            })
         })
         .await
     }
@@ -1293,10 +1303,9 @@ impl Store for SqliteStore {
     async fn create_file(&self, project: &ProjectId, file: NewFile) -> Result<FileInfo> {
         let project = project.clone();
         self.write(move |c| {
-            let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-            let f = insert_file(&tx, &project, &file, None)?;
-            tx.commit()?;
-            Ok(f)
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                insert_file(tx, &project, &file, None)
+            })
         })
         .await
     }
