@@ -125,7 +125,7 @@ async fn missing_images_fail_without_retrying() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_image_with_no_command_is_a_clear_user_error() {
+async fn a_missing_command_or_an_image_without_cmd_is_a_clear_user_error() {
     let g = Gantry::up(&[]);
     let api = g.client();
     let job = api
@@ -139,6 +139,27 @@ async fn an_image_with_no_command_is_a_clear_user_error() {
             .is_some_and(|m| m.contains("/no/such/binary")),
         "{job}"
     );
+
+    // An image with neither CMD nor a command in the spec.
+    let nocmd = "gantry-test/nocmd:1";
+    if docker(&["images", "-q", nocmd]).is_empty() {
+        let id = docker(&["create", IMAGE]);
+        let st = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("docker export {id} | docker import - {nocmd}"))
+            .status()
+            .expect("import");
+        docker(&["rm", &id]);
+        assert!(st.success());
+    }
+    let job = api.run(json!({"image": nocmd})).await;
+    assert_eq!(job["error"]["kind"], "user_error", "{job}");
+    let msg = job["error"]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_lowercase();
+    assert!(msg.contains("no command"), "{msg}");
+    assert_eq!(job["attempt"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread")]
