@@ -14,6 +14,7 @@
 pub mod csvscan;
 pub mod mapping;
 mod read;
+mod sink;
 mod tables;
 
 pub use mapping::Collected;
@@ -99,6 +100,17 @@ impl Storage {
         local
             .path_to_filesystem(&object_store::path::Path::from(key))
             .ok()
+    }
+
+    /// A writer for a new object under `key` (see `sink`).
+    pub(crate) async fn sink(&self, key: &object_store::path::Path) -> Result<sink::ObjectSink> {
+        if let Some(local) = &self.local {
+            return Ok(sink::ObjectSink::local(local.path_to_filesystem(key)?));
+        }
+        let upload = self.objects.put_multipart(key).await?;
+        Ok(sink::ObjectSink::Remote(object_store::WriteMultipart::new(
+            upload,
+        )))
     }
 
     /// Opens the object store named by `url`:

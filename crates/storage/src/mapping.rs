@@ -13,7 +13,6 @@ use futures_util::StreamExt;
 use gantry_core::spec::{check_file_name, InputMapping, OutputMapping, OutputTable, WhereOperator};
 use gantry_core::{ProjectId, TableId};
 use gantry_store::{NewFile, Outputs, Segment};
-use object_store::{ObjectStore, WriteMultipart};
 use serde_json::{json, Map, Value};
 use std::path::{Path, PathBuf};
 
@@ -378,20 +377,22 @@ impl Storage {
         reader: R,
     ) -> Result<(String, u64)> {
         let key = new_key(project, "files", &sanitize(name));
-        let mut upload = WriteMultipart::new(self.objects.put_multipart(&key).await?);
+        let mut upload = self.sink(&key).await?;
         let mut stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20);
         let mut size = 0u64;
         while let Some(chunk) = stream.next().await {
             let chunk = match chunk {
                 Ok(c) => c,
                 Err(e) => {
-                    let _ = upload.abort().await;
+                    upload.abort().await;
                     return Err(e.into());
                 }
             };
-            upload.wait_for_capacity(4).await?;
             size += chunk.len() as u64;
-            upload.write(&chunk);
+            if let Err(e) = upload.write(chunk).await {
+                upload.abort().await;
+                return Err(e);
+            }
         }
         upload.finish().await?;
         Ok((key.to_string(), size))

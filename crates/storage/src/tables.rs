@@ -3,6 +3,7 @@
 //! delete-where, new columns) and committed.
 
 use crate::csvscan::{Dialect, Encoder, Record, Scanner};
+use crate::sink::ObjectSink;
 use crate::{new_key, Result, Storage, StorageError};
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
@@ -10,7 +11,7 @@ use gantry_core::spec::WhereOperator;
 use gantry_core::{ProjectId, TableId};
 use gantry_store::{Segment, TableVersion, TableWrite, WriteKind};
 use object_store::path::Path;
-use object_store::{ObjectStore, WriteMultipart};
+use object_store::ObjectStore;
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -114,24 +115,54 @@ pub(crate) fn key_bytes(rec: &Record<'_>, idx: &[usize]) -> Vec<u8> {
 }
 
 /// Tracks primary-key hashes of one load to find duplicate keys: appended
-/// sequentially while the load streams, sorted once at its end (cheaper in
-/// time and memory than a hash set of millions of keys).
-#[derive(Default)]
+/// while the load streams into 256 buckets by their top byte, each bucket
+/// sorted at the end (cheaper in time and memory than a hash set of millions
+/// of keys; small buckets sort in cache, and the cores share them).
 struct DupCheck {
-    hashes: Vec<u64>,
+    buckets: Vec<Vec<u64>>,
     repeated: HashSet<u64>,
 }
 
-impl DupCheck {
-    /// Finds the hashes seen more than once.
-    fn finish(&mut self) {
-        self.hashes.sort_unstable();
-        for w in self.hashes.windows(2) {
-            if w[0] == w[1] {
-                self.repeated.insert(w[0]);
-            }
+impl Default for DupCheck {
+    fn default() -> Self {
+        Self {
+            buckets: vec![Vec::new(); 256],
+            repeated: HashSet::new(),
         }
-        self.hashes = Vec::new();
+    }
+}
+
+impl DupCheck {
+    fn push(&mut self, hash: u64) {
+        self.buckets[(hash >> 56) as usize].push(hash);
+    }
+
+    /// Finds the hashes seen more than once (blocking: call off the runtime).
+    fn finish(&mut self) {
+        let mut buckets = std::mem::take(&mut self.buckets);
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let per = buckets.len().div_ceil(threads);
+        let found: Vec<Vec<u64>> = std::thread::scope(|s| {
+            let handles: Vec<_> = buckets
+                .chunks_mut(per)
+                .map(|part| {
+                    s.spawn(move || {
+                        let mut repeated = Vec::new();
+                        for b in part {
+                            b.sort_unstable();
+                            repeated.extend(b.windows(2).filter(|w| w[0] == w[1]).map(|w| w[0]));
+                            *b = Vec::new();
+                        }
+                        repeated
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        });
+        self.repeated = found.into_iter().flatten().collect();
     }
 }
 
@@ -146,7 +177,7 @@ struct SegmentWriter {
     pk: Vec<String>,
     pk_idx: Vec<usize>,
     encoder: Encoder,
-    upload: WriteMultipart,
+    upload: ObjectSink,
     rows: u64,
     bytes: u64,
     last_byte: Option<u8>,
@@ -191,7 +222,7 @@ impl SegmentWriter {
         }
         self.rows += 1;
         if !self.pk_idx.is_empty() {
-            dups.hashes.push(key_hash(&rec, &self.pk_idx));
+            dups.push(key_hash(&rec, &self.pk_idx));
         }
         if !self.dialect.is_default() {
             self.encoder.record(rec.iter(), &mut self.reencoded);
@@ -200,44 +231,41 @@ impl SegmentWriter {
     }
 
     /// Feeds decompressed CSV bytes.
-    async fn push(&mut self, chunk: &[u8], dups: &mut DupCheck) -> Result<()> {
+    async fn push(&mut self, chunk: Bytes, dups: &mut DupCheck) -> Result<()> {
         let mut scanner = self
             .scanner
             .take()
             .unwrap_or_else(|| Scanner::new(self.dialect));
         let start = scanner.consumed;
-        let r = scanner.push(chunk, &mut |rec, end| self.on_record(rec, end, dups));
+        let r = scanner.push(&chunk, &mut |rec, end| self.on_record(rec, end, dups));
         self.scanner = Some(scanner);
         r?;
         if self.dialect.is_default() {
             // The stored bytes are the input's bytes after the header.
             if let Some(h) = self.header_end {
-                let skip = h.saturating_sub(start).min(chunk.len() as u64) as usize;
-                let mut body = &chunk[skip..];
-                if self.strip_lf && !body.is_empty() {
-                    if body[0] == b'\n' {
-                        body = &body[1..];
+                let mut skip = h.saturating_sub(start).min(chunk.len() as u64) as usize;
+                if self.strip_lf && skip < chunk.len() {
+                    if chunk[skip] == b'\n' {
+                        skip += 1;
                     }
                     self.strip_lf = false;
                 }
-                self.emit(body).await?;
+                self.emit(chunk.slice(skip..)).await?;
             }
         } else {
             let buf = std::mem::take(&mut self.reencoded);
-            self.emit(&buf).await?;
+            self.emit(Bytes::from(buf)).await?;
         }
         Ok(())
     }
 
-    async fn emit(&mut self, data: &[u8]) -> Result<()> {
+    async fn emit(&mut self, data: Bytes) -> Result<()> {
         if data.is_empty() {
             return Ok(());
         }
-        self.upload.wait_for_capacity(4).await?;
-        self.upload.write(data);
         self.bytes += data.len() as u64;
         self.last_byte = data.last().copied();
-        Ok(())
+        self.upload.write(data).await
     }
 
     async fn finish(mut self, dups: &mut DupCheck, key: Path) -> Result<(Segment, Vec<String>)> {
@@ -249,15 +277,15 @@ impl SegmentWriter {
         r?;
         if !self.dialect.is_default() {
             let buf = std::mem::take(&mut self.reencoded);
-            self.emit(&buf).await?;
+            self.emit(Bytes::from(buf)).await?;
         }
         let Some(columns) = self.columns.clone() else {
-            self.upload.abort().await?;
+            self.upload.abort().await;
             return Err(invalid(&self.name, "is empty: a CSV needs a header row"));
         };
         // Segments are concatenated when read: each ends with a line break.
         if self.bytes > 0 && self.last_byte != Some(b'\n') {
-            self.emit(b"\n").await?;
+            self.emit(Bytes::from_static(b"\n")).await?;
         }
         self.upload.finish().await?;
         let segment = Segment {
@@ -313,7 +341,7 @@ impl Storage {
         E: std::fmt::Display,
     {
         let key = new_key(project, "tables", table.as_str());
-        let upload = self.objects.put_multipart(&key).await?;
+        let upload = self.sink(&key).await?;
         let mut w = SegmentWriter {
             name: how.name.clone(),
             scanner: Some(Scanner::new(how.dialect)),
@@ -323,7 +351,7 @@ impl Storage {
             pk: pk.to_vec(),
             pk_idx: Vec::new(),
             encoder: Encoder::default(),
-            upload: WriteMultipart::new(upload),
+            upload,
             rows: 0,
             bytes: 0,
             last_byte: None,
@@ -346,22 +374,22 @@ impl Storage {
                         let plain = g
                             .push(&chunk)
                             .map_err(|e| invalid(&how.name, format!("is not valid gzip: {e}")))?;
-                        w.push(&plain, dups).await?;
+                        w.push(Bytes::from(plain), dups).await?;
                     }
-                    None => w.push(&chunk, dups).await?,
+                    None => w.push(chunk, dups).await?,
                 }
             }
             if let Some(g) = &mut gz {
                 let plain = g
                     .finish()
                     .map_err(|e| invalid(&how.name, format!("is not valid gzip: {e}")))?;
-                w.push(&plain, dups).await?;
+                w.push(Bytes::from(plain), dups).await?;
             }
             Ok(())
         }
         .await;
         if let Err(e) = result {
-            let _ = w.upload.abort().await;
+            w.upload.abort().await;
             return Err(e);
         }
         w.finish(dups, key).await
@@ -409,7 +437,12 @@ impl Storage {
         }
         let columns =
             columns.ok_or_else(|| StorageError::Invalid(format!("{table}: no data to load")))?;
-        dups.finish();
+        let dups = tokio::task::spawn_blocking(move || {
+            dups.finish();
+            dups
+        })
+        .await
+        .map_err(std::io::Error::other)?;
         if !dups.repeated.is_empty() {
             let merged = self
                 .dedupe(
@@ -452,7 +485,7 @@ impl Storage {
         segments: &[&Segment],
         keep: &mut (dyn FnMut(usize, u64, &Record<'_>) -> bool + Send),
     ) -> Result<(u64, u64)> {
-        let mut upload = WriteMultipart::new(self.objects.put_multipart(key).await?);
+        let mut upload = self.sink(key).await?;
         let mut enc = Encoder::default();
         let (mut rows, mut bytes) = (0u64, 0u64);
         let mut buf = Vec::with_capacity(1 << 20);
@@ -476,10 +509,9 @@ impl Storage {
                         None => scanner.finish(&mut on)?,
                     }
                     if !buf.is_empty() {
-                        upload.wait_for_capacity(4).await?;
-                        upload.write(&buf);
                         bytes += buf.len() as u64;
-                        buf.clear();
+                        let full = std::mem::replace(&mut buf, Vec::with_capacity(1 << 20));
+                        upload.write(Bytes::from(full)).await?;
                     }
                     if chunk.is_none() {
                         break;
@@ -495,7 +527,7 @@ impl Storage {
                 Ok((rows, bytes))
             }
             Err(e) => {
-                let _ = upload.abort().await;
+                upload.abort().await;
                 Err(e)
             }
         }
