@@ -2,6 +2,7 @@
 //! separate from the store's records), bearer-token auth and the error table.
 #![forbid(unsafe_code)]
 
+mod admin_routes;
 mod auth;
 mod error;
 mod openapi;

@@ -68,6 +68,7 @@ pub fn app(state: AppState) -> Router {
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .merge(crate::storage_routes::routes())
+        .merge(crate::admin_routes::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }
@@ -82,9 +83,20 @@ fn config_id(s: &str) -> Result<ConfigId, ApiError> {
     s.parse().map_err(ApiError::invalid)
 }
 
-/// Validates a spec and seals its secrets; returns what is stored.
-fn seal_spec(vault: &Vault, value: Value) -> Result<(Value, Spec), ApiError> {
+/// Validates a spec, checks its loosenings against the project's policy and
+/// seals its secrets; returns what is stored.
+async fn seal_spec(
+    s: &AppState,
+    project: &ProjectId,
+    value: Value,
+) -> Result<(Value, Spec), ApiError> {
+    let vault = &s.vault;
     let (doc, spec) = Spec::from_value(value)?;
+    // Only a spec that loosens a default costs a lookup.
+    if !spec.loosenings().is_empty() {
+        let allowed = s.store.get_project(project).await?.allow;
+        spec.check_allowed(project.as_str(), &allowed)?;
+    }
     let mut stored = serde_json::to_value(&doc).map_err(ApiError::internal)?;
     if let Some(params) = stored.get_mut("parameters").and_then(Value::as_object_mut) {
         vault.seal_params(params);
@@ -110,7 +122,7 @@ async fn submit_job(
             ))
         }
     };
-    let (stored, spec) = seal_spec(&s.vault, spec_value)?;
+    let (stored, spec) = seal_spec(&s, &p.project, spec_value).await?;
     let job = s
         .store
         .enqueue(NewJob {
@@ -364,7 +376,7 @@ async fn create_config(
     ApiJson(body): ApiJson<CreateConfig>,
 ) -> Result<(StatusCode, Json<ConfigView>), ApiError> {
     let id = config_id(&body.id)?;
-    let (stored, _) = seal_spec(&s.vault, body.spec)?;
+    let (stored, _) = seal_spec(&s, &p.project, body.spec).await?;
     Ok((
         StatusCode::CREATED,
         Json(
@@ -383,7 +395,7 @@ async fn update_config(
     ApiJson(body): ApiJson<UpdateConfig>,
 ) -> Result<Json<ConfigView>, ApiError> {
     let id = config_id(&id)?;
-    let (stored, _) = seal_spec(&s.vault, body.spec)?;
+    let (stored, _) = seal_spec(&s, &p.project, body.spec).await?;
     Ok(Json(
         s.store
             .update_config(&p.project, &id, &stored)

@@ -2,6 +2,7 @@
 //! one-shot runner (`run`), and the API client (`jobs`, `configs`).
 #![forbid(unsafe_code)]
 
+mod admin_cmds;
 mod client;
 mod commands;
 mod exit;
@@ -141,6 +142,12 @@ enum Command {
     /// Tagged files: upload, download, list.
     #[command(subcommand)]
     Files(storage_cmds::FilesCommand),
+    /// Projects (tenants) and what their jobs may loosen (admin token).
+    #[command(subcommand)]
+    Projects(admin_cmds::ProjectsCommand),
+    /// API tokens of projects: create, list, revoke (admin token).
+    #[command(subcommand)]
+    Tokens(admin_cmds::TokensCommand),
 }
 
 fn main() -> ExitCode {
@@ -197,5 +204,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Configs(c) => commands::configs(&g, c).await,
         Command::Tables(c) => storage_cmds::tables(&g, c).await,
         Command::Files(c) => storage_cmds::files(&g, c).await,
+        Command::Projects(c) => admin_cmds::projects(&g, c).await,
+        Command::Tokens(c) => admin_cmds::tokens(&g, c).await,
     }
 }

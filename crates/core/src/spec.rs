@@ -51,6 +51,8 @@ pub struct SpecDoc {
     pub retry: Option<RetryDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub writable_root: Option<bool>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -291,6 +293,95 @@ pub struct Spec {
     pub retry: Retry,
     /// `uid[:gid]`, numeric, or `root`.
     pub user: String,
+    /// The container's root filesystem is writable (read-only by default).
+    pub writable_root: bool,
+}
+
+/// A way a spec loosens the locked-down defaults. Each must be allowed by the
+/// job's project (`gantry projects update ID --allow ...`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Loosening {
+    /// `user: root` (or uid 0).
+    RootUser,
+    /// `limits.network: bridge`.
+    BridgeNetwork,
+    /// `writable_root: true`.
+    WritableRoot,
+}
+
+impl Loosening {
+    pub const ALL: [Loosening; 3] = [Self::RootUser, Self::BridgeNetwork, Self::WritableRoot];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::RootUser => "root-user",
+            Self::BridgeNetwork => "bridge-network",
+            Self::WritableRoot => "writable-root",
+        }
+    }
+
+    /// The spec field that asks for it, for error messages.
+    pub fn field(self) -> &'static str {
+        match self {
+            Self::RootUser => "user",
+            Self::BridgeNetwork => "limits.network",
+            Self::WritableRoot => "writable_root",
+        }
+    }
+}
+
+impl std::str::FromStr for Loosening {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == s)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
+                format!("unknown loosening '{s}' (use {})", names.join(", "))
+            })
+    }
+}
+
+impl std::fmt::Display for Loosening {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Spec {
+    /// The loosenings of the locked-down defaults this spec asks for.
+    pub fn loosenings(&self) -> Vec<Loosening> {
+        let uid = self.user.split(':').next().unwrap_or_default();
+        let root = self.user == "root" || uid.bytes().all(|b| b == b'0');
+        let mut out = Vec::new();
+        if root {
+            out.push(Loosening::RootUser);
+        }
+        if self.limits.network == Network::Bridge {
+            out.push(Loosening::BridgeNetwork);
+        }
+        if self.writable_root {
+            out.push(Loosening::WritableRoot);
+        }
+        out
+    }
+
+    /// Checks the loosenings against what a project allows; the error names
+    /// the field and how an admin allows it.
+    pub fn check_allowed(&self, project: &str, allowed: &[Loosening]) -> Result<(), SpecError> {
+        match self.loosenings().into_iter().find(|l| !allowed.contains(l)) {
+            None => Ok(()),
+            Some(l) => Err(SpecError::at(
+                l.field(),
+                format!(
+                    "project '{project}' does not allow {l}; an admin can allow it with \
+                     `gantry projects update {project} --allow {l}`"
+                ),
+            )),
+        }
+    }
 }
 
 pub const DEFAULT_USER: &str = "65534:65534";
@@ -414,6 +505,7 @@ impl SpecDoc {
             pull: self.pull.unwrap_or_default(),
             retry,
             user,
+            writable_root: self.writable_root.unwrap_or(false),
         })
     }
 

@@ -11,11 +11,12 @@ mod model;
 mod sqlite;
 
 pub use model::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{hash_token, SqliteStore};
 
 use async_trait::async_trait;
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
+use gantry_core::spec::Loosening;
 use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, TableId};
 use serde_json::Value;
 use std::time::Duration;
@@ -49,6 +50,16 @@ pub trait Store: Send + Sync + 'static {
         description: &str,
     ) -> Result<String>;
     async fn authenticate(&self, secret: &str) -> Result<Option<Principal>>;
+    async fn list_tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenInfo>>;
+    /// Revokes the token with this public id.
+    async fn delete_token(&self, id: &str) -> Result<()>;
+
+    // ---- projects
+
+    async fn create_project(&self, id: &ProjectId, allow: &[Loosening]) -> Result<Project>;
+    async fn get_project(&self, id: &ProjectId) -> Result<Project>;
+    async fn list_projects(&self) -> Result<Vec<Project>>;
+    async fn set_project_allow(&self, id: &ProjectId, allow: &[Loosening]) -> Result<Project>;
 
     // ---- configurations
     async fn create_config(

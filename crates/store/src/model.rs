@@ -5,6 +5,25 @@ use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
 
+/// A tenant and the loosenings of the locked-down defaults its jobs may ask for.
+#[derive(Clone, Debug, Serialize)]
+pub struct Project {
+    pub id: ProjectId,
+    pub allow: Vec<gantry_core::spec::Loosening>,
+    pub created_at: i64,
+}
+
+/// A token as listed: never its secret, nor its hash.
+#[derive(Clone, Debug, Serialize)]
+pub struct TokenInfo {
+    /// A short public id (to revoke it by).
+    pub id: String,
+    pub project: ProjectId,
+    pub admin: bool,
+    pub description: String,
+    pub created_at: i64,
+}
+
 /// Who a token speaks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {

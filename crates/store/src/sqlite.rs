@@ -146,6 +146,10 @@ CREATE TABLE file_tags (
     PRIMARY KEY (tag, file_id)
 ) WITHOUT ROWID;
 "#,
+    r#"
+ALTER TABLE projects ADD COLUMN allow TEXT NOT NULL DEFAULT '[]';
+CREATE INDEX tokens_by_project ON tokens (project_id);
+"#,
 ];
 
 #[derive(Clone)]
@@ -241,6 +245,35 @@ fn immediate<T>(
     let out = f(&tx)?;
     tx.commit()?;
     Ok(out)
+}
+
+fn allow_json(allow: &[Loosening]) -> String {
+    let mut v = allow.to_vec();
+    v.sort();
+    v.dedup();
+    serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
+}
+
+fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> {
+    let (id, allow, created_at): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    Ok((|| {
+        Ok(Project {
+            id: parse(id)?,
+            allow: serde_json::from_str(&allow)
+                .map_err(|e| StoreError::Corrupt(format!("project allow list: {e}")))?,
+            created_at,
+        })
+    })())
+}
+
+fn load_project(c: &Connection, id: &ProjectId) -> Result<Project> {
+    c.query_row(
+        "SELECT id, allow, created_at FROM projects WHERE id = ?1",
+        [id.as_str()],
+        project_from_row,
+    )
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("project '{id}'")))?
 }
 
 pub fn hash_token(secret: &str) -> String {
@@ -677,6 +710,99 @@ impl Store for SqliteStore {
                 })
             })
             .transpose()
+        })
+        .await
+    }
+
+    async fn list_tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenInfo>> {
+        let project = project.map(|p| p.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT substr(hash, 1, 12), project_id, admin, description, created_at FROM tokens \
+                 WHERE ?1 IS NULL OR project_id = ?1 ORDER BY created_at, hash",
+            )?;
+            let rows = stmt.query_map([project], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                ))
+            })?;
+            rows.map(|r| {
+                let (id, project, admin, description, created_at) = r?;
+                Ok(TokenInfo {
+                    id,
+                    project: parse(project)?,
+                    admin,
+                    description,
+                    created_at,
+                })
+            })
+            .collect()
+        })
+        .await
+    }
+
+    async fn delete_token(&self, id: &str) -> Result<()> {
+        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(StoreError::NotFound(format!("token '{id}'")));
+        }
+        let id = id.to_ascii_lowercase();
+        self.write(move |c| {
+            let n = c.execute("DELETE FROM tokens WHERE substr(hash, 1, 12) = ?1", [&id])?;
+            match n {
+                0 => Err(StoreError::NotFound(format!("token '{id}'"))),
+                _ => Ok(()),
+            }
+        })
+        .await
+    }
+
+    async fn create_project(&self, id: &ProjectId, allow: &[Loosening]) -> Result<Project> {
+        let (id, allow) = (id.clone(), allow_json(allow));
+        self.write(move |c| {
+            let n = c.execute(
+                &format!(
+                    "INSERT INTO projects (id, allow, created_at) VALUES (?1, ?2, {NOW}) ON CONFLICT (id) DO NOTHING"
+                ),
+                params![id.as_str(), allow],
+            )?;
+            if n == 0 {
+                return Err(StoreError::Conflict(format!("project '{id}' already exists")));
+            }
+            load_project(c, &id)
+        })
+        .await
+    }
+
+    async fn get_project(&self, id: &ProjectId) -> Result<Project> {
+        let id = id.clone();
+        self.read(move |c| load_project(c, &id)).await
+    }
+
+    async fn list_projects(&self) -> Result<Vec<Project>> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached("SELECT id, allow, created_at FROM projects ORDER BY id")?;
+            let rows = stmt.query_map([], project_from_row)?;
+            rows.map(|r| r?).collect()
+        })
+        .await
+    }
+
+    async fn set_project_allow(&self, id: &ProjectId, allow: &[Loosening]) -> Result<Project> {
+        let (id, allow) = (id.clone(), allow_json(allow));
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE projects SET allow = ?2 WHERE id = ?1",
+                params![id.as_str(), allow],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("project '{id}'")));
+            }
+            load_project(c, &id)
         })
         .await
     }

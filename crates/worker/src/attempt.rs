@@ -67,7 +67,8 @@ impl AttemptPlan {
             "pids": l.pids,
             "network": l.network.as_str(),
             "user": self.spec.user,
-            "read_only_root": true,
+            "read_only_root": !self.spec.writable_root,
+            "loosened": self.spec.loosenings(),
             "tmp_size": TMP_SIZE,
             "capabilities": "none",
             "no_new_privileges": true,
@@ -105,7 +106,7 @@ impl AttemptPlan {
             cpus: self.spec.limits.cpus,
             pids: self.spec.limits.pids,
             network: self.spec.limits.network.as_str().to_string(),
-            read_only_root: true,
+            read_only_root: !self.spec.writable_root,
             tmp_size: TMP_SIZE,
         }
     }

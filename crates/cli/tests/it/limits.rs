@@ -147,19 +147,69 @@ cat /sys/fs/cgroup/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids/pids.max
     assert_eq!(limits["user"], "65534:65534");
     assert_eq!(limits["pids"], 512);
 
-    // Loosening is explicit and recorded.
-    let mut bridged = sh("ls /sys/class/net | tr '\\n' ' '; echo; id -u");
-    bridged["limits"] = json!({"network": "bridge", "pids": 64, "cpus": 0.5});
-    bridged["user"] = json!("root");
-    let job = api.run(bridged).await;
+    assert_eq!(limits["read_only_root"], true);
+    assert_eq!(limits["loosened"], json!([]));
+
+    // Loosening is an explicit spec field, refused unless the project allows
+    // it, and recorded on the job.
+    let mut loose = sh(
+        "ls /sys/class/net | tr '\\n' ' '; echo; id -u; touch /rootfs-write && echo root=writable",
+    );
+    loose["limits"] = json!({"network": "bridge", "pids": 64, "cpus": 0.5});
+    loose["user"] = json!("root");
+    loose["writable_root"] = json!(true);
+    for (field, value, allow) in [
+        ("user", json!("0:0"), "root-user"),
+        ("limits", json!({"network": "bridge"}), "bridge-network"),
+        ("writable_root", json!(true), "writable-root"),
+    ] {
+        let mut one = sh("true");
+        one[field] = value;
+        let (status, body) = api.post("/v1/jobs", json!({ "spec": one })).await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["code"], "invalid_spec", "{body}");
+        let msg = body["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            msg.contains("project 'default' does not allow")
+                && msg.contains(allow)
+                && msg.contains("gantry projects update default --allow"),
+            "{msg}"
+        );
+    }
+    let (status, body) = api
+        .post("/v1/configs", json!({"id": "loose", "spec": loose.clone()}))
+        .await;
+    assert_eq!(status, 400, "configurations are checked too: {body}");
+
+    let o = g.cli(&[
+        "projects",
+        "update",
+        "default",
+        "--allow",
+        "root-user,bridge-network,writable-root",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("root-user,bridge-network,writable-root"),
+        "{}",
+        stdout(&o)
+    );
+    let job = api.run(loose).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
     let out = api
         .messages(job["id"].as_str().expect("id"), "stdout")
         .await
         .join("\n");
     assert!(out.contains("eth0"), "{out}");
     assert!(out.lines().any(|l| l == "0"), "root when asked: {out}");
+    assert!(out.contains("root=writable"), "{out}");
     assert_eq!(job["limits"]["network"], "bridge");
     assert_eq!(job["limits"]["cpus"], 0.5);
+    assert_eq!(job["limits"]["read_only_root"], false);
+    assert_eq!(
+        job["limits"]["loosened"],
+        json!(["root-user", "bridge-network", "writable-root"])
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

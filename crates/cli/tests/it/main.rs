@@ -11,4 +11,5 @@ mod limits;
 mod logs;
 mod run;
 mod storage;
+mod tenancy;
 mod util;

@@ -1,0 +1,196 @@
+//! Projects and tokens: what an admin token manages. Other tokens may read
+//! their own project and nothing else here.
+
+use crate::auth::Auth;
+use crate::routes::{ApiJson, AppState};
+use crate::views::rfc3339;
+use crate::ApiError;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::routing::{delete, get};
+use axum::{Json, Router};
+use gantry_core::spec::Loosening;
+use gantry_core::ProjectId;
+use gantry_store::{Principal, Project, TokenInfo};
+use serde::Deserialize;
+use serde_json::{json, Value};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/projects", get(list_projects).post(create_project))
+        .route("/v1/projects/{id}", get(get_project).patch(update_project))
+        .route("/v1/tokens", get(list_tokens).post(create_token))
+        .route("/v1/tokens/{id}", delete(revoke_token))
+}
+
+fn require_admin(p: &Principal) -> Result<(), ApiError> {
+    if p.admin {
+        Ok(())
+    } else {
+        Err(ApiError::forbidden(
+            "managing projects and tokens needs an admin token",
+        ))
+    }
+}
+
+fn project_id(s: &str) -> Result<ProjectId, ApiError> {
+    s.parse().map_err(ApiError::invalid)
+}
+
+fn project_view(p: Project) -> Value {
+    json!({
+        "id": p.id,
+        "allow": p.allow,
+        "created_at": rfc3339(p.created_at),
+    })
+}
+
+fn token_view(t: TokenInfo) -> Value {
+    json!({
+        "id": t.id,
+        "project": t.project,
+        "admin": t.admin,
+        "description": t.description,
+        "created_at": rfc3339(t.created_at),
+    })
+}
+
+async fn list_projects(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+    require_admin(&p)?;
+    let items: Vec<Value> = s
+        .store
+        .list_projects()
+        .await?
+        .into_iter()
+        .map(project_view)
+        .collect();
+    Ok(Json(json!({ "projects": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewProject {
+    id: String,
+    #[serde(default)]
+    allow: Vec<Loosening>,
+}
+
+async fn create_project(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<NewProject>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&p)?;
+    let id = project_id(&body.id)?;
+    let project = s.store.create_project(&id, &body.allow).await?;
+    Ok((StatusCode::CREATED, Json(project_view(project))))
+}
+
+/// A token sees its own project; only an admin sees others (404 otherwise,
+/// so project names do not leak).
+async fn get_project(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = project_id(&id)?;
+    if !p.admin && id != p.project {
+        return Err(ApiError::not_found(format!("project '{id}'")));
+    }
+    Ok(Json(project_view(s.store.get_project(&id).await?)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProjectUpdate {
+    allow: Vec<Loosening>,
+}
+
+async fn update_project(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+    ApiJson(body): ApiJson<ProjectUpdate>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&p)?;
+    let id = project_id(&id)?;
+    let project = s.store.set_project_allow(&id, &body.allow).await?;
+    tracing::info!(project = %id, allow = ?project.allow, "project policy changed");
+    Ok(Json(project_view(project)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TokenQuery {
+    project: Option<String>,
+}
+
+async fn list_tokens(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Query(q): Query<TokenQuery>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&p)?;
+    let project = q.project.as_deref().map(project_id).transpose()?;
+    let items: Vec<Value> = s
+        .store
+        .list_tokens(project.as_ref())
+        .await?
+        .into_iter()
+        .map(token_view)
+        .collect();
+    Ok(Json(json!({ "tokens": items })))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewToken {
+    project: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    admin: bool,
+}
+
+/// The secret is in this response only; the store keeps its hash.
+async fn create_token(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<NewToken>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&p)?;
+    let project = project_id(&body.project)?;
+    if body.description.len() > 200 {
+        return Err(ApiError::invalid("description: at most 200 bytes"));
+    }
+    // Names the project in the error when it does not exist.
+    s.store.get_project(&project).await?;
+    let secret = s
+        .store
+        .create_token(&project, body.admin, &body.description)
+        .await?;
+    let info = s
+        .store
+        .list_tokens(Some(&project))
+        .await?
+        .into_iter()
+        .find(|t| secret_matches(&secret, &t.id))
+        .ok_or_else(|| ApiError::internal("a new token is not listed"))?;
+    let mut view = token_view(info);
+    view["token"] = json!(secret);
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+fn secret_matches(secret: &str, id: &str) -> bool {
+    gantry_store::hash_token(secret).starts_with(id)
+}
+
+async fn revoke_token(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&p)?;
+    s.store.delete_token(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}

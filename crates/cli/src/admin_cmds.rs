@@ -1,0 +1,202 @@
+//! `gantry projects ...` and `gantry tokens ...`: what an admin token manages.
+
+use crate::client::Client;
+use crate::commands::enc;
+use crate::output;
+use crate::{Global, OutputFormat};
+use clap::Subcommand;
+use serde_json::{json, Value};
+
+/// What `--allow` takes: the loosenings of the locked-down defaults.
+const ALLOW_HELP: &str = "Loosenings the project's jobs may ask for, comma-separated: \
+root-user (`user: root`), bridge-network (`limits.network: bridge`), writable-root \
+(`writable_root: true`); `none` allows nothing";
+
+#[derive(Subcommand)]
+pub enum ProjectsCommand {
+    /// Create a project (a tenant with its own jobs, configurations, tables,
+    /// files and tokens). Then give it a token: `gantry tokens create --project ID`.
+    Create {
+        id: String,
+        #[arg(long, value_delimiter = ',', help = ALLOW_HELP)]
+        allow: Vec<String>,
+    },
+    /// List projects with what each allows.
+    List,
+    /// Show one project.
+    Show { id: String },
+    /// Replace what a project's jobs may loosen.
+    Update {
+        id: String,
+        #[arg(long, value_delimiter = ',', required = true, help = ALLOW_HELP)]
+        allow: Vec<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokensCommand {
+    /// Create a token for a project; its secret is printed once (only its
+    /// hash is stored).
+    Create {
+        #[arg(long)]
+        project: String,
+        #[arg(long, default_value = "")]
+        description: String,
+        /// The token may also manage projects and tokens.
+        #[arg(long)]
+        admin: bool,
+    },
+    /// List tokens (ids, never secrets).
+    List {
+        #[arg(long)]
+        project: Option<String>,
+    },
+    /// Revoke a token by the id `tokens list` shows.
+    Revoke { id: String },
+}
+
+fn allow_list(allow: Vec<String>) -> Value {
+    let items: Vec<String> = allow
+        .into_iter()
+        .map(|a| a.trim().to_string())
+        .filter(|a| !a.is_empty() && a != "none")
+        .collect();
+    json!(items)
+}
+
+fn allow_text(v: &Value) -> String {
+    let items: Vec<String> = v.as_array().into_iter().flatten().map(output::s).collect();
+    if items.is_empty() {
+        "none".into()
+    } else {
+        items.join(",")
+    }
+}
+
+fn project_rows(list: &[Value]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|p| {
+            vec![
+                output::s(&p["id"]),
+                allow_text(&p["allow"]),
+                output::s(&p["created_at"]),
+            ]
+        })
+        .collect()
+}
+
+pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
+    let client = Client::new(g)?;
+    let one = |p: &Value| match g.output {
+        OutputFormat::Json => output::json(p),
+        OutputFormat::Table => output::table(
+            &["id", "allow", "created"],
+            &project_rows(std::slice::from_ref(p)),
+        ),
+    };
+    match cmd {
+        ProjectsCommand::Create { id, allow } => {
+            let p = client
+                .post(
+                    "/v1/projects",
+                    &json!({"id": id, "allow": allow_list(allow)}),
+                )
+                .await?;
+            one(&p);
+        }
+        ProjectsCommand::List => {
+            let list = client.get("/v1/projects").await?;
+            match g.output {
+                OutputFormat::Json => output::json(&list),
+                OutputFormat::Table => output::table(
+                    &["id", "allow", "created"],
+                    &project_rows(list["projects"].as_array().map_or(&[], |v| v)),
+                ),
+            }
+        }
+        ProjectsCommand::Show { id } => {
+            let p = client.get(&format!("/v1/projects/{}", enc(&id))).await?;
+            one(&p);
+        }
+        ProjectsCommand::Update { id, allow } => {
+            let p = client
+                .patch(
+                    &format!("/v1/projects/{}", enc(&id)),
+                    &json!({"allow": allow_list(allow)}),
+                )
+                .await?;
+            one(&p);
+        }
+    }
+    Ok(0)
+}
+
+fn token_rows(list: &[Value]) -> Vec<Vec<String>> {
+    list.iter()
+        .map(|t| {
+            vec![
+                output::s(&t["id"]),
+                output::s(&t["project"]),
+                if t["admin"] == json!(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+                output::s(&t["description"]),
+                output::s(&t["created_at"]),
+            ]
+        })
+        .collect()
+}
+
+const TOKEN_HEADERS: [&str; 5] = ["id", "project", "admin", "description", "created"];
+
+pub async fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<u8> {
+    let client = Client::new(g)?;
+    match cmd {
+        TokensCommand::Create {
+            project,
+            description,
+            admin,
+        } => {
+            let t = client
+                .post(
+                    "/v1/tokens",
+                    &json!({"project": project, "description": description, "admin": admin}),
+                )
+                .await?;
+            match g.output {
+                OutputFormat::Json => output::json(&t),
+                OutputFormat::Table => {
+                    output::table(&TOKEN_HEADERS, &token_rows(std::slice::from_ref(&t)));
+                    println!(
+                        "\ntoken (shown once; keep it secret): {}",
+                        output::s(&t["token"])
+                    );
+                }
+            }
+        }
+        TokensCommand::List { project } => {
+            let path = match project {
+                Some(p) => format!("/v1/tokens?project={}", enc(&p)),
+                None => "/v1/tokens".into(),
+            };
+            let list = client.get(&path).await?;
+            match g.output {
+                OutputFormat::Json => output::json(&list),
+                OutputFormat::Table => output::table(
+                    &TOKEN_HEADERS,
+                    &token_rows(list["tokens"].as_array().map_or(&[], |v| v)),
+                ),
+            }
+        }
+        TokensCommand::Revoke { id } => {
+            client.delete(&format!("/v1/tokens/{}", enc(&id))).await?;
+            if g.output == OutputFormat::Table {
+                println!("token {id} revoked");
+            }
+        }
+    }
+    Ok(0)
+}
