@@ -86,6 +86,14 @@ struct WorkerArgs {
     /// Per-job cap on stored log output; output past it is dropped and counted.
     #[arg(long, env = "GANTRY_LOG_CAP", default_value = "16m", value_parser = parse_size)]
     log_cap: u64,
+    /// Most files and folders a job may leave in /data/out (tables, slices,
+    /// files and manifests together); past it the job fails as invalid_output
+    /// and nothing is stored.
+    #[arg(long, env = "GANTRY_MAX_OUTPUT_FILES", default_value_t = 10_000)]
+    max_output_files: usize,
+    /// Most bytes a job may leave in /data/out, all files together.
+    #[arg(long, env = "GANTRY_MAX_OUTPUT_BYTES", default_value = "100g", value_parser = parse_size)]
+    max_output_bytes: u64,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

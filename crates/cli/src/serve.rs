@@ -7,7 +7,7 @@ use crate::{Global, WorkerArgs};
 use anyhow::Context;
 use gantry_api::{app, AppState, Readiness};
 use gantry_runtime::{ContainerRuntime, DockerRuntime};
-use gantry_storage::Storage;
+use gantry_storage::{OutputLimits, Storage};
 use gantry_store::{SqliteStore, Store};
 use gantry_vault::Vault;
 use gantry_worker::{Worker, WorkerConfig};
@@ -115,9 +115,13 @@ async fn make_worker(
     let mut cfg = WorkerConfig::new(id, args.slots.unwrap_or_else(default_slots), o.home.work());
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.log_cap = args.log_cap;
+    let storage = o.storage.clone().with_output_limits(OutputLimits {
+        max_entries: args.max_output_files,
+        max_bytes: args.max_output_bytes,
+    });
     Ok(Worker::new(
         o.store.clone(),
-        o.storage.clone(),
+        storage,
         runtime,
         o.vault.clone(),
         cfg,

@@ -54,10 +54,30 @@ impl From<StoreError> for StorageError {
 
 pub type Result<T, E = StorageError> = std::result::Result<T, E>;
 
+/// What a job may leave in `/data/out` (nothing from a container is trusted).
+#[derive(Clone, Copy, Debug)]
+pub struct OutputLimits {
+    /// Entries (files, slices, manifests, folders) over `out/tables` and
+    /// `out/files` together.
+    pub max_entries: usize,
+    /// Bytes of all output files together.
+    pub max_bytes: u64,
+}
+
+impl Default for OutputLimits {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_bytes: 100 << 30,
+        }
+    }
+}
+
 /// Tables and files of all projects.
 #[derive(Clone)]
 pub struct Storage {
     objects: Arc<dyn ObjectStore>,
+    pub(crate) output_limits: OutputLimits,
     /// Set when objects are files in a local folder: reads then go straight
     /// to the files (large chunks, kernel copies) instead of 8 KiB chunks.
     local: Option<Arc<object_store::local::LocalFileSystem>>,
@@ -68,9 +88,16 @@ impl Storage {
     pub fn new(objects: Arc<dyn ObjectStore>, store: Arc<dyn Store>) -> Self {
         Self {
             objects,
+            output_limits: OutputLimits::default(),
             local: None,
             store,
         }
+    }
+
+    /// Sets what a job may leave in `/data/out`.
+    pub fn with_output_limits(mut self, limits: OutputLimits) -> Self {
+        self.output_limits = limits;
+        self
     }
 
     /// Reads a stored object as a stream of large chunks.
@@ -129,6 +156,7 @@ impl Storage {
             let fs = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path)?);
             return Ok(Self {
                 objects: fs.clone(),
+                output_limits: OutputLimits::default(),
                 local: Some(fs),
                 store,
             });

@@ -8,7 +8,7 @@
 
 use crate::csvscan::Dialect;
 use crate::tables::{CsvInput, DeleteWhere, LoadOptions};
-use crate::{new_key, ReadFilter, Result, Storage, StorageError};
+use crate::{new_key, OutputLimits, ReadFilter, Result, Storage, StorageError};
 use futures_util::StreamExt;
 use gantry_core::spec::{check_file_name, InputMapping, OutputMapping, OutputTable, WhereOperator};
 use gantry_core::{ProjectId, TableId};
@@ -226,6 +226,7 @@ impl Storage {
         succeeded: bool,
         c: &mut Collected,
     ) -> Result<()> {
+        survey_outputs(data, self.output_limits)?;
         let tables_dir = data.join("out/tables");
         let entries = list_entries(&tables_dir, "out/tables")?;
         require_mapped(
@@ -424,6 +425,53 @@ fn sanitize(name: &str) -> String {
 enum EntryKind {
     File,
     Dir,
+}
+
+/// Checks what the job left against the output limits before any of it is
+/// read: entry count (the folders are read no further than the limit), total
+/// bytes, and depth (`out/tables/<table>/<slice>` at most; the contract has
+/// no deeper place, so a deeper folder is refused by the collection itself).
+fn survey_outputs(data: &Path, limits: OutputLimits) -> Result<()> {
+    let (mut entries, mut bytes) = (0usize, 0u64);
+    let mut visit = |dir: &Path, shown: &str, depth: usize| -> Result<Vec<PathBuf>> {
+        let mut subdirs = Vec::new();
+        let rd = match std::fs::read_dir(dir) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(subdirs),
+            Err(e) => return Err(e.into()),
+        };
+        for entry in rd {
+            let entry = entry?;
+            entries += 1;
+            if entries > limits.max_entries {
+                return Err(StorageError::Invalid(format!(
+                    "/data/out holds more than {} files and folders (the output limit)",
+                    limits.max_entries
+                )));
+            }
+            let meta = entry.metadata()?;
+            if meta.is_dir() && depth == 0 {
+                subdirs.push(entry.path());
+            } else if meta.is_file() {
+                bytes += meta.len();
+                if bytes > limits.max_bytes {
+                    return Err(StorageError::Invalid(format!(
+                        "the files in /data/out are larger than {} bytes together (the output \
+                         limit), seen by {shown}/{}",
+                        limits.max_bytes,
+                        entry.file_name().to_string_lossy()
+                    )));
+                }
+            }
+        }
+        Ok(subdirs)
+    };
+    for top in ["out/tables", "out/files"] {
+        for sub in visit(&data.join(top), top, 0)? {
+            visit(&sub, top, 1)?;
+        }
+    }
+    Ok(())
 }
 
 /// Lists a folder without following symlinks; anything but regular files and

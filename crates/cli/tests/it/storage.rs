@@ -494,3 +494,51 @@ async fn storage_works_on_an_s3_compatible_bucket() {
         "nothing in the local object folder"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn outputs_past_the_limits_or_with_bad_names_store_nothing() {
+    let g = Gantry::up(&["--max-output-files", "50", "--max-output-bytes", "1m"]);
+    let api = g.client();
+    let cases = [
+        (
+            "i=0; while [ $i -lt 60 ]; do echo $i > /data/out/files/f$i; i=$((i+1)); done",
+            "more than 50 files and folders",
+        ),
+        (
+            "mkdir /data/out/tables/s.csv; i=0; while [ $i -lt 60 ]; do echo $i > /data/out/tables/s.csv/p$i; i=$((i+1)); done",
+            "more than 50 files and folders",
+        ),
+        (
+            "dd if=/dev/zero of=/data/out/files/big bs=1k count=1100 2>/dev/null",
+            "larger than 1048576 bytes together",
+        ),
+        ("printf 'a\\n1\\n' > \"/data/out/tables/$(printf 'x\\ny').csv\"", "control characters"),
+        ("printf 'a\\n1\\n' > \"/data/out/files/$(printf 'n\\377')\"", "not UTF-8"),
+        (
+            "mkdir -p /data/out/tables/d.csv/deeper; printf '1\\n' > /data/out/tables/d.csv/deeper/p; echo '{\"columns\":[\"a\"]}' > /data/out/tables/d.csv.manifest",
+            "slices must be files, not folders",
+        ),
+    ];
+    for (script, want) in cases {
+        let job = api
+            .run(sh(&format!(
+                "printf 'x\\n1\\n' > /data/out/tables/good.csv; {script}"
+            )))
+            .await;
+        assert_eq!(job["error"]["kind"], "invalid_output", "{script}: {job}");
+        let msg = job["error"]["message"].as_str().unwrap_or_default();
+        assert!(msg.contains(want), "{script}: {msg}");
+    }
+    let (_, tables) = api.get("/v1/tables").await;
+    assert_eq!(tables["tables"], json!([]), "{tables}");
+    let (_, files) = api.get("/v1/files").await;
+    assert_eq!(files["files"], json!([]), "{files}");
+    assert!(walk_files(&g.home_path().join("objects")).is_empty());
+    // Within the limits, the same kind of job stores its outputs.
+    let job = api
+        .run(sh(
+            "printf 'x\\n1\\n' > /data/out/tables/good.csv; echo hi > /data/out/files/note",
+        ))
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+}

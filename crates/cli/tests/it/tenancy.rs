@@ -115,8 +115,14 @@ async fn tokens_of_one_project_cannot_see_or_name_another() {
     let acme_job = acme.run(sh("echo acme")).await;
     assert_eq!(acme_job["status"], "succeeded", "{acme_job}");
     assert_eq!(acme_job["project"], "acme");
-    assert_eq!(admin.rows("in.c-main.people").await, vec!["id,name", "1,ann"]);
-    assert_eq!(acme.rows("in.c-main.people").await, vec!["id,name", "9,zed"]);
+    assert_eq!(
+        admin.rows("in.c-main.people").await,
+        vec!["id,name", "1,ann"]
+    );
+    assert_eq!(
+        acme.rows("in.c-main.people").await,
+        vec!["id,name", "9,zed"]
+    );
     // The admin token is itself scoped to its project for data.
     let (s, _) = admin
         .get(&format!(
