@@ -84,8 +84,12 @@ pub async fn run(
     });
     let end = run_attempt(&runtime, &plan, tx, cancel, CancellationToken::new()).await;
     let _ = printer.await;
-    let AttemptEnd::Finished(report) = end else {
-        anyhow::bail!("the run was abandoned");
+    let report = match end {
+        AttemptEnd::Finished(report) => report,
+        AttemptEnd::EngineAway => anyhow::bail!(
+            "the Docker engine stopped answering before the container started (is dockerd running?)"
+        ),
+        AttemptEnd::Abandoned => anyhow::bail!("the run was abandoned"),
     };
     let o = &report.outcome;
     let code = crate::exit::for_job(o.status, o.error.as_ref().map(|e| e.kind), o.exit_code);

@@ -49,6 +49,9 @@ pub enum AttemptEnd {
     Finished(AttemptReport),
     /// Stopped because the worker is shutting down; the job goes back to the queue.
     Abandoned,
+    /// The engine stopped answering before the container started; the job
+    /// goes back to the queue (not counted as an attempt).
+    EngineAway,
 }
 
 impl AttemptPlan {
@@ -184,9 +187,19 @@ pub async fn run_attempt(
         })
     };
 
+    // An infrastructure failure before the container runs, with the engine
+    // gone, is not the job's: it goes back to the queue.
+    let engine_away = || async { rt.ping().await.is_err() };
     let digest = match ensure_image(rt, &plan.spec, &events).await {
         Ok(d) => d,
-        Err(outcome) => return report(outcome, None),
+        Err(outcome) => {
+            if outcome.error.as_ref().map(|e| e.kind) == Some(ErrorKind::Infrastructure)
+                && engine_away().await
+            {
+                return AttemptEnd::EngineAway;
+            }
+            return report(outcome, None);
+        }
     };
     if cancel.is_cancelled() {
         return report(
@@ -221,7 +234,12 @@ pub async fn run_attempt(
                 Some(digest),
             )
         }
-        Err(e) => return report(infra(e), Some(digest)),
+        Err(e) => {
+            if engine_away().await {
+                return AttemptEnd::EngineAway;
+            }
+            return report(infra(e), Some(digest));
+        }
     };
     let end = supervise(rt, plan, &id, events, cancel, abort).await;
     if let Err(e) = rt.remove(&id).await {

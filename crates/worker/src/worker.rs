@@ -12,8 +12,12 @@ use gantry_store::{AttemptInfo, Change, ClaimedJob, Finish, Store};
 use gantry_vault::Vault;
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+/// How often a worker asks an engine that did not answer again.
+const ENGINE_RETRY: Duration = Duration::from_secs(1);
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -67,6 +71,9 @@ pub struct Worker {
     vault: Vault,
     cfg: WorkerConfig,
     running: Arc<Mutex<HashMap<JobId, Running>>>,
+    /// Whether the container engine answered last time we looked. While it
+    /// does not, nothing is claimed: jobs stay queued instead of failing.
+    engine_up: Arc<AtomicBool>,
 }
 
 impl Worker {
@@ -84,7 +91,27 @@ impl Worker {
             vault,
             cfg,
             running: Arc::default(),
+            engine_up: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Asks the engine whether it answers and remembers the answer; logs
+    /// when that changes.
+    async fn check_engine(&self) -> bool {
+        let up = match self.runtime.ping().await {
+            Ok(()) => true,
+            Err(e) => {
+                if self.engine_up.load(Ordering::Relaxed) {
+                    tracing::warn!(error = %e, "the container engine does not answer; claiming no jobs until it does");
+                }
+                false
+            }
+        };
+        if up && !self.engine_up.load(Ordering::Relaxed) {
+            tracing::info!("the container engine answers again; claiming jobs");
+        }
+        self.engine_up.store(up, Ordering::Relaxed);
+        up
     }
 
     fn running_ids(&self) -> Vec<JobId> {
@@ -140,6 +167,10 @@ impl Worker {
             let free = self.cfg.slots.saturating_sub(tasks.len());
             if free == 0 {
                 wait_for = self.cfg.poll;
+                continue;
+            }
+            if !self.engine_up.load(Ordering::Relaxed) && !self.check_engine().await {
+                wait_for = ENGINE_RETRY;
                 continue;
             }
             match self.store.claim(&self.cfg.id, free, self.cfg.lease).await {
@@ -254,6 +285,7 @@ impl Worker {
                 _ = stop.cancelled() => return,
                 _ = beat.tick() => {}
             }
+            self.check_engine().await;
             match self.store.heartbeat(&self.cfg.id, self.cfg.lease).await {
                 Ok(cancels) => cancels.into_iter().for_each(|id| self.signal_cancel(id)),
                 Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
@@ -295,13 +327,14 @@ impl Worker {
         crate::fault::point("after-exit");
 
         match end {
-            AttemptEnd::Abandoned => {
-                let _ = tx
-                    .send(LogLine::system(
-                        "warning",
-                        "the worker is shutting down; the job goes back to the queue",
-                    ))
-                    .await;
+            AttemptEnd::Abandoned | AttemptEnd::EngineAway => {
+                let why = if matches!(end, AttemptEnd::EngineAway) {
+                    self.engine_up.store(false, Ordering::Relaxed);
+                    "the container engine does not answer; the job goes back to the queue"
+                } else {
+                    "the worker is shutting down; the job goes back to the queue"
+                };
+                let _ = tx.send(LogLine::system("warning", why)).await;
                 drop(tx);
                 let _ = writer.await;
                 if let Err(e) = self.store.hand_back(id, attempt, &self.cfg.id).await {

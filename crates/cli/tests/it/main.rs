@@ -4,6 +4,7 @@
 
 mod api;
 mod configs;
+mod engine;
 mod jobs;
 mod keboola;
 mod lifecycle;

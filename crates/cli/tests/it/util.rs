@@ -71,7 +71,16 @@ impl Gantry {
         Self::fresh("server", &[])
     }
 
+    /// `gantry up` with extra flags and environment, in a fresh home.
+    pub fn up_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::fresh_env("up", extra, env)
+    }
+
     fn fresh(command: &str, extra: &[&str]) -> Self {
+        Self::fresh_env(command, extra, &[])
+    }
+
+    fn fresh_env(command: &str, extra: &[&str], env: &[(&str, &str)]) -> Self {
         ensure_images();
         let mut args = vec![command.to_string(), "--listen".into(), "127.0.0.1:0".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
@@ -82,7 +91,10 @@ impl Gantry {
             child: None,
             log: Arc::default(),
             args,
-            env: Vec::new(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         g.start();
         g
