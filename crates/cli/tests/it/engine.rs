@@ -26,12 +26,12 @@ fn answers() -> bool {
 }
 
 /// A dockerd of its own: socket, data and state folders, no networking.
-struct Engine;
+struct Engine(std::process::Child);
 
 impl Engine {
     fn start() -> Self {
         let log = std::fs::File::create("/tmp/gantry-test-engine.log").expect("log file");
-        Command::new("dockerd")
+        let child = Command::new("dockerd")
             .args([
                 "--host",
                 &host(),
@@ -50,6 +50,7 @@ impl Engine {
             .stderr(log)
             .spawn()
             .expect("start a second dockerd (run the tests as root)");
+        let engine = Engine(child);
         let t = Instant::now();
         while !answers() {
             assert!(
@@ -75,14 +76,13 @@ impl Engine {
                 .expect("copy the image");
             assert!(st.success(), "cannot load {IMAGE} into the test engine");
         }
-        Engine
+        engine
     }
 
     /// The engine dies at once (SIGKILL), as in a crash.
-    fn kill(&self) {
-        if let Ok(pid) = std::fs::read_to_string(format!("{EXEC}.pid")) {
-            let _ = Command::new("kill").args(["-9", pid.trim()]).status();
-        }
+    fn kill(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
         let t = Instant::now();
         while answers() && t.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(100));
@@ -95,19 +95,26 @@ impl Engine {
 
 impl Drop for Engine {
     fn drop(&mut self) {
-        if let Ok(pid) = std::fs::read_to_string(format!("{EXEC}.pid")) {
-            let _ = Command::new("kill").args(["-TERM", pid.trim()]).status();
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &self.0.id().to_string()])
+                .status();
             let t = Instant::now();
-            while answers() && t.elapsed() < Duration::from_secs(20) {
+            while t.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = self.0.try_wait() {
+                    return;
+                }
                 std::thread::sleep(Duration::from_millis(100));
             }
+            let _ = self.0.kill();
+            let _ = self.0.wait();
         }
     }
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn engine_outages_keep_jobs_queued_and_fail_running_ones_as_infrastructure() {
-    let engine = Engine::start();
+    let mut engine = Engine::start();
     let g = Gantry::up_with_env(&["--slots", "2"], &[("DOCKER_HOST", &host())]);
     let api = g.client();
     let (s, ready) = api.get("/readyz").await;
