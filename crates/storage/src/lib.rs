@@ -42,6 +42,20 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
 }
 
+impl StorageError {
+    /// The disk under the object store is full (ENOSPC).
+    pub fn is_out_of_space(&self) -> bool {
+        let io = match self {
+            Self::Io(e) => Some(e),
+            Self::Object(object_store::Error::Generic { source, .. }) => {
+                source.downcast_ref::<std::io::Error>()
+            }
+            _ => None,
+        };
+        io.is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull)
+    }
+}
+
 impl From<StoreError> for StorageError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -503,7 +503,12 @@ impl Worker {
                     StorageError::Invalid(_) => ErrorKind::InvalidOutput,
                     _ => ErrorKind::Infrastructure,
                 };
-                report.outcome = Outcome::failed(kind, e.to_string(), report.outcome.exit_code);
+                let message = if e.is_out_of_space() {
+                    format!("the object store's disk is full while storing outputs; nothing was stored ({e})")
+                } else {
+                    e.to_string()
+                };
+                report.outcome = Outcome::failed(kind, message, report.outcome.exit_code);
                 report.new_state = None;
                 Collected::default()
             }

@@ -542,3 +542,75 @@ async fn outputs_past_the_limits_or_with_bad_names_store_nothing() {
         .await;
     assert_eq!(job["status"], "succeeded", "{job}");
 }
+
+/// A small filesystem of its own (tmpfs), unmounted when dropped.
+struct SmallFs(tempfile::TempDir);
+
+impl SmallFs {
+    fn new(size: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let st = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("mount");
+        assert!(st.success(), "mounting a tmpfs needs root");
+        Self(dir)
+    }
+}
+
+impl Drop for SmallFs {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.0.path())
+            .status();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_full_disk_while_storing_outputs_stores_nothing_and_says_so() {
+    let small = SmallFs::new("3m");
+    let objects = small.0.path().to_str().expect("path").to_string();
+    let g = Gantry::up(&["--storage-url", &objects]);
+    let api = g.client();
+
+    // A job's 5 MB output does not fit: infrastructure, named, nothing kept.
+    let job = api
+        .run(sh("i=0; echo id,v > /data/out/tables/big.csv; \
+                 yes 1234567890,abcdefghijklmnopqrstuvwxyz | head -n 200000 >> /data/out/tables/big.csv; \
+                 printf 'a\\n1\\n' > /data/out/tables/small.csv"))
+        .await;
+    assert_eq!(job["error"]["kind"], "infrastructure", "{job}");
+    let msg = job["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.contains("disk is full") && msg.contains("nothing was stored"),
+        "{msg}"
+    );
+    let (_, tables) = api.get("/v1/tables").await;
+    assert_eq!(
+        tables["tables"],
+        json!([]),
+        "not even the small table: {tables}"
+    );
+    assert!(
+        walk_files(small.0.path()).is_empty(),
+        "no partial objects left"
+    );
+
+    // An import that does not fit: 507, the table untouched.
+    let (s, _) = api.import("in.c-main.t", "", "id\n1\n").await;
+    assert_eq!(s, 201);
+    let big = format!("id\n{}", "1234567890\n".repeat(400_000));
+    let (s, body) = api.import("in.c-main.t", "", &big).await;
+    assert_eq!(s, 507, "{body}");
+    assert_eq!(body["error"]["code"], "insufficient_storage", "{body}");
+    assert_eq!(api.rows("in.c-main.t").await, vec!["id", "1"]);
+    assert_eq!(api.versions("in.c-main.t").await.len(), 1);
+
+    // Space is back once the failed writes are gone: loads work again.
+    let (s, _) = api
+        .import("in.c-main.t", "incremental=true", "id\n2\n")
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(api.rows("in.c-main.t").await, vec!["id", "1", "2"]);
+}
