@@ -167,3 +167,45 @@ async fn jobs_list_pages_with_a_cursor_and_filters_by_status() {
     let listed = g.cli(&["jobs", "list"]);
     assert!(stdout(&listed).contains(&ids[0]), "{}", stdout(&listed));
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn bad_ids_and_injection_attempts_are_refused_and_change_nothing() {
+    let g = Gantry::server_only();
+    let api = g.client();
+    let (s, _) = api.import("in.c-main.t", "", "id\n1\n").await;
+    assert_eq!(s, 201);
+    for id in [
+        "in.c-main.t'%3B%20DROP%20TABLE%20jobs%3B--",
+        "in.c-main.t%20OR%201%3D1",
+        "..%2F..%2Fetc%2Fpasswd",
+        "in.c-..%2F..%2Fx.y",
+        "out.c-main.%00",
+        "nope",
+    ] {
+        let (s, body) = api.get(&format!("/v1/tables/{id}")).await;
+        assert_eq!(s, 400, "{id}: {body}");
+        assert_eq!(body["error"]["code"], "invalid_request", "{id}: {body}");
+        let (s, body) = api.import(id, "", "id\n2\n").await;
+        assert!(s == 400 || s == 404, "{id}: {s} {body}");
+    }
+    for (path, want) in [
+        ("/v1/jobs/1%20OR%201%3D1", 404),
+        ("/v1/files/1%20OR%201%3D1", 404),
+        ("/v1/configs/x'%3B--", 400),
+    ] {
+        let (s, body) = api.get(path).await;
+        assert_eq!(s, want, "{path}: {body}");
+    }
+    let (s, body) = api
+        .import(
+            "in.c-main.t",
+            "primary_key=id%27%3B%20DROP%20TABLE%20jobs",
+            "id\n3\n",
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+    // Storage and the store are untouched.
+    assert_eq!(api.rows("in.c-main.t").await, vec!["id", "1"]);
+    let (s, _) = api.get("/v1/jobs").await;
+    assert_eq!(s, 200);
+}

@@ -28,8 +28,32 @@ fn answers() -> bool {
 /// A dockerd of its own: socket, data and state folders, no networking.
 struct Engine(std::process::Child);
 
+/// The test engine's own bridge. (`--bridge none` would make dockerd delete
+/// the host's `docker0`, breaking the main engine.)
+const BRIDGE: &str = "gantry-test0";
+
+fn ensure_bridge() {
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ip(&["link", "show", BRIDGE]) {
+        assert!(
+            ip(&["link", "add", BRIDGE, "type", "bridge"]),
+            "cannot create {BRIDGE}"
+        );
+        assert!(ip(&["addr", "add", "10.213.213.1/24", "dev", BRIDGE]));
+    }
+    ip(&["link", "set", BRIDGE, "up"]);
+}
+
 impl Engine {
     fn start() -> Self {
+        ensure_bridge();
         let log = std::fs::File::create("/tmp/gantry-test-engine.log").expect("log file");
         let child = Command::new("dockerd")
             .args([
@@ -42,7 +66,7 @@ impl Engine {
                 "--pidfile",
                 &format!("{EXEC}.pid"),
                 "--bridge",
-                "none",
+                BRIDGE,
                 "--iptables=false",
                 "--ip6tables=false",
             ])

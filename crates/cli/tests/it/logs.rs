@@ -77,6 +77,12 @@ exit 1"##;
         view.contains("gantry:enc:v1:"),
         "secrets appear sealed: {view}"
     );
+    // Nor in Gantry's own log.
+    let own = g.log.lock().expect("log").join("\n");
+    assert!(
+        !own.contains("Sup3r") && !own.contains("another-secret-42") && !own.contains(&b64),
+        "{own}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -614,3 +614,41 @@ async fn a_full_disk_while_storing_outputs_stores_nothing_and_says_so() {
     assert_eq!(s, 201);
     assert_eq!(api.rows("in.c-main.t").await, vec!["id", "1", "2"]);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_job_stores_none_of_its_outputs() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let mut spec = sh(
+        "printf 'a\\n1\\n' > /data/out/tables/late.csv; echo x > /data/out/files/late.txt; \
+                       echo '{\"n\": 1}' > /data/out/state.json; echo written; sleep 30",
+    );
+    spec["storage"] = json!({"output": {"tables": [{"source": "late.csv", "write_always": true}]}});
+    let id = api.submit(spec).await;
+    let t = std::time::Instant::now();
+    while !api
+        .messages(&id, "stdout")
+        .await
+        .iter()
+        .any(|m| m == "written")
+    {
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(30),
+            "never wrote"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let (s, _) = api.post(&format!("/v1/jobs/{id}/cancel"), json!({})).await;
+    assert_eq!(s, 200);
+    let job = api.wait(&id).await;
+    assert_eq!(job["status"], "cancelled", "{job}");
+    let (_, tables) = api.get("/v1/tables").await;
+    assert_eq!(
+        tables["tables"],
+        json!([]),
+        "even write_always outputs are dropped: {tables}"
+    );
+    let (_, files) = api.get("/v1/files").await;
+    assert_eq!(files["files"], json!([]), "{files}");
+    assert!(walk_files(&g.home_path().join("objects")).is_empty());
+}
