@@ -438,7 +438,7 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
     report.notes.push(
         "Store claim+complete commits every claim and every completion with synchronous=FULL (an fsync each).".into(),
     );
-    report.notes.push("Storage figures: cp and Gantry alternate, several rounds each, medians compared; `sync` runs before every measured write; both read the same file from the page cache. cp itself varies widely between rounds (the kernel copies within the page cache).".into());
+    report.notes.push("Storage figures: cp and Gantry alternate, several rounds each, medians compared; `sync` runs before every measured write; both read the same file from the page cache. An import is durable (its objects are fsynced before the version commits), so its like-for-like reference is cp + sync of the copy; plain cp only fills the page cache and varies widely between rounds on this VM (fresh memory costs host faults).".into());
     Ok(())
 }
 
