@@ -165,24 +165,13 @@ async fn create_token(
     }
     // Names the project in the error when it does not exist.
     s.store.get_project(&project).await?;
-    let secret = s
+    let token = s
         .store
         .create_token(&project, body.admin, &body.description)
         .await?;
-    let info = s
-        .store
-        .list_tokens(Some(&project))
-        .await?
-        .into_iter()
-        .find(|t| secret_matches(&secret, &t.id))
-        .ok_or_else(|| ApiError::internal("a new token is not listed"))?;
-    let mut view = token_view(info);
-    view["token"] = json!(secret);
+    let mut view = token_view(token.info);
+    view["token"] = json!(token.secret);
     Ok((StatusCode::CREATED, Json(view)))
-}
-
-fn secret_matches(secret: &str, id: &str) -> bool {
-    gantry_store::hash_token(secret).starts_with(id)
 }
 
 async fn revoke_token(

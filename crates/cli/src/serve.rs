@@ -57,6 +57,7 @@ async fn bootstrap_token(store: &dyn Store, home: &Home) -> anyhow::Result<()> {
             "admin token created on first start",
         )
         .await?;
+    let token = token.secret;
     gantry_vault::write_private(&home.token(), token.as_bytes())
         .context("cannot save the admin token")?;
     eprintln!(

@@ -11,7 +11,7 @@ mod model;
 mod sqlite;
 
 pub use model::*;
-pub use sqlite::{hash_token, SqliteStore};
+pub use sqlite::SqliteStore;
 
 use async_trait::async_trait;
 use gantry_core::events::LogLine;
@@ -48,7 +48,7 @@ pub trait Store: Send + Sync + 'static {
         project: &ProjectId,
         admin: bool,
         description: &str,
-    ) -> Result<String>;
+    ) -> Result<NewToken>;
     async fn authenticate(&self, secret: &str) -> Result<Option<Principal>>;
     async fn list_tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenInfo>>;
     /// Revokes the token with this public id.

@@ -24,6 +24,13 @@ pub struct TokenInfo {
     pub created_at: i64,
 }
 
+/// A token just made: its secret (shown once, never stored) and its listing.
+#[derive(Clone, Debug)]
+pub struct NewToken {
+    pub secret: String,
+    pub info: TokenInfo,
+}
+
 /// Who a token speaks for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {

@@ -247,6 +247,21 @@ fn immediate<T>(
     Ok(out)
 }
 
+/// A token's public id is the start of its hash.
+const TOKEN_COLS: &str = "substr(hash, 1, 12), project_id, admin, description, created_at";
+
+fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenInfo>> {
+    let project: String = r.get(1)?;
+    let (id, admin, description, created_at) = (r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?);
+    Ok(parse(project).map(|project| TokenInfo {
+        id,
+        project,
+        admin,
+        description,
+        created_at,
+    }))
+}
+
 fn allow_json(allow: &[Loosening]) -> String {
     let mut v = allow.to_vec();
     v.sort();
@@ -276,7 +291,7 @@ fn load_project(c: &Connection, id: &ProjectId) -> Result<Project> {
     .ok_or_else(|| StoreError::NotFound(format!("project '{id}'")))?
 }
 
-pub fn hash_token(secret: &str) -> String {
+fn hash_token(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
@@ -679,21 +694,26 @@ impl Store for SqliteStore {
         project: &ProjectId,
         admin: bool,
         description: &str,
-    ) -> Result<String> {
+    ) -> Result<NewToken> {
         let mut raw = [0u8; 24];
         rand::rngs::OsRng.fill_bytes(&mut raw);
         let secret = format!("gty_{}", hex::encode(raw));
         let hash = hash_token(&secret);
         let (project, description) = (project.to_string(), description.to_string());
-        self.write(move |c| {
-            c.execute(
-                &format!("INSERT INTO tokens (hash, project_id, admin, description, created_at) VALUES (?1, ?2, ?3, ?4, {NOW})"),
-                params![hash, project, admin, description],
-            )?;
-            Ok(())
-        })
-        .await?;
-        Ok(secret)
+        let info = self
+            .write(move |c| {
+                c.execute(
+                    &format!("INSERT INTO tokens (hash, project_id, admin, description, created_at) VALUES (?1, ?2, ?3, ?4, {NOW})"),
+                    params![hash, project, admin, description],
+                )?;
+                c.query_row(
+                    &format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = ?1"),
+                    [&hash],
+                    token_from_row,
+                )?
+            })
+            .await?;
+        Ok(NewToken { secret, info })
     }
 
     async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
@@ -717,30 +737,11 @@ impl Store for SqliteStore {
     async fn list_tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenInfo>> {
         let project = project.map(|p| p.to_string());
         self.read(move |c| {
-            let mut stmt = c.prepare_cached(
-                "SELECT substr(hash, 1, 12), project_id, admin, description, created_at FROM tokens \
-                 WHERE ?1 IS NULL OR project_id = ?1 ORDER BY created_at, hash",
-            )?;
-            let rows = stmt.query_map([project], |r| {
-                Ok((
-                    r.get::<_, String>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get(2)?,
-                    r.get(3)?,
-                    r.get(4)?,
-                ))
-            })?;
-            rows.map(|r| {
-                let (id, project, admin, description, created_at) = r?;
-                Ok(TokenInfo {
-                    id,
-                    project: parse(project)?,
-                    admin,
-                    description,
-                    created_at,
-                })
-            })
-            .collect()
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens WHERE ?1 IS NULL OR project_id = ?1 ORDER BY created_at, hash"
+            ))?;
+            let rows = stmt.query_map([project], token_from_row)?;
+            rows.map(|r| r?).collect()
         })
         .await
     }

@@ -263,7 +263,8 @@ async fn tokens_are_stored_hashed() {
     let secret = store
         .create_token(&project(), true, "admin")
         .await
-        .expect("token");
+        .expect("token")
+        .secret;
     let p = store
         .authenticate(&secret)
         .await
