@@ -45,7 +45,7 @@ impl From<StorageError> for ApiError {
             StorageError::NotFound(what) => Self::not_found(what),
             StorageError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             StorageError::Store(s) => s.into(),
-            e if e.is_out_of_space() => Self::new(
+            StorageError::OutOfSpace(_) => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "insufficient_storage",
                 "the object store's disk is full; nothing was stored (free space and retry)",

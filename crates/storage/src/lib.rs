@@ -38,21 +38,20 @@ pub enum StorageError {
     Store(StoreError),
     #[error("object store: {0}")]
     Object(#[from] object_store::Error),
+    /// A write found no space left on the disk (ENOSPC).
+    #[error("the disk is full ({0})")]
+    OutOfSpace(std::io::Error),
     #[error("io: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
 }
 
-impl StorageError {
-    /// The disk under the object store is full (ENOSPC).
-    pub fn is_out_of_space(&self) -> bool {
-        let io = match self {
-            Self::Io(e) => Some(e),
-            Self::Object(object_store::Error::Generic { source, .. }) => {
-                source.downcast_ref::<std::io::Error>()
-            }
-            _ => None,
-        };
-        io.is_some_and(|e| e.kind() == std::io::ErrorKind::StorageFull)
+impl From<std::io::Error> for StorageError {
+    fn from(e: std::io::Error) -> Self {
+        if e.kind() == std::io::ErrorKind::StorageFull {
+            Self::OutOfSpace(e)
+        } else {
+            Self::Io(e)
+        }
     }
 }
 

@@ -499,14 +499,13 @@ impl Worker {
         match result {
             Ok(c) => c,
             Err(e) => {
-                let kind = match e {
-                    StorageError::Invalid(_) => ErrorKind::InvalidOutput,
-                    _ => ErrorKind::Infrastructure,
-                };
-                let message = if e.is_out_of_space() {
-                    format!("the object store's disk is full while storing outputs; nothing was stored ({e})")
-                } else {
-                    e.to_string()
+                // A broken contract names the file; anything else is ours.
+                let (kind, message) = match e {
+                    StorageError::Invalid(m) => (ErrorKind::InvalidOutput, m),
+                    other => (
+                        ErrorKind::Infrastructure,
+                        format!("storing the outputs failed, nothing was stored: {other}"),
+                    ),
                 };
                 report.outcome = Outcome::failed(kind, message, report.outcome.exit_code);
                 report.new_state = None;
