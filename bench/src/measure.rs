@@ -203,13 +203,7 @@ fn wait_all(g: &Gantry, n: usize) -> anyhow::Result<f64> {
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(900);
         loop {
-            let page: Value = http
-                .get(format!("{}/v1/jobs?limit=1000", g.url))
-                .bearer_auth(&g.token)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let page = g.get_json(&http, "/v1/jobs?limit=1000").await?;
             let jobs = page["jobs"].as_array().cloned().unwrap_or_default();
             let done = jobs.iter().filter(|j| j["finished_at"].is_string()).count();
             if done >= n {
@@ -531,29 +525,20 @@ fn count_stdout_events(g: &Gantry) -> anyhow::Result<u64> {
         .build()?;
     rt.block_on(async {
         let http = reqwest::Client::new();
-        let page: Value = http
-            .get(format!("{}/v1/jobs?limit=1", g.url))
-            .bearer_auth(&g.token)
-            .send()
-            .await?
-            .json()
-            .await?;
+        let page = g.get_json(&http, "/v1/jobs?limit=1").await?;
         let id = page["jobs"][0]["id"]
             .as_str()
             .context("job id")?
             .to_string();
         let (mut after, mut count) = (0u64, 0u64);
         loop {
-            let ev: Vec<Value> = http
-                .get(format!(
-                    "{}/v1/jobs/{id}/events?after={after}&limit=10000",
-                    g.url
-                ))
-                .bearer_auth(&g.token)
-                .send()
-                .await?
-                .json()
-                .await?;
+            let ev: Vec<Value> = serde_json::from_value(
+                g.get_json(
+                    &http,
+                    &format!("/v1/jobs/{id}/events?after={after}&limit=10000"),
+                )
+                .await?,
+            )?;
             if ev.is_empty() {
                 return Ok(count);
             }
@@ -652,22 +637,18 @@ pub fn storage(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             .arg(&big)
             .stdout(std::process::Stdio::null()),
     )?;
-    let cp = |copy: &Path| -> anyhow::Result<Duration> {
+    // cp of the big file; `durable` adds an fsync of the copy, as durable as
+    // an import (which syncs every object before its version commits).
+    let copy_once = |copy: &Path, durable: bool| -> anyhow::Result<Duration> {
         settle()?;
-        let t = timed(Command::new("cp").arg(&big).arg(copy))?;
-        std::fs::remove_file(copy)?;
-        Ok(t)
-    };
-    // cp, then fsync of the copy: as durable as an import, which syncs every
-    // object before the version that names it commits.
-    let cp_sync = |copy: &Path| -> anyhow::Result<Duration> {
-        settle()?;
-        let t = timed(
-            Command::new("sh")
-                .args(["-c", "cp \"$1\" \"$2\" && sync \"$2\"", "sh"])
-                .arg(&big)
-                .arg(copy),
-        )?;
+        let mut cmd = if durable {
+            let mut c = Command::new("sh");
+            c.args(["-c", "cp \"$1\" \"$2\" && sync \"$2\"", "sh"]);
+            c
+        } else {
+            Command::new("cp")
+        };
+        let t = timed(cmd.arg(&big).arg(copy))?;
         std::fs::remove_file(copy)?;
         Ok(t)
     };
@@ -688,8 +669,8 @@ pub fn storage(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     // the kernel just freed (on a VM, never-touched memory costs host faults).
     let (mut cps, mut syncs, mut imports) = (Vec::new(), Vec::new(), Vec::new());
     for round in 0..rounds {
-        cps.push(cp(&copy)?);
-        syncs.push(cp_sync(&copy)?);
+        cps.push(copy_once(&copy, false)?);
+        syncs.push(copy_once(&copy, true)?);
         if round > 0 {
             let status = g
                 .cli(&["tables", "delete", "in.c-bench.big"])
@@ -766,7 +747,7 @@ pub fn storage(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     };
     let (mut cps, mut stages) = (Vec::new(), Vec::new());
     for _ in 0..rounds {
-        cps.push(cp(&copy)?);
+        cps.push(copy_once(&copy, false)?);
         settle()?;
         stages.push(staged("stage.yaml", "      - source: in.c-bench.big\n")?);
     }

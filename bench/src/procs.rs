@@ -56,6 +56,21 @@ impl Gantry {
         self.child.id()
     }
 
+    /// GETs an API path with this instance's token, as JSON.
+    pub async fn get_json(
+        &self,
+        http: &reqwest::Client,
+        path: &str,
+    ) -> anyhow::Result<serde_json::Value> {
+        Ok(http
+            .get(format!("{}{path}", self.url))
+            .bearer_auth(&self.token)
+            .send()
+            .await?
+            .json()
+            .await?)
+    }
+
     pub fn cli(&self, args: &[&str]) -> Command {
         let mut c = Command::new(&self.bin);
         c.args(args)

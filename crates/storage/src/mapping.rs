@@ -433,14 +433,12 @@ enum EntryKind {
 /// no deeper place, so a deeper folder is refused by the collection itself).
 fn survey_outputs(data: &Path, limits: OutputLimits) -> Result<()> {
     let (mut entries, mut bytes) = (0usize, 0u64);
-    let mut visit = |dir: &Path, shown: &str, depth: usize| -> Result<Vec<PathBuf>> {
-        let mut subdirs = Vec::new();
-        let rd = match std::fs::read_dir(dir) {
-            Ok(rd) => rd,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(subdirs),
-            Err(e) => return Err(e.into()),
-        };
-        for entry in rd {
+    let mut folders: Vec<(PathBuf, String, usize)> = ["out/tables", "out/files"]
+        .into_iter()
+        .map(|top| (data.join(top), top.to_string(), 0))
+        .collect();
+    while let Some((dir, shown, depth)) = folders.pop() {
+        for entry in read_dir_if_any(&dir)? {
             let entry = entry?;
             entries += 1;
             if entries > limits.max_entries {
@@ -449,41 +447,40 @@ fn survey_outputs(data: &Path, limits: OutputLimits) -> Result<()> {
                     limits.max_entries
                 )));
             }
+            let name = format!("{shown}/{}", entry.file_name().to_string_lossy());
+            // Does not follow symlinks.
             let meta = entry.metadata()?;
             if meta.is_dir() && depth == 0 {
-                subdirs.push(entry.path());
+                folders.push((entry.path(), name, depth + 1));
             } else if meta.is_file() {
                 bytes += meta.len();
                 if bytes > limits.max_bytes {
                     return Err(StorageError::Invalid(format!(
                         "the files in /data/out are larger than {} bytes together (the output \
-                         limit), seen by {shown}/{}",
-                        limits.max_bytes,
-                        entry.file_name().to_string_lossy()
+                         limit), reached at {name}",
+                        limits.max_bytes
                     )));
                 }
             }
         }
-        Ok(subdirs)
-    };
-    for top in ["out/tables", "out/files"] {
-        for sub in visit(&data.join(top), top, 0)? {
-            visit(&sub, top, 1)?;
-        }
     }
     Ok(())
+}
+
+/// A folder's entries; none when it does not exist.
+fn read_dir_if_any(dir: &Path) -> Result<impl Iterator<Item = std::io::Result<std::fs::DirEntry>>> {
+    match std::fs::read_dir(dir) {
+        Ok(rd) => Ok(Some(rd).into_iter().flatten()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None.into_iter().flatten()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Lists a folder without following symlinks; anything but regular files and
 /// folders is refused, as are names that are not plain UTF-8.
 fn list_entries(dir: &Path, shown: &str) -> Result<Vec<(String, EntryKind)>> {
     let mut out = Vec::new();
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e.into()),
-    };
-    for entry in rd {
+    for entry in read_dir_if_any(dir)? {
         let entry = entry?;
         let name = entry.file_name().into_string().map_err(|n| {
             StorageError::Invalid(format!(

@@ -100,14 +100,7 @@ async fn secrets_are_encrypted_at_rest_and_reach_only_the_container() {
     );
 
     // Nothing under the home holds the clear value (database, WAL, anything).
-    for entry in walk(g.home_path()) {
-        let bytes = std::fs::read(&entry).unwrap_or_default();
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "clear secret in {}",
-            entry.display()
-        );
-    }
+    assert_in_no_file(g.home_path(), secret);
     use std::os::unix::fs::PermissionsExt;
     for f in ["secret.key", "token"] {
         let mode = std::fs::metadata(g.home_path().join(f))
@@ -117,17 +110,4 @@ async fn secrets_are_encrypted_at_rest_and_reach_only_the_container() {
             & 0o777;
         assert_eq!(mode, 0o600, "{f}");
     }
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -323,21 +323,8 @@ async fn broken_outputs_fail_as_invalid_output_and_store_nothing() {
         "{tables}"
     );
     // Nothing orphaned in the object store either.
-    let leftovers = walk_files(&g.home_path().join("objects"));
+    let leftovers = files_under(&g.home_path().join("objects"));
     assert!(leftovers.is_empty(), "{leftovers:?}");
-}
-
-fn walk_files(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk_files(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -533,7 +520,7 @@ async fn outputs_past_the_limits_or_with_bad_names_store_nothing() {
     assert_eq!(tables["tables"], json!([]), "{tables}");
     let (_, files) = api.get("/v1/files").await;
     assert_eq!(files["files"], json!([]), "{files}");
-    assert!(walk_files(&g.home_path().join("objects")).is_empty());
+    assert!(files_under(&g.home_path().join("objects")).is_empty());
     // Within the limits, the same kind of job stores its outputs.
     let job = api
         .run(sh(
@@ -593,7 +580,7 @@ async fn a_full_disk_while_storing_outputs_stores_nothing_and_says_so() {
         "not even the small table: {tables}"
     );
     assert!(
-        walk_files(small.0.path()).is_empty(),
+        files_under(small.0.path()).is_empty(),
         "no partial objects left"
     );
 
@@ -650,5 +637,5 @@ async fn a_cancelled_job_stores_none_of_its_outputs() {
     );
     let (_, files) = api.get("/v1/files").await;
     assert_eq!(files["files"], json!([]), "{files}");
-    assert!(walk_files(&g.home_path().join("objects")).is_empty());
+    assert!(files_under(&g.home_path().join("objects")).is_empty());
 }

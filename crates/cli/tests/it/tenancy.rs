@@ -5,17 +5,6 @@ use crate::util::*;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-fn walk_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
-    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
-        let p = e.path();
-        if p.is_dir() {
-            walk_files(&p, out);
-        } else {
-            out.push(p);
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn tokens_of_one_project_cannot_see_or_name_another() {
     let g = Gantry::up(&[]);
@@ -178,16 +167,7 @@ async fn tokens_of_one_project_cannot_see_or_name_another() {
         !listed.contains(&secret) && listed.contains("\"ci\""),
         "{listed}"
     );
-    let mut files = Vec::new();
-    walk_files(g.home_path(), &mut files);
-    for f in files {
-        let bytes = std::fs::read(&f).unwrap_or_default();
-        assert!(
-            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
-            "{} holds a token in clear",
-            f.display()
-        );
-    }
+    assert_in_no_file(g.home_path(), &secret);
     // Revoked: the token no longer authenticates.
     let token_id = created["id"].as_str().expect("id");
     let o = g.cli(&["tokens", "revoke", token_id]);
