@@ -349,3 +349,114 @@ async fn supervise(
         Err(e) => Supervised::Failed(infra(e)),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures_util::stream::BoxStream;
+    use gantry_runtime::{ContainerInfo, ExitState, OutputChunk};
+
+    /// An engine that refuses every call; `ping` answers only when `up`.
+    struct Refusing {
+        up: bool,
+    }
+
+    fn refused<T>() -> gantry_runtime::Result<T> {
+        Err(RuntimeError::Engine("connection refused".into()))
+    }
+
+    #[async_trait::async_trait]
+    impl ContainerRuntime for Refusing {
+        async fn ping(&self) -> gantry_runtime::Result<()> {
+            if self.up {
+                Ok(())
+            } else {
+                refused()
+            }
+        }
+        async fn image_id(&self, _: &str) -> gantry_runtime::Result<Option<String>> {
+            refused()
+        }
+        async fn pull(
+            &self,
+            _: &str,
+            _: &(dyn Fn(String) + Send + Sync),
+        ) -> gantry_runtime::Result<()> {
+            refused()
+        }
+        async fn create(&self, _: &ContainerSpec) -> gantry_runtime::Result<String> {
+            refused()
+        }
+        async fn attach(
+            &self,
+            _: &str,
+        ) -> gantry_runtime::Result<BoxStream<'static, gantry_runtime::Result<OutputChunk>>>
+        {
+            refused()
+        }
+        async fn start(&self, _: &str) -> gantry_runtime::Result<()> {
+            refused()
+        }
+        async fn wait(&self, _: &str) -> gantry_runtime::Result<()> {
+            refused()
+        }
+        async fn exit_state(&self, _: &str) -> gantry_runtime::Result<ExitState> {
+            refused()
+        }
+        async fn stop(&self, _: &str, _: Duration) -> gantry_runtime::Result<()> {
+            refused()
+        }
+        async fn remove(&self, _: &str) -> gantry_runtime::Result<()> {
+            refused()
+        }
+        async fn list_labelled(
+            &self,
+            _: &str,
+            _: Option<&str>,
+        ) -> gantry_runtime::Result<Vec<ContainerInfo>> {
+            refused()
+        }
+    }
+
+    async fn attempt_on(rt: &Refusing) -> AttemptEnd {
+        let (_, spec) = Spec::parse("image: x").expect("spec");
+        let plan = AttemptPlan {
+            job_id: "j".into(),
+            attempt: 1,
+            worker_id: "w".into(),
+            project: "default".into(),
+            config_id: None,
+            spec,
+            data_dir: std::env::temp_dir(),
+            log_cap: 1 << 20,
+            collect_state: false,
+        };
+        let (tx, _rx) = mpsc::channel(64);
+        run_attempt(
+            rt,
+            &plan,
+            tx,
+            CancellationToken::new(),
+            CancellationToken::new(),
+        )
+        .await
+    }
+
+    /// Before the container runs, a failure with the engine gone is not the
+    /// job's (it goes back to the queue); with the engine up it is an
+    /// infrastructure failure of the attempt.
+    #[tokio::test]
+    async fn a_vanished_engine_hands_the_job_back_instead_of_failing_it() {
+        assert!(matches!(
+            attempt_on(&Refusing { up: false }).await,
+            AttemptEnd::EngineAway
+        ));
+        match attempt_on(&Refusing { up: true }).await {
+            AttemptEnd::Finished(r) => assert_eq!(
+                r.outcome.error.map(|e| e.kind),
+                Some(ErrorKind::Infrastructure)
+            ),
+            _ => panic!("expected an infrastructure failure"),
+        }
+    }
+}
