@@ -2,10 +2,10 @@
 //! their own project and nothing else here.
 
 use crate::auth::Auth;
-use crate::routes::{ApiJson, AppState};
+use crate::routes::{ApiJson, ApiQuery, AppState};
 use crate::views::rfc3339;
 use crate::ApiError;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get};
 use axum::{Json, Router};
@@ -128,7 +128,7 @@ struct TokenQuery {
 async fn list_tokens(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Query(q): Query<TokenQuery>,
+    ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&p)?;
     let project = q.project.as_deref().map(project_id).transpose()?;

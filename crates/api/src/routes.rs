@@ -47,6 +47,21 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<
     }
 }
 
+/// Query-string extractor whose rejections are API errors (400, JSON).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        Ok(Self(Query::<T>::from_request_parts(parts, state).await?.0))
+    }
+}
+
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/jobs", post(submit_job).get(list_jobs))
@@ -147,9 +162,8 @@ struct ListQuery {
 async fn list_jobs(
     State(s): State<AppState>,
     Auth(p): Auth,
-    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<ListQuery>,
 ) -> Result<Json<JobList>, ApiError> {
-    let Query(q) = q?;
     let status = q
         .status
         .as_deref()
@@ -197,9 +211,8 @@ async fn get_job(
     State(s): State<AppState>,
     Auth(p): Auth,
     Path(id): Path<String>,
-    q: Result<Query<GetJobQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<GetJobQuery>,
 ) -> Result<Json<JobView>, ApiError> {
-    let Query(q) = q?;
     let id = job_id(&id)?;
     let wait = match q.wait.as_deref() {
         Some(w) => gantry_core::units::parse_duration(w)
@@ -252,9 +265,8 @@ async fn job_events(
     Auth(p): Auth,
     Path(id): Path<String>,
     headers: HeaderMap,
-    q: Result<Query<EventsQuery>, axum::extract::rejection::QueryRejection>,
+    ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let Query(q) = q?;
     let id = job_id(&id)?;
     let after = q.after.unwrap_or(0);
     let wants_stream = headers

@@ -311,8 +311,6 @@ pub enum Loosening {
 }
 
 impl Loosening {
-    pub const ALL: [Loosening; 3] = [Self::RootUser, Self::BridgeNetwork, Self::WritableRoot];
-
     pub fn as_str(self) -> &'static str {
         match self {
             Self::RootUser => "root-user",
@@ -328,19 +326,6 @@ impl Loosening {
             Self::BridgeNetwork => "limits.network",
             Self::WritableRoot => "writable_root",
         }
-    }
-}
-
-impl std::str::FromStr for Loosening {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|l| l.as_str() == s)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
-                format!("unknown loosening '{s}' (use {})", names.join(", "))
-            })
     }
 }
 

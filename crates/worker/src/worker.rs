@@ -15,12 +15,12 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-
-/// How often a worker asks an engine that did not answer again.
-const ENGINE_RETRY: Duration = Duration::from_secs(1);
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
+
+/// How often a worker asks an engine that did not answer again.
+const ENGINE_RETRY: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {

@@ -157,6 +157,12 @@ async fn tokens_of_one_project_cannot_see_or_name_another() {
     assert_eq!(s, 400, "{b}");
     let (s, b) = admin.post("/v1/tokens", json!({"project": "nope"})).await;
     assert_eq!(s, 404, "{b}");
+    let (s, b) = admin.get("/v1/tokens?projekt=acme").await;
+    assert_eq!(
+        (s, b["error"]["code"].clone()),
+        (400, json!("invalid_request")),
+        "{b}"
+    );
 
     // Tokens are listed by id, never by secret or hash; the store keeps only
     // hashes (the secret appears in no file under the home).
