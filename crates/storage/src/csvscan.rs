@@ -83,6 +83,8 @@ pub struct Scanner {
     /// Whether the fast path is used at all (off only to test it against
     /// csv-core alone).
     fast: bool,
+    /// Field ends of the line the fast path is splitting.
+    line_ends: Vec<usize>,
     /// Bytes consumed so far, over all pushes.
     pub consumed: u64,
 }
@@ -101,6 +103,7 @@ impl Scanner {
             dialect,
             boundary: false,
             fast: true,
+            line_ends: Vec::new(),
             consumed: 0,
         }
     }
@@ -194,21 +197,12 @@ impl Scanner {
             if line.is_empty() {
                 continue;
             }
-            let mut n = 0;
-            for pos in memchr::memchr_iter(delimiter, line) {
-                if n == self.ends.len() {
-                    self.ends.resize(n * 2, 0);
-                }
-                self.ends[n] = pos;
-                n += 1;
-            }
-            if n == self.ends.len() {
-                self.ends.resize(n * 2, 0);
-            }
-            self.ends[n] = line.len();
+            self.line_ends.clear();
+            self.line_ends
+                .extend(memchr::memchr_iter(delimiter, line).chain([line.len()]));
             let rec = Record {
                 data: line,
-                ends: &self.ends[..=n],
+                ends: &self.line_ends,
                 sep: 1,
             };
             on_record(rec, end)?;

@@ -167,12 +167,9 @@ impl Storage {
         let objects: Arc<dyn ObjectStore> = if let Some(path) = local {
             std::fs::create_dir_all(path)?;
             let fs = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path)?);
-            return Ok(Self {
-                objects: fs.clone(),
-                output_limits: OutputLimits::default(),
-                local: Some(fs),
-                store,
-            });
+            let mut storage = Self::new(fs.clone(), store);
+            storage.local = Some(fs);
+            return Ok(storage);
         } else if url.starts_with("s3://") {
             let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
             let bucket = parsed
