@@ -73,6 +73,8 @@ fn allow_text(v: &Value) -> String {
     }
 }
 
+const PROJECT_HEADERS: [&str; 3] = ["id", "allow", "created"];
+
 fn project_rows(list: &[Value]) -> Vec<Vec<String>> {
     list.iter()
         .map(|p| {
@@ -89,10 +91,9 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
     let client = Client::new(g)?;
     let one = |p: &Value| match g.output {
         OutputFormat::Json => output::json(p),
-        OutputFormat::Table => output::table(
-            &["id", "allow", "created"],
-            &project_rows(std::slice::from_ref(p)),
-        ),
+        OutputFormat::Table => {
+            output::table(&PROJECT_HEADERS, &project_rows(std::slice::from_ref(p)))
+        }
     };
     match cmd {
         ProjectsCommand::Create { id, allow } => {
@@ -109,7 +110,7 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
             match g.output {
                 OutputFormat::Json => output::json(&list),
                 OutputFormat::Table => output::table(
-                    &["id", "allow", "created"],
+                    &PROJECT_HEADERS,
                     &project_rows(list["projects"].as_array().map_or(&[], |v| v)),
                 ),
             }
