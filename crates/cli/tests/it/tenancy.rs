@@ -25,6 +25,16 @@ async fn tokens_of_one_project_cannot_see_or_name_another() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let created: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let o = g.cli(&["projects", "list"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let listed = stdout(&o);
+    assert!(
+        listed
+            .lines()
+            .any(|l| l.starts_with("acme ") && l.contains(" none "))
+            && listed.lines().any(|l| l.starts_with("default ")),
+        "{listed}"
+    );
     let secret = created["token"].as_str().expect("token").to_string();
     assert!(secret.starts_with("gty_"), "{created}");
     let acme = Api {
