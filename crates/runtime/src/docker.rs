@@ -145,7 +145,11 @@ impl ContainerRuntime for DockerRuntime {
             format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_size),
         );
         let host = HostConfig {
-            binds: Some(vec![format!("{}:/data:rw", spec.data_dir.display())]),
+            // Inputs are read-only: a staged table may be the stored object itself.
+            binds: Some(vec![
+                format!("{}:/data:rw", spec.data_dir.display()),
+                format!("{}/in:/data/in:ro", spec.data_dir.display()),
+            ]),
             memory: Some(spec.memory as i64),
             memory_swap: Some(spec.memory as i64),
             nano_cpus: Some((spec.cpus * 1e9) as i64),

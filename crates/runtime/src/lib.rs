@@ -41,7 +41,8 @@ pub struct ContainerSpec {
     pub env: Vec<String>,
     pub user: String,
     pub labels: BTreeMap<String, String>,
-    /// Host directory mounted read-write at `/data`.
+    /// Host directory mounted at `/data`: read-write, except its `in`
+    /// folder, mounted read-only at `/data/in`.
     pub data_dir: PathBuf,
     pub memory: u64,
     pub cpus: f64,

@@ -17,8 +17,8 @@ mod read;
 mod sink;
 mod tables;
 
-pub use mapping::Collected;
-pub use read::{ReadFilter, Sink};
+pub use mapping::{Collected, StagedInputs};
+pub use read::{ReadFilter, Sink, Staged};
 pub use tables::{CsvInput, DeleteWhere, LoadOptions, PreparedLoad};
 
 use gantry_store::{Store, StoreError};
@@ -113,21 +113,28 @@ impl Storage {
         self
     }
 
-    /// Reads a stored object as a stream of large chunks.
+    /// Reads a stored object from byte `offset` on as a stream of large chunks.
     pub(crate) async fn object_stream(
         &self,
         key: &str,
+        offset: u64,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes>>> {
         use futures_util::{StreamExt, TryStreamExt};
+        use tokio::io::AsyncSeekExt;
         let path = object_store::path::Path::from(key);
         if let Some(local) = &self.local {
-            let file = tokio::fs::File::open(local.path_to_filesystem(&path)?).await?;
+            let mut file = tokio::fs::File::open(local.path_to_filesystem(&path)?).await?;
+            file.seek(std::io::SeekFrom::Start(offset)).await?;
             let s = tokio_util::io::ReaderStream::with_capacity(file, 1 << 20);
             return Ok(s.map_err(StorageError::from).boxed());
         }
+        let options = object_store::GetOptions {
+            range: (offset > 0).then_some(object_store::GetRange::Offset(offset)),
+            ..Default::default()
+        };
         Ok(self
             .objects
-            .get(&path)
+            .get_opts(&path, options)
             .await?
             .into_stream()
             .map_err(StorageError::from)

@@ -7,6 +7,7 @@
 //! (for sliced tables) folders of regular files is refused.
 
 use crate::csvscan::Dialect;
+use crate::read::Staged;
 use crate::tables::{CsvInput, DeleteWhere, LoadOptions};
 use crate::{new_key, OutputLimits, ReadFilter, Result, Storage, StorageError};
 use futures_util::StreamExt;
@@ -71,12 +72,16 @@ pub fn parse_changed_since(text: &str, now_ms: i64) -> Result<i64, String> {
 impl Storage {
     /// Writes every mapped input into `data/in`, each with its manifest.
     /// A missing table or a bad filter is the user's error (`Invalid`/`NotFound`).
+    ///
+    /// An unfiltered table may be a hard link to its stored object: `data`
+    /// must be a folder private to Gantry whose `in` containers see read-only.
     pub async fn stage_inputs(
         &self,
         project: &ProjectId,
         input: &InputMapping,
         data: &Path,
-    ) -> Result<()> {
+    ) -> Result<StagedInputs> {
+        let mut staged = StagedInputs::default();
         for (i, m) in input.tables.iter().enumerate() {
             let at = format!("storage.input.tables[{i}]");
             let table: TableId = m
@@ -113,13 +118,19 @@ impl Storage {
                     }
                     other => other.into(),
                 })?;
-            // A plain table on local disk is a kernel copy; anything else streams.
-            if self.copy_plain(&v, &filter, &path).await?.is_none() {
-                let file = tokio::fs::File::create(&path).await?;
-                let mut out = tokio::io::BufWriter::with_capacity(1 << 20, file);
-                self.read_version(&v, &table, &filter, &mut out).await?;
-                tokio::io::AsyncWriteExt::flush(&mut out).await?;
-            }
+            // A plain table on local disk is a link or a kernel copy;
+            // anything else streams.
+            let how = match self.copy_plain(&v, &filter, &path).await? {
+                Some(how) => how,
+                None => {
+                    let mut out =
+                        tokio::io::BufWriter::with_capacity(1 << 20, new_file(&path).await?);
+                    self.read_version(&v, &table, &filter, &mut out).await?;
+                    tokio::io::AsyncWriteExt::flush(&mut out).await?;
+                    Staged::Streamed
+                }
+            };
+            staged.tables.push(how);
             let info = self.store.get_table(project, &table).await?;
             let columns = if m.columns.is_empty() {
                 v.columns.clone()
@@ -165,8 +176,8 @@ impl Storage {
             for f in files {
                 let name = format!("{}_{}", f.id, f.name);
                 let path = data.join("in/files").join(&name);
-                let mut out = tokio::fs::File::create(&path).await?;
-                let mut stream = self.object_stream(&f.object_key).await?;
+                let mut out = new_file(&path).await?;
+                let mut stream = self.object_stream(&f.object_key, 0).await?;
                 while let Some(chunk) = stream.next().await {
                     tokio::io::AsyncWriteExt::write_all(&mut out, &chunk?).await?;
                 }
@@ -179,9 +190,10 @@ impl Storage {
                     &manifest,
                 )
                 .await?;
+                staged.files += 1;
             }
         }
-        Ok(())
+        Ok(staged)
     }
 
     /// Reads what the container left in `data/out` into table writes and
@@ -404,7 +416,7 @@ impl Storage {
         &self,
         key: &str,
     ) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes>>> {
-        self.object_stream(key).await
+        self.object_stream(key, 0).await
     }
 }
 
@@ -582,8 +594,46 @@ fn read_manifest(path: &Path, shown: &str) -> Result<Map<String, Value>> {
     }
 }
 
+/// What `stage_inputs` wrote: how each table got there, and how many files.
+#[derive(Clone, Debug, Default)]
+pub struct StagedInputs {
+    pub tables: Vec<Staged>,
+    pub files: usize,
+}
+
+impl std::fmt::Display for StagedInputs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let count = |how| self.tables.iter().filter(|t| **t == how).count();
+        write!(
+            f,
+            "{} tables ({} linked to stored objects, {} copied, {} streamed), {} files",
+            self.tables.len(),
+            count(Staged::Linked),
+            count(Staged::Copied),
+            count(Staged::Streamed),
+            self.files
+        )
+    }
+}
+
+/// A new, empty file at `path`; whatever was there is removed first, so a
+/// staged link to a stored object is never written through.
+async fn new_file(path: &Path) -> Result<tokio::fs::File> {
+    match tokio::fs::remove_file(path).await {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
+        _ => {}
+    }
+    Ok(tokio::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+        .await?)
+}
+
 async fn write_manifest(path: &Path, v: &Value) -> Result<()> {
-    tokio::fs::write(path, serde_json::to_vec_pretty(v).unwrap_or_default()).await?;
+    let mut file = new_file(path).await?;
+    let text = serde_json::to_vec_pretty(v).unwrap_or_default();
+    tokio::io::AsyncWriteExt::write_all(&mut file, &text).await?;
     Ok(())
 }
 

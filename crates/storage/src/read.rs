@@ -115,7 +115,7 @@ impl Storage {
         if byte_copyable(v, f) {
             // Fast path: the stored bytes are already the answer.
             for seg in &v.segments {
-                let mut stream = self.object_stream(&seg.key).await?;
+                let mut stream = self.object_stream(&seg.key, seg.header).await?;
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk?;
                     stats.bytes += chunk.len() as u64;
@@ -158,7 +158,7 @@ impl Storage {
                 .collect();
             let pk_idx = seg_positions(&seg.columns, &v.primary_key);
             let mut buf = Vec::with_capacity(64 * 1024);
-            let mut stream = self.object_stream(&seg.key).await?;
+            let mut stream = self.object_stream(&seg.key, seg.header).await?;
             let mut scanner = Scanner::new(Dialect::default());
             let row = RowPass {
                 replaces,
@@ -238,45 +238,80 @@ impl RowPass<'_> {
     }
 }
 
+/// How a table reached a local file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Staged {
+    /// A hard link to the stored object: no byte copied.
+    Linked,
+    /// Kernel copies of the stored bytes under a header.
+    Copied,
+    /// Parsed and written row by row (a filter, replaced rows, columns
+    /// added later, or a remote object store).
+    Streamed,
+}
+
 impl Storage {
-    /// Writes a plain, unfiltered table to a local file with kernel copies
-    /// (header, then each segment file appended). `None` when the table or
-    /// the object store does not allow it; the caller then streams.
+    /// Writes a plain, unfiltered table to `dest` without parsing it: a hard
+    /// link to the stored object when that object is the whole answer (one
+    /// segment that starts with its header, readable by all, on the same
+    /// filesystem), else kernel copies (the header, then each segment's
+    /// rows). `None` when the table or the object store does not allow it;
+    /// the caller then streams. Whatever was at `dest` is removed first, so a
+    /// link there is never written through.
     pub(crate) async fn copy_plain(
         &self,
         v: &TableVersion,
         f: &ReadFilter,
         dest: &std::path::Path,
-    ) -> Result<Option<ReadStats>> {
+    ) -> Result<Option<Staged>> {
         if !byte_copyable(v, f) {
             return Ok(None);
         }
         let Some(files) = v
             .segments
             .iter()
-            .map(|s| self.local_file(&s.key))
+            .map(|s| Some((self.local_file(&s.key)?, s.header)))
             .collect::<Option<Vec<_>>>()
         else {
             return Ok(None);
         };
         let mut header = Vec::new();
         Encoder::default().record(v.columns.iter().map(|c| c.as_bytes()), &mut header);
-        let rows = v.segments.iter().map(|s| s.rows).sum();
         let dest = dest.to_path_buf();
-        let bytes = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-            use std::io::Write;
-            let mut out = std::fs::File::create(&dest)?;
-            out.write_all(&header)?;
-            let mut total = header.len() as u64;
-            for f in files {
-                // std::io::copy between files uses copy_file_range.
-                total += std::io::copy(&mut std::fs::File::open(f)?, &mut out)?;
+        let staged = tokio::task::spawn_blocking(move || -> std::io::Result<Staged> {
+            use std::io::{Seek, Write};
+            use std::os::unix::fs::PermissionsExt;
+            remove_if_any(&dest)?;
+            if let [(object, header)] = files.as_slice() {
+                let readable = std::fs::metadata(object)?.permissions().mode() & 0o004 != 0;
+                if *header > 0 && readable && std::fs::hard_link(object, &dest).is_ok() {
+                    return Ok(Staged::Linked);
+                }
             }
-            Ok(total)
+            let mut out = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&dest)?;
+            out.write_all(&header)?;
+            for (object, skip) in files {
+                let mut src = std::fs::File::open(object)?;
+                src.seek(std::io::SeekFrom::Start(skip))?;
+                // std::io::copy between files uses copy_file_range.
+                std::io::copy(&mut src, &mut out)?;
+            }
+            Ok(Staged::Copied)
         })
         .await
         .map_err(|e| StorageError::Io(std::io::Error::other(e)))??;
-        Ok(Some(ReadStats { rows, bytes }))
+        Ok(Some(staged))
+    }
+}
+
+/// Removes the file at `path`, if there is one.
+fn remove_if_any(path: &std::path::Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
 }
 

@@ -5,12 +5,14 @@
 //! `SYNC_EVERY`, a second thread syncs what is written as it goes, so the
 //! final `fsync` waits for little. The file is then synced, renamed into place
 //! and its folder synced: object_store's local store does none of that.
+//! Local objects are read-only files (mode 0444).
 //! Elsewhere (S3) it is a multipart upload, durable once acknowledged.
 
 use crate::Result;
 use bytes::Bytes;
 use object_store::WriteMultipart;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
 
@@ -122,6 +124,9 @@ fn write_local(path: &Path, mut rx: mpsc::Receiver<Msg>) -> std::io::Result<()> 
     let tmp = dir.join(tmp_name);
     let result = (|| {
         let mut file = std::fs::File::create(&tmp)?;
+        // Stored objects never change: read-only, and readable by the
+        // containers a table's object may be linked into.
+        file.set_permissions(std::fs::Permissions::from_mode(0o444))?;
         let mut syncer = None;
         let written = receive(&mut file, &mut rx, &mut syncer);
         if let Some(s) = syncer {

@@ -181,6 +181,8 @@ struct SegmentWriter {
     rows: u64,
     bytes: u64,
     last_byte: Option<u8>,
+    /// Bytes of the header line, once written.
+    header: Option<u64>,
     reencoded: Vec<u8>,
     /// The header ended at a `\r`: its `\n` must not start the body.
     strip_lf: bool,
@@ -263,9 +265,23 @@ impl SegmentWriter {
         if data.is_empty() {
             return Ok(());
         }
+        self.write_header().await?;
         self.bytes += data.len() as u64;
         self.last_byte = data.last().copied();
         self.upload.write(data).await
+    }
+
+    /// Starts the object with the columns as a header line, once they are
+    /// known (in Gantry's own quoting, whatever the input's).
+    async fn write_header(&mut self) -> Result<()> {
+        let (None, Some(columns)) = (self.header, &self.columns) else {
+            return Ok(());
+        };
+        let mut line = Vec::new();
+        self.encoder
+            .record(columns.iter().map(|c| c.as_bytes()), &mut line);
+        self.header = Some(line.len() as u64);
+        self.upload.write(Bytes::from(line)).await
     }
 
     async fn finish(mut self, dups: &mut DupCheck, key: Path) -> Result<(Segment, Vec<String>)> {
@@ -287,12 +303,14 @@ impl SegmentWriter {
         if self.bytes > 0 && self.last_byte != Some(b'\n') {
             self.emit(Bytes::from_static(b"\n")).await?;
         }
+        self.write_header().await?;
         self.upload.finish().await?;
         let segment = Segment {
             key: key.to_string(),
             columns: columns.clone(),
             rows: self.rows,
             bytes: self.bytes,
+            header: self.header.unwrap_or_default(),
             created_at: now_ms(),
         };
         Ok((segment, columns))
@@ -355,6 +373,7 @@ impl Storage {
             rows: 0,
             bytes: 0,
             last_byte: None,
+            header: None,
             reencoded: Vec::new(),
             strip_lf: false,
         };
@@ -475,23 +494,29 @@ impl Storage {
         self.delete_objects(&keys).await;
     }
 
-    /// Writes the rows of `segments` that `keep(segment index, row index,
-    /// record)` accepts to a new object, streaming: the rows of each chunk
-    /// read go to the upload before the next is read, so memory stays
-    /// bounded whatever the segments' size. Returns the rows and bytes written.
+    /// Writes the rows of `segments` (all of `columns`) that `keep(segment
+    /// index, row index, record)` accepts to a new segment under `key`,
+    /// streaming: the rows of each chunk read go to the upload before the
+    /// next is read, so memory stays bounded whatever the segments' size.
     async fn write_rows(
         &self,
         key: &Path,
+        columns: &[String],
+        created_at: i64,
         segments: &[&Segment],
         keep: &mut (dyn FnMut(usize, u64, &Record<'_>) -> bool + Send),
-    ) -> Result<(u64, u64)> {
+    ) -> Result<Segment> {
         let mut upload = self.sink(key).await?;
         let mut enc = Encoder::default();
+        let mut header = Vec::new();
+        enc.record(columns.iter().map(|c| c.as_bytes()), &mut header);
+        let header_len = header.len() as u64;
         let (mut rows, mut bytes) = (0u64, 0u64);
         let mut buf = Vec::with_capacity(1 << 20);
         let result: Result<()> = async {
+            upload.write(Bytes::from(header)).await?;
             for (si, seg) in segments.iter().enumerate() {
-                let mut stream = self.object_stream(&seg.key).await?;
+                let mut stream = self.object_stream(&seg.key, seg.header).await?;
                 let mut scanner = Scanner::new(Dialect::default());
                 let mut row = 0u64;
                 loop {
@@ -524,7 +549,14 @@ impl Storage {
         match result {
             Ok(()) => {
                 upload.finish().await?;
-                Ok((rows, bytes))
+                Ok(Segment {
+                    key: key.to_string(),
+                    columns: columns.to_vec(),
+                    rows,
+                    bytes,
+                    header: header_len,
+                    created_at,
+                })
             }
             Err(e) => {
                 upload.abort().await;
@@ -560,19 +592,11 @@ impl Storage {
         // Pass 2: write every row that is not overtaken by a later one.
         let key = new_key(project, "tables", table.as_str());
         let all: Vec<&Segment> = segments.iter().collect();
-        let (rows, bytes) = self
-            .write_rows(&key, &all, &mut |si, row, rec| {
-                !suspects.contains(&key_hash(rec, &idx))
-                    || last.get(&key_bytes(rec, &idx)) == Some(&(si, row))
-            })
-            .await?;
-        Ok(Segment {
-            key: key.to_string(),
-            columns: columns.to_vec(),
-            rows,
-            bytes,
-            created_at: now_ms(),
+        self.write_rows(&key, columns, now_ms(), &all, &mut |si, row, rec| {
+            !suspects.contains(&key_hash(rec, &idx))
+                || last.get(&key_bytes(rec, &idx)) == Some(&(si, row))
         })
+        .await
     }
 
     /// Calls `f` with every record of a segment; `f` returns false to stop.
@@ -581,7 +605,7 @@ impl Storage {
         seg: &Segment,
         f: &mut (dyn FnMut(Record<'_>) -> Result<bool> + Send),
     ) -> Result<()> {
-        let mut stream = self.object_stream(&seg.key).await?;
+        let mut stream = self.object_stream(&seg.key, seg.header).await?;
         let mut scanner = Scanner::new(Dialect::default());
         let mut stop = false;
         let mut on = |rec: Record<'_>, _end: u64| -> Result<()> {
@@ -715,19 +739,17 @@ impl Storage {
             // Only segments with a matching row are rewritten (the scan above
             // stops at the first one).
             let key = new_key(project, "tables", table.as_str());
-            let (rows, bytes) = self
-                .write_rows(&key, &[seg], &mut |_, _, rec| {
-                    !matches(rec.get(ci).unwrap_or_default())
-                })
+            let kept = self
+                .write_rows(
+                    &key,
+                    &seg.columns,
+                    seg.created_at,
+                    &[seg],
+                    &mut |_, _, rec| !matches(rec.get(ci).unwrap_or_default()),
+                )
                 .await?;
-            if rows > 0 {
-                out.push(Segment {
-                    key: key.to_string(),
-                    columns: seg.columns.clone(),
-                    rows,
-                    bytes,
-                    created_at: seg.created_at,
-                });
+            if kept.rows > 0 {
+                out.push(kept);
             } else {
                 let _ = self.objects.delete(&key).await;
             }

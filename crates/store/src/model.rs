@@ -157,7 +157,8 @@ pub enum Change {
     CancelRequested(JobId),
 }
 
-/// One immutable object of a table's content: a CSV body without header.
+/// One immutable object of a table's content: a CSV of the segment's
+/// columns, a header line of `header` bytes then the rows.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Segment {
     /// Object key in the object store.
@@ -165,7 +166,12 @@ pub struct Segment {
     /// The segment's own columns, in its order (a table may have grown since).
     pub columns: Vec<String>,
     pub rows: u64,
+    /// Bytes of the rows (the header not counted).
     pub bytes: u64,
+    /// Bytes of the header line the object starts with: 0 for objects of
+    /// the rows alone (how segments were written before headers were kept).
+    #[serde(default)]
+    pub header: u64,
     /// When these rows last changed (ms since the epoch).
     pub created_at: i64,
 }

@@ -435,22 +435,25 @@ impl Worker {
                 .send(LogLine::system("info", "staging input mapping"))
                 .await;
             let started = std::time::Instant::now();
-            if let Err(e) = self
+            let staged = match self
                 .storage
                 .stage_inputs(&claimed.job.project, input, dir)
                 .await
             {
-                let kind = match e {
-                    StorageError::Invalid(_) | StorageError::NotFound(_) => ErrorKind::UserError,
-                    _ => ErrorKind::Infrastructure,
-                };
-                return finished(Outcome::failed(kind, format!("input mapping: {e}"), None));
-            }
+                Ok(staged) => staged,
+                Err(e) => {
+                    let kind = match e {
+                        StorageError::Invalid(_) | StorageError::NotFound(_) => {
+                            ErrorKind::UserError
+                        }
+                        _ => ErrorKind::Infrastructure,
+                    };
+                    return finished(Outcome::failed(kind, format!("input mapping: {e}"), None));
+                }
+            };
+            let took = started.elapsed().as_millis();
             let bytes = datadir::size_of(&dir.join("in"));
-            let msg = format!(
-                "input mapping staged in {} ms ({bytes} bytes)",
-                started.elapsed().as_millis()
-            );
+            let msg = format!("input mapping staged in {took} ms ({bytes} bytes; {staged})");
             let _ = tx.send(LogLine::system("info", msg)).await;
         }
         run_attempt(

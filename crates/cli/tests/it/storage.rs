@@ -228,6 +228,49 @@ async fn input_mapping_stages_filtered_tables_and_tagged_files() {
     );
 }
 
+/// An unfiltered table is staged as a link to its stored object, so
+/// `/data/in` is read-only: even a job running as root (the owner of the
+/// stored files) can neither write, chmod, remove nor add anything there.
+#[tokio::test(flavor = "multi_thread")]
+async fn staged_inputs_are_read_only_even_for_root() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let csv = "id,name\n1,ann\n2,bob\n";
+    api.import("in.c-main.plain", "", csv).await;
+    let o = g.cli(&["projects", "update", "default", "--allow", "root-user"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let f = "/data/in/tables/in.c-main.plain.csv";
+    let script = format!(
+        "id -u; stat -c 'links=%h' {f}; cat {f}; \
+         echo x >> {f} && echo WROTE; chmod 666 {f} && echo CHMOD; \
+         rm -f {f} && echo REMOVED; touch /data/in/tables/new && echo CREATED; \
+         echo y > /data/in/state.json && echo STATE; \
+         cp {f} /data/out/tables/copy.csv && echo COPIED"
+    );
+    let mut spec = sh(&script);
+    spec["user"] = json!("0:0");
+    spec["storage"] = json!({"input": {"tables": [{"source": "in.c-main.plain"}]}});
+    let job = api.run(spec).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let id = job["id"].as_str().expect("id");
+    let out = api.messages(id, "stdout").await.join("\n");
+    assert!(
+        out.starts_with("0\nlinks=2\nid,name\n1,ann\n2,bob"),
+        "{out}"
+    );
+    for verb in ["WROTE", "CHMOD", "REMOVED", "CREATED", "STATE"] {
+        assert!(!out.contains(verb), "{verb}: {out}");
+    }
+    assert!(out.contains("COPIED"), "{out}");
+    let system = api.messages(id, "system").await.join("\n");
+    assert!(
+        system.contains("1 tables (1 linked to stored objects, 0 copied, 0 streamed)"),
+        "{system}"
+    );
+    assert_eq!(api.export("in.c-main.plain").await, csv);
+    assert_eq!(api.export("out.c-adhoc.copy").await, csv);
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn output_mapping_resolves_destinations_and_honours_manifests() {
     let g = Gantry::up(&[]);

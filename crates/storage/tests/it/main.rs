@@ -512,3 +512,206 @@ async fn rewrites_of_large_segments_stream_correctly() {
         .count();
     assert_eq!(rows.len() - 1, expected + 1, "kept rows plus the new one");
 }
+
+/// Stages `mapping` (an input mapping as JSON) into `data`.
+async fn staged(
+    t: &T,
+    data: &std::path::Path,
+    mapping: serde_json::Value,
+) -> gantry_storage::StagedInputs {
+    for d in ["in/tables", "in/files"] {
+        std::fs::create_dir_all(data.join(d)).expect("dirs");
+    }
+    let input: gantry_core::spec::InputMapping = serde_json::from_value(mapping).expect("mapping");
+    t.s.stage_inputs(&t.p, &input, data).await.expect("stage")
+}
+
+fn inode(p: &std::path::Path) -> u64 {
+    std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(p).expect("stat"))
+}
+
+/// Unfiltered input tables are hard links to their stored object when one
+/// object is the whole table, kernel copies when several are, streamed when
+/// rows replace others; every way gives the bytes an export gives, and
+/// nothing staged later writes through a link into a stored object.
+#[tokio::test]
+async fn staged_tables_are_links_or_copies_and_never_write_into_storage() {
+    use gantry_storage::Staged;
+    use std::os::unix::fs::PermissionsExt;
+    let t = setup();
+    let objects = t._dir.path().join("objects");
+    let object_of = |v: &gantry_store::TableVersion, i: usize| objects.join(&v.segments[i].key);
+    let work = tempfile::tempdir().expect("tmp");
+    let data = work.path();
+    let tables = data.join("in/tables");
+
+    // One segment: a link to the object, which is read-only.
+    t.load(
+        "in.c-main.one",
+        "id,\"na me\"\n1,a\n2,\"b,c\"\n",
+        opts(false, None),
+    )
+    .await
+    .expect("load");
+    let one =
+        t.s.store()
+            .table_version(&t.p, &tid("in.c-main.one"), None)
+            .await
+            .expect("v");
+    let exported = t.read("in.c-main.one", None, ReadFilter::default()).await;
+    let s = staged(
+        &t,
+        data,
+        serde_json::json!({"tables": [{"source": "in.c-main.one"}]}),
+    )
+    .await;
+    assert_eq!(s.tables, vec![Staged::Linked]);
+    let path = tables.join("in.c-main.one.csv");
+    assert_eq!(inode(&path), inode(&object_of(&one, 0)));
+    assert_eq!(std::fs::read_to_string(&path).expect("read"), exported);
+    let mode = std::fs::metadata(&path).expect("stat").permissions().mode();
+    assert_eq!(mode & 0o777, 0o444, "stored objects are read-only");
+
+    // Two plain segments: a copy, header once.
+    t.load("in.c-main.two", "a,b\n1,2\n", opts(false, None))
+        .await
+        .expect("load");
+    t.load("in.c-main.two", "a,b\n3,4\n", opts(true, None))
+        .await
+        .expect("append");
+    // Rows replaced by a later load: streamed.
+    t.load(
+        "in.c-main.pk",
+        "id,v\n1,x\n2,y\n",
+        opts(false, Some(&["id"])),
+    )
+    .await
+    .expect("load");
+    t.load("in.c-main.pk", "id,v\n1,z\n", opts(true, None))
+        .await
+        .expect("upsert");
+    // The same destination again, now a copy: the link there is replaced,
+    // not written through. A manifest named like the linked file likewise.
+    let s = staged(
+        &t,
+        data,
+        serde_json::json!({"tables": [
+            {"source": "in.c-main.two", "destination": "in.c-main.one.csv"},
+            {"source": "in.c-main.pk"},
+            {"source": "in.c-main.one", "destination": "x.csv.manifest"},
+            {"source": "in.c-main.two", "destination": "x.csv"},
+        ]}),
+    )
+    .await;
+    assert_eq!(
+        s.tables,
+        vec![
+            Staged::Copied,
+            Staged::Streamed,
+            Staged::Linked,
+            Staged::Copied
+        ]
+    );
+    assert_eq!(
+        s.to_string(),
+        "4 tables (1 linked to stored objects, 2 copied, 1 streamed), 0 files"
+    );
+    let two = t.read("in.c-main.two", None, ReadFilter::default()).await;
+    assert_eq!(two, "a,b\n1,2\n3,4\n");
+    assert_eq!(
+        std::fs::read_to_string(tables.join("in.c-main.one.csv")).expect("read"),
+        two
+    );
+    assert_eq!(
+        std::fs::read_to_string(tables.join("x.csv")).expect("read"),
+        two
+    );
+    let pk = std::fs::read_to_string(tables.join("in.c-main.pk.csv")).expect("read");
+    assert_eq!(
+        pk,
+        t.read("in.c-main.pk", None, ReadFilter::default()).await
+    );
+    assert!(std::fs::read_to_string(tables.join("x.csv.manifest"))
+        .expect("read")
+        .contains("\"columns\""));
+    assert_eq!(
+        t.read("in.c-main.one", None, ReadFilter::default()).await,
+        exported,
+        "the stored object is untouched"
+    );
+    assert_eq!(
+        std::fs::read_to_string(object_of(&one, 0)).expect("read"),
+        exported
+    );
+}
+
+/// Segments stored before objects carried their header (rows only) read,
+/// filter and stage as before.
+#[tokio::test]
+async fn segments_without_a_stored_header_still_read() {
+    use gantry_storage::Staged;
+    use gantry_store::{Segment, TableWrite, WriteKind};
+    let t = setup();
+    let key = format!("{}/tables/in.c-main.old/legacy", t.p);
+    t.s.objects()
+        .put(
+            &object_store::path::Path::from(key.as_str()),
+            Bytes::from_static(b"1,a\n2,b\n").into(),
+        )
+        .await
+        .expect("put");
+    let columns = vec!["id".to_string(), "v".to_string()];
+    t.s.store()
+        .commit_table(
+            &t.p,
+            TableWrite {
+                table: tid("in.c-main.old"),
+                kind: WriteKind::Replace,
+                columns: columns.clone(),
+                primary_key: Vec::new(),
+                segments: vec![Segment {
+                    key,
+                    columns,
+                    rows: 2,
+                    bytes: 8,
+                    header: 0,
+                    created_at: 0,
+                }],
+                loaded_rows: 2,
+                loaded_bytes: 8,
+                made_by: "import".into(),
+                note: None,
+            },
+        )
+        .await
+        .expect("commit");
+    assert_eq!(
+        t.read("in.c-main.old", None, ReadFilter::default()).await,
+        "id,v\n1,a\n2,b\n"
+    );
+    let filter = ReadFilter {
+        where_column: Some("v".into()),
+        where_values: vec!["b".into()],
+        ..Default::default()
+    };
+    assert_eq!(t.read("in.c-main.old", None, filter).await, "id,v\n2,b\n");
+    let work = tempfile::tempdir().expect("tmp");
+    let s = staged(
+        &t,
+        work.path(),
+        serde_json::json!({"tables": [{"source": "in.c-main.old"}]}),
+    )
+    .await;
+    assert_eq!(s.tables, vec![Staged::Copied]);
+    let text =
+        std::fs::read_to_string(work.path().join("in/tables/in.c-main.old.csv")).expect("read");
+    assert_eq!(text, "id,v\n1,a\n2,b\n");
+    // An incremental load on top rewrites nothing and reads both forms.
+    t.load("in.c-main.old", "id,v\n3,c\n", opts(true, None))
+        .await
+        .expect("append");
+    assert_eq!(
+        t.rows("in.c-main.old").await,
+        vec!["id,v", "1,a", "2,b", "3,c"]
+    );
+}
