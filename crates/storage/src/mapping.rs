@@ -606,8 +606,7 @@ impl std::fmt::Display for StagedInputs {
         let count = |how| self.tables.iter().filter(|t| **t == how).count();
         write!(
             f,
-            "{} tables ({} linked to stored objects, {} copied, {} streamed), {} files",
-            self.tables.len(),
+            "tables: {} linked to stored objects, {} copied, {} streamed; files: {}",
             count(Staged::Linked),
             count(Staged::Copied),
             count(Staged::Streamed),

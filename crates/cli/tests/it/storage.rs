@@ -264,7 +264,7 @@ async fn staged_inputs_are_read_only_even_for_root() {
     assert!(out.contains("COPIED"), "{out}");
     let system = api.messages(id, "system").await.join("\n");
     assert!(
-        system.contains("1 tables (1 linked to stored objects, 0 copied, 0 streamed)"),
+        system.contains("tables: 1 linked to stored objects, 0 copied, 0 streamed; files: 0"),
         "{system}"
     );
     assert_eq!(api.export("in.c-main.plain").await, csv);

@@ -614,7 +614,7 @@ async fn staged_tables_are_links_or_copies_and_never_write_into_storage() {
     );
     assert_eq!(
         s.to_string(),
-        "4 tables (1 linked to stored objects, 2 copied, 1 streamed), 0 files"
+        "tables: 1 linked to stored objects, 2 copied, 1 streamed; files: 0"
     );
     let two = t.read("in.c-main.two", None, ReadFilter::default()).await;
     assert_eq!(two, "a,b\n1,2\n3,4\n");
