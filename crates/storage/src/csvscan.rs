@@ -198,8 +198,7 @@ impl Scanner {
                 continue;
             }
             self.line_ends.clear();
-            self.line_ends
-                .extend(memchr::memchr_iter(delimiter, line).chain([line.len()]));
+            split_fields(line, delimiter, &mut self.line_ends);
             let rec = Record {
                 data: line,
                 ends: &self.line_ends,
@@ -217,6 +216,34 @@ impl Scanner {
     ) -> Result<(), E> {
         self.push(&[], on_record)
     }
+}
+
+/// Appends where each field of `line` ends (each `delimiter`, then the
+/// line's end) to `ends`. Eight bytes at a time: in each word XORed with the
+/// delimiter, a zero byte is a delimiter, found exactly (no carry crosses a
+/// byte) and taken lowest first. Short fields make this several times faster
+/// than a `memchr` call per field.
+fn split_fields(line: &[u8], delimiter: u8, ends: &mut Vec<usize>) {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let pattern = ONES * u64::from(delimiter);
+    let mut words = line.chunks_exact(8);
+    let mut base = 0;
+    for w in &mut words {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(w);
+        let x = u64::from_le_bytes(word) ^ pattern;
+        // High bit of each byte set where that byte of `x` is zero.
+        let mut zeros = !(((x & LOW7) + LOW7) | x | LOW7);
+        while zeros != 0 {
+            ends.push(base + (zeros.trailing_zeros() / 8) as usize);
+            zeros &= zeros - 1;
+        }
+        base += 8;
+    }
+    let rest = words.remainder();
+    ends.extend(memchr::memchr_iter(delimiter, rest).map(|i| base + i));
+    ends.push(line.len());
 }
 
 /// Encodes records as canonical CSV (`,` and `"`, `\n` line ends).
@@ -328,8 +355,22 @@ mod tests {
             s.finish(&mut f).expect("finish");
             out
         }
-        let pieces: [&[u8]; 12] = [
-            b"a", b"bc", b",", b"\n", b"\r\n", b"\r", b"\"", b"\"\"", b"x,y", b"\n\n", b"", b",,",
+        let pieces: [&[u8]; 15] = [
+            b"a",
+            b"bc",
+            b",",
+            b"\n",
+            b"\r\n",
+            b"\r",
+            b"\"",
+            b"\"\"",
+            b"x,y",
+            b"\n\n",
+            b"",
+            b",,",
+            b"longer field",
+            "\u{e9}\u{1f600}".as_bytes(),
+            b"\x80\xff\xac",
         ];
         // A small deterministic generator (no rand dependency).
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -352,6 +393,37 @@ mod tests {
                 want,
                 "{text:?} in chunks of {chunk}"
             );
+        }
+    }
+
+    /// The word-at-a-time split finds exactly the delimiters a byte loop
+    /// finds, for any bytes (UTF-8, high bytes, the delimiter's neighbours).
+    #[test]
+    fn split_fields_matches_a_byte_loop() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed
+        };
+        for delimiter in [b',', b';', b'\t', b'|', 0x80, 0xff, 0x00, 0x01, 0x7f] {
+            for _ in 0..2000 {
+                let len = (next() % 70) as usize;
+                let line: Vec<u8> = (0..len)
+                    .map(|_| match next() % 4 {
+                        0 => delimiter,
+                        1 => delimiter.wrapping_add(1),
+                        2 => delimiter.wrapping_sub(1),
+                        _ => next() as u8,
+                    })
+                    .collect();
+                let mut want: Vec<usize> = (0..len).filter(|&i| line[i] == delimiter).collect();
+                want.push(len);
+                let mut got = Vec::new();
+                split_fields(&line, delimiter, &mut got);
+                assert_eq!(got, want, "{line:?} split on {delimiter}");
+            }
         }
     }
 

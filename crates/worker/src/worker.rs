@@ -451,9 +451,9 @@ impl Worker {
                     return finished(Outcome::failed(kind, format!("input mapping: {e}"), None));
                 }
             };
-            let took = started.elapsed().as_millis();
+            let took = started.elapsed().as_secs_f64() * 1000.0;
             let bytes = datadir::size_of(&dir.join("in"));
-            let msg = format!("input mapping staged in {took} ms ({bytes} bytes; {staged})");
+            let msg = format!("input mapping staged in {took:.1} ms ({bytes} bytes; {staged})");
             let _ = tx.send(LogLine::system("info", msg)).await;
         }
         run_attempt(
