@@ -241,8 +241,11 @@ fn split_fields(line: &[u8], delimiter: u8, ends: &mut Vec<usize>) {
         }
         base += 8;
     }
-    let rest = words.remainder();
-    ends.extend(memchr::memchr_iter(delimiter, rest).map(|i| base + i));
+    for (i, &b) in words.remainder().iter().enumerate() {
+        if b == delimiter {
+            ends.push(base + i);
+        }
+    }
     ends.push(line.len());
 }
 

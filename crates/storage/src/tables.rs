@@ -115,30 +115,75 @@ pub(crate) fn key_bytes(rec: &Record<'_>, idx: &[usize]) -> Vec<u8> {
 }
 
 /// Tracks primary-key hashes of one load to find duplicate keys: appended
-/// while the load streams into 256 buckets by their top byte, each bucket
-/// sorted at the end (cheaper in time and memory than a hash set of millions
-/// of keys; small buckets sort in cache, and the cores share them).
+/// while the load streams, in batches, to a thread that spreads them over 256
+/// buckets by their top byte (so the scattered writes leave the parsing
+/// task), each bucket sorted at the end (cheaper in time and memory than a
+/// hash set of millions of keys; small buckets sort in cache, and the cores
+/// share them).
 struct DupCheck {
+    batch: Vec<u64>,
+    /// The bucketing thread, started by the first full batch.
+    spreader: Option<Spreader>,
     buckets: Vec<Vec<u64>>,
     repeated: HashSet<u64>,
 }
 
+struct Spreader {
+    tx: std::sync::mpsc::SyncSender<Vec<u64>>,
+    thread: std::thread::JoinHandle<Vec<Vec<u64>>>,
+}
+
+/// Hashes handed to the bucketing thread at a time.
+const DUP_BATCH: usize = 1 << 16;
+
 impl Default for DupCheck {
     fn default() -> Self {
         Self {
+            batch: Vec::new(),
+            spreader: None,
             buckets: vec![Vec::new(); 256],
             repeated: HashSet::new(),
         }
     }
 }
 
+fn spread(buckets: &mut [Vec<u64>], hashes: &[u64]) {
+    for &h in hashes {
+        buckets[(h >> 56) as usize].push(h);
+    }
+}
+
 impl DupCheck {
     fn push(&mut self, hash: u64) {
-        self.buckets[(hash >> 56) as usize].push(hash);
+        self.batch.push(hash);
+        if self.batch.len() >= DUP_BATCH {
+            let full = std::mem::replace(&mut self.batch, Vec::with_capacity(DUP_BATCH));
+            let spreader = self.spreader.get_or_insert_with(|| {
+                let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u64>>(4);
+                let mut buckets = std::mem::take(&mut self.buckets);
+                let thread = std::thread::spawn(move || {
+                    for hashes in rx {
+                        spread(&mut buckets, &hashes);
+                    }
+                    buckets
+                });
+                Spreader { tx, thread }
+            });
+            // The thread only ends when this sender is dropped.
+            let _ = spreader.tx.send(full);
+        }
     }
 
     /// Finds the hashes seen more than once (blocking: call off the runtime).
     fn finish(&mut self) {
+        if let Some(Spreader { tx, thread }) = self.spreader.take() {
+            drop(tx);
+            self.buckets = thread
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        }
+        let batch = std::mem::take(&mut self.batch);
+        spread(&mut self.buckets, &batch);
         let mut buckets = std::mem::take(&mut self.buckets);
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         let per = buckets.len().div_ceil(threads);
