@@ -151,6 +151,77 @@ async fn tables_import_export_versions_and_restore() {
     assert_eq!(api.get("/v1/tables/in.c-main.gz").await.0, 404);
 }
 
+/// On a terminal, imports, exports, uploads and downloads draw a progress
+/// bar on stderr (a spinner with the bytes so far when the length is not
+/// known ahead); piped, they print only their result.
+#[tokio::test(flavor = "multi_thread")]
+async fn transfers_show_progress_bars_on_a_terminal_only() {
+    let g = Gantry::up(&[]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let csv = dir.path().join("big.csv");
+    let mut text = String::from("id,v\n");
+    for i in 0..300_000 {
+        text.push_str(&format!("{i},value-{i}\n"));
+    }
+    std::fs::write(&csv, &text).expect("write csv");
+    // `script` gives the CLI a terminal and copies what it drew to stdout.
+    let on_terminal = |args: String| -> String {
+        let o = std::process::Command::new("script")
+            .args(["-qec", &format!("{} {args}", bin().display()), "/dev/null"])
+            .env("GANTRY_URL", &g.url)
+            .env("GANTRY_HOME", g.home_path())
+            .output()
+            .expect("run script");
+        let shown = stdout(&o);
+        assert!(o.status.success(), "{shown}");
+        shown
+    };
+    let bar = |shown: &str, what: &str| {
+        assert!(
+            shown.contains(what) && shown.contains("B/s"),
+            "a {what} bar: {shown}"
+        );
+    };
+    let shown = on_terminal(format!("tables import in.c-main.big {}", csv.display()));
+    bar(&shown, "importing");
+    assert!(shown.contains("in.c-main.big: version 1"), "{shown}");
+    let out = dir.path().join("out.csv");
+    bar(
+        &on_terminal(format!("tables export in.c-main.big -o {}", out.display())),
+        "exporting",
+    );
+    assert_eq!(std::fs::read_to_string(&out).expect("export"), text);
+    bar(
+        &on_terminal(format!("files upload {} --tag big", csv.display())),
+        "uploading",
+    );
+    let (status, files) = g.client().get("/v1/files?tag=big").await;
+    assert_eq!(status, 200, "{files}");
+    let id = files["files"][0]["id"].to_string();
+    assert!(id.parse::<u64>().is_ok(), "{files}");
+    let got = dir.path().join("got.csv");
+    bar(
+        &on_terminal(format!("files download {id} -o {}", got.display())),
+        "downloading",
+    );
+    assert_eq!(std::fs::read_to_string(&got).expect("download"), text);
+
+    // Piped: the result alone.
+    let o = g.cli(&[
+        "tables",
+        "import",
+        "in.c-main.big",
+        csv.to_str().expect("path"),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("B/s"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("in.c-main.big: version 2"),
+        "{}",
+        stderr(&o)
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn input_mapping_stages_filtered_tables_and_tagged_files() {
     let g = Gantry::up(&[]);
