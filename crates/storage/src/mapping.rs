@@ -7,7 +7,7 @@
 //! (for sliced tables) folders of regular files is refused.
 
 use crate::csvscan::Dialect;
-use crate::read::Staged;
+use crate::read::{self, Staged};
 use crate::tables::{CsvInput, DeleteWhere, LoadOptions};
 use crate::{new_key, OutputLimits, ReadFilter, Result, Storage, StorageError};
 use futures_util::StreamExt;
@@ -615,18 +615,13 @@ impl std::fmt::Display for StagedInputs {
     }
 }
 
-/// A new, empty file at `path`; whatever was there is removed first, so a
-/// staged link to a stored object is never written through.
+/// `read::fresh_file` off the runtime.
 async fn new_file(path: &Path) -> Result<tokio::fs::File> {
-    match tokio::fs::remove_file(path).await {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e.into()),
-        _ => {}
-    }
-    Ok(tokio::fs::File::options()
-        .write(true)
-        .create_new(true)
-        .open(path)
-        .await?)
+    let path = path.to_path_buf();
+    let file = tokio::task::spawn_blocking(move || read::fresh_file(&path))
+        .await
+        .map_err(std::io::Error::other)??;
+    Ok(tokio::fs::File::from_std(file))
 }
 
 async fn write_manifest(path: &Path, v: &Value) -> Result<()> {

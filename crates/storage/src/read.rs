@@ -288,10 +288,7 @@ impl Storage {
                     return Ok(Staged::Linked);
                 }
             }
-            let mut out = std::fs::File::options()
-                .write(true)
-                .create_new(true)
-                .open(&dest)?;
+            let mut out = create_new(&dest)?;
             out.write_all(&header)?;
             for (object, skip) in files {
                 let mut src = std::fs::File::open(object)?;
@@ -313,6 +310,20 @@ fn remove_if_any(path: &std::path::Path) -> std::io::Result<()> {
         Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
         _ => Ok(()),
     }
+}
+
+fn create_new(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    std::fs::File::options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+}
+
+/// A new, empty file at `path`; whatever was there is removed first, so a
+/// staged link to a stored object is never written through.
+pub(crate) fn fresh_file(path: &std::path::Path) -> std::io::Result<std::fs::File> {
+    remove_if_any(path)?;
+    create_new(path)
 }
 
 /// Rows of older segments can be replaced by newer ones (same key).
