@@ -352,15 +352,27 @@ fn load_job(conn: &Connection, project: Option<&ProjectId>, id: JobId) -> Result
     }
 }
 
+/// Every row of `rows`, each made by `f`, which may fail with a store error
+/// (`query_map` only takes rusqlite's).
+fn collect_rows<T>(
+    mut rows: rusqlite::Rows<'_>,
+    f: impl Fn(&rusqlite::Row<'_>) -> Result<T>,
+) -> Result<Vec<T>> {
+    let mut out = Vec::new();
+    while let Some(r) = rows.next()? {
+        out.push(f(r)?);
+    }
+    Ok(out)
+}
+
 fn load_attempts(conn: &Connection, id: JobId) -> Result<Vec<Attempt>> {
     let mut stmt = conn.prepare_cached(
         "SELECT number, worker_id, status, error_kind, error_message, exit_code, image_digest, started_at, finished_at \
          FROM attempts WHERE job_id = ?1 ORDER BY number",
     )?;
-    let mut rows = stmt.query([id.to_string()])?;
-    let mut out = Vec::new();
-    while let Some(r) = rows.next()? {
-        out.push(Attempt {
+    let rows = stmt.query([id.to_string()])?;
+    collect_rows(rows, |r| {
+        Ok(Attempt {
             number: r.get(0)?,
             worker_id: r.get(1)?,
             status: r.get(2)?,
@@ -369,9 +381,8 @@ fn load_attempts(conn: &Connection, id: JobId) -> Result<Vec<Attempt>> {
             image_digest: r.get(6)?,
             started_at: r.get(7)?,
             finished_at: r.get(8)?,
-        });
-    }
-    Ok(out)
+        })
+    })
 }
 
 fn config_from_row(r: &Row<'_>) -> Result<Config> {
@@ -864,12 +875,8 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare(&format!(
                 "SELECT {CONFIG_COLS} FROM configs WHERE project_id = ?1 ORDER BY id"
             ))?;
-            let mut rows = stmt.query([project.as_str()])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(config_from_row(r)?);
-            }
-            Ok(out)
+            let rows = stmt.query([project.as_str()])?;
+            collect_rows(rows, config_from_row)
         })
         .await
     }
@@ -963,17 +970,13 @@ impl Store for SqliteStore {
                  AND (?3 IS NULL OR id < ?3) ORDER BY id DESC LIMIT ?4"
             );
             let mut stmt = c.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params![
+            let rows = stmt.query(params![
                 project.as_str(),
                 filter.status.map(|s| s.as_str()),
                 filter.before.map(|b| b.to_string()),
                 filter.limit as i64,
             ])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(job_from_row(r)?);
-            }
-            Ok(out)
+            collect_rows(rows, job_from_row)
         })
         .await
     }
@@ -1314,10 +1317,9 @@ impl Store for SqliteStore {
                 "SELECT seq, attempt, time, stream, level, message, data FROM events \
                  WHERE job_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3",
             )?;
-            let mut rows = stmt.query(params![id.to_string(), after as i64, limit as i64])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(Event {
+            let rows = stmt.query(params![id.to_string(), after as i64, limit as i64])?;
+            collect_rows(rows, |r| {
+                Ok(Event {
                     seq: r.get::<_, i64>(0)? as u64,
                     attempt: r.get(1)?,
                     time: r.get(2)?,
@@ -1328,9 +1330,8 @@ impl Store for SqliteStore {
                         .get::<_, Option<String>>(6)?
                         .map(|s| json(&s))
                         .transpose()?,
-                });
-            }
-            Ok(out)
+                })
+            })
         })
         .await
     }
@@ -1370,11 +1371,8 @@ impl Store for SqliteStore {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {VERSION_COLS} FROM table_versions WHERE project_id = ?1 AND table_id = ?2 ORDER BY version DESC"
             ))?;
-            let mut rows = stmt.query(params![project.as_str(), id.as_str()])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(version_from_row(r)?);
-            }
+            let rows = stmt.query(params![project.as_str(), id.as_str()])?;
+            let out = collect_rows(rows, version_from_row)?;
             if out.is_empty() {
                 return Err(StoreError::NotFound(format!("table {id}")));
             }
@@ -1461,7 +1459,7 @@ impl Store for SqliteStore {
                 )
             };
             let mut stmt = c.prepare_cached(&sql)?;
-            let mut rows = if tags.is_empty() {
+            let rows = if tags.is_empty() {
                 stmt.query(params![project.as_str(), limit as i64])?
             } else {
                 let mut uniq = tags.clone();
@@ -1469,11 +1467,7 @@ impl Store for SqliteStore {
                 uniq.dedup();
                 stmt.query(params![project.as_str(), limit as i64, strings_json(&uniq)])?
             };
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push(file_from_row(r)?);
-            }
-            Ok(out)
+            collect_rows(rows, file_from_row)
         })
         .await
     }
@@ -1489,12 +1483,10 @@ impl Store for SqliteStore {
     async fn count_by_status(&self) -> Result<Vec<(JobStatus, u64)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
-            let mut rows = stmt.query([])?;
-            let mut out = Vec::new();
-            while let Some(r) = rows.next()? {
-                out.push((parse(r.get(0)?)?, r.get::<_, i64>(1)? as u64));
-            }
-            Ok(out)
+            let rows = stmt.query([])?;
+            collect_rows(rows, |r| {
+                Ok((parse(r.get(0)?)?, r.get::<_, i64>(1)? as u64))
+            })
         })
         .await
     }
