@@ -27,6 +27,19 @@ pub fn draw(report: &Report, path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The series' labels, boxed in the lower right corner.
+fn legend<'a, CT: plotters::coord::CoordTranslate>(
+    chart: &mut ChartContext<'a, SVGBackend<'a>, CT>,
+) -> Result<(), Box<dyn std::error::Error>> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.8))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::LowerRight)
+        .draw()?;
+    Ok(())
+}
+
 type Area<'a> = DrawingArea<SVGBackend<'a>, plotters::coord::Shift>;
 
 fn latency_cdf(report: &Report, area: &Area<'_>) -> Result<(), Box<dyn std::error::Error>> {
@@ -63,13 +76,7 @@ fn latency_cdf(report: &Report, area: &Area<'_>) -> Result<(), Box<dyn std::erro
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });
     }
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    Ok(())
+    legend(&mut chart)
 }
 
 fn throughput(report: &Report, area: &Area<'_>) -> Result<(), Box<dyn std::error::Error>> {
@@ -120,11 +127,5 @@ fn throughput(report: &Report, area: &Area<'_>) -> Result<(), Box<dyn std::error
         ))?
         .label("docker run --rm, 8 at a time")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], RED.stroke_width(1)));
-    chart
-        .configure_series_labels()
-        .background_style(WHITE.mix(0.8))
-        .border_style(BLACK)
-        .position(SeriesLabelPosition::LowerRight)
-        .draw()?;
-    Ok(())
+    legend(&mut chart)
 }

@@ -14,6 +14,30 @@ fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
+const MIB: f64 = 1048576.0;
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / MIB
+}
+
+/// A memory figure against its limit: `below` is "<" or "≤".
+fn memory_row(figure: &str, bytes: u64, below: &str, limit_mib: u64) -> Row {
+    let limit = limit_mib << 20;
+    let met = if below == "<" {
+        bytes < limit
+    } else {
+        bytes <= limit
+    };
+    row(
+        figure,
+        format!("{:.1} MiB", mib(bytes)),
+        "-".into(),
+        None,
+        &format!("{below} {limit_mib} MiB"),
+        Some(met),
+    )
+}
+
 fn row(
     figure: &str,
     gantry: String,
@@ -479,14 +503,9 @@ pub fn logs(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         "none lost",
         Some(stored == lines),
     ));
-    report.rows.push(row(
-        "peak RSS while capturing",
-        format!("{:.1} MiB", peak as f64 / 1048576.0),
-        "-".into(),
-        None,
-        "< 256 MiB",
-        Some(peak < 256 << 20),
-    ));
+    report
+        .rows
+        .push(memory_row("peak RSS while capturing", peak, "<", 256));
 
     // A 300 MB flood through one job (default 16 MiB cap: the rest is dropped and counted).
     let flood: u64 = if args.quick { 300_000 } else { 3_000_000 };
@@ -506,11 +525,7 @@ pub fn logs(args: &Args, report: &mut Report) -> anyhow::Result<()> {
             "log flood of {} MB through one job (16 MiB cap)",
             flood / 10_000
         ),
-        format!(
-            "peak RSS {:.1} MiB, {:.1} s",
-            peak as f64 / 1048576.0,
-            took.as_secs_f64()
-        ),
+        format!("peak RSS {:.1} MiB, {:.1} s", mib(peak), took.as_secs_f64()),
         "-".into(),
         None,
         "peak RSS < 256 MiB",
@@ -554,14 +569,9 @@ pub fn memory(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let g = Gantry::start(&args.gantry, &["up", "--slots", "8"])?;
     std::thread::sleep(Duration::from_secs(2));
     let (idle, _) = g.memory();
-    report.rows.push(row(
-        "idle RSS of gantry up",
-        format!("{:.1} MiB", idle as f64 / 1048576.0),
-        "-".into(),
-        None,
-        "≤ 40 MiB",
-        Some(idle <= 40 << 20),
-    ));
+    report
+        .rows
+        .push(memory_row("idle RSS of gantry up", idle, "≤", 40));
     let spec = json!({"image": args.image, "command": ["sleep", "5"]});
     submit_many(&g, 8, &spec)?;
     std::thread::sleep(Duration::from_secs(3));
@@ -569,8 +579,8 @@ pub fn memory(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let per_job = (busy.saturating_sub(idle)) as f64 / 8.0;
     report.rows.push(row(
         "RSS per running job (8 running)",
-        format!("{:.2} MiB", per_job / 1048576.0),
-        format!("total {:.1} MiB", busy as f64 / 1048576.0),
+        format!("{:.2} MiB", per_job / MIB),
+        format!("total {:.1} MiB", mib(busy)),
         None,
         "-",
         None,
@@ -833,13 +843,11 @@ pub fn storage(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         "export after the incremental load has {lines} lines"
     );
     let (_, peak) = g.memory();
-    report.rows.push(row(
+    report.rows.push(memory_row(
         "peak RSS of gantry up through the storage figures",
-        format!("{:.0} MiB", peak as f64 / 1048576.0),
-        "-".into(),
-        None,
-        "< 512 MiB",
-        Some(peak < 512 << 20),
+        peak,
+        "<",
+        512,
     ));
     Ok(())
 }
