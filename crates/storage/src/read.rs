@@ -253,8 +253,7 @@ pub enum Staged {
 impl Storage {
     /// Writes a plain, unfiltered table to `dest` without parsing it: a hard
     /// link to the stored object when that object is the whole answer (one
-    /// segment that starts with its header, readable by all, on the same
-    /// filesystem), else kernel copies (the header, then each segment's
+    /// segment that starts with its header, on the same filesystem), else kernel copies (the header, then each segment's
     /// rows). `None` when the table or the object store does not allow it;
     /// the caller then streams. Whatever was at `dest` is removed first, so a
     /// link there is never written through.
@@ -280,11 +279,11 @@ impl Storage {
         let dest = dest.to_path_buf();
         let staged = tokio::task::spawn_blocking(move || -> std::io::Result<Staged> {
             use std::io::{Seek, Write};
-            use std::os::unix::fs::PermissionsExt;
             remove_if_any(&dest)?;
+            // Objects with a header are written read-only, readable by all
+            // (`sink`); older ones are rows alone and never linked.
             if let [(object, header)] = files.as_slice() {
-                let readable = std::fs::metadata(object)?.permissions().mode() & 0o004 != 0;
-                if *header > 0 && readable && std::fs::hard_link(object, &dest).is_ok() {
+                if *header > 0 && std::fs::hard_link(object, &dest).is_ok() {
                     return Ok(Staged::Linked);
                 }
             }
