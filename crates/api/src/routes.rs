@@ -293,8 +293,24 @@ struct Follow {
     done: bool,
 }
 
+impl Follow {
+    /// Ends the stream with an `event: error` instead of closing it silently:
+    /// a follower must be able to tell a store failure from a finished job.
+    /// The body is generic (like a 5xx); the chain goes to the server's log.
+    fn fail(&mut self, e: &gantry_store::StoreError) {
+        tracing::error!(job = %self.id, error = %e, "log stream stopped: the store failed");
+        let body = serde_json::json!({
+            "error": {"code": "internal", "message": "the log stream stopped: the store failed; reconnect to resume"}
+        });
+        self.pending
+            .push_back(SseEvent::default().event("error").data(body.to_string()));
+        self.done = true;
+    }
+}
+
 /// Server-sent events: every stored event (`event: log`), live, then one
-/// `event: end` carrying the job once it has ended.
+/// `event: end` carrying the job once it has ended, or one `event: error`
+/// if the store fails while following.
 fn follow(
     store: Arc<dyn Store>,
     project: ProjectId,
@@ -319,11 +335,13 @@ fn follow(
             if f.done {
                 return None;
             }
-            let events = f
-                .store
-                .list_events(&f.project, f.id, f.after, 1000)
-                .await
-                .ok()?;
+            let events = match f.store.list_events(&f.project, f.id, f.after, 1000).await {
+                Ok(events) => events,
+                Err(e) => {
+                    f.fail(&e);
+                    continue;
+                }
+            };
             if !events.is_empty() {
                 f.after = events.last().map_or(f.after, |e| e.seq);
                 for e in events {
@@ -338,15 +356,23 @@ fn follow(
                 }
                 continue;
             }
-            let job = f.store.get_job(&f.project, f.id).await.ok()?;
+            let job = match f.store.get_job(&f.project, f.id).await {
+                Ok(job) => job,
+                Err(e) => {
+                    f.fail(&e);
+                    continue;
+                }
+            };
             if job.status.is_terminal() {
                 // Events are committed before the final status, but one batch
                 // may have landed between the two reads above.
-                let late = f
-                    .store
-                    .list_events(&f.project, f.id, f.after, 1)
-                    .await
-                    .ok()?;
+                let late = match f.store.list_events(&f.project, f.id, f.after, 1).await {
+                    Ok(late) => late,
+                    Err(e) => {
+                        f.fail(&e);
+                        continue;
+                    }
+                };
                 if late.is_empty() {
                     let data = serde_json::to_string(&JobView::from(job)).unwrap_or_default();
                     f.pending

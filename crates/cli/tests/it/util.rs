@@ -33,11 +33,18 @@ pub fn ensure_images() {
     });
 }
 
+/// Runs the Docker CLI and fails the test when it fails: a look-up that
+/// errors must not read as "nothing found".
 pub fn docker(args: &[&str]) -> String {
     let out = Command::new("docker")
         .args(args)
         .output()
         .expect("docker cli");
+    assert!(
+        out.status.success(),
+        "docker {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
@@ -399,9 +406,13 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Fails naming the file if any file below `dir` holds `needle` in clear.
+/// Fails too when there is nothing to read or a file cannot be read, so it
+/// never passes vacuously.
 pub fn assert_in_no_file(dir: &Path, needle: &str) {
-    for f in files_under(dir) {
-        let bytes = std::fs::read(&f).unwrap_or_default();
+    let files = files_under(dir);
+    assert!(!files.is_empty(), "no file below {}", dir.display());
+    for f in files {
+        let bytes = std::fs::read(&f).unwrap_or_else(|e| panic!("read {}: {e}", f.display()));
         assert!(
             !bytes.windows(needle.len()).any(|w| w == needle.as_bytes()),
             "{} holds {needle:?} in clear",

@@ -3,7 +3,7 @@
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::{ConfigId, ErrorKind, JobStatus, ProjectId};
-use gantry_store::{Change, Finish, JobFilter, NewJob, SqliteStore, Store};
+use gantry_store::{Change, Finish, JobFilter, NewJob, SqliteStore, Store, StoreError};
 use serde_json::json;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -231,8 +231,14 @@ async fn events_are_numbered_and_changes_announced() {
     assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
     // Another project sees nothing.
     let other: ProjectId = "other".parse().expect("p");
-    assert!(store.list_events(&other, id, 0, 10).await.is_err());
-    assert!(store.get_job(&other, id).await.is_err());
+    assert!(matches!(
+        store.list_events(&other, id, 0, 10).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(matches!(
+        store.get_job(&other, id).await,
+        Err(StoreError::NotFound(_))
+    ));
 
     // Cancel: queued at once, running flagged.
     let cancelled = store.request_cancel(&project(), id).await.expect("cancel");
