@@ -9,6 +9,10 @@ command -v docker-registry >/dev/null 2>&1 || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
 }
 bash scripts/images.sh
+# Prometheus's promtool checks the /metrics exposition.
+command -v promtool >/dev/null 2>&1 || {
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
+}
 # An S3-compatible server (moto, from PyPI) for the object-store tests.
 moto=/var/tmp/gantry-moto/bin/moto_server
 if [ ! -x "$moto" ]; then

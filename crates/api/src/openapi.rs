@@ -85,7 +85,7 @@ pub fn document() -> Value {
             "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI"}}}},
             "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Store writable and container engine reachable", "security": [], "responses": {"200": {"description": "ready"}, "503": {"$ref": "#/components/responses/Error"}}}},
-            "/metrics": {"get": {"summary": "Prometheus metrics", "security": [], "responses": {"200": {"description": "text exposition"}}}}
+            "/metrics": {"get": {"summary": "Prometheus metrics (admin token)", "responses": {"200": {"description": "Prometheus text exposition format 0.0.4"}, "401": {"description": "no or bad token"}, "403": {"description": "not an admin token"}}}}
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},

@@ -85,7 +85,41 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::storage_routes::routes())
         .merge(crate::admin_routes::routes())
         .fallback(|| async { ApiError::not_found("route") })
+        .layer(axum::middleware::from_fn(count_request))
         .with_state(state)
+}
+
+/// The metrics endpoint alone, for a `gantry worker` process that serves no
+/// API: its own slots and timings plus the store's figures.
+pub fn metrics_app(store: Arc<dyn Store>) -> Router {
+    Router::new()
+        .route("/metrics", get(store_metrics))
+        .fallback(|| async { ApiError::not_found("route") })
+        .with_state(store)
+}
+
+async fn store_metrics(State(store): State<Arc<dyn Store>>) -> Result<Response, ApiError> {
+    render_metrics(store.as_ref()).await
+}
+
+/// Counts every request by its route template (never the raw path, so ids
+/// do not become label values) and times it to the response head.
+async fn count_request(req: Request, next: axum::middleware::Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or("unmatched", |m| m.as_str())
+        .to_owned();
+    let method = req.method().as_str().to_owned();
+    let started = std::time::Instant::now();
+    let resp = next.run(req).await;
+    gantry_metrics::global().http_request(
+        &route,
+        &method,
+        resp.status().as_u16(),
+        started.elapsed(),
+    );
+    resp
 }
 
 fn job_id(s: &str) -> Result<JobId, ApiError> {
@@ -497,12 +531,61 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     Err(ApiError::unavailable(why.join("; ")))
 }
 
-async fn metrics(State(s): State<AppState>) -> Result<Response, ApiError> {
-    let counts = s.store.count_by_status().await?;
-    let mut out = String::from("# HELP gantry_jobs Jobs by status.\n# TYPE gantry_jobs gauge\n");
-    for st in JobStatus::ALL {
-        let n = counts.iter().find(|(s, _)| *s == st).map_or(0, |(_, n)| *n);
-        out.push_str(&format!("gantry_jobs{{status=\"{}\"}} {n}\n", st.as_str()));
+/// Prometheus metrics: what this process recorded (its worker, its HTTP
+/// requests) plus the store's figures, read now (every process sharing the
+/// store answers the same for those).
+/// Admin only: the figures name every project, and no other token may learn
+/// another project's name.
+async fn metrics(State(s): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
+    if !p.admin {
+        return Err(ApiError::forbidden(
+            "metrics name every project; scraping them needs an admin token",
+        ));
     }
-    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+    render_metrics(s.store.as_ref()).await
+}
+
+async fn render_metrics(store: &dyn Store) -> Result<Response, ApiError> {
+    let f = store.figures().await?;
+    let m = gantry_metrics::global();
+    let by_status: Vec<(&str, i64)> = JobStatus::ALL
+        .iter()
+        .map(|st| {
+            let n = f
+                .by_status
+                .iter()
+                .find(|(s, _)| s == st)
+                .map_or(0, |(_, n)| *n);
+            (st.as_str(), n as i64)
+        })
+        .collect();
+    m.set_jobs(&by_status);
+    m.set_queue(
+        &f.queues
+            .iter()
+            .map(|q| gantry_metrics::QueueFigures {
+                project: q.project.to_string(),
+                queued: q.queued as i64,
+                running: q.running as i64,
+                oldest_due_age: Duration::from_millis(q.oldest_due_ms),
+            })
+            .collect::<Vec<_>>(),
+    );
+    m.set_storage(
+        &f.storage
+            .iter()
+            .map(|st| gantry_metrics::StorageFigures {
+                project: st.project.to_string(),
+                table_bytes: st.table_bytes as i64,
+                file_bytes: st.file_bytes as i64,
+                table_versions: st.table_versions as i64,
+                files: st.files as i64,
+            })
+            .collect::<Vec<_>>(),
+    );
+    Ok((
+        [(header::CONTENT_TYPE, gantry_metrics::CONTENT_TYPE)],
+        m.render(),
+    )
+        .into_response())
 }

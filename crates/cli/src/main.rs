@@ -122,6 +122,11 @@ enum Command {
     Worker {
         #[command(flatten)]
         worker: WorkerArgs,
+        /// Serve this worker's Prometheus metrics (GET /metrics: its slots,
+        /// job timings and log volume, plus the store's queue figures) on
+        /// this address, e.g. 127.0.0.1:9420. Off unless given.
+        #[arg(long, env = "GANTRY_METRICS_LISTEN")]
+        metrics_listen: Option<std::net::SocketAddr>,
     },
     /// Run one job locally against a data folder, without a server. The same
     /// container, limits and data folder as production; the exit code follows
@@ -202,7 +207,10 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
         Command::Up { listen, worker } => serve::up(&g, listen.listen, worker).await.map(|_| 0),
         Command::Server { listen } => serve::server(&g, listen.listen).await.map(|_| 0),
-        Command::Worker { worker } => serve::worker(&g, worker).await.map(|_| 0),
+        Command::Worker {
+            worker,
+            metrics_listen,
+        } => serve::worker(&g, worker, metrics_listen).await.map(|_| 0),
         Command::Run {
             spec,
             data,

@@ -196,13 +196,39 @@ pub async fn server(g: &Global, listen: SocketAddr) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn worker(g: &Global, args: WorkerArgs) -> anyhow::Result<()> {
+pub async fn worker(
+    g: &Global,
+    args: WorkerArgs,
+    metrics_listen: Option<SocketAddr>,
+) -> anyhow::Result<()> {
     let o = open(g).await?;
     let runtime = connect_engine().await?;
     let worker = make_worker(&o, &args, runtime).await?;
-    worker
-        .run(shutdown_on_signals())
-        .await
-        .context("the worker failed")?;
+    let metrics_stop = CancellationToken::new();
+    let metrics = match metrics_listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr} for metrics"))?;
+            eprintln!(
+                "Gantry worker metrics on http://{}/metrics",
+                listener.local_addr()?
+            );
+            let router = gantry_api::metrics_app(o.store.clone());
+            let stop = metrics_stop.clone();
+            Some(tokio::spawn(async move {
+                let _ = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await;
+            }))
+        }
+        None => None,
+    };
+    let ran = worker.run(shutdown_on_signals()).await;
+    metrics_stop.cancel();
+    if let Some(m) = metrics {
+        let _ = m.await;
+    }
+    ran.context("the worker failed")?;
     Ok(())
 }

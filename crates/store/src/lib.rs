@@ -148,6 +148,8 @@ pub trait Store: Send + Sync + 'static {
     // ---- health
     async fn check_writable(&self) -> Result<()>;
     async fn count_by_status(&self) -> Result<Vec<(JobStatus, u64)>>;
+    /// Queue and Storage figures for metrics, read in one snapshot.
+    async fn figures(&self) -> Result<StoreFigures>;
 
     /// Changes committed from now on (in this process).
     fn subscribe(&self) -> broadcast::Receiver<Change>;

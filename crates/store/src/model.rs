@@ -262,3 +262,32 @@ pub struct Outputs {
     pub tables: Vec<TableWrite>,
     pub files: Vec<NewFile>,
 }
+
+/// One project's queue, for metrics.
+#[derive(Clone, Debug)]
+pub struct QueueStat {
+    pub project: ProjectId,
+    pub queued: u64,
+    pub running: u64,
+    /// How long the oldest due queued job has been due, in ms (0 when none).
+    pub oldest_due_ms: u64,
+}
+
+/// One project's Storage use, for metrics.
+#[derive(Clone, Debug)]
+pub struct StorageStat {
+    pub project: ProjectId,
+    /// Bytes of every table's current version.
+    pub table_bytes: u64,
+    pub table_versions: u64,
+    pub file_bytes: u64,
+    pub files: u64,
+}
+
+/// What `/metrics` reads from the store at scrape time, in one snapshot.
+#[derive(Clone, Debug, Default)]
+pub struct StoreFigures {
+    pub by_status: Vec<(JobStatus, u64)>,
+    pub queues: Vec<QueueStat>,
+    pub storage: Vec<StorageStat>,
+}

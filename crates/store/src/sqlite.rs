@@ -1491,6 +1491,69 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn figures(&self) -> Result<StoreFigures> {
+        self.read(|c| {
+            let tx = c.unchecked_transaction()?;
+            let by_status = {
+                let mut stmt =
+                    tx.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
+                let rows = stmt.query([])?;
+                collect_rows(rows, |r| {
+                    Ok((parse(r.get(0)?)?, r.get::<_, i64>(1)? as u64))
+                })?
+            };
+            let queues = {
+                let mut stmt = tx.prepare_cached(&format!(
+                    "SELECT project_id,
+                            SUM(status = 'queued'),
+                            SUM(status = 'running'),
+                            COALESCE(MAX(CASE WHEN status = 'queued' AND run_after <= {NOW}
+                                         THEN {NOW} - run_after END), 0)
+                     FROM jobs WHERE status IN ('queued', 'running')
+                     GROUP BY project_id"
+                ))?;
+                let rows = stmt.query([])?;
+                collect_rows(rows, |r| {
+                    Ok(QueueStat {
+                        project: parse(r.get(0)?)?,
+                        queued: r.get::<_, i64>(1)? as u64,
+                        running: r.get::<_, i64>(2)? as u64,
+                        oldest_due_ms: r.get::<_, i64>(3)?.max(0) as u64,
+                    })
+                })?
+            };
+            let storage = {
+                let mut stmt = tx.prepare_cached(
+                    "SELECT p.id,
+                            (SELECT COALESCE(SUM(v.bytes), 0) FROM storage_tables t
+                               JOIN table_versions v ON v.project_id = t.project_id
+                                AND v.table_id = t.id AND v.version = t.version
+                              WHERE t.project_id = p.id),
+                            (SELECT COUNT(*) FROM table_versions v WHERE v.project_id = p.id),
+                            (SELECT COALESCE(SUM(size), 0) FROM files f WHERE f.project_id = p.id),
+                            (SELECT COUNT(*) FROM files f WHERE f.project_id = p.id)
+                     FROM projects p ORDER BY p.id",
+                )?;
+                let rows = stmt.query([])?;
+                collect_rows(rows, |r| {
+                    Ok(StorageStat {
+                        project: parse(r.get(0)?)?,
+                        table_bytes: r.get::<_, i64>(1)? as u64,
+                        table_versions: r.get::<_, i64>(2)? as u64,
+                        file_bytes: r.get::<_, i64>(3)? as u64,
+                        files: r.get::<_, i64>(4)? as u64,
+                    })
+                })?
+            };
+            Ok(StoreFigures {
+                by_status,
+                queues,
+                storage,
+            })
+        })
+        .await
+    }
+
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }

@@ -8,6 +8,7 @@ use gantry_core::events::{LogLine, Redactor};
 use gantry_core::job::{classify, ContainerEnd, Outcome};
 use gantry_core::spec::secret_values;
 use gantry_core::{ErrorKind, PullPolicy, Spec};
+use gantry_metrics::Phase;
 use gantry_runtime::{ContainerRuntime, ContainerSpec, RuntimeError};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -148,7 +149,10 @@ async fn ensure_image(
     let progress = move |line: String| {
         let _ = tx.try_send(LogLine::system("info", format!("pull: {line}")));
     };
-    match rt.pull(image, &progress).await {
+    let pulling = std::time::Instant::now();
+    let pulled = rt.pull(image, &progress).await;
+    gantry_metrics::global().observe(Phase::ImagePull, pulling.elapsed());
+    match pulled {
         Ok(()) => {}
         Err(e @ (RuntimeError::ImageNotFound(_) | RuntimeError::PullFailed { .. })) => {
             return Err(Outcome::failed(
@@ -212,6 +216,7 @@ pub async fn run_attempt(
         );
     }
     let cspec = plan.container_spec();
+    let creating = std::time::Instant::now();
     let id = match rt.create(&cspec).await {
         Ok(id) => id,
         Err(RuntimeError::ImageNotFound(m)) => {
@@ -241,7 +246,7 @@ pub async fn run_attempt(
             return report(infra(e), Some(digest));
         }
     };
-    let end = supervise(rt, plan, &id, events, cancel, abort).await;
+    let end = supervise(rt, plan, &id, events, cancel, abort, creating).await;
     if let Err(e) = rt.remove(&id).await {
         tracing::warn!(container = %id, error = %e, "cannot remove a job container; the sweep will retry");
     }
@@ -285,6 +290,7 @@ async fn supervise(
     events: mpsc::Sender<LogLine>,
     cancel: CancellationToken,
     abort: CancellationToken,
+    creating: std::time::Instant,
 ) -> Supervised {
     let mut output = match rt.attach(id).await {
         Ok(s) => s,
@@ -319,6 +325,9 @@ async fn supervise(
         });
     }
 
+    let metrics = gantry_metrics::global();
+    metrics.observe(Phase::ContainerStart, creating.elapsed());
+    let running = std::time::Instant::now();
     let mut end = ContainerEnd::default();
     let timeout = tokio::time::sleep(plan.spec.limits.timeout);
     tokio::pin!(timeout);
@@ -336,6 +345,7 @@ async fn supervise(
         pump.abort();
         return Supervised::Failed(infra(e));
     }
+    metrics.observe(Phase::Run, running.elapsed());
     let tail = match tokio::time::timeout(DRAIN_TIMEOUT, pump).await {
         Ok(Ok(tail)) => tail,
         _ => String::new(),

@@ -16,6 +16,7 @@ pub struct LogPipeline {
     redactor: Redactor,
     cap: u64,
     stored: u64,
+    stored_lines: u64,
     dropped_bytes: u64,
     dropped_lines: u64,
     stdout: LineSplitter,
@@ -31,6 +32,7 @@ impl LogPipeline {
             redactor,
             cap,
             stored: 0,
+            stored_lines: 0,
             dropped_bytes: 0,
             dropped_lines: 0,
             stdout: LineSplitter::new(MAX_LINE),
@@ -67,6 +69,7 @@ impl LogPipeline {
             return;
         }
         self.stored += cost;
+        self.stored_lines += 1;
         // A closed receiver means nobody stores events any more; keep draining.
         let _ = self.out.send(parse_line(stream, text)).await;
     }
@@ -86,6 +89,10 @@ impl LogPipeline {
         for (s, l) in rest {
             self.line(s, &l).await;
         }
+        // Counted once per attempt, when its output ends.
+        let metrics = gantry_metrics::global();
+        metrics.log_captured(self.stored_lines, self.stored);
+        metrics.log_dropped(self.dropped_lines, self.dropped_bytes);
         if self.dropped_lines > 0 {
             let msg = format!(
                 "output past the log cap of {} was dropped: {} lines, {} bytes",

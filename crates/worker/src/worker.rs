@@ -6,6 +6,7 @@ use crate::{datadir, labels};
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::{ErrorKind, JobId, Spec};
+use gantry_metrics::Phase;
 use gantry_runtime::ContainerRuntime;
 use gantry_storage::{Collected, Storage, StorageError};
 use gantry_store::{AttemptInfo, Change, ClaimedJob, Finish, Store};
@@ -111,6 +112,7 @@ impl Worker {
             tracing::info!("the container engine answers again; claiming jobs");
         }
         self.engine_up.store(up, Ordering::Relaxed);
+        gantry_metrics::global().set_worker_up(&self.cfg.id, up);
         up
     }
 
@@ -139,6 +141,9 @@ impl Worker {
         let upkeep_stop = CancellationToken::new();
         let upkeep = tokio::spawn(self.clone().upkeep(upkeep_stop.clone()));
         tracing::info!(worker = %self.cfg.id, slots = self.cfg.slots, "worker started");
+        self.publish_slots();
+        gantry_metrics::global()
+            .set_worker_up(&self.cfg.id, self.engine_up.load(Ordering::Relaxed));
 
         let mut wait_for = Duration::ZERO;
         loop {
@@ -300,9 +305,23 @@ impl Worker {
         }
     }
 
+    /// Publishes this worker's running jobs and free slots.
+    fn publish_slots(&self) {
+        let running = self.running.lock().map_or(0, |m| m.len());
+        gantry_metrics::global().set_slots(&self.cfg.id, running, self.cfg.slots);
+    }
+
     async fn run_job(self, claimed: ClaimedJob, running: Running) {
         let job = &claimed.job;
         let (id, attempt) = (job.id, job.attempt);
+        let metrics = gantry_metrics::global();
+        metrics.job_started(job.project.as_str());
+        if let (1, Some(started)) = (attempt, job.started_at) {
+            // Both times come from the database's clock.
+            let waited = (started - job.queued_at).max(0) as u64;
+            metrics.observe(Phase::QueueWait, Duration::from_millis(waited));
+        }
+        self.publish_slots();
 
         let (tx, rx) = mpsc::channel::<LogLine>(1024);
         let writer = tokio::spawn(write_events(self.store.clone(), id, attempt, rx));
@@ -372,6 +391,7 @@ impl Worker {
                 drop(tx);
                 let _ = writer.await;
                 crate::fault::point("before-commit");
+                let committing = std::time::Instant::now();
                 let finish = self
                     .store
                     .finish_attempt(
@@ -384,6 +404,11 @@ impl Worker {
                     )
                     .await;
                 crate::fault::point("after-commit");
+                metrics.observe(Phase::OutputCommit, committing.elapsed());
+                if let Ok(Finish::Done(status)) = &finish {
+                    let kind = outcome.error.as_ref().map_or("", |e| e.kind.as_str());
+                    metrics.job_finished(job.project.as_str(), status.as_str(), kind);
+                }
                 if matches!(finish, Ok(Finish::Stale) | Err(_)) {
                     // Nothing was committed: the objects written for it are garbage.
                     self.storage.discard(&collected).await;
@@ -411,6 +436,7 @@ impl Worker {
         if let Ok(mut m) = self.running.lock() {
             m.remove(&id);
         }
+        self.publish_slots();
     }
 
     /// Lays out the data folder, stages inputs, runs the container.

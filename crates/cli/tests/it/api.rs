@@ -13,7 +13,8 @@ async fn requests_need_a_valid_token() {
     let mut wrong = g.client();
     wrong.token = Some("gty_not_a_real_token".into());
     assert_eq!(wrong.get("/v1/jobs").await.0, 401);
-    // Health, readiness, metrics and the document need no token.
+    // Health, readiness and the document need no token; metrics need one.
+    assert_eq!(anon.get("/metrics").await.0, 401);
     assert_eq!(anon.get("/healthz").await.0, 200);
     let (status, ready) = anon.get("/readyz").await;
     assert_eq!(status, 200, "{ready}");

@@ -10,6 +10,7 @@ mod keboola;
 mod lifecycle;
 mod limits;
 mod logs;
+mod metrics;
 mod run;
 mod storage;
 mod tenancy;

@@ -133,8 +133,10 @@ async fn tokens_of_one_project_cannot_see_or_name_another() {
     let (s, body) = acme.get("/v1/projects/acme").await;
     assert_eq!((s, body["id"].clone()), (200, json!("acme")));
 
-    // Managing projects and tokens needs an admin token.
+    // Managing projects and tokens, and metrics (they name every project),
+    // need an admin token.
     for (method, path, body) in [
+        (Method::GET, "/metrics", None),
         (Method::GET, "/v1/projects", None),
         (Method::POST, "/v1/projects", Some(json!({"id": "evil"}))),
         (
