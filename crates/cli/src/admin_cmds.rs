@@ -73,7 +73,7 @@ fn allow_text(v: &Value) -> String {
     }
 }
 
-const PROJECT_HEADERS: [&str; 3] = ["id", "allow", "created"];
+const PROJECT_HEADERS: [&str; 3] = ["ID", "ALLOW", "CREATED"];
 
 fn project_rows(list: &[Value]) -> Vec<Vec<String>> {
     list.iter()
@@ -151,7 +151,7 @@ fn token_rows(list: &[Value]) -> Vec<Vec<String>> {
         .collect()
 }
 
-const TOKEN_HEADERS: [&str; 5] = ["id", "project", "admin", "description", "created"];
+const TOKEN_HEADERS: [&str; 5] = ["ID", "PROJECT", "ADMIN", "DESCRIPTION", "CREATED"];
 
 pub async fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<u8> {
     let client = Client::new(g)?;

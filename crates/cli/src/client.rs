@@ -86,9 +86,21 @@ impl Client {
         ApiFailure { code, message }.into()
     }
 
+    /// Names the URL, the underlying cause (refused, timed out, no such
+    /// host) and how to get a server there.
     fn unreachable(&self, e: reqwest::Error) -> anyhow::Error {
+        let mut cause: &dyn std::error::Error = &e;
+        while let Some(next) = cause.source() {
+            cause = next;
+        }
+        let why = if e.is_timeout() {
+            "timed out".to_string()
+        } else {
+            cause.to_string()
+        };
         anyhow!(
-            "cannot reach Gantry at {}: {e} (is `gantry up` running? set --server or GANTRY_URL)",
+            "cannot reach Gantry at {} ({why}). Start one there with `gantry up` (API and worker on \
+             this machine) or `gantry server`, or point --server / GANTRY_URL at a running server",
             self.base
         )
     }

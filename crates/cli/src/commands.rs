@@ -49,22 +49,15 @@ pub enum JobsCommand {
 #[derive(Subcommand)]
 pub enum ConfigsCommand {
     /// Store a spec as a named configuration.
-    Create {
-        id: String,
-        spec: PathBuf,
-    },
+    Create { id: String, spec: PathBuf },
     /// Replace a configuration's spec (its state is kept).
-    Update {
-        id: String,
-        spec: PathBuf,
-    },
+    Update { id: String, spec: PathBuf },
+    /// List the project's configurations (id, image, version, last update).
     List,
-    Show {
-        id: String,
-    },
-    Delete {
-        id: String,
-    },
+    /// Show a configuration: its spec (secrets sealed) and version.
+    Show { id: String },
+    /// Delete a configuration and its state (its past jobs are kept).
+    Delete { id: String },
     /// Run a configuration as a job.
     Run {
         id: String,
@@ -74,9 +67,7 @@ pub enum ConfigsCommand {
         follow: bool,
     },
     /// Print the state saved by the configuration's last successful job.
-    State {
-        id: String,
-    },
+    State { id: String },
 }
 
 /// Reads and validates a spec file (YAML or JSON) with the same rules the
