@@ -5,6 +5,7 @@
 mod admin_cmds;
 mod client;
 mod commands;
+mod config;
 mod exit;
 mod home;
 mod output;
@@ -59,6 +60,25 @@ struct Global {
     /// Default: $GANTRY_HOME/objects.
     #[arg(long, global = true, env = "GANTRY_STORAGE_URL")]
     storage_url: Option<String>,
+    /// A gantry.toml holding settings: each key is a flag's long name
+    /// (`shutdown_grace = "1m"`); the environment and flags override it.
+    #[arg(long, global = true, env = "GANTRY_CONFIG")]
+    config: Option<PathBuf>,
+    /// Gantry's own log lines (on stderr): plain text or one JSON object a line.
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "GANTRY_LOG_FORMAT",
+        default_value = "text"
+    )]
+    log_format: LogFormat,
+}
+
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -161,15 +181,34 @@ enum Command {
     /// API tokens of projects: create, list, revoke (admin token).
     #[command(subcommand)]
     Tokens(admin_cmds::TokensCommand),
+    /// The configuration file and the effective settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every server and worker setting in effect (from --config /
+    /// GANTRY_CONFIG, the environment, or the default), with where each
+    /// came from; secrets are shown as [hidden].
+    Show,
 }
 
 fn main() -> ExitCode {
+    // Before clap reads the environment, and before any thread starts.
+    let from_file = match config::load(&std::env::args_os().collect::<Vec<_>>()) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("gantry: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
     let cli = Cli::parse();
     let server_mode = matches!(
         cli.command,
         Command::Up { .. } | Command::Server { .. } | Command::Worker { .. }
     );
-    init_tracing(server_mode);
+    init_tracing(server_mode, cli.global.log_format);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .max_blocking_threads(16)
@@ -182,7 +221,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match runtime.block_on(dispatch(cli)) {
+    match runtime.block_on(dispatch(cli, from_file)) {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
             eprintln!("gantry: {e:#}");
@@ -191,20 +230,48 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_tracing(server_mode: bool) {
+fn init_tracing(server_mode: bool, format: LogFormat) {
     let default = if server_mode { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
+    let fmt = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .init();
+        .with_target(false);
+    match format {
+        LogFormat::Text => fmt.init(),
+        LogFormat::Json => fmt.json().flatten_event(true).init(),
+    }
 }
 
-async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
     let g = cli.global;
     match cli.command {
+        Command::Config(ConfigCommand::Show) => {
+            let settings = config::effective(&from_file)?;
+            match g.output {
+                OutputFormat::Json => {
+                    let v: serde_json::Map<String, serde_json::Value> = settings
+                        .into_iter()
+                        .map(|s| {
+                            (
+                                s.key,
+                                serde_json::json!({"value": s.value, "source": s.source}),
+                            )
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&v)?);
+                }
+                OutputFormat::Table => output::table(
+                    &["KEY", "VALUE", "SOURCE"],
+                    &settings
+                        .into_iter()
+                        .map(|s| vec![s.key, s.value, s.source])
+                        .collect::<Vec<_>>(),
+                ),
+            }
+            Ok(0)
+        }
         Command::Up { listen, worker } => serve::up(&g, listen.listen, worker).await.map(|_| 0),
         Command::Server { listen } => serve::server(&g, listen.listen).await.map(|_| 0),
         Command::Worker {

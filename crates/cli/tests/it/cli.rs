@@ -84,3 +84,115 @@ fn table_headers_are_upper_case_everywhere() {
         );
     }
 }
+
+#[test]
+fn a_config_file_sets_what_the_environment_and_flags_do_not() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let home = dir.path().join("home");
+    let file = dir.path().join("gantry.toml");
+    std::fs::write(
+        &file,
+        format!(
+            "home = {home:?}\nlisten = \"127.0.0.1:0\"\nslots = 3\nshutdown_grace = \"5s\"\nlog_cap = \"2m\"\ntoken = \"gty_very_secret\"\nstorage_url = \"s3://u:pw@host/b\"\n"
+        ),
+    )
+    .expect("write");
+    let show = |extra: &[&str]| {
+        let mut args = vec!["config", "show", "--output", "json"];
+        args.extend_from_slice(extra);
+        let o = Command::new(bin())
+            .args(&args)
+            .env("GANTRY_CONFIG", &file)
+            .env("GANTRY_SLOTS", "5")
+            .env_remove("GANTRY_HOME")
+            .env_remove("GANTRY_TOKEN")
+            .output()
+            .expect("gantry");
+        assert!(o.status.success(), "{}", stderr(&o));
+        serde_json::from_str::<serde_json::Value>(&stdout(&o)).expect("json")
+    };
+    let v = show(&[]);
+    let from_file = format!("file {}", file.display());
+    assert_eq!(v["listen"]["source"], from_file.as_str(), "{v}");
+    assert_eq!(v["shutdown_grace"]["value"], "5s");
+    assert_eq!(v["slots"]["value"], "5", "the environment beats the file");
+    assert_eq!(v["slots"]["source"], "environment GANTRY_SLOTS");
+    assert_eq!(v["max_output_files"]["source"], "default");
+    assert_eq!(v["token"]["value"], "[hidden]");
+    assert_eq!(v["storage_url"]["value"], "s3://u:[hidden]@host/b");
+    let text = v.to_string();
+    assert!(
+        !text.contains("gty_very_secret") && !text.contains("pw@"),
+        "{text}"
+    );
+
+    // `gantry up` with that file: its home and address come from the file
+    // (the default would be ./.gantry and 127.0.0.1:8420).
+    let mut child = Command::new(bin())
+        .args(["up", "--config", file.to_str().expect("path")])
+        .env_remove("GANTRY_HOME")
+        .env_remove("GANTRY_LISTEN")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("up");
+    let err = child.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(err).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let listening = loop {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("gantry up starts");
+        if let Some(addr) = line.strip_prefix("Gantry API listening on ") {
+            break addr.to_string();
+        }
+    };
+    assert!(!listening.ends_with(":8420"), "{listening}");
+    assert!(
+        home.join("gantry.db").exists(),
+        "the home named in the file is used"
+    );
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+
+    // An unknown key is an error naming it; nothing starts.
+    std::fs::write(&file, "slotz = 3\n").expect("write");
+    let o = Command::new(bin())
+        .args(["up", "--config", file.to_str().expect("path")])
+        .output()
+        .expect("up");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(stderr(&o).contains("unknown key `slotz`"), "{}", stderr(&o));
+}
+
+#[test]
+fn gantry_logs_json_lines_with_log_format_json() {
+    let mut g = Gantry::up(&["--log-format", "json"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let line = loop {
+        let found = g
+            .log
+            .lock()
+            .expect("log")
+            .iter()
+            .find(|l| l.contains("worker started"))
+            .cloned();
+        if let Some(l) = found {
+            break l;
+        }
+        assert!(std::time::Instant::now() < deadline, "{:?}", g.log.lock());
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let v: serde_json::Value = serde_json::from_str(&line).expect("a JSON line");
+    assert_eq!(v["message"], "worker started", "{v}");
+    assert_eq!(v["level"], "INFO");
+    assert!(v["worker"].is_string() && v["timestamp"].is_string(), "{v}");
+    g.stop_with("TERM", std::time::Duration::from_secs(20));
+}
