@@ -9,10 +9,14 @@ command -v docker-registry >/dev/null 2>&1 || {
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry >/dev/null
 }
 bash scripts/images.sh
-# Prometheus's promtool checks the /metrics exposition.
-command -v promtool >/dev/null 2>&1 || {
-  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq prometheus >/dev/null
-}
+# Prometheus's promtool checks the /metrics exposition; rsyslog receives
+# shipped logs.
+need=()
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 # An S3-compatible server (moto, from PyPI) for the object-store tests.
 moto=/var/tmp/gantry-moto/bin/moto_server
 if [ ! -x "$moto" ]; then

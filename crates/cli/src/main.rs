@@ -73,6 +73,13 @@ struct Global {
         default_value = "text"
     )]
     log_format: LogFormat,
+    /// Servers and workers: forward job events and Gantry's own log lines
+    /// to these receivers (comma-separated): gelf+udp://IP:PORT,
+    /// gelf+tcp://IP:PORT, syslog+udp://IP:PORT (RFC 5424),
+    /// syslog+tcp://IP:PORT (RFC 5424, octet-counted). Never blocks a job:
+    /// what a receiver cannot take is dropped and counted.
+    #[arg(long, global = true, env = "GANTRY_LOG_SHIP", value_delimiter = ',')]
+    log_ship: Vec<gantry_logship::Target>,
 }
 
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
@@ -234,18 +241,28 @@ fn init_tracing(server_mode: bool, format: LogFormat) {
     let default = if server_mode { "info" } else { "warn" };
     let filter = tracing_subscriber::EnvFilter::try_from_env("GANTRY_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let fmt = tracing_subscriber::fmt()
-        .with_env_filter(filter)
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let fmt = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_target(false);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(gantry_logship::OwnLogs);
     match format {
-        LogFormat::Text => fmt.init(),
-        LogFormat::Json => fmt.json().flatten_event(true).init(),
+        LogFormat::Text => registry.with(fmt).init(),
+        LogFormat::Json => registry.with(fmt.json().flatten_event(true)).init(),
     }
 }
 
 async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
     let g = cli.global;
+    if matches!(
+        cli.command,
+        Command::Up { .. } | Command::Server { .. } | Command::Worker { .. }
+    ) {
+        gantry_logship::install(&g.log_ship);
+    }
     match cli.command {
         Command::Config(ConfigCommand::Show) => {
             let settings = config::effective(&from_file)?;

@@ -57,6 +57,7 @@ pub struct Metrics {
     worker_up: IntGaugeVec,
     log_lines: IntCounterVec,
     log_bytes: IntCounterVec,
+    log_ship_dropped: prometheus::IntCounter,
     http_requests: IntCounterVec,
     http_latency: HistogramVec,
     jobs: IntGaugeVec,
@@ -218,6 +219,15 @@ impl Metrics {
                 "Bytes of job log lines, captured or dropped.",
                 &["outcome"],
             ),
+            log_ship_dropped: {
+                let c = prometheus::IntCounter::new(
+                    "gantry_log_ship_dropped_total",
+                    "Log records not shipped: a target's queue was full or it could not take them.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
             http_requests: counter(
                 &r,
                 "gantry_http_requests_total",
@@ -303,6 +313,10 @@ impl Metrics {
     pub fn log_dropped(&self, lines: u64, bytes: u64) {
         self.log_lines.with_label_values(&["dropped"]).inc_by(lines);
         self.log_bytes.with_label_values(&["dropped"]).inc_by(bytes);
+    }
+
+    pub fn log_ship_dropped(&self, records: u64) {
+        self.log_ship_dropped.inc_by(records);
     }
 
     /// `route` is the matched route template (`/v1/jobs/{id}`), never the raw

@@ -324,7 +324,8 @@ impl Worker {
         self.publish_slots();
 
         let (tx, rx) = mpsc::channel::<LogLine>(1024);
-        let writer = tokio::spawn(write_events(self.store.clone(), id, attempt, rx));
+        let shipped = ShipContext::of(job);
+        let writer = tokio::spawn(write_events(self.store.clone(), id, attempt, rx, shipped));
         let _ = tx
             .send(LogLine::system(
                 "info",
@@ -588,14 +589,55 @@ fn humanize(d: Duration) -> String {
 /// Stores a job's events in batches: whatever has arrived, up to 2,000 lines,
 /// in one transaction. The channel is bounded, so a slow disk slows the
 /// container's output instead of growing memory.
+/// The fields a shipped job event carries.
+struct ShipContext {
+    fields: std::collections::BTreeMap<&'static str, String>,
+}
+
+impl ShipContext {
+    fn of(job: &gantry_store::Job) -> Option<Self> {
+        if !gantry_logship::enabled() {
+            return None;
+        }
+        let mut fields = std::collections::BTreeMap::new();
+        fields.insert("source", "job".to_string());
+        fields.insert("job", job.id.to_string());
+        fields.insert("project", job.project.to_string());
+        fields.insert("attempt", job.attempt.to_string());
+        if let Some(c) = &job.config_id {
+            fields.insert("config", c.to_string());
+        }
+        Some(Self { fields })
+    }
+
+    /// Offers each line to the log shippers (never waits).
+    fn ship(&self, lines: &[LogLine]) {
+        let time = std::time::SystemTime::now();
+        for l in lines {
+            let mut fields = self.fields.clone();
+            fields.insert("stream", l.stream.as_str().to_string());
+            gantry_logship::ship(gantry_logship::Record {
+                time,
+                severity: gantry_logship::Severity::from_level(&l.level),
+                message: l.message.clone(),
+                fields,
+            });
+        }
+    }
+}
+
 async fn write_events(
     store: Arc<dyn Store>,
     id: JobId,
     attempt: u32,
     mut rx: mpsc::Receiver<LogLine>,
+    shipped: Option<ShipContext>,
 ) {
     let mut batch = Vec::with_capacity(2000);
     while rx.recv_many(&mut batch, 2000).await > 0 {
+        if let Some(s) = &shipped {
+            s.ship(&batch);
+        }
         if let Err(e) = store.append_events(id, attempt, &batch).await {
             tracing::error!(job = %id, error = %e, lines = batch.len(), "cannot store job events");
         }

@@ -11,6 +11,7 @@ mod keboola;
 mod lifecycle;
 mod limits;
 mod logs;
+mod logship;
 mod metrics;
 mod run;
 mod storage;
