@@ -6,6 +6,7 @@ mod admin_cmds;
 mod client;
 mod commands;
 mod config;
+mod doctor;
 mod exit;
 mod home;
 mod output;
@@ -191,6 +192,10 @@ enum Command {
     /// The configuration file and the effective settings.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Check this machine for Gantry: the container engine (cgroup limits,
+    /// seccomp), the store, the object store, disk space and the clock;
+    /// prints what to fix. Exit code 1 when a check fails.
+    Doctor,
 }
 
 #[derive(Subcommand)]
@@ -264,6 +269,7 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
         gantry_logship::install(&g.log_ship);
     }
     match cli.command {
+        Command::Doctor => doctor::doctor(&g).await,
         Command::Config(ConfigCommand::Show) => {
             let settings = config::effective(&from_file)?;
             match g.output {

@@ -35,6 +35,53 @@ impl DockerRuntime {
     }
 }
 
+/// What `gantry doctor` reads of the engine.
+#[derive(Clone, Debug, Default)]
+pub struct EngineInfo {
+    pub version: String,
+    pub api_version: String,
+    pub cgroup_version: String,
+    pub cgroup_driver: String,
+    /// The engine applies its default seccomp profile.
+    pub seccomp: bool,
+    pub memory_limit: bool,
+    pub pids_limit: bool,
+    pub cpu_quota: bool,
+    pub root_dir: String,
+    /// The engine's clock (RFC 3339), for skew checks.
+    pub system_time: String,
+}
+
+impl DockerRuntime {
+    /// The engine's version, cgroup and security support, data root and clock.
+    pub async fn engine_info(&self) -> Result<EngineInfo> {
+        let info = timed(self.docker.info()).await?;
+        let version = timed(self.docker.version()).await?;
+        Ok(EngineInfo {
+            version: info.server_version.unwrap_or_default(),
+            api_version: version.api_version.unwrap_or_default(),
+            cgroup_version: info
+                .cgroup_version
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            cgroup_driver: info
+                .cgroup_driver
+                .map(|v| v.to_string())
+                .unwrap_or_default(),
+            seccomp: info
+                .security_options
+                .unwrap_or_default()
+                .iter()
+                .any(|o| o.split(',').any(|kv| kv == "name=seccomp")),
+            memory_limit: info.memory_limit.unwrap_or(false),
+            pids_limit: info.pids_limit.unwrap_or(false),
+            cpu_quota: info.cpu_cfs_quota.unwrap_or(false),
+            root_dir: info.docker_root_dir.unwrap_or_default(),
+            system_time: info.system_time.unwrap_or_default(),
+        })
+    }
+}
+
 fn engine(e: bollard::errors::Error) -> RuntimeError {
     RuntimeError::Engine(e.to_string())
 }

@@ -7,7 +7,7 @@
 
 mod docker;
 
-pub use docker::DockerRuntime;
+pub use docker::{DockerRuntime, EngineInfo};
 
 use async_trait::async_trait;
 use bytes::Bytes;

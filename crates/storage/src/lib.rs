@@ -219,6 +219,37 @@ impl Storage {
         }
     }
 
+    /// Writes, reads back and deletes a small object under `.probe/`:
+    /// whether the object store takes and returns bytes (`gantry doctor`).
+    pub async fn probe(&self) -> Result<()> {
+        let key = object_store::path::Path::from(format!(".probe/{}", uuid::Uuid::now_v7()));
+        let body = bytes::Bytes::from_static(b"gantry doctor probe");
+        let fail = |what: &str, e: object_store::Error| {
+            StorageError::Io(std::io::Error::other(format!("{what} a probe object: {e}")))
+        };
+        self.objects
+            .put(&key, body.clone().into())
+            .await
+            .map_err(|e| fail("cannot write", e))?;
+        let read = self
+            .objects
+            .get(&key)
+            .await
+            .map_err(|e| fail("cannot read", e));
+        let read = match read {
+            Ok(r) => r.bytes().await.map_err(|e| fail("cannot read", e)),
+            Err(e) => Err(e),
+        };
+        let deleted = self.objects.delete(&key).await;
+        if read? != body {
+            return Err(StorageError::Io(std::io::Error::other(
+                "a probe object read back different bytes",
+            )));
+        }
+        deleted.map_err(|e| fail("cannot delete", e))?;
+        Ok(())
+    }
+
     pub fn store(&self) -> &Arc<dyn Store> {
         &self.store
     }

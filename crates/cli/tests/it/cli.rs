@@ -196,3 +196,64 @@ fn gantry_logs_json_lines_with_log_format_json() {
     assert!(v["worker"].is_string() && v["timestamp"].is_string(), "{v}");
     g.stop_with("TERM", std::time::Duration::from_secs(20));
 }
+
+#[test]
+fn doctor_checks_the_machine_and_says_what_to_fix() {
+    let g = Gantry::server_only();
+    let doctor = |env: &[(&str, &str)]| {
+        let o = Command::new(bin())
+            .args(["doctor", "--output", "json"])
+            .env("GANTRY_HOME", g.home_path())
+            .envs(env.iter().copied())
+            .output()
+            .expect("doctor");
+        let v: serde_json::Value = serde_json::from_str(&stdout(&o)).expect("json");
+        let all = v.clone();
+        let by_name = move |name: &str| {
+            all.as_array()
+                .expect("checks")
+                .iter()
+                .find(|c| c["check"] == name)
+                .cloned()
+                .unwrap_or_else(|| panic!("no {name} check: {all}"))
+        };
+        (o.status.code(), v, by_name)
+    };
+    let (code, v, check) = doctor(&[]);
+    assert_eq!(code, Some(0), "{v}");
+    for name in [
+        "engine",
+        "cgroups",
+        "seccomp",
+        "clock",
+        "store",
+        "object store",
+        "secret key",
+        "disk (home)",
+    ] {
+        assert_eq!(check(name)["result"], "ok", "{name}: {v}");
+    }
+    assert!(check("store")["detail"]
+        .as_str()
+        .is_some_and(|d| d.contains("takes writes")));
+    assert!(
+        files_under(&g.home_path().join("objects")).is_empty(),
+        "the probe object is deleted"
+    );
+
+    // A key others can read, and no engine: both fail with their fix.
+    let key = g.home_path().join("secret.key");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let (code, v, check) = doctor(&[("DOCKER_HOST", "unix:///nonexistent/docker.sock")]);
+    assert_eq!(code, Some(1), "{v}");
+    assert_eq!(check("secret key")["result"], "FAIL");
+    assert!(check("secret key")["fix"]
+        .as_str()
+        .is_some_and(|f| f.starts_with("chmod 600")));
+    assert_eq!(check("engine")["result"], "FAIL");
+    assert!(check("engine")["fix"]
+        .as_str()
+        .is_some_and(|f| f.contains("DOCKER_HOST")));
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+}
