@@ -347,6 +347,9 @@ pub fn throughput(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Concurrent claimers in the store benchmark (like slots across workers).
+const CLAIMERS: usize = 8;
+
 /// Section 3: Control plane: HTTP enqueue rate (several clients) and the store's claim+complete rate.
 pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let clients = 8;
@@ -382,7 +385,6 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
         total += task.await??;
     }
     let rate = total as f64 / t.elapsed().as_secs_f64();
-    drop(g);
     report.rows.push(row(
         &format!("API enqueue ({clients} HTTP clients)"),
         format!("{rate:.0} jobs/s"),
@@ -390,6 +392,50 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
         None,
         "≥ 5,000 jobs/s",
         Some(rate >= 5000.0),
+    ));
+
+    // Batches: POST /v1/jobs/batch, one request and one commit per batch.
+    let batch = 500;
+    eprintln!(
+        "control plane: HTTP batch enqueue ({batch} a request) with {clients} clients for {secs} s"
+    );
+    let jobs = json!({ "jobs": vec![json!({ "spec": spec }); batch] });
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (url, token, jobs) = (g.url.clone(), g.token.clone(), jobs.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let r = http
+                    .post(format!("{url}/v1/jobs/batch"))
+                    .bearer_auth(&token)
+                    .json(&jobs)
+                    .send()
+                    .await?;
+                if r.status() != 201 {
+                    bail!("batch enqueue failed: {}", r.status());
+                }
+                n += batch as u64;
+            }
+            Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    let rate = total as f64 / t.elapsed().as_secs_f64();
+    drop(g);
+    report.rows.push(row(
+        &format!("API batch enqueue ({clients} HTTP clients, {batch} jobs a request)"),
+        format!("{rate:.0} jobs/s"),
+        String::new(),
+        None,
+        "≥ 20,000 jobs/s",
+        Some(rate >= 20_000.0),
     ));
 
     let backlogs: &[usize] = if args.quick {
@@ -419,42 +465,63 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
                 .enqueue_batch(chunk.iter().map(|_| job()).collect())
                 .await?;
         }
+        // Like a fleet of busy slots: several claimers at once, each
+        // finishing what it claimed concurrently (group commit shares fsyncs
+        // among writes that arrive together).
+        let store = std::sync::Arc::new(store);
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let t = Instant::now();
-        let mut done = 0;
         let lease = Duration::from_secs(30);
-        while done < measured {
-            let claim = store.claim("bench", 8, lease).await?;
-            for c in &claim.jobs {
-                let outcome = gantry_core::job::Outcome::succeeded(0);
-                store
-                    .finish_attempt(
-                        c.job.id,
-                        c.job.attempt,
-                        "bench",
-                        &outcome,
-                        None,
-                        &Default::default(),
-                    )
-                    .await?;
-                done += 1;
-            }
+        let mut claimers = Vec::new();
+        for w in 0..CLAIMERS {
+            let (store, done) = (store.clone(), done.clone());
+            claimers.push(tokio::spawn(async move {
+                let worker = format!("bench-{w}");
+                while done.load(std::sync::atomic::Ordering::Relaxed) < measured {
+                    let claim = store.claim(&worker, 8, lease).await?;
+                    if claim.jobs.is_empty() {
+                        break;
+                    }
+                    let outcome = gantry_core::job::Outcome::succeeded(0);
+                    let no_outputs = Default::default();
+                    let finishes = claim.jobs.iter().map(|c| {
+                        store.finish_attempt(
+                            c.job.id,
+                            c.job.attempt,
+                            &worker,
+                            &outcome,
+                            None,
+                            &no_outputs,
+                        )
+                    });
+                    for f in futures_util::future::join_all(finishes).await {
+                        f?;
+                    }
+                    done.fetch_add(claim.jobs.len(), std::sync::atomic::Ordering::Relaxed);
+                }
+                anyhow::Ok(())
+            }));
         }
-        rates.push((backlog, measured as f64 / t.elapsed().as_secs_f64()));
+        for c in claimers {
+            c.await??;
+        }
+        let finished = done.load(std::sync::atomic::Ordering::Relaxed);
+        rates.push((backlog, finished as f64 / t.elapsed().as_secs_f64()));
     }
     let base = rates[0].1;
     for (backlog, rate) in &rates {
-        let ok = *rate >= 5000.0 && base / rate <= 2.0;
+        let ok = *rate >= 20_000.0 && base / rate <= 2.0;
         report.rows.push(row(
-            &format!("store claim+complete (SQLite, batches of 8), {backlog} queued"),
+            &format!("store claim+complete (SQLite, {CLAIMERS} claimers of 8), {backlog} queued"),
             format!("{rate:.0} jobs/s"),
             format!("0 queued: {base:.0} jobs/s"),
             Some(rate / base),
-            "≥ 5,000 jobs/s, ≤ 2× drop at 100k",
+            "≥ 20,000 jobs/s, ≤ 2× drop at 100k",
             Some(ok),
         ));
     }
     report.notes.push(
-        "Store claim+complete commits every claim and every completion with synchronous=FULL (an fsync each).".into(),
+        "Store claim+complete: every claim and every completion is durable (synchronous=FULL); writes that arrive together share one commit and one fsync (group commit).".into(),
     );
     report.notes.push("Storage figures: cp and Gantry alternate, several rounds each, medians compared; `sync` runs before every measured write; both read the same file from the page cache. An import is durable (its objects are fsynced before the version commits), so its like-for-like reference is cp + sync of the copy; plain cp only fills the page cache and varies widely between rounds on this VM (fresh memory costs host faults).".into());
     Ok(())

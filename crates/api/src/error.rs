@@ -53,6 +53,14 @@ impl ApiError {
     pub fn unavailable(message: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", message)
     }
+    /// Names where in a request a client error is (`jobs[3]: ...`); server
+    /// errors stay generic.
+    pub fn prefixed(mut self, at: &str) -> Self {
+        if self.status.is_client_error() {
+            self.message = format!("{at}: {}", self.message);
+        }
+        self
+    }
 }
 
 impl From<StoreError> for ApiError {

@@ -42,6 +42,14 @@ pub fn document() -> Value {
                     "responses": {"200": {"description": "a page of jobs with next_cursor"}}
                 }
             },
+            "/v1/jobs/batch": {"post": {
+                "summary": "Queue 1-1000 jobs in one request and one commit: all or none (a 400 names jobs[i])",
+                "requestBody": {"required": true, "content": {"application/json": {"schema": {"type": "object", "required": ["jobs"], "additionalProperties": false,
+                    "properties": {"jobs": {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"$ref": "#/components/schemas/SubmitJob"}}}}}}},
+                "responses": {"201": {"description": "the queued jobs' ids", "content": {"application/json": {"schema": {"type": "object", "properties": {"ids": {"type": "array", "items": {"type": "string"}}}}}}},
+                              "400": {"$ref": "#/components/responses/Error"}, "401": {"$ref": "#/components/responses/Error"},
+                              "404": {"$ref": "#/components/responses/Error"}, "413": {"$ref": "#/components/responses/Error"}}
+            }},
             "/v1/jobs/{id}": {"get": {
                 "summary": "A job; with ?wait=30s, answers when it ends (long-poll, at most 60s)",
                 "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}},

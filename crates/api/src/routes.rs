@@ -65,6 +65,7 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequestP
 pub fn app(state: AppState) -> Router {
     Router::new()
         .route("/v1/jobs", post(submit_job).get(list_jobs))
+        .route("/v1/jobs/batch", post(submit_batch))
         .route("/v1/jobs/{id}", get(get_job))
         .route("/v1/jobs/{id}/events", get(job_events))
         .route("/v1/jobs/{id}/cancel", post(cancel_job))
@@ -153,16 +154,18 @@ async fn seal_spec(
     Ok((stored, spec))
 }
 
-async fn submit_job(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    ApiJson(body): ApiJson<SubmitJob>,
-) -> Result<(StatusCode, Json<JobView>), ApiError> {
+/// What one submission becomes: its spec (inline or a configuration's)
+/// validated, checked against the project's policy and sealed.
+async fn prepare_job(
+    s: &AppState,
+    project: &ProjectId,
+    body: SubmitJob,
+) -> Result<NewJob, ApiError> {
     let (spec_value, config_id) = match (body.spec, body.config) {
         (Some(spec), None) => (spec, None),
         (None, Some(cfg)) => {
             let cfg = config_id(&cfg)?;
-            let stored = s.store.get_config(&p.project, &cfg).await?;
+            let stored = s.store.get_config(project, &cfg).await?;
             (stored.spec, Some(cfg))
         }
         _ => {
@@ -171,18 +174,51 @@ async fn submit_job(
             ))
         }
     };
-    let (stored, spec) = seal_spec(&s, &p.project, spec_value).await?;
-    let job = s
-        .store
-        .enqueue(NewJob {
-            project: p.project,
-            config_id,
-            spec: stored,
-            max_attempts: spec.retry.attempts,
-            backoff: spec.retry.backoff,
-        })
-        .await?;
+    let (stored, spec) = seal_spec(s, project, spec_value).await?;
+    Ok(NewJob {
+        project: project.clone(),
+        config_id,
+        spec: stored,
+        max_attempts: spec.retry.attempts,
+        backoff: spec.retry.backoff,
+    })
+}
+
+async fn submit_job(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<SubmitJob>,
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
+    let job = prepare_job(&s, &p.project, body).await?;
+    let job = s.store.enqueue(job).await?;
     Ok((StatusCode::CREATED, Json(job.into())))
+}
+
+/// Most jobs one batch may hold.
+const MAX_BATCH: usize = 1000;
+
+/// Many jobs in one request and one commit: all are queued, or, when one is
+/// invalid, none (the error names its index).
+async fn submit_batch(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<SubmitBatch>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    if body.jobs.is_empty() || body.jobs.len() > MAX_BATCH {
+        return Err(ApiError::invalid(format!(
+            "jobs: send between 1 and {MAX_BATCH} jobs"
+        )));
+    }
+    let mut jobs = Vec::with_capacity(body.jobs.len());
+    for (i, job) in body.jobs.into_iter().enumerate() {
+        let job = prepare_job(&s, &p.project, job)
+            .await
+            .map_err(|e| e.prefixed(&format!("jobs[{i}]")))?;
+        jobs.push(job);
+    }
+    let ids = s.store.enqueue_batch(jobs).await?;
+    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
+    Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))))
 }
 
 #[derive(Deserialize)]

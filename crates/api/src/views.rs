@@ -178,6 +178,12 @@ pub struct SubmitJob {
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
+pub struct SubmitBatch {
+    pub jobs: Vec<SubmitJob>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct CreateConfig {
     pub id: String,
     pub spec: Value,

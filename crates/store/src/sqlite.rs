@@ -1,9 +1,16 @@
 //! The embedded SQLite implementation of [`Store`].
 //!
-//! One writer connection and one reader connection, each behind a mutex and
-//! used from blocking threads. WAL lets reads run beside writes. Job state
-//! changes commit with `synchronous=FULL`; log batches with `NORMAL`, which in
-//! WAL mode survives a process crash (only power loss can drop the last batch).
+//! One writer connection owned by a writer thread, and one reader connection
+//! behind a mutex used from blocking threads. WAL lets reads run beside
+//! writes. Job state changes commit with `synchronous=FULL`; log batches
+//! alone with `NORMAL`, which in WAL mode survives a process crash (only
+//! power loss can drop the last batch).
+//!
+//! Group commit: writes that queue up while the writer thread is busy (an
+//! fsync takes most of a commit) run together in one transaction, each in
+//! its own savepoint, and share one fsync. Nobody waits on purpose: a group
+//! is simply what arrived during the previous commit. A write is answered
+//! only after the commit that holds it, so nothing acknowledged can be lost.
 
 use crate::*;
 use gantry_core::events::LogLine;
@@ -152,9 +159,64 @@ CREATE INDEX tokens_by_project ON tokens (project_id);
 "#,
 ];
 
+/// Called once the group holding a write has committed (`None`) or failed.
+type Finisher = Box<dyn FnOnce(Option<&str>) + Send>;
+/// A write to run on the writer thread; returns how to answer its caller.
+type WriteJob = Box<dyn FnOnce(&mut Connection) -> Finisher + Send>;
+
+/// Most writes one commit may carry.
+const MAX_GROUP: usize = 512;
+
+/// The writer thread: owns the writer connection and commits in groups.
+fn writer_thread(mut conn: Connection, rx: std::sync::mpsc::Receiver<WriteJob>) {
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_GROUP {
+            match rx.try_recv() {
+                Ok(job) => batch.push(job),
+                Err(_) => break,
+            }
+        }
+        if batch.len() == 1 || conn.execute_batch("BEGIN IMMEDIATE").is_err() {
+            for job in batch {
+                job(&mut conn)(None);
+            }
+            continue;
+        }
+        let mut done = Vec::with_capacity(batch.len());
+        let mut rest = Vec::new();
+        for job in batch {
+            // Some errors (a full disk, an I/O error) end the transaction
+            // itself; what comes after must not run in autocommit unseen.
+            if conn.is_autocommit() {
+                rest.push(job);
+            } else {
+                done.push(job(&mut conn));
+            }
+        }
+        let failure = if conn.is_autocommit() {
+            Some("the transaction was aborted".to_string())
+        } else {
+            match conn.execute_batch("COMMIT") {
+                Ok(()) => None,
+                Err(e) => {
+                    let _ = conn.execute_batch("ROLLBACK");
+                    Some(e.to_string())
+                }
+            }
+        };
+        for finish in done {
+            finish(failure.as_deref());
+        }
+        for job in rest {
+            job(&mut conn)(None);
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct SqliteStore {
-    writer: Arc<Mutex<Connection>>,
+    writer: std::sync::mpsc::Sender<WriteJob>,
     reader: Arc<Mutex<Connection>>,
     changes: broadcast::Sender<Change>,
 }
@@ -180,26 +242,41 @@ impl SqliteStore {
         migrate(&mut writer)?;
         let reader = open_conn(path)?;
         let (changes, _) = broadcast::channel(4096);
+        let (tx, rx) = std::sync::mpsc::channel::<WriteJob>();
+        // Ends when the last handle (sender) is dropped.
+        std::thread::Builder::new()
+            .name("gantry-store-writer".into())
+            .spawn(move || writer_thread(writer, rx))
+            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
-            writer: Arc::new(Mutex::new(writer)),
+            writer: tx,
             reader: Arc::new(Mutex::new(reader)),
             changes,
         })
     }
 
+    /// Runs `f` on the writer thread, possibly in one commit with other
+    /// writes (see the module doc); answers after that commit.
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
     ) -> Result<T> {
-        let conn = self.writer.clone();
-        tokio::task::spawn_blocking(move || {
-            let mut guard = conn
-                .lock()
-                .map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
-            f(&mut guard)
-        })
-        .await
-        .map_err(|e| StoreError::Internal(e.to_string()))?
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: WriteJob = Box::new(move |c| {
+            let out = f(c);
+            Box::new(move |failed: Option<&str>| {
+                let out = match failed {
+                    Some(e) => Err(StoreError::Internal(format!("the commit failed: {e}"))),
+                    None => out,
+                };
+                let _ = tx.send(out);
+            })
+        });
+        self.writer
+            .send(job)
+            .map_err(|_| StoreError::Internal("the writer thread is gone".into()))?;
+        rx.await
+            .map_err(|_| StoreError::Internal("the writer thread stopped".into()))?
     }
 
     async fn read<T: Send + 'static>(
@@ -226,7 +303,7 @@ impl SqliteStore {
 fn migrate(conn: &mut Connection) -> Result<()> {
     let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        immediate(conn, |tx: &rusqlite::Transaction<'_>| {
+        immediate(conn, |tx: &Connection| {
             tx.execute_batch(sql)?;
             tx.pragma_update(None, "user_version", (i + 1) as i64)?;
             Ok(())
@@ -235,16 +312,21 @@ fn migrate(conn: &mut Connection) -> Result<()> {
     Ok(())
 }
 
-/// Runs `f` in one `BEGIN IMMEDIATE` transaction: committed when `f`
-/// returns `Ok`, rolled back otherwise.
-fn immediate<T>(
-    c: &mut Connection,
-    f: impl FnOnce(&rusqlite::Transaction<'_>) -> Result<T>,
-) -> Result<T> {
-    let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
-    let out = f(&tx)?;
-    tx.commit()?;
-    Ok(out)
+/// Runs `f` atomically: in its own `BEGIN IMMEDIATE` transaction, or, inside
+/// a group commit, in a savepoint. Its writes stay when `f` returns `Ok`
+/// and are rolled back otherwise.
+fn immediate<T>(c: &mut Connection, f: impl FnOnce(&Connection) -> Result<T>) -> Result<T> {
+    if c.is_autocommit() {
+        let tx = c.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let out = f(&tx)?;
+        tx.commit()?;
+        Ok(out)
+    } else {
+        let sp = c.savepoint()?;
+        let out = f(&sp)?;
+        sp.commit()?;
+        Ok(out)
+    }
 }
 
 /// A token's public id is the start of its hash.
@@ -410,7 +492,7 @@ fn load_config(conn: &Connection, project: &ProjectId, id: &ConfigId) -> Result<
 
 /// Takes back one running job whose attempt is gone: counts a failure and
 /// either queues it again or fails it for good.
-fn take_back(tx: &rusqlite::Transaction<'_>, id: &str, reason: &str) -> Result<JobStatus> {
+fn take_back(tx: &Connection, id: &str, reason: &str) -> Result<JobStatus> {
     let (attempt, failures, max_attempts, cancel): (u32, u32, u32, bool) = tx.query_row(
         "SELECT attempt, failures, max_attempts, cancel_requested FROM jobs WHERE id = ?1",
         [id],
@@ -461,7 +543,7 @@ fn take_back_where(
     arg: Option<&str>,
     reason: &str,
 ) -> Result<Vec<(JobId, JobStatus)>> {
-    immediate(conn, |tx: &rusqlite::Transaction<'_>| {
+    immediate(conn, |tx: &Connection| {
         let ids: Vec<String> = {
             let mut stmt = tx.prepare(&format!(
                 "SELECT id FROM jobs WHERE status = 'running' AND {condition}"
@@ -566,7 +648,7 @@ fn table_info(conn: &Connection, project: &ProjectId, id: &TableId) -> Result<Ta
 
 /// Adds a version to a table (creating the table), inside the caller's transaction.
 fn apply_table_write(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     project: &ProjectId,
     w: &TableWrite,
     job: Option<JobId>,
@@ -641,7 +723,7 @@ fn apply_table_write(
 }
 
 fn insert_file(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &Connection,
     project: &ProjectId,
     f: &NewFile,
     job: Option<JobId>,
@@ -922,7 +1004,7 @@ impl Store for SqliteStore {
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
         let ids = self
             .write(move |c| {
-                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                immediate(c, |tx: &Connection| {
                     let mut ids = Vec::with_capacity(jobs.len());
                     {
                         let mut stmt = tx.prepare_cached(&format!(
@@ -985,7 +1067,7 @@ impl Store for SqliteStore {
         let project = project.clone();
         let job = self
             .write(move |c| {
-                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                immediate(c, |tx: &Connection| {
                     let job = load_job(tx, Some(&project), id)?;
                     match job.status {
                         JobStatus::Queued => {
@@ -1017,7 +1099,7 @@ impl Store for SqliteStore {
         let lease_ms = lease.as_millis() as i64;
         let claim = self
             .write(move |c| {
-                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                immediate(c, |tx: &Connection| {
                     let ids: Vec<String> = tx
                         .prepare_cached(&format!(
                             "SELECT id FROM jobs WHERE status = 'queued' AND run_after <= {NOW} ORDER BY run_after, id LIMIT ?1"
@@ -1112,7 +1194,7 @@ impl Store for SqliteStore {
         let new_state = new_state.map(|s| s.to_string());
         let finish = self
             .write(move |c| {
-                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                immediate(c, |tx: &Connection| {
                     let row: Option<(u32, u32, i64, Option<String>, String)> = tx
                         .prepare_cached(
                             "SELECT failures, max_attempts, backoff_ms, config_id, project_id FROM jobs \
@@ -1196,7 +1278,7 @@ impl Store for SqliteStore {
         let worker = worker.to_string();
         let n = self
             .write(move |c| {
-                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                immediate(c, |tx: &Connection| {
                     let n = tx.execute(
                         &format!(
                             "UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires = NULL, run_after = {NOW} \
@@ -1262,8 +1344,14 @@ impl Store for SqliteStore {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         self.write(move |c| {
-            c.pragma_update(None, "synchronous", "NORMAL")?;
-            let result = immediate(c, |tx: &rusqlite::Transaction<'_>| {
+            // Alone, a log batch skips the fsync (WAL survives a crash of
+            // the process). In a group it shares the group's durable commit:
+            // the level cannot change inside a transaction.
+            let alone = c.is_autocommit();
+            if alone {
+                c.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            let result = immediate(c, |tx: &Connection| {
                 let job = id.to_string();
                 let first: i64 = tx
                     .prepare_cached("UPDATE jobs SET event_seq = event_seq + ?2 WHERE id = ?1 RETURNING event_seq - ?2")?
@@ -1288,7 +1376,9 @@ impl Store for SqliteStore {
                 }
                 Ok(())
             });
-            c.pragma_update(None, "synchronous", "FULL")?;
+            if alone {
+                c.pragma_update(None, "synchronous", "FULL")?;
+            }
             result
         })
         .await?;
@@ -1339,7 +1429,7 @@ impl Store for SqliteStore {
     async fn commit_table(&self, project: &ProjectId, write: TableWrite) -> Result<TableVersion> {
         let project = project.clone();
         self.write(move |c| {
-            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+            immediate(c, |tx: &Connection| {
                 apply_table_write(tx, &project, &write, None)
             })
         })
@@ -1395,7 +1485,7 @@ impl Store for SqliteStore {
     async fn delete_table(&self, project: &ProjectId, id: &TableId) -> Result<Vec<String>> {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
-            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+            immediate(c, |tx: &Connection| {
                 let segments: Vec<String> = tx
                     .prepare(
                         "SELECT segments FROM table_versions WHERE project_id = ?1 AND table_id = ?2",
@@ -1427,12 +1517,8 @@ impl Store for SqliteStore {
 
     async fn create_file(&self, project: &ProjectId, file: NewFile) -> Result<FileInfo> {
         let project = project.clone();
-        self.write(move |c| {
-            immediate(c, |tx: &rusqlite::Transaction<'_>| {
-                insert_file(tx, &project, &file, None)
-            })
-        })
-        .await
+        self.write(move |c| immediate(c, |tx: &Connection| insert_file(tx, &project, &file, None)))
+            .await
     }
 
     async fn get_file(&self, project: &ProjectId, id: i64) -> Result<FileInfo> {

@@ -210,3 +210,64 @@ async fn bad_ids_and_injection_attempts_are_refused_and_change_nothing() {
     let (s, _) = api.get("/v1/jobs").await;
     assert_eq!(s, 200);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_batch_of_jobs_is_queued_whole_or_not_at_all() {
+    let g = Gantry::server_only();
+    let api = g.client();
+    let spec = json!({"image": IMAGE, "command": ["true"]});
+    let (s, body) = api
+        .post(
+            "/v1/jobs/batch",
+            json!({"jobs": [{"spec": spec}, {"spec": spec}, {"spec": spec}]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let ids: Vec<String> = body["ids"]
+        .as_array()
+        .expect("ids")
+        .iter()
+        .map(|v| v.as_str().expect("id").to_string())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    for id in &ids {
+        let (s, job) = api.get(&format!("/v1/jobs/{id}")).await;
+        assert_eq!((s, job["status"].as_str()), (200, Some("queued")), "{job}");
+    }
+    // One bad spec: a 400 naming it, and nothing queued.
+    let (s, body) = api
+        .post(
+            "/v1/jobs/batch",
+            json!({"jobs": [{"spec": spec}, {"spec": {"image": IMAGE, "limits": {"memroy": "1g"}}}]}),
+        )
+        .await;
+    assert_eq!(s, 400, "{body}");
+    let msg = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        msg.starts_with("jobs[1]: ") && msg.contains("memroy"),
+        "{msg}"
+    );
+    let (_, missing) = api
+        .post("/v1/jobs/batch", json!({"jobs": [{"config": "nope"}]}))
+        .await;
+    assert!(
+        missing["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .starts_with("jobs[0]: "),
+        "{missing}"
+    );
+    for bad in [
+        json!({"jobs": []}),
+        json!({"jobs": vec![json!({"spec": spec}); 1001]}),
+    ] {
+        let (s, body) = api.post("/v1/jobs/batch", bad).await;
+        assert_eq!(s, 400, "{body}");
+    }
+    let (_, all) = api.get("/v1/jobs?limit=1000").await;
+    assert_eq!(
+        all["jobs"].as_array().map(Vec::len),
+        Some(3),
+        "nothing else was queued"
+    );
+}

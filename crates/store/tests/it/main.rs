@@ -289,3 +289,69 @@ async fn tokens_are_stored_hashed() {
         assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
     }
 }
+
+/// Writes that arrive together commit together (group commit), yet each
+/// keeps its own outcome: a failing one (a duplicate configuration) is
+/// rolled back alone, and every acknowledged write is there afterwards,
+/// also for a fresh connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn grouped_writes_keep_their_own_outcomes() {
+    let (dir, store) = open();
+    let cfg: ConfigId = "dup".parse().expect("id");
+    store
+        .create_config(&project(), &cfg, &json!({"image": "x"}))
+        .await
+        .expect("first");
+    let mut tasks = Vec::new();
+    for i in 0..400 {
+        let s = store.clone();
+        let cfg = cfg.clone();
+        tasks.push(tokio::spawn(async move {
+            match i % 4 {
+                0 => s
+                    .create_config(&project(), &cfg, &json!({"image": "y"}))
+                    .await
+                    .map(|_| "config"),
+                1 => {
+                    let id = s.enqueue(new_job(1)).await?.id;
+                    s.append_events(id, 1, &[LogLine::system("info", format!("line {i}"))])
+                        .await
+                        .map(|_| "events")
+                }
+                _ => s.enqueue(new_job(1)).await.map(|_| "job"),
+            }
+        }));
+    }
+    let (mut jobs, mut conflicts) = (0, 0);
+    for t in tasks {
+        match t.await.expect("join") {
+            Ok("job") | Ok("events") => jobs += 1,
+            Err(StoreError::Conflict(_)) => conflicts += 1,
+            other => panic!("unexpected: {other:?}"),
+        }
+    }
+    assert_eq!((jobs, conflicts), (300, 100));
+    let cfgs = store.list_configs(&project()).await.expect("configs");
+    assert_eq!(cfgs.len(), 1);
+    assert_eq!(cfgs[0].spec["image"], "x", "the duplicates changed nothing");
+    drop(store);
+    let again = SqliteStore::open(&dir.path().join("gantry.db")).expect("reopen");
+    let all = again
+        .list_jobs(
+            &project(),
+            &JobFilter {
+                status: None,
+                limit: 1000,
+                before: None,
+            },
+        )
+        .await
+        .expect("list");
+    assert_eq!(all.len(), 300);
+    for j in all.iter().filter(|j| j.status == JobStatus::Queued).take(3) {
+        let _ = again
+            .list_events(&project(), j.id, 0, 10)
+            .await
+            .expect("events");
+    }
+}
