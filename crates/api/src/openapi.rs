@@ -68,6 +68,7 @@ pub fn document() -> Value {
                 "put": {"summary": "Replace a configuration's spec {\"spec\": {...}}", "parameters": id_param(), "responses": {"200": {"description": "updated"}}},
                 "delete": {"summary": "Delete a configuration", "parameters": id_param(), "responses": {"204": {"description": "deleted"}}}
             },
+            "/v1/configs/{id}/actions/{action}": {"post": {"summary": "Run a Keboola sync action of the configuration at once (action in config.json, no Storage mapping, 30 s at most); answers the container's stdout as JSON, 400 when it exits 1 (its message), 503 without an engine", "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}, {"name": "action", "in": "path", "required": true, "schema": {"type": "string"}}], "responses": {"200": {"description": "the action's JSON"}, "400": {"description": "the action failed (exit 1) or a bad name"}, "503": {"description": "no engine"}}}},
             "/v1/configs/{id}/state": {"get": {"summary": "The state saved by the configuration's last successful job", "parameters": id_param(), "responses": {"200": {"description": "state"}}}},
             "/v1/tables": {"get": op("List tables", "200"), "post": op("Create an empty table {\"id\", \"columns\", \"primary_key\"}", "201")},
             "/v1/tables/{id}": {"get": op("A table: columns, primary key, current version", "200"), "delete": op("Delete a table and its versions", "204")},

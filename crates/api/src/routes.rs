@@ -35,6 +35,38 @@ pub struct AppState {
     pub vault: Vault,
     /// `None` when no worker runs in this process (a plain `gantry server`).
     pub readiness: Option<Arc<dyn Readiness>>,
+    /// Runs Keboola sync actions; `None` without an engine in this process.
+    pub actions: Option<Arc<dyn ActionRunner>>,
+}
+
+/// A sync action to run: a configuration's spec (secrets sealed) with
+/// `action` set, run at once outside the queue.
+pub struct ActionRequest {
+    pub project: ProjectId,
+    pub project_number: i64,
+    pub config: ConfigId,
+    pub spec: Value,
+    pub state: Value,
+    pub action: String,
+    pub token_id: String,
+    pub token_desc: String,
+}
+
+/// How a sync action ended, as the API answers it.
+pub enum ActionAnswer {
+    /// 200 with the container's stdout, parsed as JSON.
+    Json(Value),
+    /// The component exited 1: 400 with its message.
+    UserError(String),
+    /// Anything else: 500 without internals (the detail goes to the log).
+    Failed(String),
+}
+
+/// Runs sync actions (the seam to the container engine, which only a
+/// process with a worker has).
+#[async_trait::async_trait]
+pub trait ActionRunner: Send + Sync {
+    async fn run_action(&self, request: ActionRequest) -> ActionAnswer;
 }
 
 /// JSON body extractor whose rejections are API errors (413, 400, 415).
@@ -74,6 +106,7 @@ pub fn app(state: AppState) -> Router {
             get(get_config).put(update_config).delete(delete_config),
         )
         .route("/v1/configs/{id}/state", get(config_state))
+        .route("/v1/configs/{id}/actions/{action}", post(config_action))
         .route(
             "/v1/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
@@ -113,8 +146,10 @@ async fn seal_spec(
         spec.check_allowed(project.as_str(), &allowed)?;
     }
     let mut stored = serde_json::to_value(&doc).map_err(ApiError::internal)?;
-    if let Some(params) = stored.get_mut("parameters").and_then(Value::as_object_mut) {
-        vault.seal_params(params);
+    for key in ["parameters", "authorization"] {
+        if let Some(params) = stored.get_mut(key).and_then(Value::as_object_mut) {
+            vault.seal_params(params);
+        }
     }
     Ok((stored, spec))
 }
@@ -146,6 +181,8 @@ async fn submit_job(
             spec: stored,
             max_attempts: spec.retry.attempts,
             backoff: spec.retry.backoff,
+            token_id: Some(p.token_id),
+            token_desc: Some(p.token_desc),
         })
         .await?;
     Ok((StatusCode::CREATED, Json(job.into())))
@@ -442,6 +479,47 @@ async fn config_state(
 ) -> Result<Json<Value>, ApiError> {
     let id = config_id(&id)?;
     Ok(Json(s.store.get_config(&p.project, &id).await?.state))
+}
+
+/// `POST /v1/configs/{id}/actions/{action}`: Keboola's sync actions.
+async fn config_action(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let id = config_id(&id)?;
+    if !gantry_core::spec::valid_action(&action) {
+        return Err(ApiError::invalid(format!(
+            "'{action}' is not a sync action name (letters, digits, '-', '_', '.'; \
+             'run' is a job: POST /v1/jobs)"
+        )));
+    }
+    let config = s.store.get_config(&p.project, &id).await?;
+    let Some(runner) = &s.actions else {
+        return Err(ApiError::unavailable(
+            "sync actions need a container engine in the server's process (gantry up)",
+        ));
+    };
+    let project_number = s.store.get_project(&p.project).await?.number;
+    let answer = runner
+        .run_action(ActionRequest {
+            project: p.project,
+            project_number,
+            config: id,
+            spec: config.spec,
+            state: config.state,
+            action,
+            token_id: p.token_id,
+            token_desc: p.token_desc,
+        })
+        .await;
+    match answer {
+        ActionAnswer::Json(v) => Ok(Json(v)),
+        ActionAnswer::UserError(m) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "action_failed", m))
+        }
+        ActionAnswer::Failed(detail) => Err(ApiError::internal(detail)),
+    }
 }
 
 async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {

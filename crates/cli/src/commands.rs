@@ -77,6 +77,13 @@ pub enum ConfigsCommand {
     State {
         id: String,
     },
+    /// Run a Keboola sync action of a configuration at once (no queue, no
+    /// Storage mapping, 30 s at most) and print its JSON answer. A component
+    /// that exits 1 fails it with its message.
+    Action {
+        id: String,
+        action: String,
+    },
 }
 
 /// Reads and validates a spec file (YAML or JSON) with the same rules the
@@ -361,6 +368,14 @@ pub async fn configs(g: &Global, cmd: ConfigsCommand) -> anyhow::Result<u8> {
         ConfigsCommand::Run { id, wait, follow } => {
             return submit_and_maybe_wait(g, &client, json!({ "config": id }), wait, follow).await;
         }
+        ConfigsCommand::Action { id, action } => output::json(
+            &client
+                .post(
+                    &format!("/v1/configs/{}/actions/{}", enc(&id), enc(&action)),
+                    &json!({}),
+                )
+                .await?,
+        ),
         ConfigsCommand::State { id } => output::json(
             &client
                 .get(&format!("/v1/configs/{}/state", enc(&id)))

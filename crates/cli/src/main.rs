@@ -94,6 +94,10 @@ struct WorkerArgs {
     /// Most bytes a job may leave in /data/out, all files together.
     #[arg(long, env = "GANTRY_MAX_OUTPUT_BYTES", default_value = "100g", value_parser = parse_size)]
     max_output_bytes: u64,
+    /// The stack name jobs see as KBC_STACKID (Keboola's Common Interface);
+    /// default: the host of the server URL.
+    #[arg(long, env = "GANTRY_STACK_ID")]
+    stack_id: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

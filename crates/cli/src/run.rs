@@ -29,6 +29,9 @@ pub async fn run(
         vault
             .open_params(&mut spec.parameters)
             .context("cannot open the spec's sealed secrets")?;
+        vault
+            .open_params(&mut spec.authorization)
+            .context("cannot open the spec's sealed secrets")?;
     }
 
     let (dir, _temp) = match data {
@@ -40,8 +43,18 @@ pub async fn run(
     };
     let dir =
         std::path::absolute(&dir).with_context(|| format!("bad data folder {}", dir.display()))?;
-    gantry_worker::datadir::prepare(&dir, &spec, None)
+    for note in spec.ignored_keys() {
+        eprintln!("gantry: warning: {note}");
+    }
+    let prepared = gantry_worker::datadir::prepare(&dir, &spec, None, "run")
         .with_context(|| format!("cannot prepare the data folder {}", dir.display()))?;
+    if prepared.cleared_out > 0 {
+        eprintln!(
+            "gantry: removed {} entries an earlier run left in {} (every job starts with an empty out/, as in Keboola)",
+            prepared.cleared_out,
+            dir.join("out").display()
+        );
+    }
 
     let runtime = DockerRuntime::connect().await.context(
         "cannot connect to the Docker engine (is dockerd running? see scripts/ensure-docker.sh)",
@@ -57,6 +70,14 @@ pub async fn run(
         data_dir: dir.clone(),
         log_cap,
         collect_state: false,
+        kbc: gantry_worker::attempt::KbcContext {
+            project_number: 0,
+            stack_id: gantry_worker::attempt::url_host(&g.server),
+            url: g.server.clone(),
+            token_id: None,
+            token_desc: None,
+            config_row_id: None,
+        },
     };
 
     let (tx, mut rx) = mpsc::channel::<LogLine>(1024);

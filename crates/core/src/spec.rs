@@ -41,6 +41,14 @@ pub struct SpecDoc {
     pub parameters: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub image_parameters: Map<String, Value>,
+    /// Keboola's `authorization` (e.g. `oauth_api.credentials`), passed to
+    /// `config.json`; `#` keys in it are secrets like parameters'.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub authorization: Map<String, Value>,
+    /// The component this spec runs (Keboola's component id, e.g.
+    /// `keboola.ex-http`), given to the job as `KBC_COMPONENTID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_id: Option<String>,
     #[serde(default, skip_serializing_if = "Storage::is_empty")]
     pub storage: Storage,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,11 +153,15 @@ pub struct InputMapping {
     pub tables: Vec<InputTable>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<InputFiles>,
+    /// Keboola: give a workspace read access to all of Storage. Accepted and
+    /// ignored (see [`Spec::ignored_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_storage_access: Option<bool>,
 }
 
 impl InputMapping {
     pub fn is_empty(&self) -> bool {
-        self.tables.is_empty() && self.files.is_empty()
+        self.tables.is_empty() && self.files.is_empty() && self.read_only_storage_access.is_none()
     }
 }
 
@@ -160,11 +172,37 @@ pub struct OutputMapping {
     pub tables: Vec<OutputTable>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<OutputFile>,
+    /// Keboola's `data_type_support`: which manifest format components
+    /// write (`KBC_DATA_TYPE_SUPPORT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_type_support: Option<DataTypeSupport>,
 }
 
 impl OutputMapping {
     pub fn is_empty(&self) -> bool {
-        self.tables.is_empty() && self.files.is_empty()
+        self.tables.is_empty() && self.files.is_empty() && self.data_type_support.is_none()
+    }
+}
+
+/// Keboola's data type support of a project or output mapping: with `none`
+/// the `keboola-component` library writes legacy manifests (`columns`), with
+/// `hints` or `authoritative` the newer `schema` ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataTypeSupport {
+    #[default]
+    None,
+    Hints,
+    Authoritative,
+}
+
+impl DataTypeSupport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Hints => "hints",
+            Self::Authoritative => "authoritative",
+        }
     }
 }
 
@@ -194,6 +232,10 @@ pub struct InputTable {
     pub changed_since: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// Keboola: types of columns loaded into a workspace. Accepted and
+    /// ignored (see [`Spec::ignored_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_types: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -203,6 +245,13 @@ pub struct InputFiles {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// Keboola: an Elasticsearch query over files. Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Keboola: tags added to the staged files after a successful job.
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processed_tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -225,6 +274,16 @@ pub struct OutputTable {
     pub delete_where_operator: Option<WhereOperator>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_always: Option<bool>,
+    /// Keboola's newer output mapping: columns with types and a primary key.
+    /// Column names and primary key are honoured; types are not stored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Vec<Value>>,
+    /// Keboola: metadata of the table. Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_metadata: Option<Value>,
+    /// Keboola: metadata of its columns. Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_metadata: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -287,6 +346,8 @@ pub struct Spec {
     pub env: BTreeMap<String, String>,
     pub parameters: Map<String, Value>,
     pub image_parameters: Map<String, Value>,
+    pub authorization: Map<String, Value>,
+    pub component_id: Option<String>,
     pub storage: Storage,
     pub limits: Limits,
     pub pull: PullPolicy,
@@ -336,6 +397,65 @@ impl std::fmt::Display for Loosening {
 }
 
 impl Spec {
+    /// Keboola storage keys this spec uses that Gantry accepts but does not
+    /// act on, each with why; recorded on every job of the spec.
+    pub fn ignored_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let input = &self.storage.input;
+        if input.read_only_storage_access.is_some() {
+            out.push(
+                "storage.input.read_only_storage_access is ignored: Gantry gives jobs no \
+                 workspace, only the mapped inputs (read-only in /data/in)"
+                    .to_string(),
+            );
+        }
+        for (i, t) in input.tables.iter().enumerate() {
+            if t.column_types.is_some() {
+                out.push(format!(
+                    "storage.input.tables[{i}].column_types is ignored: it types columns \
+                     loaded into a database workspace; Gantry stages CSV files, where Keboola \
+                     ignores it too"
+                ));
+            }
+        }
+        for (i, f) in input.files.iter().enumerate() {
+            if f.query.is_some() {
+                out.push(format!(
+                    "storage.input.files[{i}].query is ignored: Gantry has no search index; \
+                     files are chosen by their tags only"
+                ));
+            }
+            if !f.processed_tags.is_empty() {
+                out.push(format!(
+                    "storage.input.files[{i}].processed_tags is ignored: Gantry does not tag \
+                     staged files after a job yet"
+                ));
+            }
+        }
+        for (i, t) in self.storage.output.tables.iter().enumerate() {
+            if t.schema.is_some() {
+                out.push(format!(
+                    "storage.output.tables[{i}].schema: column names and primary key are \
+                     used; data types and descriptions are not stored"
+                ));
+            }
+            for key in [
+                ("table_metadata", t.table_metadata.is_some()),
+                ("column_metadata", t.column_metadata.is_some()),
+            ]
+            .iter()
+            .filter(|k| k.1)
+            .map(|k| k.0)
+            {
+                out.push(format!(
+                    "storage.output.tables[{i}].{key} is ignored: Gantry stores no table \
+                     metadata"
+                ));
+            }
+        }
+        out
+    }
+
     /// The loosenings of the locked-down defaults this spec asks for.
     pub fn loosenings(&self) -> Vec<Loosening> {
         let uid = self.user.split(':').next().unwrap_or_default();
@@ -479,12 +599,25 @@ impl SpecDoc {
             }
         };
         validate_storage(&self.storage)?;
+        if let Some(c) = &self.component_id {
+            if c.is_empty()
+                || c.len() > 256
+                || c.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(SpecError::at(
+                    "component_id",
+                    "must be a component id like keboola.ex-http",
+                ));
+            }
+        }
         Ok(Spec {
             image: image.to_string(),
             command: self.command.clone(),
             env: self.env.clone(),
             parameters: self.parameters.clone(),
             image_parameters: self.image_parameters.clone(),
+            authorization: self.authorization.clone(),
+            component_id: self.component_id.clone(),
             storage: self.storage.clone(),
             limits,
             pull: self.pull.unwrap_or_default(),
@@ -608,6 +741,17 @@ fn validate_storage(storage: &Storage) -> Result<(), SpecError> {
             .map_err(|m| SpecError::at(&format!("storage.output.files[{i}].source"), m))?;
     }
     Ok(())
+}
+
+/// A valid sync action name (Keboola's `action` in `config.json`):
+/// letters, digits, `-`, `_`, `.`, at most 64; not `run`, which is a job.
+pub fn valid_action(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name != "run"
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
 }
 
 /// A single file name: no separators, no `..`, no NUL.

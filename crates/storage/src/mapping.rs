@@ -706,8 +706,18 @@ impl TableOutput {
                 .as_ref()
                 .map(|s| s.iter().map(|(n, _)| n.clone()).collect());
         }
+        // The mapping's own schema (Keboola's newer output mapping) names a
+        // primary key too.
+        let mapped_schema_pk = mapped.and_then(|m| m.schema.as_ref()).map(|cols| {
+            cols.iter()
+                .filter(|c| c.get("primary_key").and_then(Value::as_bool) == Some(true))
+                .filter_map(|c| c.get("name")?.as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        });
+        let mapped_schema_pk = mapped_schema_pk.filter(|pk| !pk.is_empty());
         let primary_key = mapped
             .and_then(|m| m.primary_key.clone())
+            .or(mapped_schema_pk)
             .or_else(|| str_list(mf.get("primary_key")))
             .or_else(|| {
                 schema

@@ -150,6 +150,16 @@ CREATE TABLE file_tags (
 ALTER TABLE projects ADD COLUMN allow TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX tokens_by_project ON tokens (project_id);
 "#,
+    // Keboola's Common Interface: a stable numeric project id (KBC_PROJECTID;
+    // a rowid is not stable across VACUUM), and the token a job was submitted
+    // with (KBC_TOKENID, KBC_TOKENDESC).
+    r#"
+ALTER TABLE projects ADD COLUMN number INTEGER;
+UPDATE projects SET number = rowid;
+CREATE UNIQUE INDEX projects_by_number ON projects (number);
+ALTER TABLE jobs ADD COLUMN token_id TEXT;
+ALTER TABLE jobs ADD COLUMN token_desc TEXT;
+"#,
 ];
 
 #[derive(Clone)]
@@ -270,10 +280,12 @@ fn allow_json(allow: &[Loosening]) -> String {
 }
 
 fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> {
-    let (id, allow, created_at): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let (id, allow, created_at, number): (String, String, i64, i64) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
     Ok((|| {
         Ok(Project {
             id: parse(id)?,
+            number,
             allow: serde_json::from_str(&allow)
                 .map_err(|e| StoreError::Corrupt(format!("project allow list: {e}")))?,
             created_at,
@@ -283,7 +295,7 @@ fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> 
 
 fn load_project(c: &Connection, id: &ProjectId) -> Result<Project> {
     c.query_row(
-        "SELECT id, allow, created_at FROM projects WHERE id = ?1",
+        "SELECT id, allow, created_at, number FROM projects WHERE id = ?1",
         [id.as_str()],
         project_from_row,
     )
@@ -296,7 +308,7 @@ fn hash_token(secret: &str) -> String {
 }
 
 const JOB_COLS: &str = "id, project_id, config_id, status, spec, attempt, max_attempts, error_kind, error_message, \
-     exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at";
+     exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at, token_id, token_desc";
 
 fn parse<T: std::str::FromStr<Err = String>>(s: String) -> Result<T> {
     s.parse().map_err(StoreError::Corrupt)
@@ -337,6 +349,8 @@ fn job_from_row(r: &Row<'_>) -> Result<Job> {
         queued_at: r.get(14)?,
         started_at: r.get(15)?,
         finished_at: r.get(16)?,
+        token_id: r.get(17)?,
+        token_desc: r.get(18)?,
         attempts: Vec::new(),
     })
 }
@@ -730,14 +744,18 @@ impl Store for SqliteStore {
     async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
         let hash = hash_token(secret);
         self.read(move |c| {
-            let row: Option<(String, bool)> = c
-                .prepare_cached("SELECT project_id, admin FROM tokens WHERE hash = ?1")?
-                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            let row: Option<(String, bool, String)> = c
+                .prepare_cached(
+                    "SELECT project_id, admin, description FROM tokens WHERE hash = ?1",
+                )?
+                .query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            row.map(|(p, admin)| {
+            row.map(|(p, admin, description)| {
                 Ok(Principal {
                     project: parse(p)?,
                     admin,
+                    token_id: hash[..12].to_string(),
+                    token_desc: description,
                 })
             })
             .transpose()
@@ -777,12 +795,16 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let n = c.execute(
                 &format!(
-                    "INSERT INTO projects (id, allow, created_at) VALUES (?1, ?2, {NOW}) ON CONFLICT (id) DO NOTHING"
+                    "INSERT INTO projects (id, allow, created_at, number) \
+                     VALUES (?1, ?2, {NOW}, (SELECT COALESCE(MAX(number), 0) + 1 FROM projects)) \
+                     ON CONFLICT (id) DO NOTHING"
                 ),
                 params![id.as_str(), allow],
             )?;
             if n == 0 {
-                return Err(StoreError::Conflict(format!("project '{id}' already exists")));
+                return Err(StoreError::Conflict(format!(
+                    "project '{id}' already exists"
+                )));
             }
             load_project(c, &id)
         })
@@ -797,7 +819,7 @@ impl Store for SqliteStore {
     async fn list_projects(&self) -> Result<Vec<Project>> {
         self.read(|c| {
             let mut stmt =
-                c.prepare_cached("SELECT id, allow, created_at FROM projects ORDER BY id")?;
+                c.prepare_cached("SELECT id, allow, created_at, number FROM projects ORDER BY id")?;
             let rows = stmt.query_map([], project_from_row)?;
             rows.map(|r| r?).collect()
         })
@@ -901,8 +923,8 @@ impl Store for SqliteStore {
         let job = self
             .write(move |c| {
                 c.prepare_cached(&format!(
-                    "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
-                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
+                    "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at, token_id, token_desc) \
+                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW}, ?7, ?8)"
                 ))?
                 .execute(params![
                     id.to_string(),
@@ -911,6 +933,8 @@ impl Store for SqliteStore {
                     job.spec.to_string(),
                     job.max_attempts,
                     job.backoff.as_millis() as i64,
+                    job.token_id,
+                    job.token_desc,
                 ])?;
                 load_job(c, None, id)
             })
@@ -926,8 +950,8 @@ impl Store for SqliteStore {
                     let mut ids = Vec::with_capacity(jobs.len());
                     {
                         let mut stmt = tx.prepare_cached(&format!(
-                            "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
-                             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
+                            "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at, token_id, token_desc) \
+                             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW}, ?7, ?8)"
                         ))?;
                         for job in jobs {
                             let id = JobId::new();
@@ -938,6 +962,8 @@ impl Store for SqliteStore {
                                 job.spec.to_string(),
                                 job.max_attempts,
                                 job.backoff.as_millis() as i64,
+                                job.token_id,
+                                job.token_desc,
                             ])?;
                             ids.push(id);
                         }
@@ -1047,7 +1073,10 @@ impl Store for SqliteStore {
                                 .unwrap_or_else(|| Value::Object(Default::default())),
                             None => Value::Object(Default::default()),
                         };
-                        jobs.push(ClaimedJob { job, state });
+                        let project_number: i64 = tx
+                            .prepare_cached("SELECT number FROM projects WHERE id = ?1")?
+                            .query_row([job.project.as_str()], |r| r.get(0))?;
+                        jobs.push(ClaimedJob { job, state, project_number });
                     }
                     let next_due: Option<i64> = tx.query_row(
                         &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued'"),

@@ -6,6 +6,7 @@
 //! so `gantry run` (no server) uses the very same path as the worker.
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod attempt;
 pub mod datadir;
 pub mod fault;

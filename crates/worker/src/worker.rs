@@ -39,6 +39,10 @@ pub struct WorkerConfig {
     pub log_cap: u64,
     /// How often to sweep for containers of dead attempts.
     pub sweep_every: Duration,
+    /// The server's URL, given to jobs as `KBC_URL`.
+    pub url: String,
+    /// `KBC_STACKID` of jobs: a stack name, by default the URL's host.
+    pub stack_id: String,
 }
 
 impl WorkerConfig {
@@ -53,6 +57,8 @@ impl WorkerConfig {
             shutdown_grace: Duration::from_secs(30),
             log_cap: crate::logs::DEFAULT_CAP,
             sweep_every: Duration::from_secs(60),
+            url: "http://127.0.0.1:8420".into(),
+            stack_id: "127.0.0.1:8420".into(),
         }
     }
 }
@@ -93,6 +99,11 @@ impl Worker {
             running: Arc::default(),
             engine_up: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.cfg
     }
 
     /// Asks the engine whether it answers and remembers the answer; logs
@@ -422,12 +433,15 @@ impl Worker {
         running: &Running,
     ) -> AttemptEnd {
         let dir = &plan.data_dir;
-        if let Err(e) = datadir::prepare(dir, &plan.spec, Some(&claimed.state)) {
+        if let Err(e) = datadir::prepare(dir, &plan.spec, Some(&claimed.state), "run") {
             return finished(Outcome::failed(
                 ErrorKind::Infrastructure,
                 format!("cannot prepare the data folder: {e}"),
                 None,
             ));
+        }
+        for note in plan.spec.ignored_keys() {
+            let _ = tx.send(LogLine::system("warning", note)).await;
         }
         let input = &plan.spec.storage.input;
         if !input.is_empty() {
@@ -520,10 +534,12 @@ impl Worker {
     fn plan(&self, claimed: &ClaimedJob, dir: PathBuf) -> Result<AttemptPlan, Outcome> {
         let job = &claimed.job;
         let mut value = job.spec.clone();
-        if let Some(params) = value.get_mut("parameters").and_then(|p| p.as_object_mut()) {
-            self.vault
-                .open_params(params)
-                .map_err(|e| Outcome::failed(ErrorKind::Infrastructure, e.to_string(), None))?;
+        for key in ["parameters", "authorization"] {
+            if let Some(params) = value.get_mut(key).and_then(|p| p.as_object_mut()) {
+                self.vault
+                    .open_params(params)
+                    .map_err(|e| Outcome::failed(ErrorKind::Infrastructure, e.to_string(), None))?;
+            }
         }
         let (_, spec) = Spec::from_value(value).map_err(|e| {
             Outcome::failed(ErrorKind::UserError, format!("invalid spec: {e}"), None)
@@ -538,6 +554,14 @@ impl Worker {
             data_dir: dir,
             log_cap: self.cfg.log_cap,
             collect_state: job.config_id.is_some(),
+            kbc: crate::attempt::KbcContext {
+                project_number: claimed.project_number,
+                stack_id: self.cfg.stack_id.clone(),
+                url: self.cfg.url.clone(),
+                token_id: job.token_id.clone(),
+                token_desc: job.token_desc.clone(),
+                config_row_id: None,
+            },
         })
     }
 }

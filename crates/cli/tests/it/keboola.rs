@@ -88,3 +88,447 @@ async fn a_keboola_component_runs_unchanged_with_state_carried_over() {
     assert_eq!(versions.len(), 2);
     assert_eq!(versions[0]["primary_key"], json!(["id"]));
 }
+
+// ------------------------------------------------------------------------
+// Real components, built as Keboola's component template lays them out, run
+// against functional test cases in the keboola-datadirtest layout
+// (tests/fixtures/keboola/cases/<case>/source/data in,
+// expected/data/out compared, file by file).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const KBC_IMAGE: &str = "gantry-test/kbc-component:1";
+
+fn fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/keboola")
+}
+
+/// Builds the component image (`FROM gantry-test/python:1`, `WORKDIR
+/// /code/`, a relative CMD) with a local `docker build`, again only when its
+/// sources changed (their hash is a label of the image).
+fn ensure_component_image() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ensure_images();
+    ONCE.call_once(|| {
+        use std::hash::{Hash, Hasher};
+        let dir = fixtures().join("component");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for f in ["Dockerfile", "src/component.py"] {
+            std::fs::read(dir.join(f))
+                .expect("component source")
+                .hash(&mut h);
+        }
+        let hash = format!("{:016x}", h.finish());
+        let have = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{index .Config.Labels \"gantry.test.hash\"}}",
+            KBC_IMAGE,
+        ]);
+        if have == hash {
+            return;
+        }
+        let st = Command::new("docker")
+            .args([
+                "build",
+                "-q",
+                "--label",
+                &format!("gantry.test.hash={hash}"),
+            ])
+            .args(["-t", KBC_IMAGE])
+            .arg(&dir)
+            .env("DOCKER_BUILDKIT", "0")
+            .status()
+            .expect("docker build");
+        assert!(st.success(), "docker build of {KBC_IMAGE} failed");
+    });
+}
+
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir") {
+        let e = e.expect("entry");
+        let target = to.join(e.file_name());
+        if e.file_type().expect("type").is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Files under `dir`, relative, sorted.
+fn relative_files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = files_under(dir)
+        .into_iter()
+        .map(|p| {
+            p.strip_prefix(dir)
+                .expect("under")
+                .to_string_lossy()
+                .to_string()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// Compares like keboola-datadirtest: the same files in `out/`, and each
+/// with the same contents (JSON files as JSON, the rest byte for byte).
+fn assert_out_matches(case: &str, actual_out: &Path) {
+    let expected_out = fixtures()
+        .join("cases")
+        .join(case)
+        .join("expected/data/out");
+    assert_eq!(
+        relative_files(actual_out),
+        relative_files(&expected_out),
+        "{case}: files in out/"
+    );
+    for f in relative_files(&expected_out) {
+        let want = std::fs::read(expected_out.join(&f)).expect("expected");
+        let got = std::fs::read(actual_out.join(&f)).expect("actual");
+        if f.ends_with(".json") || f.ends_with(".manifest") {
+            let want: serde_json::Value = serde_json::from_slice(&want).expect("json");
+            let got: serde_json::Value = serde_json::from_slice(&got).expect("json");
+            assert_eq!(got, want, "{case}: {f}");
+        } else {
+            assert_eq!(
+                String::from_utf8_lossy(&got),
+                String::from_utf8_lossy(&want),
+                "{case}: {f}"
+            );
+        }
+    }
+}
+
+/// A spec running the component image on a case's `config.json`: the
+/// image's own WORKDIR and CMD (no `command`), parameters and storage as
+/// the case gives them.
+fn case_spec(case: &str) -> serde_json::Value {
+    let config: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            fixtures()
+                .join("cases")
+                .join(case)
+                .join("source/data/config.json"),
+        )
+        .expect("config.json"),
+    )
+    .expect("json");
+    json!({
+        "image": KBC_IMAGE,
+        "component_id": "gantry-test.orders",
+        "parameters": config["parameters"],
+        "storage": config["storage"],
+        "pull": "never",
+    })
+}
+
+/// `gantry run` on a copy of the case's data folder, the way an author runs
+/// a functional test locally: the image keeps its WORKDIR and relative CMD,
+/// leftovers in out/ are removed, and files the job's user does not own
+/// (root's, mode 0600, in a 0700 folder) are readable to it.
+#[test]
+fn datadirtest_case_runs_through_gantry_run_with_the_images_workdir() {
+    ensure_component_image();
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    copy_tree(&fixtures().join("cases/orders/source/data"), &data);
+    // Root-owned (the tests run as root) and private: the job runs as 65534.
+    use std::os::unix::fs::PermissionsExt;
+    let private = std::fs::Permissions::from_mode(0o600);
+    std::fs::set_permissions(data.join("in/tables/orders.csv"), private.clone()).expect("chmod");
+    std::fs::set_permissions(data.join("out/tables/leftover.csv"), private).expect("chmod");
+    std::fs::set_permissions(
+        data.join("in/tables"),
+        std::fs::Permissions::from_mode(0o700),
+    )
+    .expect("chmod");
+    let spec = tmp.path().join("spec.json");
+    std::fs::write(&spec, case_spec("orders").to_string()).expect("spec");
+    let home = tempfile::tempdir().expect("home");
+    let out = Command::new(bin())
+        .args(["run", spec.to_str().expect("path"), "--data"])
+        .arg(&data)
+        .env("GANTRY_HOME", home.path())
+        .output()
+        .expect("gantry run");
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("removed 1 entries an earlier run left in"),
+        "{}",
+        stderr(&out)
+    );
+    // The manifest the library wrote is Gantry's to read, not the case's.
+    let manifest = data.join("out/tables/orders_out.csv.manifest");
+    let m: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&manifest).expect("manifest")).expect("json");
+    assert_eq!(m["destination"], "out.c-shop.orders-labelled", "{m}");
+    assert_eq!(m["primary_key"], json!(["id"]), "{m}");
+    std::fs::remove_file(manifest).expect("rm manifest");
+    assert_out_matches("orders", &data.join("out"));
+}
+
+/// The same case through a server: its input table comes from Storage, its
+/// outputs and state go back to Storage, and what Storage then holds is
+/// compared with the case's expected out/.
+#[tokio::test(flavor = "multi_thread")]
+async fn datadirtest_case_runs_through_the_server_with_storage_mapping() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let source = fixtures().join("cases/orders/source/data");
+    let csv = std::fs::read_to_string(source.join("in/tables/orders.csv")).expect("csv");
+    let (status, body) = api.import("in.c-shop.orders", "", &csv).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, cfg) = api
+        .post(
+            "/v1/configs",
+            json!({"id": "orders", "spec": case_spec("orders")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cfg}");
+    let (status, job) = api.post("/v1/jobs", json!({"config": "orders"})).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().expect("id").to_string();
+    let job = api.wait(&id).await;
+    assert_eq!(
+        job["status"],
+        "succeeded",
+        "{job} {:?}",
+        api.events(&id).await
+    );
+
+    // Rebuild out/ from what Storage holds, then compare as the framework does.
+    let got = tempfile::tempdir().expect("tmp");
+    std::fs::create_dir_all(got.path().join("tables")).expect("mkdir");
+    std::fs::write(
+        got.path().join("tables/orders_out.csv"),
+        api.export("out.c-shop.orders-labelled").await,
+    )
+    .expect("write");
+    let (_, state) = api.get("/v1/configs/orders/state").await;
+    std::fs::write(got.path().join("state.json"), state.to_string()).expect("write");
+    assert_out_matches("orders", got.path());
+    let versions = api.versions("out.c-shop.orders-labelled").await;
+    assert_eq!(versions[0]["primary_key"], json!(["id"]));
+}
+
+/// Every KBC_* variable Keboola sets and config.json key it writes, read
+/// back by a component through the keboola-component library, in a job
+/// of a configuration through the server.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_component_reads_back_every_kbc_variable_and_config_key() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let (status, _) = api
+        .import("in.c-shop.orders", "", "id,amount\n1,10\n")
+        .await;
+    assert_eq!(status, 201);
+    let (status, cfg) = api
+        .post(
+            "/v1/configs",
+            json!({"id": "reporter", "spec": {
+                "image": KBC_IMAGE,
+                "pull": "never",
+                "component_id": "gantry-test.orders",
+                // Written out of alphabetical order on purpose.
+                "parameters": {"report": true, "zeta": 1, "alpha": 2, "destination": "out.c-shop.typed", "mid": 3},
+                "image_parameters": {"region": "eu"},
+                "authorization": {"oauth_api": {"credentials": {
+                    "id": "cred-1", "appKey": "app-key-1", "#appSecret": "app-secret-1",
+                    "#data": "{\"access_token\": \"tok-1\"}", "oauthVersion": "2.0"}}},
+                "storage": {
+                    "input": {"tables": [{"source": "in.c-shop.orders", "destination": "orders.csv",
+                                          "column_types": [{"source": "id", "type": "INTEGER"}]}],
+                              "read_only_storage_access": true},
+                    "output": {"data_type_support": "hints"}
+                }
+            }}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cfg}");
+    // Sealed at rest like parameters.
+    let (_, shown) = api.get("/v1/configs/reporter").await;
+    assert!(!shown.to_string().contains("app-secret-1"), "{shown}");
+
+    let (status, job) = api.post("/v1/jobs", json!({"config": "reporter"})).await;
+    assert_eq!(status, 201, "{job}");
+    let id = job["id"].as_str().expect("id").to_string();
+    let job = api.wait(&id).await;
+    assert_eq!(
+        job["status"],
+        "succeeded",
+        "{job} {:?}",
+        api.events(&id).await
+    );
+    let lines = api.messages(&id, "stdout").await;
+    let line = lines
+        .iter()
+        .find_map(|l| l.strip_prefix("REPORT "))
+        .unwrap_or_else(|| panic!("no report in {lines:?}"));
+    let r: serde_json::Value = serde_json::from_str(line).expect("report json");
+
+    assert_eq!(r["cwd"], "/code", "the image's WORKDIR");
+    let env = &r["env"];
+    let port = g.url.rsplit(':').next().expect("port");
+    assert_eq!(env["KBC_PROJECTID"], "1", "{env}");
+    assert_eq!(env["KBC_PROJECTNAME"], "default");
+    assert_eq!(env["KBC_STACKID"], format!("127.0.0.1:{port}"));
+    assert_eq!(env["KBC_URL"], g.url);
+    assert_eq!(env["KBC_COMPONENTID"], "gantry-test.orders");
+    assert_eq!(env["KBC_CONFIGID"], "reporter");
+    assert_eq!(env["KBC_BRANCHID"], "default");
+    assert_eq!(env["KBC_RUNID"], id);
+    assert_eq!(env["KBC_DATADIR"], "/data/");
+    assert_eq!(env["KBC_DATA_TYPE_SUPPORT"], "hints");
+    assert_eq!(env["KBC_PROJECT_FEATURE_GATES"], "queuev2");
+    let token_id = env["KBC_TOKENID"].as_str().expect("token id");
+    assert!(
+        token_id.len() == 12 && token_id.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{env}"
+    );
+    let (_, tokens) = api.get("/v1/tokens").await;
+    let desc = tokens
+        .as_array()
+        .or_else(|| tokens["tokens"].as_array())
+        .and_then(|l| l.iter().find(|t| t["id"] == token_id))
+        .map(|t| t["description"].clone())
+        .unwrap_or_else(|| panic!("token {token_id} in {tokens}"));
+    assert_eq!(env["KBC_TOKENDESC"], desc);
+    assert!(env.get("KBC_CONFIGROWID").is_none(), "no rows here: {env}");
+    // The library sees the same.
+    let lib = &r["library"];
+    assert_eq!(lib["project_id"], "1");
+    assert_eq!(lib["stack_id"], format!("127.0.0.1:{port}"));
+    assert_eq!(lib["component_id"], "gantry-test.orders");
+    assert_eq!(lib["token_id"], token_id);
+    assert_eq!(lib["data_type_support"], "hints");
+
+    assert_eq!(
+        r["config_keys"],
+        json!([
+            "parameters",
+            "storage",
+            "image_parameters",
+            "action",
+            "authorization"
+        ])
+    );
+    assert_eq!(
+        r["parameter_order"],
+        json!(["report", "zeta", "alpha", "destination", "mid"])
+    );
+    assert_eq!(r["image_parameters"], json!({"region": "eu"}));
+    assert_eq!(r["action"], "run");
+    assert_eq!(r["storage"]["output"]["data_type_support"], "hints");
+    assert_eq!(r["storage"]["input"]["read_only_storage_access"], true);
+    assert_eq!(
+        r["storage"]["input"]["tables"][0]["column_types"],
+        json!([{"source": "id", "type": "INTEGER"}])
+    );
+    assert_eq!(
+        r["oauth"],
+        json!({"appKey": "app-key-1", "appSecret_len": 12, "data_keys": ["access_token"]})
+    );
+    // Secrets of the authorization are hidden in the log like parameters'.
+    for l in api.messages(&id, "stdout").await {
+        assert!(!l.contains("app-secret-1"), "{l}");
+    }
+
+    // Keys accepted but not acted on are said so on the job, never silently.
+    let system = api.messages(&id, "system").await.join("\n");
+    assert!(
+        system.contains("storage.input.tables[0].column_types is ignored")
+            && system.contains("storage.input.read_only_storage_access is ignored"),
+        "{system}"
+    );
+
+    // The outputs are stored as in a plain run.
+    assert_eq!(
+        api.rows("out.c-shop.typed").await,
+        vec!["id,label,double".to_string(), "1,1,20".to_string()]
+    );
+    let versions = api.versions("out.c-shop.typed").await;
+    assert_eq!(versions[0]["primary_key"], json!(["id"]));
+}
+
+/// Sync actions: the configuration's image run at once with `action` set,
+/// answering JSON; exit 1 is a 400 with the component's message, any other
+/// failure a 500 without internals; the CLI prints the answer.
+#[tokio::test(flavor = "multi_thread")]
+async fn sync_actions_answer_json_and_fail_with_the_components_message() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let mut spec = case_spec("orders");
+    spec["parameters"]["#key"] = json!("shop-key-1");
+    let (status, cfg) = api
+        .post("/v1/configs", json!({"id": "orders", "spec": spec}))
+        .await;
+    assert_eq!(status, 201, "{cfg}");
+
+    let (status, answer) = api
+        .post("/v1/configs/orders/actions/listColumns", json!({}))
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        answer,
+        json!({"columns": [
+            {"value": "id", "label": "ID"},
+            {"value": "label", "label": "LABEL"},
+            {"value": "double", "label": "DOUBLE"}],
+            "prefix": "order-", "staged": [], "cwd": "/code"})
+    );
+
+    let (status, err) = api
+        .post("/v1/configs/orders/actions/testConnection", json!({}))
+        .await;
+    assert_eq!(status, 400, "{err}");
+    assert_eq!(err["error"]["code"], "action_failed");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("cannot connect to the shop: the key is wrong")),
+        "{err}"
+    );
+
+    let (status, err) = api
+        .post("/v1/configs/orders/actions/crash", json!({}))
+        .await;
+    assert_eq!(status, 500, "{err}");
+    assert!(!err.to_string().contains("internal detail"), "{err}");
+
+    let (status, err) = api.post("/v1/configs/orders/actions/run", json!({})).await;
+    assert_eq!(status, 400, "{err}");
+    let (status, _) = api
+        .post("/v1/configs/nope/actions/listColumns", json!({}))
+        .await;
+    assert_eq!(status, 404);
+
+    // No job was made by any of it.
+    let (_, jobs) = api.get("/v1/jobs").await;
+    assert_eq!(jobs["jobs"].as_array().map(Vec::len), Some(0), "{jobs}");
+
+    let out = g.cli(&[
+        "--output",
+        "json",
+        "configs",
+        "action",
+        "orders",
+        "listColumns",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let printed: serde_json::Value = serde_json::from_str(&stdout(&out)).expect("json");
+    assert_eq!(printed["prefix"], "order-");
+    let out = g.cli(&["configs", "action", "orders", "testConnection"]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("the key is wrong"),
+        "{}",
+        stderr(&out)
+    );
+}
