@@ -7,7 +7,7 @@ use anyhow::Context;
 use gantry_core::events::LogLine;
 use gantry_core::Spec;
 use gantry_runtime::DockerRuntime;
-use gantry_worker::attempt::{run_attempt, AttemptEnd, AttemptPlan};
+use gantry_worker::attempt::{AttemptEnd, AttemptPlan};
 use serde_json::json;
 use std::path::{Path, PathBuf};
 use tokio::sync::mpsc;
@@ -78,6 +78,7 @@ pub async fn run(
             token_desc: None,
             config_row_id: None,
         },
+        step: None,
     };
 
     let (tx, mut rx) = mpsc::channel::<LogLine>(1024);
@@ -103,7 +104,14 @@ pub async fn run(
             c.cancel();
         }
     });
-    let end = run_attempt(&runtime, &plan, tx, cancel, CancellationToken::new()).await;
+    let end = gantry_worker::processors::run_with_processors(
+        &runtime,
+        &plan,
+        tx,
+        cancel,
+        CancellationToken::new(),
+    )
+    .await;
     let _ = printer.await;
     let report = match end {
         AttemptEnd::Finished(report) => report,

@@ -51,6 +51,10 @@ pub struct SpecDoc {
     pub component_id: Option<String>,
     #[serde(default, skip_serializing_if = "Storage::is_empty")]
     pub storage: Storage,
+    /// Keboola's processors: images run on the data folder before and after
+    /// this one.
+    #[serde(default, skip_serializing_if = "Processors::is_empty")]
+    pub processors: Processors,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -126,6 +130,57 @@ impl Network {
         match self {
             Self::None => "none",
             Self::Bridge => "bridge",
+        }
+    }
+}
+
+/// Keboola's `processors`: chains of images run on the job's data folder,
+/// `before` the component (on its staged inputs) and `after` it (on its
+/// outputs); each step's `out/` becomes the next one's `in/`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Processors {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<Processor>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Processor>,
+}
+
+impl Processors {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Processor {
+    pub definition: ProcessorDefinition,
+    /// The processor's `config.json` parameters.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<String, Value>,
+    /// Overrides the processor image's CMD (a Gantry extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+/// Which image a processor runs: Keboola names it by component id, which
+/// Gantry takes as the image reference (`docker tag` a processor's image
+/// to its component id), with an optional `tag`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorDefinition {
+    pub component: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+impl ProcessorDefinition {
+    /// The image reference it runs.
+    pub fn image(&self) -> String {
+        match &self.tag {
+            Some(t) => format!("{}:{t}", self.component),
+            None => self.component.clone(),
         }
     }
 }
@@ -349,6 +404,7 @@ pub struct Spec {
     pub authorization: Map<String, Value>,
     pub component_id: Option<String>,
     pub storage: Storage,
+    pub processors: Processors,
     pub limits: Limits,
     pub pull: PullPolicy,
     pub retry: Retry,
@@ -599,6 +655,32 @@ impl SpecDoc {
             }
         };
         validate_storage(&self.storage)?;
+        for (stage, list) in [
+            ("before", &self.processors.before),
+            ("after", &self.processors.after),
+        ] {
+            for (i, p) in list.iter().enumerate() {
+                let image = p.definition.image();
+                if p.definition.component.trim().is_empty()
+                    || image.len() > 512
+                    || image.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(SpecError::at(
+                        &format!("processors.{stage}[{i}].definition.component"),
+                        "must be an image reference (a processor's component id tagged locally)",
+                    ));
+                }
+                if p.command
+                    .as_ref()
+                    .is_some_and(|c| c.is_empty() || c.iter().any(|a| a.contains('\0')))
+                {
+                    return Err(SpecError::at(
+                        &format!("processors.{stage}[{i}].command"),
+                        "must be a non-empty list without NUL",
+                    ));
+                }
+            }
+        }
         if let Some(c) = &self.component_id {
             if c.is_empty()
                 || c.len() > 256
@@ -619,6 +701,7 @@ impl SpecDoc {
             authorization: self.authorization.clone(),
             component_id: self.component_id.clone(),
             storage: self.storage.clone(),
+            processors: self.processors.clone(),
             limits,
             pull: self.pull.unwrap_or_default(),
             retry,

@@ -68,6 +68,7 @@ pub async fn run_action(rt: &dyn ContainerRuntime, run: ActionRun<'_>) -> Action
         log_cap: MAX_ANSWER as u64 * 2,
         collect_state: false,
         kbc: run.kbc,
+        step: None,
     };
     let (tx, mut rx) = mpsc::channel::<LogLine>(256);
     let reader = tokio::spawn(async move {

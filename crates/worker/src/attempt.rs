@@ -62,6 +62,9 @@ pub struct AttemptPlan {
     /// Collect `out/state.json` when the job succeeds.
     pub collect_state: bool,
     pub kbc: KbcContext,
+    /// Which step of the job this is when it has processors
+    /// (`processors.before[0]`); `None` for the component itself.
+    pub step: Option<String>,
 }
 
 pub struct AttemptReport {
@@ -156,7 +159,16 @@ impl AttemptPlan {
         labels.insert(crate::labels::WORKER.to_string(), self.worker_id.clone());
         labels.insert(crate::labels::PROJECT.to_string(), self.project.clone());
         ContainerSpec {
-            name: format!("gantry-{}-{}", self.job_id, self.attempt),
+            name: match &self.step {
+                None => format!("gantry-{}-{}", self.job_id, self.attempt),
+                Some(step) => format!(
+                    "gantry-{}-{}-{}",
+                    self.job_id,
+                    self.attempt,
+                    step.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                        .trim_matches('-')
+                ),
+            },
             image: self.spec.image.clone(),
             command: self.spec.command.clone(),
             env,
@@ -489,6 +501,7 @@ mod tests {
             log_cap: 1 << 20,
             collect_state: false,
             kbc: KbcContext::default(),
+            step: None,
         };
         let (tx, _rx) = mpsc::channel(64);
         run_attempt(

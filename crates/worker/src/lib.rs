@@ -11,6 +11,7 @@ pub mod attempt;
 pub mod datadir;
 pub mod fault;
 pub mod logs;
+pub mod processors;
 mod worker;
 
 pub use worker::{Worker, WorkerConfig};

@@ -1,7 +1,7 @@
 //! The worker loop: claim due jobs up to `slots`, run each in its own task,
 //! renew leases, react to cancels, recover dead attempts, shut down gently.
 
-use crate::attempt::{run_attempt, AttemptEnd, AttemptPlan};
+use crate::attempt::{AttemptEnd, AttemptPlan};
 use crate::{datadir, labels};
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
@@ -470,7 +470,7 @@ impl Worker {
             let msg = format!("input mapping staged in {took:.1} ms ({bytes} bytes; {staged})");
             let _ = tx.send(LogLine::system("info", msg)).await;
         }
-        run_attempt(
+        crate::processors::run_with_processors(
             self.runtime.as_ref(),
             plan,
             tx.clone(),
@@ -562,6 +562,7 @@ impl Worker {
                 token_desc: job.token_desc.clone(),
                 config_row_id: None,
             },
+            step: None,
         })
     }
 }

@@ -532,3 +532,125 @@ async fn sync_actions_answer_json_and_fail_with_the_components_message() {
         stderr(&out)
     );
 }
+
+/// A processor that keeps the rows of every input table whose `amount` is
+/// at least `min_amount` (Keboola's processors read `in/`, write `out/`,
+/// and carry manifests along).
+const FILTER_PROCESSOR: &str = r#"
+import csv, json, os, shutil
+cfg = json.load(open("/data/config.json"))
+low = cfg["parameters"]["min_amount"]
+for name in os.listdir("/data/in/tables"):
+    src, dst = f"/data/in/tables/{name}", f"/data/out/tables/{name}"
+    if name.endswith(".manifest"):
+        shutil.copyfile(src, dst)
+        continue
+    with open(src) as f, open(dst, "w", newline="") as o:
+        r = csv.DictReader(f)
+        w = csv.DictWriter(o, fieldnames=r.fieldnames, lineterminator="\n")
+        w.writeheader()
+        for row in r:
+            if int(row["amount"]) >= low:
+                w.writerow(row)
+print(f"kept rows with amount >= {low}")
+"#;
+
+/// A processor that adds a `checked` column to every output table (or
+/// fails with exit 1 when asked to).
+const STAMP_PROCESSOR: &str = r#"
+import csv, json, os, shutil, sys
+cfg = json.load(open("/data/config.json"))
+if cfg["parameters"].get("fail"):
+    print("stamp: the stamp ran out of ink", file=sys.stderr)
+    sys.exit(1)
+for name in os.listdir("/data/in/tables"):
+    src, dst = f"/data/in/tables/{name}", f"/data/out/tables/{name}"
+    if name.endswith(".manifest"):
+        shutil.copyfile(src, dst)
+        continue
+    with open(src) as f, open(dst, "w", newline="") as o:
+        r = csv.reader(f)
+        w = csv.writer(o, lineterminator="\n")
+        w.writerow(next(r) + ["checked"])
+        for row in r:
+            w.writerow(row + [cfg["parameters"]["stamp"]])
+"#;
+
+/// Processors before and after a component: the filter's out/ is the
+/// component's in/, the component's out/ the stamp's in/; each step is in
+/// the log and on the attempt; a failing processor fails the job naming it,
+/// and nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn processors_run_before_and_after_the_component_on_the_same_data_folder() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let csv =
+        std::fs::read_to_string(fixtures().join("cases/orders/source/data/in/tables/orders.csv"))
+            .expect("csv");
+    let (status, _) = api.import("in.c-shop.orders", "", &csv).await;
+    assert_eq!(status, 201);
+    let processor = |code: &str, params: serde_json::Value| {
+        json!({"definition": {"component": "gantry-test/python", "tag": "1"},
+               "command": ["python3", "-c", code], "parameters": params})
+    };
+    let mut spec = case_spec("orders");
+    spec["processors"] = json!({
+        "before": [processor(FILTER_PROCESSOR, json!({"min_amount": 8}))],
+        "after": [processor(STAMP_PROCESSOR, json!({"stamp": "ok"}))],
+    });
+    let job = api.run(spec.clone()).await;
+    let id = job["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        job["status"],
+        "succeeded",
+        "{job} {:?}",
+        api.events(&id).await
+    );
+    assert_eq!(
+        api.rows("out.c-shop.orders-labelled").await,
+        vec![
+            "id,label,double,checked".to_string(),
+            "1,order-1,20,ok".to_string(),
+            "2,order-2,50,ok".to_string()
+        ]
+    );
+    let system = api.messages(&id, "system").await.join("\n");
+    for step in [
+        "processors.before[0] (gantry-test/python:1) started",
+        "processors.before[0] (gantry-test/python:1) ended: succeeded",
+        "component gantry-test/kbc-component:1 started",
+        "processors.after[0] (gantry-test/python:1) ended: succeeded",
+    ] {
+        assert!(system.contains(step), "{step} in {system}");
+    }
+    assert!(api
+        .messages(&id, "stdout")
+        .await
+        .contains(&"kept rows with amount >= 8".to_string()));
+    let (_, shown) = api.get(&format!("/v1/jobs/{id}")).await;
+    let steps: Vec<&str> = shown["limits"]["steps"]
+        .as_array()
+        .unwrap_or_else(|| panic!("steps in {shown}"))
+        .iter()
+        .map(|s| s["step"].as_str().expect("step"))
+        .collect();
+    assert_eq!(
+        steps,
+        ["processors.before[0]", "component", "processors.after[0]"]
+    );
+
+    spec["processors"]["after"][0]["parameters"] = json!({"fail": true});
+    spec["parameters"]["destination"] = json!("out.c-shop.never");
+    let job = api.run(spec).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    assert_eq!(job["error"]["kind"], "user_error");
+    let message = job["error"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("processors.after[0] (gantry-test/python:1): ")
+            && message.contains("the stamp ran out of ink"),
+        "{message}"
+    );
+    let (status, _) = api.get("/v1/tables/out.c-shop.never").await;
+    assert_eq!(status, 404, "nothing stored");
+}
