@@ -146,11 +146,10 @@ async fn seal_spec(
         spec.check_allowed(project.as_str(), &allowed)?;
     }
     let mut stored = serde_json::to_value(&doc).map_err(ApiError::internal)?;
-    for key in ["parameters", "authorization"] {
-        if let Some(params) = stored.get_mut(key).and_then(Value::as_object_mut) {
-            vault.seal_params(params);
-        }
-    }
+    let _ = gantry_core::spec::visit_secret_maps::<(), _>(&mut stored, |m| {
+        vault.seal_params(m);
+        Ok(())
+    });
     Ok((stored, spec))
 }
 

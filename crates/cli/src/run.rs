@@ -32,6 +32,11 @@ pub async fn run(
         vault
             .open_params(&mut spec.authorization)
             .context("cannot open the spec's sealed secrets")?;
+        for row in &mut spec.rows {
+            vault
+                .open_params(&mut row.parameters)
+                .context("cannot open the spec's sealed secrets")?;
+        }
     }
 
     let (dir, _temp) = match data {

@@ -159,12 +159,10 @@ struct EngineActions {
 impl ActionRunner for EngineActions {
     async fn run_action(&self, r: ActionRequest) -> ActionAnswer {
         let mut value = r.spec;
-        for key in ["parameters", "authorization"] {
-            if let Some(params) = value.get_mut(key).and_then(|p| p.as_object_mut()) {
-                if let Err(e) = self.vault.open_params(params) {
-                    return ActionAnswer::Failed(format!("cannot open the spec's secrets: {e}"));
-                }
-            }
+        if let Err(e) =
+            gantry_core::spec::visit_secret_maps(&mut value, |m| self.vault.open_params(m))
+        {
+            return ActionAnswer::Failed(format!("cannot open the spec's secrets: {e}"));
         }
         let spec = match gantry_core::Spec::from_value(value) {
             Ok((_, spec)) => spec,

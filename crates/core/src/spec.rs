@@ -55,6 +55,10 @@ pub struct SpecDoc {
     /// this one.
     #[serde(default, skip_serializing_if = "Processors::is_empty")]
     pub processors: Processors,
+    /// Keboola's configuration rows: run one after another in one job, each
+    /// with its own parameters (over the spec's), storage mapping and state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<ConfigRow>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -131,6 +135,55 @@ impl Network {
             Self::None => "none",
             Self::Bridge => "bridge",
         }
+    }
+}
+
+/// One row of a configuration (Keboola's configuration rows).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRow {
+    /// `KBC_CONFIGROWID`; letters, digits, `-`, `_`, `.`.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A disabled row is skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_disabled: bool,
+    /// Merged over the spec's parameters (the row's win, key by key, at any depth).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<String, Value>,
+    /// The row's mapping; the spec's when empty.
+    #[serde(default, skip_serializing_if = "Storage::is_empty")]
+    pub storage: Storage,
+    /// The row's processors; the spec's when empty.
+    #[serde(default, skip_serializing_if = "Processors::is_empty")]
+    pub processors: Processors,
+}
+
+impl Spec {
+    /// The spec one row runs: its parameters over the spec's, its storage
+    /// and processors (the spec's when it has none), no rows.
+    pub fn for_row(&self, row: &ConfigRow) -> Spec {
+        fn merge(base: &mut Map<String, Value>, over: &Map<String, Value>) {
+            for (k, v) in over {
+                match (base.get_mut(k), v) {
+                    (Some(Value::Object(b)), Value::Object(o)) => merge(b, o),
+                    _ => {
+                        base.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        let mut spec = self.clone();
+        merge(&mut spec.parameters, &row.parameters);
+        if !row.storage.is_empty() {
+            spec.storage = row.storage.clone();
+        }
+        if !row.processors.is_empty() {
+            spec.processors = row.processors.clone();
+        }
+        spec.rows = Vec::new();
+        spec
     }
 }
 
@@ -405,6 +458,7 @@ pub struct Spec {
     pub component_id: Option<String>,
     pub storage: Storage,
     pub processors: Processors,
+    pub rows: Vec<ConfigRow>,
     pub limits: Limits,
     pub pull: PullPolicy,
     pub retry: Retry,
@@ -681,6 +735,25 @@ impl SpecDoc {
                 }
             }
         }
+        let mut seen = std::collections::HashSet::new();
+        for (i, row) in self.rows.iter().enumerate() {
+            if !valid_action(&row.id) && row.id != "run" {
+                return Err(SpecError::at(
+                    &format!("rows[{i}].id"),
+                    "must be 1-64 letters, digits, '-', '_' or '.'",
+                ));
+            }
+            if !seen.insert(row.id.as_str()) {
+                return Err(SpecError::at(
+                    &format!("rows[{i}].id"),
+                    format!("'{}' is the id of another row", row.id),
+                ));
+            }
+            validate_storage(&row.storage).map_err(|e| SpecError {
+                path: format!("rows[{i}].{}", e.path),
+                message: e.message,
+            })?;
+        }
         if let Some(c) = &self.component_id {
             if c.is_empty()
                 || c.len() > 256
@@ -702,6 +775,7 @@ impl SpecDoc {
             component_id: self.component_id.clone(),
             storage: self.storage.clone(),
             processors: self.processors.clone(),
+            rows: self.rows.clone(),
             limits,
             pull: self.pull.unwrap_or_default(),
             retry,
@@ -860,6 +934,30 @@ pub fn check_relative_path(path: &str) -> Result<(), String> {
         .any(|seg| seg == ".." || seg.is_empty() && path.contains("//"))
     {
         return Err(format!("'{path}' must not contain '..'"));
+    }
+    Ok(())
+}
+
+/// Calls `f` on every map of a spec (as JSON) that may hold `#` secrets:
+/// `parameters`, `authorization` and each row's `parameters`.
+pub fn visit_secret_maps<E, F>(spec: &mut Value, mut f: F) -> Result<(), E>
+where
+    F: FnMut(&mut Map<String, Value>) -> Result<(), E>,
+{
+    let Some(obj) = spec.as_object_mut() else {
+        return Ok(());
+    };
+    for key in ["parameters", "authorization"] {
+        if let Some(Value::Object(m)) = obj.get_mut(key) {
+            f(m)?;
+        }
+    }
+    if let Some(Value::Array(rows)) = obj.get_mut("rows") {
+        for row in rows {
+            if let Some(Value::Object(m)) = row.get_mut("parameters") {
+                f(m)?;
+            }
+        }
     }
     Ok(())
 }

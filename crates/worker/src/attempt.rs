@@ -89,6 +89,9 @@ impl AttemptPlan {
     pub fn redactor(&self) -> Redactor {
         let mut secrets = secret_values(&self.spec.parameters);
         secrets.extend(secret_values(&self.spec.authorization));
+        for row in &self.spec.rows {
+            secrets.extend(secret_values(&row.parameters));
+        }
         Redactor::new(&secrets)
     }
 

@@ -328,17 +328,27 @@ impl Worker {
             .await;
 
         let dir = datadir::attempt_dir(&self.cfg.work_dir, &id.to_string(), attempt);
-        let (end, plan) = match self.plan(&claimed, dir.clone()) {
+        // A configuration with rows collects each row's outputs as it goes.
+        let (end, plan, rows_collected) = match self.plan(&claimed, dir.clone()) {
+            Ok(plan) if !plan.spec.rows.is_empty() => {
+                let (end, collected) = self.execute_rows(&claimed, &plan, &tx, &running).await;
+                (end, Some(plan), Some(collected))
+            }
             Ok(plan) => (
-                self.execute(&claimed, &plan, &tx, &running).await,
+                self.execute(&claimed.job.project, &claimed.state, &plan, &tx, &running)
+                    .await,
                 Some(plan),
+                None,
             ),
-            Err(outcome) => (finished(outcome), None),
+            Err(outcome) => (finished(outcome), None, None),
         };
         crate::fault::point("after-exit");
 
         match end {
             AttemptEnd::Abandoned | AttemptEnd::EngineAway => {
+                if let Some(c) = &rows_collected {
+                    self.storage.discard(c).await;
+                }
                 let why = if matches!(end, AttemptEnd::EngineAway) {
                     self.engine_up.store(false, Ordering::Relaxed);
                     "the container engine does not answer; the job goes back to the queue"
@@ -353,9 +363,10 @@ impl Worker {
                 }
             }
             AttemptEnd::Finished(mut report) => {
-                let collected = match &plan {
-                    Some(plan) => self.collect(job, plan, &mut report).await,
-                    None => Collected::default(),
+                let collected = match (rows_collected, &plan) {
+                    (Some(c), _) => c,
+                    (None, Some(plan)) => self.collect(job, plan, &mut report).await,
+                    (None, None) => Collected::default(),
                 };
                 let info = AttemptInfo {
                     image_digest: report.image_digest.clone(),
@@ -424,16 +435,122 @@ impl Worker {
         }
     }
 
-    /// Lays out the data folder, stages inputs, runs the container.
-    async fn execute(
+    /// Runs the enabled rows of a configuration one after another, as
+    /// Keboola does, each in its own data folder with its own mapping and
+    /// state (`KBC_CONFIGROWID`). The first failing row ends the job; then
+    /// only that row's `write_always` tables are kept. The new state holds
+    /// each row's under `rows.<id>`.
+    async fn execute_rows(
         &self,
         claimed: &ClaimedJob,
         plan: &AttemptPlan,
         tx: &mpsc::Sender<LogLine>,
         running: &Running,
+    ) -> (AttemptEnd, Collected) {
+        let job = &claimed.job;
+        let rows: Vec<_> = plan.spec.rows.iter().filter(|r| !r.is_disabled).collect();
+        if rows.is_empty() {
+            return (
+                finished(Outcome::failed(
+                    ErrorKind::UserError,
+                    "every row of the configuration is disabled".to_string(),
+                    None,
+                )),
+                Collected::default(),
+            );
+        }
+        let mut states = claimed
+            .state
+            .get("rows")
+            .and_then(|r| r.as_object())
+            .cloned()
+            .unwrap_or_default();
+        let mut all = Collected::default();
+        let mut last = None;
+        for (i, row) in rows.iter().enumerate() {
+            let _ = tx
+                .send(LogLine::system(
+                    "info",
+                    format!("row {} started ({} of {})", row.id, i + 1, rows.len()),
+                ))
+                .await;
+            let mut kbc = plan.kbc.clone();
+            kbc.config_row_id = Some(row.id.clone());
+            let row_plan = AttemptPlan {
+                job_id: plan.job_id.clone(),
+                attempt: plan.attempt,
+                worker_id: plan.worker_id.clone(),
+                project: plan.project.clone(),
+                config_id: plan.config_id.clone(),
+                spec: plan.spec.for_row(row),
+                data_dir: plan.data_dir.join(format!("row-{i}")),
+                log_cap: plan.log_cap,
+                collect_state: plan.collect_state,
+                kbc,
+                step: None,
+            };
+            let state = states
+                .get(&row.id)
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({}));
+            let end = self
+                .execute(&job.project, &state, &row_plan, tx, running)
+                .await;
+            let mut report = match end {
+                AttemptEnd::Finished(r) => r,
+                other => {
+                    self.storage.discard(&all).await;
+                    return (other, Collected::default());
+                }
+            };
+            let collected = self.collect(job, &row_plan, &mut report).await;
+            datadir::remove(&row_plan.data_dir);
+            if report.outcome.status != gantry_core::JobStatus::Succeeded {
+                // Earlier rows' outputs go with the job; this row's
+                // write_always tables stay, as for any failed job.
+                self.storage.discard(&all).await;
+                if let Some(err) = report.outcome.error.as_mut() {
+                    err.message = format!("row {}: {}", row.id, err.message);
+                }
+                report.new_state = None;
+                return (AttemptEnd::Finished(report), collected);
+            }
+            all.outputs.tables.extend(collected.outputs.tables);
+            all.outputs.files.extend(collected.outputs.files);
+            all.fresh_segments.extend(collected.fresh_segments);
+            all.fresh_files.extend(collected.fresh_files);
+            if let Some(s) = report.new_state.take() {
+                states.insert(row.id.clone(), s);
+            }
+            last = Some(report);
+        }
+        let Some(mut report) = last else {
+            return (
+                finished(Outcome::failed(
+                    ErrorKind::Infrastructure,
+                    "no row ran".to_string(),
+                    None,
+                )),
+                all,
+            );
+        };
+        if plan.collect_state {
+            report.new_state = Some(serde_json::json!({ "rows": states }));
+        }
+        (AttemptEnd::Finished(report), all)
+    }
+
+    /// Lays out the data folder, stages inputs, runs the container.
+    async fn execute(
+        &self,
+        project: &gantry_core::ProjectId,
+        state: &serde_json::Value,
+        plan: &AttemptPlan,
+        tx: &mpsc::Sender<LogLine>,
+        running: &Running,
     ) -> AttemptEnd {
         let dir = &plan.data_dir;
-        if let Err(e) = datadir::prepare(dir, &plan.spec, Some(&claimed.state), "run") {
+        if let Err(e) = datadir::prepare(dir, &plan.spec, Some(state), "run") {
             return finished(Outcome::failed(
                 ErrorKind::Infrastructure,
                 format!("cannot prepare the data folder: {e}"),
@@ -449,11 +566,7 @@ impl Worker {
                 .send(LogLine::system("info", "staging input mapping"))
                 .await;
             let started = std::time::Instant::now();
-            let staged = match self
-                .storage
-                .stage_inputs(&claimed.job.project, input, dir)
-                .await
-            {
+            let staged = match self.storage.stage_inputs(project, input, dir).await {
                 Ok(staged) => staged,
                 Err(e) => {
                     let kind = match e {
@@ -534,13 +647,8 @@ impl Worker {
     fn plan(&self, claimed: &ClaimedJob, dir: PathBuf) -> Result<AttemptPlan, Outcome> {
         let job = &claimed.job;
         let mut value = job.spec.clone();
-        for key in ["parameters", "authorization"] {
-            if let Some(params) = value.get_mut(key).and_then(|p| p.as_object_mut()) {
-                self.vault
-                    .open_params(params)
-                    .map_err(|e| Outcome::failed(ErrorKind::Infrastructure, e.to_string(), None))?;
-            }
-        }
+        gantry_core::spec::visit_secret_maps(&mut value, |m| self.vault.open_params(m))
+            .map_err(|e| Outcome::failed(ErrorKind::Infrastructure, e.to_string(), None))?;
         let (_, spec) = Spec::from_value(value).map_err(|e| {
             Outcome::failed(ErrorKind::UserError, format!("invalid spec: {e}"), None)
         })?;

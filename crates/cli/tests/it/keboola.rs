@@ -654,3 +654,105 @@ async fn processors_run_before_and_after_the_component_on_the_same_data_folder()
     let (status, _) = api.get("/v1/tables/out.c-shop.never").await;
     assert_eq!(status, 404, "nothing stored");
 }
+
+/// Configuration rows, as Keboola runs them: one job runs the enabled rows
+/// one after another, each with its parameters over the configuration's,
+/// its own mapping and state, and `KBC_CONFIGROWID`; a failing row fails the
+/// job naming the row, and no row's outputs or state are kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn configuration_rows_run_one_after_another_with_their_own_state() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let csv =
+        std::fs::read_to_string(fixtures().join("cases/orders/source/data/in/tables/orders.csv"))
+            .expect("csv");
+    let (status, _) = api.import("in.c-shop.orders", "", &csv).await;
+    assert_eq!(status, 201);
+    let mut spec = case_spec("orders");
+    spec["parameters"] = json!({"prefix": "base-", "report": true});
+    spec["rows"] = json!([
+        {"id": "cz", "name": "Czech shop",
+         "parameters": {"prefix": "cz-", "destination": "out.c-shop.cz", "#key": "row-secret-1"}},
+        {"id": "off", "is_disabled": true, "parameters": {"destination": "out.c-shop.off"}},
+        {"id": "sk", "parameters": {"prefix": "sk-", "destination": "out.c-shop.sk"},
+         "storage": {"input": {"tables": [{"source": "in.c-shop.orders", "destination": "orders.csv",
+                                           "where_column": "id", "where_values": ["2"]}]}}},
+    ]);
+    let (status, cfg) = api
+        .post("/v1/configs", json!({"id": "shops", "spec": spec.clone()}))
+        .await;
+    assert_eq!(status, 201, "{cfg}");
+    assert!(!cfg.to_string().contains("row-secret-1"), "sealed: {cfg}");
+
+    for run in 1..=2 {
+        let (status, job) = api.post("/v1/jobs", json!({"config": "shops"})).await;
+        assert_eq!(status, 201, "{job}");
+        let id = job["id"].as_str().expect("id").to_string();
+        let job = api.wait(&id).await;
+        assert_eq!(
+            job["status"],
+            "succeeded",
+            "{job} {:?}",
+            api.events(&id).await
+        );
+        let reports: Vec<serde_json::Value> = api
+            .messages(&id, "stdout")
+            .await
+            .iter()
+            .filter_map(|l| l.strip_prefix("REPORT "))
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        let rows: Vec<&str> = reports
+            .iter()
+            .map(|r| r["env"]["KBC_CONFIGROWID"].as_str().expect("row id"))
+            .collect();
+        assert_eq!(rows, ["cz", "sk"], "in order, the disabled row skipped");
+        assert_eq!(reports[0]["library"]["config_row_id"], "cz");
+        assert_eq!(reports[0]["env"]["KBC_CONFIGID"], "shops");
+        let system = api.messages(&id, "system").await.join("\n");
+        assert!(
+            system.contains("row cz started (1 of 2)")
+                && system.contains("row sk started (2 of 2)"),
+            "{system}"
+        );
+        assert_eq!(
+            api.rows("out.c-shop.cz").await,
+            vec!["id,label,double", "1,cz-1,20", "2,cz-2,50", "3,cz-3,14"]
+        );
+        assert_eq!(
+            api.rows("out.c-shop.sk").await,
+            vec!["id,label,double", "2,sk-2,50"]
+        );
+        let (_, state) = api.get("/v1/configs/shops/state").await;
+        assert_eq!(
+            state,
+            json!({"rows": {"cz": {"last_id": "3", "runs": run}, "sk": {"last_id": "2", "runs": run}}})
+        );
+    }
+    let (status, _) = api.get("/v1/tables/out.c-shop.off").await;
+    assert_eq!(status, 404, "a disabled row does not run");
+
+    // A failing row after a good one: the job fails naming it, and neither
+    // the good row's new version nor any state is kept.
+    spec["rows"][2]["parameters"]["fail"] = json!("the sk shop is closed");
+    let (status, body) = api
+        .call(
+            reqwest::Method::PUT,
+            "/v1/configs/shops",
+            Some(json!({"spec": spec})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, job) = api.post("/v1/jobs", json!({"config": "shops"})).await;
+    let job = api.wait(job["id"].as_str().expect("id")).await;
+    assert_eq!(job["status"], "failed", "{job}");
+    let message = job["error"]["message"].as_str().expect("message");
+    assert!(
+        message.starts_with("row sk: ") && message.contains("the sk shop is closed"),
+        "{message}"
+    );
+    assert_eq!(api.versions("out.c-shop.cz").await.len(), 2);
+    let (_, state) = api.get("/v1/configs/shops/state").await;
+    assert_eq!(state["rows"]["cz"]["runs"], 2);
+}
