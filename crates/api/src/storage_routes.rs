@@ -111,6 +111,7 @@ fn version_view(v: TableVersion) -> Value {
         "rows": v.rows, "bytes": v.bytes, "loaded_rows": v.loaded_rows, "loaded_bytes": v.loaded_bytes,
         "made_by": v.made_by, "job": v.job_id.map(|j| j.to_string()), "note": v.note,
         "segments": v.segments.len(), "created_at": rfc3339(v.created_at),
+        "metadata": v.metadata,
     })
 }
 

@@ -382,14 +382,14 @@ pub struct OutputTable {
     pub delete_where_operator: Option<WhereOperator>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_always: Option<bool>,
-    /// Keboola's newer output mapping: columns with types and a primary key.
-    /// Column names and primary key are honoured; types are not stored.
+    /// Keboola's newer output mapping: columns with types and a primary key,
+    /// stored as the table's metadata.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema: Option<Vec<Value>>,
-    /// Keboola: metadata of the table. Accepted and ignored.
+    /// Keboola: metadata of the table, stored with it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub table_metadata: Option<Value>,
-    /// Keboola: metadata of its columns. Accepted and ignored.
+    /// Keboola: metadata of its columns, stored with the table.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column_metadata: Option<Value>,
 }
@@ -539,27 +539,6 @@ impl Spec {
                 out.push(format!(
                     "storage.input.files[{i}].processed_tags is ignored: Gantry does not tag \
                      staged files after a job yet"
-                ));
-            }
-        }
-        for (i, t) in self.storage.output.tables.iter().enumerate() {
-            if t.schema.is_some() {
-                out.push(format!(
-                    "storage.output.tables[{i}].schema: column names and primary key are \
-                     used; data types and descriptions are not stored"
-                ));
-            }
-            for key in [
-                ("table_metadata", t.table_metadata.is_some()),
-                ("column_metadata", t.column_metadata.is_some()),
-            ]
-            .iter()
-            .filter(|k| k.1)
-            .map(|k| k.0)
-            {
-                out.push(format!(
-                    "storage.output.tables[{i}].{key} is ignored: Gantry stores no table \
-                     metadata"
                 ));
             }
         }

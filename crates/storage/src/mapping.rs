@@ -137,6 +137,8 @@ impl Storage {
             } else {
                 m.columns.clone()
             };
+            let (table_meta, column_meta) =
+                gantry_core::metadata::for_input(v.metadata.as_ref(), &columns);
             let manifest = json!({
                 "id": table.as_str(),
                 "uri": format!("gantry://{project}/tables/{table}"),
@@ -150,8 +152,8 @@ impl Storage {
                 "data_size_bytes": v.bytes,
                 "is_alias": false,
                 "attributes": [],
-                "metadata": [],
-                "column_metadata": {},
+                "metadata": table_meta,
+                "column_metadata": column_meta,
             });
             write_manifest(
                 &data.join("in/tables").join(format!("{dest}.manifest")),
@@ -320,6 +322,7 @@ impl Storage {
                     })?;
             c.fresh_segments.extend(rewritten);
             write.note = Some(format!("from {shown}"));
+            write.metadata = spec.metadata.clone();
             c.outputs.tables.push(write);
         }
         if succeeded {
@@ -640,6 +643,8 @@ struct TableOutput {
     delete_where: Option<DeleteWhere>,
     write_always: bool,
     dialect: Dialect,
+    /// Table and column metadata (types) from the manifest, the mapping's over it.
+    metadata: Option<Value>,
 }
 
 fn str_list(v: Option<&Value>) -> Option<Vec<String>> {
@@ -783,6 +788,26 @@ impl TableOutput {
             delimiter: one_byte("delimiter", b',')?,
             quote: one_byte("enclosure", b'"')?,
         };
+        let from_mapping = mapped.map(|m| {
+            let mut o = Map::new();
+            if let Some(v) = &m.schema {
+                o.insert("schema".into(), Value::Array(v.clone()));
+            }
+            if let Some(v) = &m.table_metadata {
+                o.insert("table_metadata".into(), v.clone());
+            }
+            if let Some(v) = &m.column_metadata {
+                o.insert("column_metadata".into(), v.clone());
+            }
+            o
+        });
+        let metadata = gantry_core::metadata::merge(
+            gantry_core::metadata::from_manifest(mf).as_ref(),
+            from_mapping
+                .as_ref()
+                .and_then(gantry_core::metadata::from_manifest)
+                .as_ref(),
+        );
         Ok(Self {
             destination,
             incremental,
@@ -791,6 +816,7 @@ impl TableOutput {
             delete_where,
             write_always,
             dialect,
+            metadata,
         })
     }
 }

@@ -222,6 +222,9 @@ pub struct TableVersion {
     pub job_id: Option<JobId>,
     pub note: Option<String>,
     pub created_at: i64,
+    /// Keboola table and column metadata (types), canonical form
+    /// ([`gantry_core::metadata`]); `None` when the table has none.
+    pub metadata: Option<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -248,6 +251,8 @@ pub struct TableWrite {
     pub loaded_bytes: u64,
     pub made_by: String,
     pub note: Option<String>,
+    /// Metadata this load brings (merged over the table's).
+    pub metadata: Option<Value>,
 }
 
 #[derive(Clone, Debug)]

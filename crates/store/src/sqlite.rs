@@ -159,6 +159,7 @@ UPDATE projects SET number = rowid;
 CREATE UNIQUE INDEX projects_by_number ON projects (number);
 ALTER TABLE jobs ADD COLUMN token_id TEXT;
 ALTER TABLE jobs ADD COLUMN token_desc TEXT;
+ALTER TABLE table_versions ADD COLUMN metadata TEXT;
 "#,
 ];
 
@@ -508,7 +509,7 @@ fn strings(s: &str) -> Result<Vec<String>> {
 }
 
 const VERSION_COLS: &str =
-    "version, columns, primary_key, segments, rows, bytes, loaded_rows, loaded_bytes, made_by, job_id, note, created_at";
+    "version, columns, primary_key, segments, rows, bytes, loaded_rows, loaded_bytes, made_by, job_id, note, created_at, metadata";
 
 fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
     Ok(TableVersion {
@@ -525,6 +526,10 @@ fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
         job_id: r.get::<_, Option<String>>(9)?.map(parse).transpose()?,
         note: r.get(10)?,
         created_at: r.get(11)?,
+        metadata: r
+            .get::<_, Option<String>>(12)?
+            .map(|s| json(&s))
+            .transpose()?,
     })
 }
 
@@ -626,10 +631,15 @@ fn apply_table_write(
         ),
     };
     let version = current.as_ref().map_or(1, |c| c.version + 1);
+    // Metadata belongs to the table: a load updates its keys, keeps the rest.
+    let metadata = gantry_core::metadata::merge(
+        current.as_ref().and_then(|c| c.metadata.as_ref()),
+        w.metadata.as_ref(),
+    );
     tx.prepare_cached(&format!(
         "INSERT INTO table_versions (project_id, table_id, version, columns, primary_key, segments, rows, bytes, \
-         loaded_rows, loaded_bytes, made_by, job_id, note, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {NOW})"
+         loaded_rows, loaded_bytes, made_by, job_id, note, created_at, metadata) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {NOW}, ?14)"
     ))?
     .execute(params![
         project.as_str(),
@@ -645,6 +655,7 @@ fn apply_table_write(
         w.made_by,
         job.map(|j| j.to_string()),
         w.note,
+        metadata.map(|m| m.to_string()),
     ])?;
     tx.prepare_cached(&format!(
         "INSERT INTO storage_tables (project_id, id, version, created_at, updated_at) VALUES (?1, ?2, ?3, {NOW}, {NOW}) \
@@ -1536,5 +1547,64 @@ impl SqliteStore {
             self.announce(Change::Enqueued);
         }
         taken.into_iter().map(|(id, _)| id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made before projects had numbers and jobs their token
+    /// migrates forward: existing projects are numbered in creation order,
+    /// new ones follow, old jobs and versions read with nothing in the new
+    /// columns.
+    #[tokio::test]
+    async fn an_older_database_migrates_forward_with_numbered_projects() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("gantry.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+                conn.execute_batch(sql).expect("old migration");
+                conn.pragma_update(None, "user_version", (i + 1) as i64)
+                    .expect("version");
+            }
+            let tx = conn.transaction().expect("tx");
+            tx.execute(
+                "INSERT INTO projects (id, created_at) VALUES ('acme', 1)",
+                [],
+            )
+            .expect("project");
+            tx.execute(
+                "INSERT INTO jobs (id, project_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
+                 VALUES ('0190b7a4-0000-7000-8000-000000000001', 'acme', 'queued', '{\"image\":\"x\"}', 1, 0, 0, 0)",
+                [],
+            )
+            .expect("job");
+            tx.commit().expect("commit");
+        }
+        let store = SqliteStore::open(&path).expect("migrate");
+        let acme: ProjectId = "acme".parse().expect("id");
+        assert_eq!(
+            store
+                .get_project(&ProjectId::default_project())
+                .await
+                .expect("default")
+                .number,
+            1
+        );
+        assert_eq!(store.get_project(&acme).await.expect("acme").number, 2);
+        let beta: ProjectId = "beta".parse().expect("id");
+        assert_eq!(
+            store.create_project(&beta, &[]).await.expect("beta").number,
+            3
+        );
+        let claim = store
+            .claim("w", 10, Duration::from_secs(30))
+            .await
+            .expect("claim");
+        assert_eq!(claim.jobs.len(), 1);
+        assert_eq!(claim.jobs[0].project_number, 2);
+        assert_eq!(claim.jobs[0].job.token_id, None);
     }
 }

@@ -756,3 +756,112 @@ async fn configuration_rows_run_one_after_another_with_their_own_state() {
     let (_, state) = api.get("/v1/configs/shops/state").await;
     assert_eq!(state["rows"]["cz"]["runs"], 2);
 }
+
+/// Typed tables: column types and descriptions a component writes through
+/// the library — in the legacy manifest (`column_metadata`) and in the
+/// newer one (`schema`, with `data_type_support: authoritative`) — are
+/// stored with the table version, and a component reading the table as its
+/// input gets them from its input manifest.
+#[tokio::test(flavor = "multi_thread")]
+async fn typed_tables_round_trip_through_storage_in_both_manifest_formats() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let (status, _) = api
+        .import("in.c-shop.orders", "", "id,amount\n1,10\n2,25\n")
+        .await;
+    assert_eq!(status, 201);
+    let write = |destination: &str, support: &str| {
+        let mut spec = case_spec("orders");
+        spec["parameters"] = json!({"typed": true, "destination": destination});
+        spec["storage"]["output"] = json!({"data_type_support": support});
+        spec
+    };
+    for (table, support) in [
+        ("out.c-shop.legacy", "none"),
+        ("out.c-shop.typed", "authoritative"),
+    ] {
+        let job = api.run(write(table, support)).await;
+        let id = job["id"].as_str().expect("id");
+        assert_eq!(
+            job["status"],
+            "succeeded",
+            "{job} {:?}",
+            api.events(id).await
+        );
+        let versions = api.versions(table).await;
+        let meta = &versions[0]["metadata"];
+        let column = |c: &str, key: &str| {
+            meta["column_metadata"][c]
+                .as_array()
+                .and_then(|l| l.iter().find(|e| e["key"] == key))
+                .map(|e| e["value"].clone())
+                .unwrap_or(serde_json::Value::Null)
+        };
+        assert_eq!(
+            column("id", "KBC.datatype.basetype"),
+            "INTEGER",
+            "{support}: {meta}"
+        );
+        assert_eq!(
+            column("label", "KBC.datatype.basetype"),
+            "STRING",
+            "{support}: {meta}"
+        );
+        if support == "authoritative" {
+            // Only the newer manifest has a place for a length.
+            assert_eq!(
+                column("label", "KBC.datatype.length"),
+                "64",
+                "{support}: {meta}"
+            );
+        }
+        assert_eq!(
+            column("label", "KBC.description"),
+            "the order's label",
+            "{support}: {meta}"
+        );
+        assert_eq!(
+            column("double", "KBC.datatype.basetype"),
+            "NUMERIC",
+            "{support}: {meta}"
+        );
+        assert!(
+            meta["metadata"]
+                .as_array()
+                .is_some_and(|l| l.iter().any(|e| e["value"] == "labelled orders")),
+            "{support}: {meta}"
+        );
+        assert_eq!(
+            api.rows(table).await,
+            vec!["id,label,double", "1,1,20", "2,2,50"],
+            "{support}"
+        );
+    }
+
+    // Read back as an input: the library finds the types in the manifest.
+    for table in ["out.c-shop.legacy", "out.c-shop.typed"] {
+        let mut spec = case_spec("orders");
+        spec["parameters"] = json!({"report_types": true, "destination": "out.c-shop.reread"});
+        spec["storage"]["input"]["tables"][0]["source"] = json!(table);
+        let job = api.run(spec).await;
+        let id = job["id"].as_str().expect("id").to_string();
+        assert_eq!(
+            job["status"], "failed",
+            "orders.csv has no 'amount' column: {job}"
+        );
+        let types: serde_json::Value = api
+            .messages(&id, "stdout")
+            .await
+            .iter()
+            .find_map(|l| {
+                l.strip_prefix("TYPES ")
+                    .map(|t| serde_json::from_str(t).expect("json"))
+            })
+            .unwrap_or_else(|| panic!("no types printed for {table}"));
+        assert_eq!(types["id"]["type"], "INTEGER", "{table}: {types}");
+        assert_eq!(types["id"]["pk"], true, "{table}: {types}");
+        assert_eq!(types["label"]["type"], "STRING", "{table}: {types}");
+        assert_eq!(types["double"]["type"], "NUMERIC", "{table}: {types}");
+    }
+}
