@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gantry_storage::csvscan::Dialect;
-use gantry_storage::{CsvInput, LoadOptions, ReadFilter, Sink, StorageError};
+use gantry_storage::{CsvInput, LoadOptions, Sink, StorageError};
 use gantry_store::{FileInfo, TableInfo, TableVersion};
 use serde_json::{json, Value};
 
@@ -311,10 +311,30 @@ async fn export_table(
     };
     // Fail before streaming when the table or version does not exist.
     s.store.table_version(&p.project, &table, version).await?;
-    let filter = ReadFilter {
+    // The filters of an input mapping, so `gantry run --stage` reads what a
+    // job would be given.
+    let mapping = gantry_core::spec::InputTable {
+        source: table.to_string(),
         columns: list(one(&q, "columns")),
+        where_column: one(&q, "where_column").map(str::to_string),
+        where_values: list(one(&q, "where_values")),
+        where_operator: match one(&q, "where_operator") {
+            None | Some("eq") => None,
+            Some("ne") => Some(gantry_core::spec::WhereOperator::Ne),
+            Some(_) => return Err(ApiError::invalid("where_operator must be eq or ne")),
+        },
+        changed_since: one(&q, "changed_since").map(str::to_string),
+        limit: match one(&q, "limit") {
+            Some(l) => Some(
+                l.parse::<u64>()
+                    .map_err(|_| ApiError::invalid("limit must be a number"))?,
+            ),
+            None => None,
+        },
         ..Default::default()
     };
+    let filter = gantry_storage::mapping::read_filter(&mapping, "query")
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         let mut sink = ChannelSink(tx.clone());

@@ -10,6 +10,7 @@ mod home;
 mod output;
 mod run;
 mod serve;
+mod stage;
 mod storage_cmds;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -132,8 +133,20 @@ enum Command {
     /// the job (0 succeeded, 1 user error, the container's code for other
     /// exits, 124 timed out, 125 image not found, 130 cancelled, 137 OOM).
     Run {
-        /// Spec file (YAML or JSON).
-        spec: PathBuf,
+        /// Spec file (YAML or JSON); or --config.
+        spec: Option<PathBuf>,
+        /// Run a configuration stored on the server (--server / GANTRY_URL)
+        /// instead of a spec file: its spec (sealed secrets open with this
+        /// home's key) and its state as in/state.json.
+        #[arg(long)]
+        config: Option<String>,
+        /// Run this row of a configuration with rows (KBC_CONFIGROWID).
+        #[arg(long)]
+        row: Option<String>,
+        /// Stage the spec's input mapping from the server's Storage into the
+        /// data folder, as a job's would be (a read-only token is enough).
+        #[arg(long)]
+        stage: bool,
         /// Data folder mounted at /data (default: a temporary folder, removed
         /// afterwards). Files you put in in/ are kept; out/ shows the results.
         #[arg(long)]
@@ -211,7 +224,23 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             spec,
             data,
             log_cap,
-        } => run::run(&g, &spec, data, log_cap).await,
+            config,
+            row,
+            stage,
+        } => {
+            run::run(
+                &g,
+                run::RunArgs {
+                    spec,
+                    data,
+                    log_cap,
+                    config,
+                    row,
+                    stage,
+                },
+            )
+            .await
+        }
         Command::Jobs(c) => commands::jobs(&g, c).await,
         Command::Configs(c) => commands::configs(&g, c).await,
         Command::Tables(c) => storage_cmds::tables(&g, c).await,

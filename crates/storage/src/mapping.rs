@@ -40,6 +40,23 @@ fn now_ms() -> i64 {
 }
 
 /// `-7 days`, `-2 hours`, `-30 minutes` (relative to now) or an RFC 3339 time.
+/// The read an input table mapping asks for (`at` names it in errors).
+pub fn read_filter(m: &gantry_core::spec::InputTable, at: &str) -> Result<ReadFilter> {
+    Ok(ReadFilter {
+        columns: m.columns.clone(),
+        where_column: m.where_column.clone(),
+        where_values: m.where_values.clone(),
+        where_operator: m.where_operator.unwrap_or_default(),
+        changed_since: m
+            .changed_since
+            .as_deref()
+            .map(|c| parse_changed_since(c, now_ms()))
+            .transpose()
+            .map_err(|e| StorageError::Invalid(format!("{at}: {e}")))?,
+        limit: m.limit,
+    })
+}
+
 pub fn parse_changed_since(text: &str, now_ms: i64) -> Result<i64, String> {
     let t = text.trim();
     if let Ok(time) = humantime::parse_rfc3339_weak(t) {
@@ -94,19 +111,7 @@ impl Storage {
                 .unwrap_or_else(|| format!("{}.csv", m.source));
             check_file_name(&dest)
                 .map_err(|e| StorageError::Invalid(format!("{at}.destination: {e}")))?;
-            let filter = ReadFilter {
-                columns: m.columns.clone(),
-                where_column: m.where_column.clone(),
-                where_values: m.where_values.clone(),
-                where_operator: m.where_operator.unwrap_or_default(),
-                changed_since: m
-                    .changed_since
-                    .as_deref()
-                    .map(|c| parse_changed_since(c, now_ms()))
-                    .transpose()
-                    .map_err(|e| StorageError::Invalid(format!("{at}: {e}")))?,
-                limit: m.limit,
-            };
+            let filter = read_filter(m, &at)?;
             let path = data.join("in/tables").join(&dest);
             let v = self
                 .store

@@ -865,3 +865,100 @@ async fn typed_tables_round_trip_through_storage_in_both_manifest_formats() {
         assert_eq!(types["double"]["type"], "NUMERIC", "{table}: {types}");
     }
 }
+
+/// The author's loop against a server: `gantry run --config ID --stage`
+/// runs a stored configuration locally with its state and its inputs
+/// staged from the server's Storage (the job's manifests), and produces
+/// what a job would; `--row` runs one row of a configuration with rows.
+#[tokio::test(flavor = "multi_thread")]
+async fn gantry_run_runs_a_stored_configuration_with_inputs_staged_from_the_server() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let csv =
+        std::fs::read_to_string(fixtures().join("cases/orders/source/data/in/tables/orders.csv"))
+            .expect("csv");
+    let (status, _) = api.import("in.c-shop.orders", "", &csv).await;
+    assert_eq!(status, 201);
+    let (status, cfg) = api
+        .post(
+            "/v1/configs",
+            json!({"id": "orders", "spec": case_spec("orders")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cfg}");
+    // One job first, so the configuration has a state.
+    let (_, job) = api.post("/v1/jobs", json!({"config": "orders"})).await;
+    let job = api.wait(job["id"].as_str().expect("id")).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let data_arg = data.to_str().expect("path");
+    let out = g.cli(&["run", "--config", "orders", "--stage", "--data", data_arg]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(
+        stderr(&out).contains("staged 1 tables and 0 files"),
+        "{}",
+        stderr(&out)
+    );
+    let read_json = |p: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(data.join(p)).expect(p)).expect("json")
+    };
+    assert_eq!(
+        read_json("in/state.json"),
+        json!({"last_id": "3", "runs": 1})
+    );
+    let manifest = read_json("in/tables/orders.csv.manifest");
+    assert_eq!(manifest["id"], "in.c-shop.orders");
+    assert_eq!(manifest["columns"], json!(["id", "amount"]));
+    assert_eq!(manifest["rows_count"], 3);
+    assert_eq!(
+        read_json("out/state.json"),
+        json!({"last_id": "3", "runs": 2})
+    );
+    assert_eq!(
+        std::fs::read_to_string(data.join("out/tables/orders_out.csv")).expect("out"),
+        std::fs::read_to_string(
+            fixtures().join("cases/orders/expected/data/out/tables/orders_out.csv")
+        )
+        .expect("expected")
+    );
+
+    // One row of a configuration with rows, its own mapping and state.
+    let mut spec = case_spec("orders");
+    spec["parameters"] = json!({"report": true});
+    spec["rows"] = json!([
+        {"id": "cz", "parameters": {"prefix": "cz-", "destination": "out.c-shop.cz"}},
+        {"id": "sk", "parameters": {"prefix": "sk-", "destination": "out.c-shop.sk"},
+         "storage": {"input": {"tables": [{"source": "in.c-shop.orders", "destination": "orders.csv",
+                                           "where_column": "id", "where_values": ["2"]}]}}},
+    ]);
+    let (status, cfg) = api
+        .post("/v1/configs", json!({"id": "shops", "spec": spec}))
+        .await;
+    assert_eq!(status, 201, "{cfg}");
+    let out = g.cli(&["run", "--config", "shops", "--stage", "--data", data_arg]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("run one with --row ID"),
+        "{}",
+        stderr(&out)
+    );
+    let out = g.cli(&[
+        "run", "--config", "shops", "--row", "sk", "--stage", "--data", data_arg,
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(data.join("out/tables/orders_out.csv")).expect("out"),
+        "id,label,double\n2,sk-2,50\n"
+    );
+    let report: serde_json::Value = stdout(&out)
+        .lines()
+        .find_map(|l| l.strip_prefix("REPORT "))
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .expect("report");
+    assert_eq!(report["env"]["KBC_CONFIGROWID"], "sk");
+    assert_eq!(report["env"]["KBC_CONFIGID"], "shops");
+    assert_eq!(read_json("in/state.json"), json!({}));
+}
