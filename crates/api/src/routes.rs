@@ -127,7 +127,7 @@ fn job_id(s: &str) -> Result<JobId, ApiError> {
         .map_err(|_| ApiError::not_found(format!("job {}", s.chars().take(64).collect::<String>())))
 }
 
-fn config_id(s: &str) -> Result<ConfigId, ApiError> {
+pub(crate) fn config_id(s: &str) -> Result<ConfigId, ApiError> {
     s.parse().map_err(ApiError::invalid)
 }
 

@@ -147,6 +147,11 @@ enum Command {
         /// data folder, as a job's would be (a read-only token is enough).
         #[arg(long)]
         stage: bool,
+        /// Store the outputs and the new state through the server's API as
+        /// a job would (versions made by `run`, noting the token), when the
+        /// run succeeds.
+        #[arg(long)]
+        commit: bool,
         /// Data folder mounted at /data (default: a temporary folder, removed
         /// afterwards). Files you put in in/ are kept; out/ shows the results.
         #[arg(long)]
@@ -227,6 +232,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             config,
             row,
             stage,
+            commit,
         } => {
             run::run(
                 &g,
@@ -237,6 +243,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                     config,
                     row,
                     stage,
+                    commit,
                 },
             )
             .await

@@ -25,6 +25,8 @@ pub struct RunArgs {
     pub row: Option<String>,
     /// Stage the spec's input mapping from the server's Storage.
     pub stage: bool,
+    /// Store the outputs and new state through the server's API.
+    pub commit: bool,
 }
 
 pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<u8> {
@@ -35,6 +37,7 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<u8> {
         config,
         row,
         stage,
+        commit,
     } = args;
     let client = || crate::client::Client::new(g);
     let (mut spec, mut state) = match (&spec_path, &config) {
@@ -210,6 +213,42 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<u8> {
         }
         if _temp.is_none() {
             eprintln!("gantry: outputs are in {}", dir.join("out").display());
+        }
+    }
+    if commit {
+        if o.status != gantry_core::JobStatus::Succeeded {
+            eprintln!("gantry: the run did not succeed; nothing was committed");
+        } else {
+            let mut query = Vec::new();
+            if let Some(c) = &config {
+                query.push(format!("config={}", enc(c)));
+            }
+            if let Some(r) = &plan.kbc.config_row_id {
+                query.push(format!("row={}", enc(r)));
+            }
+            let mapping = (config.is_none()).then(|| plan.spec.storage.output.clone());
+            let body = crate::stage::pack_outputs(&dir.join("out"), mapping.as_ref())?;
+            let committed = crate::client::Client::new(g)?
+                .post_stream(
+                    &format!("/v1/runs?{}", query.join("&")),
+                    reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                        tokio::fs::File::from_std(body),
+                        1 << 20,
+                    )),
+                )
+                .await
+                .context("committing the outputs failed; nothing was stored")?;
+            eprintln!(
+                "gantry: committed to {}: tables {}, {} files{}",
+                g.server,
+                committed["tables"],
+                committed["files"],
+                if committed["state"] == true {
+                    ", new state"
+                } else {
+                    ""
+                }
+            );
         }
     }
     Ok(code)

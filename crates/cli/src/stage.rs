@@ -145,3 +145,84 @@ async fn download(resp: reqwest::Response, path: &Path) -> anyhow::Result<()> {
     out.flush()?;
     Ok(())
 }
+
+/// Packs `out/` (its `state.json`, `tables/` and `files/`) for
+/// `POST /v1/runs` into an unnamed temporary file: per entry a 4-byte path
+/// length, the path, an 8-byte size and the bytes; first the output mapping
+/// (`mapping.json`) when given. Links and special files are refused, as a
+/// job's outputs are.
+pub fn pack_outputs(
+    out: &Path,
+    mapping: Option<&gantry_core::spec::OutputMapping>,
+) -> anyhow::Result<std::fs::File> {
+    use std::io::Seek;
+    let mut file = tempfile::tempfile().context("cannot make a temporary file")?;
+    {
+        let mut w = std::io::BufWriter::new(&mut file);
+        let entry = |w: &mut std::io::BufWriter<&mut std::fs::File>,
+                     name: &str,
+                     size: u64,
+                     body: &mut dyn std::io::Read|
+         -> anyhow::Result<()> {
+            w.write_all(&(name.len() as u32).to_be_bytes())?;
+            w.write_all(name.as_bytes())?;
+            w.write_all(&size.to_be_bytes())?;
+            let copied = std::io::copy(&mut std::io::Read::take(body, size), w)?;
+            anyhow::ensure!(copied == size, "{name} changed while it was packed");
+            Ok(())
+        };
+        if let Some(m) = mapping {
+            let text = serde_json::to_vec(m)?;
+            entry(
+                &mut w,
+                "mapping.json",
+                text.len() as u64,
+                &mut text.as_slice(),
+            )?;
+        }
+        let mut files = Vec::new();
+        let state = out.join("state.json");
+        if state.symlink_metadata().is_ok() {
+            files.push(("state.json".to_string(), state));
+        }
+        for top in ["tables", "files"] {
+            walk(&out.join(top), top, 0, &mut files)?;
+        }
+        for (name, path) in files {
+            let meta = path.symlink_metadata()?;
+            anyhow::ensure!(
+                meta.is_file(),
+                "out/{name} is not a regular file; nothing was committed"
+            );
+            let mut f = std::fs::File::open(&path)?;
+            entry(&mut w, &name, meta.len(), &mut f)?;
+        }
+        w.flush()?;
+    }
+    file.rewind()?;
+    Ok(file)
+}
+
+fn walk(
+    dir: &Path,
+    name: &str,
+    depth: usize,
+    out: &mut Vec<(String, std::path::PathBuf)>,
+) -> anyhow::Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let mut list: Vec<_> = entries.collect::<Result<_, _>>()?;
+    list.sort_by_key(|e| e.file_name());
+    for e in list {
+        let child = format!("{name}/{}", e.file_name().to_string_lossy());
+        let t = e.file_type()?;
+        if t.is_dir() {
+            anyhow::ensure!(depth < 1, "out/{child}: folders deeper than a sliced table");
+            walk(&e.path(), &child, depth + 1, out)?;
+        } else {
+            out.push((child, e.path()));
+        }
+    }
+    Ok(())
+}

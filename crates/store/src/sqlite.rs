@@ -1376,6 +1376,65 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn commit_run(
+        &self,
+        project: &ProjectId,
+        config: Option<&ConfigId>,
+        row: Option<&str>,
+        new_state: Option<&Value>,
+        outputs: &Outputs,
+    ) -> Result<()> {
+        let project = project.clone();
+        let config = config.cloned();
+        let row = row.map(str::to_string);
+        let new_state = new_state.cloned();
+        let outputs = outputs.clone();
+        self.write(move |c| {
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                if let Some(cfg) = &config {
+                    let current: Option<String> = tx
+                        .query_row(
+                            "SELECT state FROM configs WHERE project_id = ?1 AND id = ?2",
+                            params![project.as_str(), cfg.as_str()],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    let Some(current) = current else {
+                        return Err(StoreError::NotFound(format!("configuration {cfg}")));
+                    };
+                    if let Some(state) = new_state {
+                        let state = match &row {
+                            None => state,
+                            Some(r) => {
+                                let mut whole = json(&current)?;
+                                if !whole.is_object() {
+                                    whole = Value::Object(Default::default());
+                                }
+                                if !whole["rows"].is_object() {
+                                    whole["rows"] = Value::Object(Default::default());
+                                }
+                                whole["rows"][r.as_str()] = state;
+                                whole
+                            }
+                        };
+                        tx.execute(
+                            "UPDATE configs SET state = ?3 WHERE project_id = ?1 AND id = ?2",
+                            params![project.as_str(), cfg.as_str(), state.to_string()],
+                        )?;
+                    }
+                }
+                for w in &outputs.tables {
+                    apply_table_write(tx, &project, w, None)?;
+                }
+                for f in &outputs.files {
+                    insert_file(tx, &project, f, None)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn commit_table(&self, project: &ProjectId, write: TableWrite) -> Result<TableVersion> {
         let project = project.clone();
         self.write(move |c| {

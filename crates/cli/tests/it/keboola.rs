@@ -962,3 +962,165 @@ async fn gantry_run_runs_a_stored_configuration_with_inputs_staged_from_the_serv
     assert_eq!(report["env"]["KBC_CONFIGID"], "shops");
     assert_eq!(read_json("in/state.json"), json!({}));
 }
+
+/// `gantry run --config ID --stage --commit` stores what the local run
+/// produced through the API as a job would: the same table version (made by
+/// `run`, noting the token) and the new state, which the next job reads; a
+/// row's state goes to its place; a failed run commits nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn gantry_run_commit_makes_the_version_a_job_would() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let csv =
+        std::fs::read_to_string(fixtures().join("cases/orders/source/data/in/tables/orders.csv"))
+            .expect("csv");
+    let (status, _) = api.import("in.c-shop.orders", "", &csv).await;
+    assert_eq!(status, 201);
+    let mut spec = case_spec("orders");
+    spec["rows"] =
+        json!([{"id": "sk", "parameters": {"prefix": "sk-", "destination": "out.c-shop.sk"}}]);
+    let (status, cfg) = api
+        .post(
+            "/v1/configs",
+            json!({"id": "orders", "spec": case_spec("orders")}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cfg}");
+    let (_, job) = api.post("/v1/jobs", json!({"config": "orders"})).await;
+    let job = api.wait(job["id"].as_str().expect("id")).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let table = "out.c-shop.orders-labelled";
+    let by_job = api.export(table).await;
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let data = tmp.path().join("data");
+    let data_arg = data.to_str().expect("path");
+    let out = g.cli(&[
+        "run", "--config", "orders", "--stage", "--commit", "--data", data_arg,
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert!(stderr(&out).contains("committed to"), "{}", stderr(&out));
+    let versions = api.versions(table).await;
+    assert_eq!(versions.len(), 2, "{versions:?}");
+    let (run_v, job_v) = (&versions[0], &versions[1]);
+    assert_eq!(run_v["made_by"], "run");
+    assert_eq!(job_v["made_by"], "job");
+    let (_, tokens) = api.get("/v1/tokens").await;
+    let token_id = tokens["tokens"][0]["id"]
+        .as_str()
+        .expect("token id")
+        .to_string();
+    let note = run_v["note"].as_str().expect("note");
+    assert!(
+        note.contains("from out/tables/orders_out.csv") && note.contains(token_id.as_str()),
+        "{note}"
+    );
+    for key in ["columns", "primary_key", "rows", "loaded_rows"] {
+        assert_eq!(run_v[key], job_v[key], "{key}");
+    }
+    assert_eq!(api.export(table).await, by_job);
+    let (_, state) = api.get("/v1/configs/orders/state").await;
+    assert_eq!(state, json!({"last_id": "3", "runs": 2}));
+    // The next job reads the state the run committed.
+    let (_, job) = api.post("/v1/jobs", json!({"config": "orders"})).await;
+    api.wait(job["id"].as_str().expect("id")).await;
+    let (_, state) = api.get("/v1/configs/orders/state").await;
+    assert_eq!(state, json!({"last_id": "3", "runs": 3}));
+
+    // A row's state goes to rows.<id>.
+    let (status, body) = api
+        .call(
+            reqwest::Method::PUT,
+            "/v1/configs/orders",
+            Some(json!({"spec": spec})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let out = g.cli(&[
+        "run", "--config", "orders", "--row", "sk", "--stage", "--commit", "--data", data_arg,
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(api.rows("out.c-shop.sk").await.len(), 4);
+    let (_, state) = api.get("/v1/configs/orders/state").await;
+    assert_eq!(
+        state["rows"]["sk"],
+        json!({"last_id": "3", "runs": 1}),
+        "{state}"
+    );
+    assert_eq!(state["runs"], 3, "{state}");
+
+    // A failed run commits nothing.
+    let mut failing = case_spec("orders");
+    failing["parameters"]["fail"] = json!("no");
+    failing["parameters"]["destination"] = json!("out.c-shop.never");
+    let spec_path = tmp.path().join("failing.json");
+    std::fs::write(&spec_path, failing.to_string()).expect("spec");
+    let out = g.cli(&[
+        "run",
+        spec_path.to_str().expect("path"),
+        "--stage",
+        "--commit",
+        "--data",
+        data_arg,
+    ]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("nothing was committed"),
+        "{}",
+        stderr(&out)
+    );
+    let (status, _) = api.get("/v1/tables/out.c-shop.never").await;
+    assert_eq!(status, 404);
+}
+
+/// What `POST /v1/runs` is sent is untrusted like a container's `out/`:
+/// paths outside `out/`, `..`, or a body that ends early are refused and
+/// nothing is stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn committed_runs_refuse_paths_outside_out_and_broken_bodies() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let frame = |path: &str, body: &[u8], claimed: u64| {
+        let mut v = (path.len() as u32).to_be_bytes().to_vec();
+        v.extend_from_slice(path.as_bytes());
+        v.extend_from_slice(&claimed.to_be_bytes());
+        v.extend_from_slice(body);
+        v
+    };
+    let csv = b"id\n1\n";
+    for (body, want) in [
+        (frame("../escape.csv", csv, 5), "must not contain '..'"),
+        (frame("tables/../../x.csv", csv, 5), "must not contain '..'"),
+        (frame("/etc/passwd", csv, 5), "must be a relative path"),
+        (frame("config.json", csv, 5), "is not a place in out/"),
+        (frame("tables/a/b/c.csv", csv, 5), "is not a place in out/"),
+        (frame("tables/t.csv", csv, 50), "ended early"),
+    ] {
+        let resp = api
+            .req(reqwest::Method::POST, "/v1/runs")
+            .body(body)
+            .send()
+            .await
+            .expect("post");
+        let status = resp.status().as_u16();
+        let text = resp.text().await.expect("text");
+        assert_eq!(status, 400, "{text}");
+        assert!(text.contains(want), "{want} in {text}");
+    }
+    let (_, tables) = api.get("/v1/tables").await;
+    assert_eq!(
+        tables["tables"].as_array().map(Vec::len),
+        Some(0),
+        "{tables}"
+    );
+    // A good one stores like a job's out/ would.
+    let resp = api
+        .req(reqwest::Method::POST, "/v1/runs")
+        .body(frame("tables/out.c-x.t.csv", csv, 5))
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(resp.status().as_u16(), 201);
+    assert_eq!(api.rows("out.c-x.t").await, vec!["id", "1"]);
+}
