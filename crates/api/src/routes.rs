@@ -171,6 +171,10 @@ async fn submit_job(
             ))
         }
     };
+    let mut spec_value = spec_value;
+    if let (Some(mode), Some(obj)) = (body.mode, spec_value.as_object_mut()) {
+        obj.insert("mode".into(), json!(mode));
+    }
     let (stored, spec) = seal_spec(&s, &p.project, spec_value).await?;
     let job = s
         .store

@@ -59,6 +59,10 @@ pub struct SpecDoc {
     /// with its own parameters (over the spec's), storage mapping and state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<ConfigRow>,
+    /// Keboola's `mode`: `debug` keeps the job's whole data folder as a
+    /// file in Storage after the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RunMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,6 +140,15 @@ impl Network {
             Self::Bridge => "bridge",
         }
     }
+}
+
+/// How a job runs (Keboola's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunMode {
+    #[default]
+    Run,
+    Debug,
 }
 
 /// One row of a configuration (Keboola's configuration rows).
@@ -459,6 +472,7 @@ pub struct Spec {
     pub storage: Storage,
     pub processors: Processors,
     pub rows: Vec<ConfigRow>,
+    pub mode: RunMode,
     pub limits: Limits,
     pub pull: PullPolicy,
     pub retry: Retry,
@@ -755,6 +769,7 @@ impl SpecDoc {
             storage: self.storage.clone(),
             processors: self.processors.clone(),
             rows: self.rows.clone(),
+            mode: self.mode.unwrap_or_default(),
             limits,
             pull: self.pull.unwrap_or_default(),
             retry,

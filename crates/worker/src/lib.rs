@@ -9,6 +9,7 @@
 pub mod actions;
 pub mod attempt;
 pub mod datadir;
+pub mod debug;
 pub mod fault;
 pub mod logs;
 pub mod processors;

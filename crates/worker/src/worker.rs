@@ -375,6 +375,13 @@ impl Worker {
                 if let Err(e) = self.store.record_attempt(id, attempt, &info).await {
                     tracing::warn!(job = %id, error = %e, "cannot record attempt details");
                 }
+                if let Some(p) = plan
+                    .as_ref()
+                    .filter(|p| p.spec.mode == gantry_core::spec::RunMode::Debug)
+                {
+                    let line = self.keep_debug(job, &p.data_dir).await;
+                    let _ = tx.send(line).await;
+                }
                 let outcome = &report.outcome;
                 let summary = match &outcome.error {
                     Some(err) => format!(
@@ -432,6 +439,59 @@ impl Worker {
         datadir::remove(&dir);
         if let Ok(mut m) = self.running.lock() {
             m.remove(&id);
+        }
+    }
+
+    /// Debug mode: keeps the attempt's data folder as a file in Storage;
+    /// returns the line that says where (or why not).
+    async fn keep_debug(&self, job: &gantry_store::Job, dir: &std::path::Path) -> LogLine {
+        let (d, spec) = (dir.to_path_buf(), job.spec.clone());
+        let file = match tokio::task::spawn_blocking(move || crate::debug::archive(&d, &spec)).await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                return LogLine::system(
+                    "warning",
+                    format!("debug: cannot archive the data folder: {e}"),
+                )
+            }
+            Err(e) => {
+                return LogLine::system(
+                    "warning",
+                    format!("debug: cannot archive the data folder: {e}"),
+                )
+            }
+        };
+        let name = format!("debug-{}.tar", job.id);
+        let uploaded = self
+            .storage
+            .upload(&job.project, &name, tokio::fs::File::from_std(file))
+            .await;
+        let (key, size) = match uploaded {
+            Ok(u) => u,
+            Err(e) => {
+                return LogLine::system(
+                    "warning",
+                    format!("debug: cannot store the data folder: {e}"),
+                )
+            }
+        };
+        let new = gantry_store::NewFile {
+            name: name.clone(),
+            tags: vec!["debug".into(), format!("job-{}", job.id)],
+            size,
+            object_key: key,
+        };
+        match self.store.create_file(&job.project, new).await {
+            Ok(f) => LogLine::system(
+                "info",
+                format!(
+                    "debug: the data folder is kept as file {} ({name}, {size} bytes; secrets sealed): \
+                     gantry files download {} -o {name}",
+                    f.id, f.id
+                ),
+            ),
+            Err(e) => LogLine::system("warning", format!("debug: cannot store the data folder: {e}")),
         }
     }
 
@@ -504,7 +564,10 @@ impl Worker {
                 }
             };
             let collected = self.collect(job, &row_plan, &mut report).await;
-            datadir::remove(&row_plan.data_dir);
+            // Debug mode keeps every row's folder for the archive.
+            if plan.spec.mode != gantry_core::spec::RunMode::Debug {
+                datadir::remove(&row_plan.data_dir);
+            }
             if report.outcome.status != gantry_core::JobStatus::Succeeded {
                 // Earlier rows' outputs go with the job; this row's
                 // write_always tables stay, as for any failed job.

@@ -1124,3 +1124,92 @@ async fn committed_runs_refuse_paths_outside_out_and_broken_bodies() {
     assert_eq!(resp.status().as_u16(), 201);
     assert_eq!(api.rows("out.c-x.t").await, vec!["id", "1"]);
 }
+
+/// Debug mode: a job run with `mode: debug` leaves its whole data folder as
+/// a tar file in Storage, secrets sealed, which the author downloads and
+/// replays with `gantry run`.
+#[tokio::test(flavor = "multi_thread")]
+async fn debug_mode_keeps_the_data_folder_in_storage_for_a_replay() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let csv =
+        std::fs::read_to_string(fixtures().join("cases/orders/source/data/in/tables/orders.csv"))
+            .expect("csv");
+    let (status, _) = api.import("in.c-shop.orders", "", &csv).await;
+    assert_eq!(status, 201);
+    let mut spec = case_spec("orders");
+    spec["parameters"]["#key"] = json!("debug-secret-1");
+    let (status, cfg) = api
+        .post("/v1/configs", json!({"id": "orders", "spec": spec}))
+        .await;
+    assert_eq!(status, 201, "{cfg}");
+    let out = g.cli(&["configs", "run", "orders", "--wait", "--debug"]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    let (_, files) = api.get("/v1/files?tag=debug").await;
+    let file = &files["files"][0];
+    let name = file["name"].as_str().expect("name");
+    assert!(
+        name.starts_with("debug-") && name.ends_with(".tar"),
+        "{files}"
+    );
+    let tags: Vec<&str> = file["tags"]
+        .as_array()
+        .expect("tags")
+        .iter()
+        .filter_map(|t| t.as_str())
+        .collect();
+    assert!(
+        tags.contains(&"debug") && tags.iter().any(|t| t.starts_with("job-")),
+        "{tags:?}"
+    );
+
+    let tmp = tempfile::tempdir().expect("tmp");
+    let archive = tmp.path().join(name);
+    let id = file["id"].to_string();
+    let out = g.cli(&[
+        "files",
+        "download",
+        &id,
+        "-o",
+        archive.to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let st = Command::new("tar")
+        .args([
+            "-xf",
+            archive.to_str().expect("path"),
+            "-C",
+            tmp.path().to_str().expect("path"),
+        ])
+        .status()
+        .expect("tar");
+    assert!(st.success());
+    let data = tmp.path().join("data");
+    assert_eq!(
+        std::fs::read_to_string(data.join("in/tables/orders.csv")).expect("staged input"),
+        csv
+    );
+    assert!(data.join("in/tables/orders.csv.manifest").is_file());
+    assert!(data.join("out/tables/orders_out.csv").is_file());
+    assert_in_no_file(&data, "debug-secret-1");
+    let config = std::fs::read_to_string(data.join("config.json")).expect("config");
+    assert!(config.contains("#key"), "{config}");
+
+    // Replay: the archived spec on the archived folder (this home's key opens
+    // the sealed secret), out/ starting empty again.
+    let out = g.cli(&[
+        "run",
+        data.join("spec.json").to_str().expect("path"),
+        "--data",
+        data.to_str().expect("path"),
+    ]);
+    assert!(out.status.success(), "{}\n{}", stdout(&out), stderr(&out));
+    assert_eq!(
+        std::fs::read_to_string(data.join("out/tables/orders_out.csv")).expect("out"),
+        std::fs::read_to_string(
+            fixtures().join("cases/orders/expected/data/out/tables/orders_out.csv")
+        )
+        .expect("expected")
+    );
+}
