@@ -59,6 +59,13 @@ pub struct SpecDoc {
     /// with its own parameters (over the spec's), storage mapping and state.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rows: Vec<ConfigRow>,
+    /// Keboola's shared code: a configuration whose rows hold code
+    /// (`parameters.code_content`), and the rows this spec uses; `{{ id }}`
+    /// in its parameters becomes that row's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_code_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_code_row_ids: Vec<String>,
     /// Keboola's `mode`: `debug` keeps the job's whole data folder as a
     /// file in Storage after the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -472,6 +479,8 @@ pub struct Spec {
     pub storage: Storage,
     pub processors: Processors,
     pub rows: Vec<ConfigRow>,
+    pub shared_code_id: Option<String>,
+    pub shared_code_row_ids: Vec<String>,
     pub mode: RunMode,
     pub limits: Limits,
     pub pull: PullPolicy,
@@ -770,6 +779,8 @@ impl SpecDoc {
             processors: self.processors.clone(),
             rows: self.rows.clone(),
             mode: self.mode.unwrap_or_default(),
+            shared_code_id: self.shared_code_id.clone(),
+            shared_code_row_ids: self.shared_code_row_ids.clone(),
             limits,
             pull: self.pull.unwrap_or_default(),
             retry,
@@ -930,6 +941,54 @@ pub fn check_relative_path(path: &str) -> Result<(), String> {
         return Err(format!("'{path}' must not contain '..'"));
     }
     Ok(())
+}
+
+/// Replaces Keboola shared-code placeholders in `params`: a string that is
+/// exactly `{{ id }}` (spaces optional) becomes the row's code as it is (a
+/// string or a list of lines), an array item likewise; inside a longer
+/// string the code is put in as text (lines joined by `\n`). Only the
+/// `rows` given (id → code) are replaced.
+pub fn apply_shared_code(params: &mut Map<String, Value>, rows: &[(String, Value)]) {
+    fn as_text(code: &Value) -> String {
+        match code {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a
+                .iter()
+                .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            other => other.to_string(),
+        }
+    }
+    fn whole(s: &str, rows: &[(String, Value)]) -> Option<Value> {
+        let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+        rows.iter()
+            .find(|(id, _)| id == inner)
+            .map(|(_, c)| c.clone())
+    }
+    fn walk(v: &mut Value, rows: &[(String, Value)]) {
+        match v {
+            Value::String(s) => {
+                if let Some(code) = whole(s, rows) {
+                    *v = code;
+                    return;
+                }
+                for (id, code) in rows {
+                    for p in [format!("{{{{ {id} }}}}"), format!("{{{{{id}}}}}")] {
+                        if s.contains(&p) {
+                            *s = s.replace(&p, &as_text(code));
+                        }
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, rows)),
+            Value::Object(m) => m.values_mut().for_each(|x| walk(x, rows)),
+            _ => {}
+        }
+    }
+    for v in params.values_mut() {
+        walk(v, rows);
+    }
 }
 
 /// Calls `f` on every map of a spec (as JSON) that may hold `#` secrets:

@@ -21,13 +21,17 @@ const DIRS: [&str; 6] = [
 /// Builds `config.json` as components expect it; `action` is `run` for a
 /// job, else a sync action's name.
 pub fn config_json(spec: &Spec, action: &str) -> Value {
-    json!({
+    let mut config = json!({
         "parameters": spec.parameters,
         "storage": spec.storage,
         "image_parameters": spec.image_parameters,
         "action": action,
         "authorization": spec.authorization,
-    })
+    });
+    if !spec.shared_code_row_ids.is_empty() {
+        config["shared_code_row_ids"] = json!(spec.shared_code_row_ids);
+    }
+    config
 }
 
 /// What [`prepare`] found and changed in a folder it was given.

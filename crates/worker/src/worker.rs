@@ -329,7 +329,7 @@ impl Worker {
 
         let dir = datadir::attempt_dir(&self.cfg.work_dir, &id.to_string(), attempt);
         // A configuration with rows collects each row's outputs as it goes.
-        let (end, plan, rows_collected) = match self.plan(&claimed, dir.clone()) {
+        let (end, plan, rows_collected) = match self.plan(&claimed, dir.clone()).await {
             Ok(plan) if !plan.spec.rows.is_empty() => {
                 let (end, collected) = self.execute_rows(&claimed, &plan, &tx, &running).await;
                 (end, Some(plan), Some(collected))
@@ -440,6 +440,42 @@ impl Worker {
         if let Ok(mut m) = self.running.lock() {
             m.remove(&id);
         }
+    }
+
+    /// The code of the shared-code rows a spec uses: `(row id, code)`.
+    async fn shared_code(
+        &self,
+        project: &gantry_core::ProjectId,
+        id: &str,
+        wanted: &[String],
+    ) -> Result<Vec<(String, serde_json::Value)>, Outcome> {
+        let user = |m: String| Outcome::failed(ErrorKind::UserError, m, None);
+        let cfg_id: gantry_core::ConfigId = id
+            .parse()
+            .map_err(|e| user(format!("shared_code_id: {e}")))?;
+        let cfg = match self.store.get_config(project, &cfg_id).await {
+            Ok(c) => c,
+            Err(gantry_store::StoreError::NotFound(_)) => {
+                return Err(user(format!("shared code configuration '{id}' not found")))
+            }
+            Err(e) => {
+                return Err(Outcome::failed(
+                    ErrorKind::Infrastructure,
+                    e.to_string(),
+                    None,
+                ))
+            }
+        };
+        let rows = cfg.spec["rows"].as_array().cloned().unwrap_or_default();
+        wanted
+            .iter()
+            .map(|w| {
+                rows.iter()
+                    .find(|r| r["id"] == w.as_str())
+                    .map(|r| (w.clone(), r["parameters"]["code_content"].clone()))
+                    .ok_or_else(|| user(format!("shared code '{id}' has no row '{w}'")))
+            })
+            .collect()
     }
 
     /// Debug mode: keeps the attempt's data folder as a file in Storage;
@@ -707,14 +743,23 @@ impl Worker {
         }
     }
 
-    fn plan(&self, claimed: &ClaimedJob, dir: PathBuf) -> Result<AttemptPlan, Outcome> {
+    async fn plan(&self, claimed: &ClaimedJob, dir: PathBuf) -> Result<AttemptPlan, Outcome> {
         let job = &claimed.job;
         let mut value = job.spec.clone();
         gantry_core::spec::visit_secret_maps(&mut value, |m| self.vault.open_params(m))
             .map_err(|e| Outcome::failed(ErrorKind::Infrastructure, e.to_string(), None))?;
-        let (_, spec) = Spec::from_value(value).map_err(|e| {
+        let (_, mut spec) = Spec::from_value(value).map_err(|e| {
             Outcome::failed(ErrorKind::UserError, format!("invalid spec: {e}"), None)
         })?;
+        if let Some(shared) = spec.shared_code_id.clone() {
+            let rows = self
+                .shared_code(&job.project, &shared, &spec.shared_code_row_ids)
+                .await?;
+            gantry_core::spec::apply_shared_code(&mut spec.parameters, &rows);
+            for row in &mut spec.rows {
+                gantry_core::spec::apply_shared_code(&mut row.parameters, &rows);
+            }
+        }
         Ok(AttemptPlan {
             job_id: job.id.to_string(),
             attempt: job.attempt,

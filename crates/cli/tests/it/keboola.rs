@@ -1213,3 +1213,76 @@ async fn debug_mode_keeps_the_data_folder_in_storage_for_a_replay() {
         .expect("expected")
     );
 }
+
+/// Shared code: a configuration whose rows hold code, used by another
+/// configuration's `shared_code_row_ids`; `{{ id }}` in its parameters
+/// becomes the code in its config.json, beside `shared_code_row_ids`.
+#[tokio::test(flavor = "multi_thread")]
+async fn shared_code_rows_are_put_into_the_parameters() {
+    ensure_component_image();
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let (status, _) = api
+        .import("in.c-shop.orders", "", "id,amount\n1,10\n")
+        .await;
+    assert_eq!(status, 201);
+    let (status, cfg) = api
+        .post(
+            "/v1/configs",
+            json!({"id": "snippets", "spec": {
+                "image": "keboola.shared-code",
+                "rows": [
+                    {"id": "cleanup", "parameters": {"code_content": ["DELETE FROM t;", "VACUUM;"]}},
+                    {"id": "greeting", "parameters": {"code_content": "hello"}},
+                ],
+            }}),
+        )
+        .await;
+    assert_eq!(status, 201, "{cfg}");
+    let mut spec = case_spec("orders");
+    spec["shared_code_id"] = json!("snippets");
+    spec["shared_code_row_ids"] = json!(["cleanup", "greeting"]);
+    spec["parameters"] = json!({
+        "report": true, "destination": "out.c-shop.x",
+        "queries": ["{{ cleanup }}", "SELECT 1;"], "message": "say {{greeting}} twice", "whole": "{{greeting}}",
+    });
+    let job = api.run(spec.clone()).await;
+    let id = job["id"].as_str().expect("id").to_string();
+    assert_eq!(
+        job["status"],
+        "succeeded",
+        "{job} {:?}",
+        api.events(&id).await
+    );
+    let report: serde_json::Value = api
+        .messages(&id, "stdout")
+        .await
+        .iter()
+        .find_map(|l| {
+            l.strip_prefix("REPORT ")
+                .map(|t| serde_json::from_str(t).expect("json"))
+        })
+        .expect("report");
+    assert_eq!(
+        report["shared_code_row_ids"],
+        json!(["cleanup", "greeting"])
+    );
+    let p = &report["parameters"];
+    assert_eq!(
+        p["queries"],
+        json!([["DELETE FROM t;", "VACUUM;"], "SELECT 1;"]),
+        "{p}"
+    );
+    assert_eq!(p["message"], "say hello twice", "{p}");
+    assert_eq!(p["whole"], "hello", "{p}");
+
+    spec["shared_code_row_ids"] = json!(["missing"]);
+    let job = api.run(spec).await;
+    assert_eq!(job["status"], "failed");
+    assert!(
+        job["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("has no row 'missing'")),
+        "{job}"
+    );
+}
