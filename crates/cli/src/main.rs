@@ -128,10 +128,12 @@ enum Command {
         #[command(flatten)]
         worker: WorkerArgs,
     },
-    /// Run one job locally against a data folder, without a server. The same
-    /// container, limits and data folder as production; the exit code follows
-    /// the job (0 succeeded, 1 user error, the container's code for other
-    /// exits, 124 timed out, 125 image not found, 130 cancelled, 137 OOM).
+    /// Run one job locally against a data folder, without a server — or with
+    /// one: --config takes a stored configuration and its state, --stage its
+    /// inputs from Storage, --commit stores the outputs as a job would. The
+    /// same container, limits and data folder as production; the exit code
+    /// follows the job (0 succeeded, 1 user error, the container's code for
+    /// other exits, 124 timed out, 125 image not found, 130 cancelled, 137 OOM).
     Run {
         /// Spec file (YAML or JSON); or --config.
         spec: Option<PathBuf>,
