@@ -455,6 +455,8 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
             spec: spec.clone(),
             max_attempts: 1,
             backoff: Duration::ZERO,
+            token_id: None,
+            token_desc: None,
         };
         // The measured jobs first (claims take the oldest), then the backlog behind them.
         store

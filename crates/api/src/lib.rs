@@ -11,7 +11,9 @@ mod storage_routes;
 mod views;
 
 pub use error::ApiError;
-pub use routes::{app, metrics_app, AppState, Readiness};
+pub use routes::{
+    app, metrics_app, ActionAnswer, ActionRequest, ActionRunner, AppState, Readiness,
+};
 
 /// Largest request body accepted (specs, configurations).
 pub const MAX_BODY: usize = 1 << 20;

@@ -12,7 +12,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures_util::stream::{self, Stream};
 use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, Spec};
-use gantry_store::{Change, JobFilter, NewJob, Store};
+use gantry_store::{Change, JobFilter, NewJob, Principal, Store};
 use gantry_vault::Vault;
 use serde::Deserialize;
 use serde_json::{json, Value};
@@ -35,6 +35,38 @@ pub struct AppState {
     pub vault: Vault,
     /// `None` when no worker runs in this process (a plain `gantry server`).
     pub readiness: Option<Arc<dyn Readiness>>,
+    /// Runs Keboola sync actions; `None` without an engine in this process.
+    pub actions: Option<Arc<dyn ActionRunner>>,
+}
+
+/// A sync action to run: a configuration's spec (secrets sealed) with
+/// `action` set, run at once outside the queue.
+pub struct ActionRequest {
+    pub project: ProjectId,
+    pub project_number: i64,
+    pub config: ConfigId,
+    pub spec: Value,
+    pub state: Value,
+    pub action: String,
+    pub token_id: String,
+    pub token_desc: String,
+}
+
+/// How a sync action ended, as the API answers it.
+pub enum ActionAnswer {
+    /// 200 with the container's stdout, parsed as JSON.
+    Json(Value),
+    /// The component exited 1: 400 with its message.
+    UserError(String),
+    /// Anything else: 500 without internals (the detail goes to the log).
+    Failed(String),
+}
+
+/// Runs sync actions (the seam to the container engine, which only a
+/// process with a worker has).
+#[async_trait::async_trait]
+pub trait ActionRunner: Send + Sync {
+    async fn run_action(&self, request: ActionRequest) -> ActionAnswer;
 }
 
 /// JSON body extractor whose rejections are API errors (413, 400, 415).
@@ -75,6 +107,7 @@ pub fn app(state: AppState) -> Router {
             get(get_config).put(update_config).delete(delete_config),
         )
         .route("/v1/configs/{id}/state", get(config_state))
+        .route("/v1/configs/{id}/actions/{action}", post(config_action))
         .route(
             "/v1/openapi.json",
             get(|| async { Json(crate::openapi::document()) }),
@@ -129,7 +162,7 @@ fn job_id(s: &str) -> Result<JobId, ApiError> {
         .map_err(|_| ApiError::not_found(format!("job {}", s.chars().take(64).collect::<String>())))
 }
 
-fn config_id(s: &str) -> Result<ConfigId, ApiError> {
+pub(crate) fn config_id(s: &str) -> Result<ConfigId, ApiError> {
     s.parse().map_err(ApiError::invalid)
 }
 
@@ -148,24 +181,21 @@ async fn seal_spec(
         spec.check_allowed(project.as_str(), &allowed)?;
     }
     let mut stored = serde_json::to_value(&doc).map_err(ApiError::internal)?;
-    if let Some(params) = stored.get_mut("parameters").and_then(Value::as_object_mut) {
-        vault.seal_params(params);
-    }
+    let _ = gantry_core::spec::visit_secret_maps::<(), _>(&mut stored, |m| {
+        vault.seal_params(m);
+        Ok(())
+    });
     Ok((stored, spec))
 }
 
 /// What one submission becomes: its spec (inline or a configuration's)
 /// validated, checked against the project's policy and sealed.
-async fn prepare_job(
-    s: &AppState,
-    project: &ProjectId,
-    body: SubmitJob,
-) -> Result<NewJob, ApiError> {
+async fn prepare_job(s: &AppState, p: &Principal, body: SubmitJob) -> Result<NewJob, ApiError> {
     let (spec_value, config_id) = match (body.spec, body.config) {
         (Some(spec), None) => (spec, None),
         (None, Some(cfg)) => {
             let cfg = config_id(&cfg)?;
-            let stored = s.store.get_config(project, &cfg).await?;
+            let stored = s.store.get_config(&p.project, &cfg).await?;
             (stored.spec, Some(cfg))
         }
         _ => {
@@ -174,13 +204,19 @@ async fn prepare_job(
             ))
         }
     };
-    let (stored, spec) = seal_spec(s, project, spec_value).await?;
+    let mut spec_value = spec_value;
+    if let (Some(mode), Some(obj)) = (body.mode, spec_value.as_object_mut()) {
+        obj.insert("mode".into(), json!(mode));
+    }
+    let (stored, spec) = seal_spec(s, &p.project, spec_value).await?;
     Ok(NewJob {
-        project: project.clone(),
+        project: p.project.clone(),
         config_id,
         spec: stored,
         max_attempts: spec.retry.attempts,
         backoff: spec.retry.backoff,
+        token_id: Some(p.token_id.clone()),
+        token_desc: Some(p.token_desc.clone()),
     })
 }
 
@@ -189,7 +225,7 @@ async fn submit_job(
     Auth(p): Auth,
     ApiJson(body): ApiJson<SubmitJob>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let job = prepare_job(&s, &p.project, body).await?;
+    let job = prepare_job(&s, &p, body).await?;
     let job = s.store.enqueue(job).await?;
     Ok((StatusCode::CREATED, Json(job.into())))
 }
@@ -211,7 +247,7 @@ async fn submit_batch(
     }
     let mut jobs = Vec::with_capacity(body.jobs.len());
     for (i, job) in body.jobs.into_iter().enumerate() {
-        let job = prepare_job(&s, &p.project, job)
+        let job = prepare_job(&s, &p, job)
             .await
             .map_err(|e| e.prefixed(&format!("jobs[{i}]")))?;
         jobs.push(job);
@@ -538,6 +574,47 @@ async fn config_state(
 ) -> Result<Json<Value>, ApiError> {
     let id = config_id(&id)?;
     Ok(Json(s.store.get_config(&p.project, &id).await?.state))
+}
+
+/// `POST /v1/configs/{id}/actions/{action}`: Keboola's sync actions.
+async fn config_action(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, action)): Path<(String, String)>,
+) -> Result<Json<Value>, ApiError> {
+    let id = config_id(&id)?;
+    if !gantry_core::spec::valid_action(&action) {
+        return Err(ApiError::invalid(format!(
+            "'{action}' is not a sync action name (letters, digits, '-', '_', '.'; \
+             'run' is a job: POST /v1/jobs)"
+        )));
+    }
+    let config = s.store.get_config(&p.project, &id).await?;
+    let Some(runner) = &s.actions else {
+        return Err(ApiError::unavailable(
+            "sync actions need a container engine in the server's process (gantry up)",
+        ));
+    };
+    let project_number = s.store.get_project(&p.project).await?.number;
+    let answer = runner
+        .run_action(ActionRequest {
+            project: p.project,
+            project_number,
+            config: id,
+            spec: config.spec,
+            state: config.state,
+            action,
+            token_id: p.token_id,
+            token_desc: p.token_desc,
+        })
+        .await;
+    match answer {
+        ActionAnswer::Json(v) => Ok(Json(v)),
+        ActionAnswer::UserError(m) => {
+            Err(ApiError::new(StatusCode::BAD_REQUEST, "action_failed", m))
+        }
+        ActionAnswer::Failed(detail) => Err(ApiError::internal(detail)),
+    }
 }
 
 async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {

@@ -13,7 +13,7 @@ use axum::{Json, Router};
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gantry_storage::csvscan::Dialect;
-use gantry_storage::{CsvInput, LoadOptions, ReadFilter, Sink, StorageError};
+use gantry_storage::{CsvInput, LoadOptions, Sink, StorageError};
 use gantry_store::{FileInfo, TableInfo, TableVersion};
 use serde_json::{json, Value};
 
@@ -36,6 +36,230 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/v1/files/{id}", get(get_file))
         .route("/v1/files/{id}/content", get(file_content))
+        .route(
+            "/v1/runs",
+            post(commit_run).layer(DefaultBodyLimit::disable()),
+        )
+}
+
+/// Most entries and bytes a committed run may send (as a job's `out/`).
+const MAX_RUN_ENTRIES: usize = 10_000;
+const MAX_RUN_BYTES: u64 = 100 << 30;
+
+/// Removes a run's scratch folder however the request ends.
+struct Scratch(std::path::PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// `POST /v1/runs?config=ID&row=ROW`: what `gantry run --commit` produced,
+/// stored as a job would store it. The body is a sequence of entries of
+/// `out/` — a 4-byte big-endian path length, the path (`state.json`,
+/// `tables/...` or `files/...`), an 8-byte big-endian size, the bytes — and,
+/// for a run of no configuration, first a `mapping.json` entry with the
+/// spec's output mapping. Nothing in it is trusted: paths are checked, the
+/// folder is surveyed and read like a container's `out/`.
+async fn commit_run(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    RawQuery(q): RawQuery,
+    body: Body,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let q = pairs(&q);
+    let config = one(&q, "config")
+        .map(crate::routes::config_id)
+        .transpose()?;
+    let row = one(&q, "row").map(str::to_string);
+    let spec = match &config {
+        Some(c) => {
+            let stored = s.store.get_config(&p.project, c).await?;
+            let (_, spec) = gantry_core::Spec::from_value(stored.spec)?;
+            Some(spec)
+        }
+        None => None,
+    };
+    let scratch =
+        Scratch(std::env::temp_dir().join(format!("gantry-run-{}", gantry_core::JobId::new())));
+    let out = scratch.0.join("out");
+    for d in ["tables", "files"] {
+        tokio::fs::create_dir_all(out.join(d))
+            .await
+            .map_err(ApiError::internal)?;
+    }
+    let stream = body
+        .into_data_stream()
+        .map(|r| r.map_err(std::io::Error::other));
+    let mut reader = tokio_util_reader(stream);
+    let bad = |m: String| ApiError::invalid(format!("run outputs: {m}"));
+    let (mut entries, mut total, mut sent_mapping) = (0usize, 0u64, None);
+    loop {
+        let mut len = [0u8; 4];
+        match reader.read_exact(&mut len).await {
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
+            Err(e) => return Err(bad(e.to_string())),
+        }
+        let len = u32::from_be_bytes(len) as usize;
+        if len == 0 || len > 1024 {
+            return Err(bad("a path must be 1-1024 bytes".into()));
+        }
+        let mut path = vec![0u8; len];
+        reader
+            .read_exact(&mut path)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let path = String::from_utf8(path).map_err(|_| bad("a path is not UTF-8".into()))?;
+        let mut size = [0u8; 8];
+        reader
+            .read_exact(&mut size)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        let size = u64::from_be_bytes(size);
+        entries += 1;
+        total = total.saturating_add(size);
+        if entries > MAX_RUN_ENTRIES || total > MAX_RUN_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "too_large",
+                format!(
+                    "a run may send at most {MAX_RUN_ENTRIES} entries and {MAX_RUN_BYTES} bytes"
+                ),
+            ));
+        }
+        let mut part = (&mut reader).take(size);
+        if path == "mapping.json" && entries == 1 {
+            let mut text = Vec::new();
+            part.read_to_end(&mut text)
+                .await
+                .map_err(|e| bad(e.to_string()))?;
+            let mapping: gantry_core::spec::OutputMapping =
+                serde_json::from_slice(&text).map_err(|e| bad(format!("mapping.json: {e}")))?;
+            sent_mapping = Some(mapping);
+            continue;
+        }
+        let allowed = path == "state.json"
+            || path.starts_with("tables/") && path.len() > 7
+            || path.starts_with("files/") && path.len() > 6;
+        gantry_core::spec::check_relative_path(&path).map_err(bad)?;
+        if !allowed
+            || path
+                .split('/')
+                .any(|c| c.is_empty() || c == "." || c == "..")
+            || path.split('/').count() > 3
+        {
+            return Err(bad(format!("'{path}' is not a place in out/")));
+        }
+        let target = out.join(&path);
+        if let Some(parent) = target.parent() {
+            tokio::fs::create_dir_all(parent)
+                .await
+                .map_err(|e| bad(format!("{path}: {e}")))?;
+        }
+        let mut file = tokio::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&target)
+            .await
+            .map_err(|e| bad(format!("{path}: {e}")))?;
+        let copied = tokio::io::copy(&mut part, &mut file)
+            .await
+            .map_err(|e| bad(e.to_string()))?;
+        if copied != size {
+            return Err(bad(format!("{path}: the body ended early")));
+        }
+        file.flush().await.map_err(ApiError::internal)?;
+    }
+    let (mapping, bucket) = match (&spec, &row) {
+        (Some(spec), Some(r)) => {
+            let Some(found) = spec.rows.iter().find(|x| x.id == *r) else {
+                return Err(ApiError::invalid(format!(
+                    "no row '{r}' in this configuration"
+                )));
+            };
+            (
+                spec.for_row(found).storage.output,
+                config.as_ref().map(|c| c.to_string()),
+            )
+        }
+        (Some(spec), None) => (
+            spec.storage.output.clone(),
+            config.as_ref().map(|c| c.to_string()),
+        ),
+        (None, _) => (sent_mapping.unwrap_or_default(), None),
+    };
+    let bucket = bucket.unwrap_or_else(|| "adhoc".into());
+    let mut collected = s
+        .storage
+        .collect_outputs(&p.project, &mapping, &scratch.0, &bucket, true)
+        .await?;
+    let who = format!("gantry run, token {} ({})", p.token_id, p.token_desc);
+    for w in &mut collected.outputs.tables {
+        w.made_by = "run".into();
+        w.note = Some(match &w.note {
+            Some(n) => format!("{n} by {who}"),
+            None => format!("by {who}"),
+        });
+    }
+    let state = match gantry_worker_state(&scratch.0) {
+        Ok(s) => s,
+        Err(m) => {
+            s.storage.discard(&collected).await;
+            return Err(bad(m));
+        }
+    };
+    let committed = s
+        .store
+        .commit_run(
+            &p.project,
+            config.as_ref(),
+            row.as_deref(),
+            if config.is_some() {
+                state.as_ref()
+            } else {
+                None
+            },
+            &collected.outputs,
+        )
+        .await;
+    if let Err(e) = committed {
+        s.storage.discard(&collected).await;
+        return Err(e.into());
+    }
+    let tables: Vec<String> = collected
+        .outputs
+        .tables
+        .iter()
+        .map(|w| w.table.to_string())
+        .collect();
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({
+            "tables": tables,
+            "files": collected.outputs.files.len(),
+            "state": config.is_some() && state.is_some(),
+            "made_by": "run",
+        })),
+    ))
+}
+
+/// `out/state.json` as a job's is read: a bounded JSON object, or nothing.
+fn gantry_worker_state(dir: &std::path::Path) -> Result<Option<Value>, String> {
+    let path = dir.join("out/state.json");
+    let Ok(meta) = path.symlink_metadata() else {
+        return Ok(None);
+    };
+    if !meta.is_file() || meta.len() > 16 << 20 {
+        return Err("state.json must be a file of at most 16 MiB".into());
+    }
+    let text = std::fs::read(&path).map_err(|e| e.to_string())?;
+    match serde_json::from_slice::<Value>(&text) {
+        Ok(v @ Value::Object(_)) => Ok(Some(v)),
+        _ => Err("state.json must be a JSON object".into()),
+    }
 }
 
 impl From<StorageError> for ApiError {
@@ -111,6 +335,7 @@ fn version_view(v: TableVersion) -> Value {
         "rows": v.rows, "bytes": v.bytes, "loaded_rows": v.loaded_rows, "loaded_bytes": v.loaded_bytes,
         "made_by": v.made_by, "job": v.job_id.map(|j| j.to_string()), "note": v.note,
         "segments": v.segments.len(), "created_at": rfc3339(v.created_at),
+        "metadata": v.metadata,
     })
 }
 
@@ -310,10 +535,30 @@ async fn export_table(
     };
     // Fail before streaming when the table or version does not exist.
     s.store.table_version(&p.project, &table, version).await?;
-    let filter = ReadFilter {
+    // The filters of an input mapping, so `gantry run --stage` reads what a
+    // job would be given.
+    let mapping = gantry_core::spec::InputTable {
+        source: table.to_string(),
         columns: list(one(&q, "columns")),
+        where_column: one(&q, "where_column").map(str::to_string),
+        where_values: list(one(&q, "where_values")),
+        where_operator: match one(&q, "where_operator") {
+            None | Some("eq") => None,
+            Some("ne") => Some(gantry_core::spec::WhereOperator::Ne),
+            Some(_) => return Err(ApiError::invalid("where_operator must be eq or ne")),
+        },
+        changed_since: one(&q, "changed_since").map(str::to_string),
+        limit: match one(&q, "limit") {
+            Some(l) => Some(
+                l.parse::<u64>()
+                    .map_err(|_| ApiError::invalid("limit must be a number"))?,
+            ),
+            None => None,
+        },
         ..Default::default()
     };
+    let filter = gantry_storage::mapping::read_filter(&mapping, "query")
+        .map_err(|e| ApiError::invalid(e.to_string()))?;
     let (tx, rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(async move {
         let mut sink = ChannelSink(tx.clone());

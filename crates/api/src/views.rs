@@ -174,6 +174,8 @@ impl From<Config> for ConfigView {
 pub struct SubmitJob {
     pub spec: Option<Value>,
     pub config: Option<String>,
+    /// Keboola's `mode`: `debug` keeps the job's data folder in Storage.
+    pub mode: Option<gantry_core::spec::RunMode>,
 }
 
 #[derive(Deserialize)]

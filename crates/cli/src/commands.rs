@@ -20,6 +20,10 @@ pub enum JobsCommand {
         /// Print the job's log live while waiting (implies --wait).
         #[arg(long)]
         follow: bool,
+        /// Keboola's debug mode: keep the job's whole data folder as a file
+        /// in Storage (tags debug, job-<id>; secrets sealed).
+        #[arg(long)]
+        debug: bool,
     },
     /// List jobs, newest first.
     List {
@@ -65,9 +69,17 @@ pub enum ConfigsCommand {
         wait: bool,
         #[arg(long)]
         follow: bool,
+        /// Keboola's debug mode: keep the job's whole data folder as a file
+        /// in Storage (tags debug, job-<id>; secrets sealed).
+        #[arg(long)]
+        debug: bool,
     },
     /// Print the state saved by the configuration's last successful job.
     State { id: String },
+    /// Run a Keboola sync action of a configuration at once (no queue, no
+    /// Storage mapping, 30 s at most) and print its JSON answer. A component
+    /// that exits 1 fails it with its message.
+    Action { id: String, action: String },
 }
 
 /// Reads and validates a spec file (YAML or JSON) with the same rules the
@@ -188,9 +200,18 @@ async fn submit_and_maybe_wait(
 pub async fn jobs(g: &Global, cmd: JobsCommand) -> anyhow::Result<u8> {
     let client = Client::new(g)?;
     match cmd {
-        JobsCommand::Submit { spec, wait, follow } => {
+        JobsCommand::Submit {
+            spec,
+            wait,
+            follow,
+            debug,
+        } => {
             let spec = read_spec(&spec)?;
-            submit_and_maybe_wait(g, &client, json!({ "spec": spec }), wait, follow).await
+            let mut body = json!({ "spec": spec });
+            if debug {
+                body["mode"] = json!("debug");
+            }
+            submit_and_maybe_wait(g, &client, body, wait, follow).await
         }
         JobsCommand::List {
             status,
@@ -349,9 +370,26 @@ pub async fn configs(g: &Global, cmd: ConfigsCommand) -> anyhow::Result<u8> {
                 println!("configuration {id} deleted");
             }
         }
-        ConfigsCommand::Run { id, wait, follow } => {
-            return submit_and_maybe_wait(g, &client, json!({ "config": id }), wait, follow).await;
+        ConfigsCommand::Run {
+            id,
+            wait,
+            follow,
+            debug,
+        } => {
+            let mut body = json!({ "config": id });
+            if debug {
+                body["mode"] = json!("debug");
+            }
+            return submit_and_maybe_wait(g, &client, body, wait, follow).await;
         }
+        ConfigsCommand::Action { id, action } => output::json(
+            &client
+                .post(
+                    &format!("/v1/configs/{}/actions/{}", enc(&id), enc(&action)),
+                    &json!({}),
+                )
+                .await?,
+        ),
         ConfigsCommand::State { id } => output::json(
             &client
                 .get(&format!("/v1/configs/{}/state", enc(&id)))

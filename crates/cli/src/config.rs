@@ -10,8 +10,7 @@ use anyhow::{anyhow, bail, Context};
 use clap::parser::ValueSource;
 use clap::{ArgMatches, CommandFactory};
 use std::collections::{BTreeMap, BTreeSet};
-use std::ffi::OsString;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// What the file contributed, for `config show`.
 #[derive(Default)]
@@ -41,34 +40,11 @@ fn keys() -> BTreeMap<String, String> {
     out
 }
 
-/// `--config PATH`, `--config=PATH`, or `GANTRY_CONFIG`.
-fn config_path(args: &[OsString]) -> Option<PathBuf> {
-    let mut it = args.iter().skip(1);
-    while let Some(a) = it.next() {
-        let a = a.to_string_lossy();
-        if a == "--" {
-            break;
-        }
-        if a == "--config" {
-            return it.next().map(PathBuf::from);
-        }
-        if let Some(p) = a.strip_prefix("--config=") {
-            return Some(PathBuf::from(p));
-        }
-    }
-    std::env::var_os("GANTRY_CONFIG")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-}
-
-/// Reads the config file (if one is named) and gives each of its values to
-/// its flag's environment variable, unless the environment already has it.
-/// Runs before any thread is started.
-pub fn load(args: &[OsString]) -> anyhow::Result<FromFile> {
-    let Some(path) = config_path(args) else {
-        return Ok(FromFile::default());
-    };
-    let text = std::fs::read_to_string(&path)
+/// Reads the config file and gives each of its values to its flag's
+/// environment variable, unless the environment already has it. Runs before
+/// any thread is started.
+pub fn load(path: &Path) -> anyhow::Result<FromFile> {
+    let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the config file {}", path.display()))?;
     let vars = apply(&text, |var| std::env::var_os(var).is_some())
         .with_context(|| format!("config file {}", path.display()))?;
@@ -76,7 +52,7 @@ pub fn load(args: &[OsString]) -> anyhow::Result<FromFile> {
         std::env::set_var(var, value);
     }
     Ok(FromFile {
-        path: Some(path),
+        path: Some(path.to_path_buf()),
         vars: vars.into_keys().collect(),
     })
 }

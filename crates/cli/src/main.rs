@@ -12,6 +12,7 @@ mod home;
 mod output;
 mod run;
 mod serve;
+mod stage;
 mod storage_cmds;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
@@ -61,10 +62,6 @@ struct Global {
     /// Default: $GANTRY_HOME/objects.
     #[arg(long, global = true, env = "GANTRY_STORAGE_URL")]
     storage_url: Option<String>,
-    /// A gantry.toml holding settings: each key is a flag's long name
-    /// (`shutdown_grace = "1m"`); the environment and flags override it.
-    #[arg(long, global = true, env = "GANTRY_CONFIG")]
-    config: Option<PathBuf>,
     /// Gantry's own log lines (on stderr): plain text or one JSON object a line.
     #[arg(
         long,
@@ -122,6 +119,10 @@ struct WorkerArgs {
     /// Most bytes a job may leave in /data/out, all files together.
     #[arg(long, env = "GANTRY_MAX_OUTPUT_BYTES", default_value = "100g", value_parser = parse_size)]
     max_output_bytes: u64,
+    /// The stack name jobs see as KBC_STACKID (Keboola's Common Interface);
+    /// default: the host of the server URL.
+    #[arg(long, env = "GANTRY_STACK_ID")]
+    stack_id: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -132,6 +133,17 @@ fn parse_size(s: &str) -> Result<u64, String> {
     gantry_core::units::parse_size(s)
 }
 
+/// The config file of servers and workers (`gantry run --config` names a
+/// stored configuration instead).
+#[derive(Args, Clone)]
+struct ConfigFile {
+    /// A gantry.toml holding server and worker settings: each key is a
+    /// flag's long name (`shutdown_grace = "1m"`); the environment and
+    /// flags override it.
+    #[arg(long = "config", env = "GANTRY_CONFIG", value_name = "FILE")]
+    config_file: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Server and worker in one process, on embedded SQLite under --home.
@@ -140,29 +152,54 @@ enum Command {
         listen: ListenArgs,
         #[command(flatten)]
         worker: WorkerArgs,
+        #[command(flatten)]
+        file: ConfigFile,
     },
     /// The HTTP API alone (workers run elsewhere against the same store).
     Server {
         #[command(flatten)]
         listen: ListenArgs,
+        #[command(flatten)]
+        file: ConfigFile,
     },
     /// A worker alone: claims jobs from the store and runs them.
     Worker {
         #[command(flatten)]
         worker: WorkerArgs,
+        #[command(flatten)]
+        file: ConfigFile,
         /// Serve this worker's Prometheus metrics (GET /metrics: its slots,
         /// job timings and log volume, plus the store's queue figures) on
         /// this address, e.g. 127.0.0.1:9420. Off unless given.
         #[arg(long, env = "GANTRY_METRICS_LISTEN")]
         metrics_listen: Option<std::net::SocketAddr>,
     },
-    /// Run one job locally against a data folder, without a server. The same
-    /// container, limits and data folder as production; the exit code follows
-    /// the job (0 succeeded, 1 user error, the container's code for other
-    /// exits, 124 timed out, 125 image not found, 130 cancelled, 137 OOM).
+    /// Run one job locally against a data folder, without a server — or with
+    /// one: --config takes a stored configuration and its state, --stage its
+    /// inputs from Storage, --commit stores the outputs as a job would. The
+    /// same container, limits and data folder as production; the exit code
+    /// follows the job (0 succeeded, 1 user error, the container's code for
+    /// other exits, 124 timed out, 125 image not found, 130 cancelled, 137 OOM).
     Run {
-        /// Spec file (YAML or JSON).
-        spec: PathBuf,
+        /// Spec file (YAML or JSON); or --config.
+        spec: Option<PathBuf>,
+        /// Run a configuration stored on the server (--server / GANTRY_URL)
+        /// instead of a spec file: its spec (sealed secrets open with this
+        /// home's key) and its state as in/state.json.
+        #[arg(long)]
+        config: Option<String>,
+        /// Run this row of a configuration with rows (KBC_CONFIGROWID).
+        #[arg(long)]
+        row: Option<String>,
+        /// Stage the spec's input mapping from the server's Storage into the
+        /// data folder, as a job's would be (a read-only token is enough).
+        #[arg(long)]
+        stage: bool,
+        /// Store the outputs and the new state through the server's API as
+        /// a job would (versions made by `run`, noting the token), when the
+        /// run succeeds.
+        #[arg(long)]
+        commit: bool,
         /// Data folder mounted at /data (default: a temporary folder, removed
         /// afterwards). Files you put in in/ are kept; out/ shows the results.
         #[arg(long)]
@@ -195,7 +232,24 @@ enum Command {
     /// Check this machine for Gantry: the container engine (cgroup limits,
     /// seccomp), the store, the object store, disk space and the clock;
     /// prints what to fix. Exit code 1 when a check fails.
-    Doctor,
+    Doctor {
+        #[command(flatten)]
+        file: ConfigFile,
+    },
+}
+
+impl Command {
+    /// The config file this command reads, if any.
+    fn config_file(&self) -> Option<&std::path::Path> {
+        match self {
+            Command::Up { file, .. }
+            | Command::Server { file, .. }
+            | Command::Worker { file, .. }
+            | Command::Doctor { file }
+            | Command::Config(ConfigCommand::Show { file }) => file.config_file.as_deref(),
+            _ => None,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -203,19 +257,25 @@ enum ConfigCommand {
     /// Print every server and worker setting in effect (from --config /
     /// GANTRY_CONFIG, the environment, or the default), with where each
     /// came from; secrets are shown as [hidden].
-    Show,
+    Show {
+        #[command(flatten)]
+        file: ConfigFile,
+    },
 }
 
 fn main() -> ExitCode {
-    // Before clap reads the environment, and before any thread starts.
-    let from_file = match config::load(&std::env::args_os().collect::<Vec<_>>()) {
-        Ok(f) => f,
-        Err(e) => {
+    let cli = Cli::parse();
+    // The file's values go into the environment (where it is silent), and
+    // the command line is read again: flags > environment > file. Before any
+    // thread starts.
+    let (cli, from_file) = match cli.command.config_file().map(config::load) {
+        None => (cli, config::FromFile::default()),
+        Some(Ok(from_file)) => (Cli::parse(), from_file),
+        Some(Err(e)) => {
             eprintln!("gantry: {e:#}");
             return ExitCode::from(2);
         }
     };
-    let cli = Cli::parse();
     let server_mode = matches!(
         cli.command,
         Command::Up { .. } | Command::Server { .. } | Command::Worker { .. }
@@ -269,8 +329,8 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
         gantry_logship::install(&g.log_ship);
     }
     match cli.command {
-        Command::Doctor => doctor::doctor(&g).await,
-        Command::Config(ConfigCommand::Show) => {
+        Command::Doctor { .. } => doctor::doctor(&g).await,
+        Command::Config(ConfigCommand::Show { .. }) => {
             let settings = config::effective(&from_file)?;
             match g.output {
                 OutputFormat::Json => {
@@ -295,17 +355,36 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        Command::Up { listen, worker } => serve::up(&g, listen.listen, worker).await.map(|_| 0),
-        Command::Server { listen } => serve::server(&g, listen.listen).await.map(|_| 0),
+        Command::Up { listen, worker, .. } => serve::up(&g, listen.listen, worker).await.map(|_| 0),
+        Command::Server { listen, .. } => serve::server(&g, listen.listen).await.map(|_| 0),
         Command::Worker {
             worker,
             metrics_listen,
+            ..
         } => serve::worker(&g, worker, metrics_listen).await.map(|_| 0),
         Command::Run {
             spec,
             data,
             log_cap,
-        } => run::run(&g, &spec, data, log_cap).await,
+            config,
+            row,
+            stage,
+            commit,
+        } => {
+            run::run(
+                &g,
+                run::RunArgs {
+                    spec,
+                    data,
+                    log_cap,
+                    config,
+                    row,
+                    stage,
+                    commit,
+                },
+            )
+            .await
+        }
         Command::Jobs(c) => commands::jobs(&g, c).await,
         Command::Configs(c) => commands::configs(&g, c).await,
         Command::Tables(c) => storage_cmds::tables(&g, c).await,

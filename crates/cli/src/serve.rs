@@ -5,7 +5,7 @@
 use crate::home::Home;
 use crate::{Global, WorkerArgs};
 use anyhow::Context;
-use gantry_api::{app, AppState, Readiness};
+use gantry_api::{app, ActionAnswer, ActionRequest, ActionRunner, AppState, Readiness};
 use gantry_runtime::{ContainerRuntime, DockerRuntime};
 use gantry_storage::{OutputLimits, Storage};
 use gantry_store::{SqliteStore, Store};
@@ -108,6 +108,7 @@ async fn make_worker(
     o: &Opened,
     args: &WorkerArgs,
     runtime: Arc<DockerRuntime>,
+    url: String,
 ) -> anyhow::Result<Worker> {
     let id = o
         .home
@@ -116,6 +117,11 @@ async fn make_worker(
     let mut cfg = WorkerConfig::new(id, args.slots.unwrap_or_else(default_slots), o.home.work());
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.log_cap = args.log_cap;
+    cfg.stack_id = args
+        .stack_id
+        .clone()
+        .unwrap_or_else(|| gantry_worker::attempt::url_host(&url));
+    cfg.url = url;
     let storage = o.storage.clone().with_output_limits(OutputLimits {
         max_entries: args.max_output_files,
         max_bytes: args.max_output_bytes,
@@ -139,41 +145,113 @@ async fn connect_engine() -> anyhow::Result<Arc<DockerRuntime>> {
     Ok(Arc::new(rt))
 }
 
-async fn serve_http(
-    listen: SocketAddr,
-    state: AppState,
-    stop: CancellationToken,
-) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+/// Keboola's sync actions, run on this process's engine.
+struct EngineActions {
+    runtime: Arc<DockerRuntime>,
+    vault: Vault,
+    work_dir: std::path::PathBuf,
+    worker_id: String,
+    url: String,
+    stack_id: String,
+}
+
+#[async_trait::async_trait]
+impl ActionRunner for EngineActions {
+    async fn run_action(&self, r: ActionRequest) -> ActionAnswer {
+        let mut value = r.spec;
+        if let Err(e) =
+            gantry_core::spec::visit_secret_maps(&mut value, |m| self.vault.open_params(m))
+        {
+            return ActionAnswer::Failed(format!("cannot open the spec's secrets: {e}"));
+        }
+        let spec = match gantry_core::Spec::from_value(value) {
+            Ok((_, spec)) => spec,
+            Err(e) => return ActionAnswer::UserError(format!("invalid spec: {e}")),
+        };
+        let (project, config) = (r.project.to_string(), r.config.to_string());
+        let run = gantry_worker::actions::ActionRun {
+            project: &project,
+            config_id: &config,
+            spec,
+            state: &r.state,
+            action: &r.action,
+            kbc: gantry_worker::attempt::KbcContext {
+                project_number: r.project_number,
+                stack_id: self.stack_id.clone(),
+                url: self.url.clone(),
+                token_id: Some(r.token_id),
+                token_desc: Some(r.token_desc),
+                config_row_id: None,
+            },
+            work_dir: &self.work_dir,
+            worker_id: &self.worker_id,
+        };
+        match gantry_worker::actions::run_action(self.runtime.as_ref(), run).await {
+            gantry_worker::actions::ActionEnd::Answer(v) => ActionAnswer::Json(v),
+            gantry_worker::actions::ActionEnd::UserError(m) => ActionAnswer::UserError(m),
+            gantry_worker::actions::ActionEnd::Failed(d) => ActionAnswer::Failed(d),
+        }
+    }
+}
+
+async fn bind(listen: SocketAddr) -> anyhow::Result<(tokio::net::TcpListener, SocketAddr)> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
+    Ok((listener, addr))
+}
+
+async fn serve_http(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    stop: CancellationToken,
+) -> anyhow::Result<tokio::task::JoinHandle<()>> {
+    let addr = listener.local_addr()?;
     eprintln!("Gantry API listening on http://{addr}");
     let router = app(state);
-    Ok(tokio::spawn(async move {
+    let handle = tokio::spawn(async move {
         let graceful =
             axum::serve(listener, router).with_graceful_shutdown(stop.clone().cancelled_owned());
         // Followers of live logs may hold connections open; do not wait on them forever.
         let server = tokio::spawn(async move { graceful.await });
         stop.cancelled().await;
         let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
-    }))
+    });
+    Ok(handle)
 }
 
 pub async fn up(g: &Global, listen: SocketAddr, args: WorkerArgs) -> anyhow::Result<()> {
     let o = open(g).await?;
     bootstrap_token(o.store.as_ref(), &o.home).await?;
     let runtime = connect_engine().await?;
-    let worker = make_worker(&o, &args, runtime.clone()).await?;
     let shutdown = shutdown_on_signals();
     let http_stop = CancellationToken::new();
+    let (listener, addr) = bind(listen).await?;
+    let worker = make_worker(&o, &args, runtime.clone(), format!("http://{addr}")).await?;
+    let cfg = worker.config();
+    let actions = EngineActions {
+        runtime: runtime.clone(),
+        vault: o.vault.clone(),
+        // Beside the worker's folder, whose sweep removes what it does not run.
+        work_dir: {
+            let mut dir = cfg.work_dir.clone().into_os_string();
+            dir.push("-actions");
+            dir.into()
+        },
+        // Not the worker's id: its sweep must not take an action's container.
+        worker_id: format!("{}-actions", cfg.id),
+        url: cfg.url.clone(),
+        stack_id: cfg.stack_id.clone(),
+    };
     let state = AppState {
         store: o.store.clone(),
         storage: o.storage.clone(),
         vault: o.vault.clone(),
         readiness: Some(Arc::new(EngineReady(runtime))),
+        actions: Some(Arc::new(actions)),
     };
-    let http = serve_http(listen, state, http_stop.clone()).await?;
+    let http = serve_http(listener, state, http_stop.clone()).await?;
     // The API stays up while the worker drains, so clients see jobs end.
     worker.run(shutdown).await.context("the worker failed")?;
     http_stop.cancel();
@@ -190,8 +268,10 @@ pub async fn server(g: &Global, listen: SocketAddr) -> anyhow::Result<()> {
         storage: o.storage.clone(),
         vault: o.vault.clone(),
         readiness: None,
+        actions: None,
     };
-    let http = serve_http(listen, state, shutdown).await?;
+    let (listener, _) = bind(listen).await?;
+    let http = serve_http(listener, state, shutdown).await?;
     let _ = http.await;
     Ok(())
 }
@@ -203,7 +283,7 @@ pub async fn worker(
 ) -> anyhow::Result<()> {
     let o = open(g).await?;
     let runtime = connect_engine().await?;
-    let worker = make_worker(&o, &args, runtime).await?;
+    let worker = make_worker(&o, &args, runtime, g.server.clone()).await?;
     let metrics_stop = CancellationToken::new();
     let metrics = match metrics_listen {
         Some(addr) => {

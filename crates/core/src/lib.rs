@@ -8,6 +8,7 @@
 pub mod events;
 pub mod ids;
 pub mod job;
+pub mod metadata;
 pub mod spec;
 pub mod units;
 

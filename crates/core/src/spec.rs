@@ -41,8 +41,35 @@ pub struct SpecDoc {
     pub parameters: Map<String, Value>,
     #[serde(default, skip_serializing_if = "Map::is_empty")]
     pub image_parameters: Map<String, Value>,
+    /// Keboola's `authorization` (e.g. `oauth_api.credentials`), passed to
+    /// `config.json`; `#` keys in it are secrets like parameters'.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub authorization: Map<String, Value>,
+    /// The component this spec runs (Keboola's component id, e.g.
+    /// `keboola.ex-http`), given to the job as `KBC_COMPONENTID`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub component_id: Option<String>,
     #[serde(default, skip_serializing_if = "Storage::is_empty")]
     pub storage: Storage,
+    /// Keboola's processors: images run on the data folder before and after
+    /// this one.
+    #[serde(default, skip_serializing_if = "Processors::is_empty")]
+    pub processors: Processors,
+    /// Keboola's configuration rows: run one after another in one job, each
+    /// with its own parameters (over the spec's), storage mapping and state.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub rows: Vec<ConfigRow>,
+    /// Keboola's shared code: a configuration whose rows hold code
+    /// (`parameters.code_content`), and the rows this spec uses; `{{ id }}`
+    /// in its parameters becomes that row's code.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_code_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub shared_code_row_ids: Vec<String>,
+    /// Keboola's `mode`: `debug` keeps the job's whole data folder as a
+    /// file in Storage after the job.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<RunMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limits: Option<LimitsDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -122,6 +149,115 @@ impl Network {
     }
 }
 
+/// How a job runs (Keboola's `mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RunMode {
+    #[default]
+    Run,
+    Debug,
+}
+
+/// One row of a configuration (Keboola's configuration rows).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigRow {
+    /// `KBC_CONFIGROWID`; letters, digits, `-`, `_`, `.`.
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// A disabled row is skipped.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_disabled: bool,
+    /// Merged over the spec's parameters (the row's win, key by key, at any depth).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<String, Value>,
+    /// The row's mapping; the spec's when empty.
+    #[serde(default, skip_serializing_if = "Storage::is_empty")]
+    pub storage: Storage,
+    /// The row's processors; the spec's when empty.
+    #[serde(default, skip_serializing_if = "Processors::is_empty")]
+    pub processors: Processors,
+}
+
+impl Spec {
+    /// The spec one row runs: its parameters over the spec's, its storage
+    /// and processors (the spec's when it has none), no rows.
+    pub fn for_row(&self, row: &ConfigRow) -> Spec {
+        fn merge(base: &mut Map<String, Value>, over: &Map<String, Value>) {
+            for (k, v) in over {
+                match (base.get_mut(k), v) {
+                    (Some(Value::Object(b)), Value::Object(o)) => merge(b, o),
+                    _ => {
+                        base.insert(k.clone(), v.clone());
+                    }
+                }
+            }
+        }
+        let mut spec = self.clone();
+        merge(&mut spec.parameters, &row.parameters);
+        if !row.storage.is_empty() {
+            spec.storage = row.storage.clone();
+        }
+        if !row.processors.is_empty() {
+            spec.processors = row.processors.clone();
+        }
+        spec.rows = Vec::new();
+        spec
+    }
+}
+
+/// Keboola's `processors`: chains of images run on the job's data folder,
+/// `before` the component (on its staged inputs) and `after` it (on its
+/// outputs); each step's `out/` becomes the next one's `in/`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Processors {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub before: Vec<Processor>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub after: Vec<Processor>,
+}
+
+impl Processors {
+    pub fn is_empty(&self) -> bool {
+        self.before.is_empty() && self.after.is_empty()
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Processor {
+    pub definition: ProcessorDefinition,
+    /// The processor's `config.json` parameters.
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub parameters: Map<String, Value>,
+    /// Overrides the processor image's CMD (a Gantry extension).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<Vec<String>>,
+}
+
+/// Which image a processor runs: Keboola names it by component id, which
+/// Gantry takes as the image reference (`docker tag` a processor's image
+/// to its component id), with an optional `tag`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProcessorDefinition {
+    pub component: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tag: Option<String>,
+}
+
+impl ProcessorDefinition {
+    /// The image reference it runs.
+    pub fn image(&self) -> String {
+        match &self.tag {
+            Some(t) => format!("{}:{t}", self.component),
+            None => self.component.clone(),
+        }
+    }
+}
+
 /// Storage mapping, passed to the container in `config.json` as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -145,11 +281,15 @@ pub struct InputMapping {
     pub tables: Vec<InputTable>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<InputFiles>,
+    /// Keboola: give a workspace read access to all of Storage. Accepted and
+    /// ignored (see [`Spec::ignored_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_storage_access: Option<bool>,
 }
 
 impl InputMapping {
     pub fn is_empty(&self) -> bool {
-        self.tables.is_empty() && self.files.is_empty()
+        self.tables.is_empty() && self.files.is_empty() && self.read_only_storage_access.is_none()
     }
 }
 
@@ -160,11 +300,37 @@ pub struct OutputMapping {
     pub tables: Vec<OutputTable>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub files: Vec<OutputFile>,
+    /// Keboola's `data_type_support`: which manifest format components
+    /// write (`KBC_DATA_TYPE_SUPPORT`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_type_support: Option<DataTypeSupport>,
 }
 
 impl OutputMapping {
     pub fn is_empty(&self) -> bool {
-        self.tables.is_empty() && self.files.is_empty()
+        self.tables.is_empty() && self.files.is_empty() && self.data_type_support.is_none()
+    }
+}
+
+/// Keboola's data type support of a project or output mapping: with `none`
+/// the `keboola-component` library writes legacy manifests (`columns`), with
+/// `hints` or `authoritative` the newer `schema` ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DataTypeSupport {
+    #[default]
+    None,
+    Hints,
+    Authoritative,
+}
+
+impl DataTypeSupport {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Hints => "hints",
+            Self::Authoritative => "authoritative",
+        }
     }
 }
 
@@ -194,6 +360,10 @@ pub struct InputTable {
     pub changed_since: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// Keboola: types of columns loaded into a workspace. Accepted and
+    /// ignored (see [`Spec::ignored_keys`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_types: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -203,6 +373,13 @@ pub struct InputFiles {
     pub tags: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<u64>,
+    /// Keboola: an Elasticsearch query over files. Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Keboola: tags added to the staged files after a successful job.
+    /// Accepted and ignored.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub processed_tags: Vec<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -225,6 +402,16 @@ pub struct OutputTable {
     pub delete_where_operator: Option<WhereOperator>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub write_always: Option<bool>,
+    /// Keboola's newer output mapping: columns with types and a primary key,
+    /// stored as the table's metadata.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Vec<Value>>,
+    /// Keboola: metadata of the table, stored with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_metadata: Option<Value>,
+    /// Keboola: metadata of its columns, stored with the table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column_metadata: Option<Value>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -287,7 +474,14 @@ pub struct Spec {
     pub env: BTreeMap<String, String>,
     pub parameters: Map<String, Value>,
     pub image_parameters: Map<String, Value>,
+    pub authorization: Map<String, Value>,
+    pub component_id: Option<String>,
     pub storage: Storage,
+    pub processors: Processors,
+    pub rows: Vec<ConfigRow>,
+    pub shared_code_id: Option<String>,
+    pub shared_code_row_ids: Vec<String>,
+    pub mode: RunMode,
     pub limits: Limits,
     pub pull: PullPolicy,
     pub retry: Retry,
@@ -336,6 +530,44 @@ impl std::fmt::Display for Loosening {
 }
 
 impl Spec {
+    /// Keboola storage keys this spec uses that Gantry accepts but does not
+    /// act on, each with why; recorded on every job of the spec.
+    pub fn ignored_keys(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        let input = &self.storage.input;
+        if input.read_only_storage_access.is_some() {
+            out.push(
+                "storage.input.read_only_storage_access is ignored: Gantry gives jobs no \
+                 workspace, only the mapped inputs (read-only in /data/in)"
+                    .to_string(),
+            );
+        }
+        for (i, t) in input.tables.iter().enumerate() {
+            if t.column_types.is_some() {
+                out.push(format!(
+                    "storage.input.tables[{i}].column_types is ignored: it types columns \
+                     loaded into a database workspace; Gantry stages CSV files, where Keboola \
+                     ignores it too"
+                ));
+            }
+        }
+        for (i, f) in input.files.iter().enumerate() {
+            if f.query.is_some() {
+                out.push(format!(
+                    "storage.input.files[{i}].query is ignored: Gantry has no search index; \
+                     files are chosen by their tags only"
+                ));
+            }
+            if !f.processed_tags.is_empty() {
+                out.push(format!(
+                    "storage.input.files[{i}].processed_tags is ignored: Gantry does not tag \
+                     staged files after a job yet"
+                ));
+            }
+        }
+        out
+    }
+
     /// The loosenings of the locked-down defaults this spec asks for.
     pub fn loosenings(&self) -> Vec<Loosening> {
         let uid = self.user.split(':').next().unwrap_or_default();
@@ -479,13 +711,76 @@ impl SpecDoc {
             }
         };
         validate_storage(&self.storage)?;
+        for (stage, list) in [
+            ("before", &self.processors.before),
+            ("after", &self.processors.after),
+        ] {
+            for (i, p) in list.iter().enumerate() {
+                let image = p.definition.image();
+                if p.definition.component.trim().is_empty()
+                    || image.len() > 512
+                    || image.chars().any(|c| c.is_whitespace() || c.is_control())
+                {
+                    return Err(SpecError::at(
+                        &format!("processors.{stage}[{i}].definition.component"),
+                        "must be an image reference (a processor's component id tagged locally)",
+                    ));
+                }
+                if p.command
+                    .as_ref()
+                    .is_some_and(|c| c.is_empty() || c.iter().any(|a| a.contains('\0')))
+                {
+                    return Err(SpecError::at(
+                        &format!("processors.{stage}[{i}].command"),
+                        "must be a non-empty list without NUL",
+                    ));
+                }
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (i, row) in self.rows.iter().enumerate() {
+            if !valid_action(&row.id) && row.id != "run" {
+                return Err(SpecError::at(
+                    &format!("rows[{i}].id"),
+                    "must be 1-64 letters, digits, '-', '_' or '.'",
+                ));
+            }
+            if !seen.insert(row.id.as_str()) {
+                return Err(SpecError::at(
+                    &format!("rows[{i}].id"),
+                    format!("'{}' is the id of another row", row.id),
+                ));
+            }
+            validate_storage(&row.storage).map_err(|e| SpecError {
+                path: format!("rows[{i}].{}", e.path),
+                message: e.message,
+            })?;
+        }
+        if let Some(c) = &self.component_id {
+            if c.is_empty()
+                || c.len() > 256
+                || c.chars().any(|c| c.is_whitespace() || c.is_control())
+            {
+                return Err(SpecError::at(
+                    "component_id",
+                    "must be a component id like keboola.ex-http",
+                ));
+            }
+        }
         Ok(Spec {
             image: image.to_string(),
             command: self.command.clone(),
             env: self.env.clone(),
             parameters: self.parameters.clone(),
             image_parameters: self.image_parameters.clone(),
+            authorization: self.authorization.clone(),
+            component_id: self.component_id.clone(),
             storage: self.storage.clone(),
+            processors: self.processors.clone(),
+            rows: self.rows.clone(),
+            mode: self.mode.unwrap_or_default(),
+            shared_code_id: self.shared_code_id.clone(),
+            shared_code_row_ids: self.shared_code_row_ids.clone(),
             limits,
             pull: self.pull.unwrap_or_default(),
             retry,
@@ -610,6 +905,17 @@ fn validate_storage(storage: &Storage) -> Result<(), SpecError> {
     Ok(())
 }
 
+/// A valid sync action name (Keboola's `action` in `config.json`):
+/// letters, digits, `-`, `_`, `.`, at most 64; not `run`, which is a job.
+pub fn valid_action(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name != "run"
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+}
+
 /// A single file name: no separators, no `..`, no NUL.
 pub fn check_file_name(name: &str) -> Result<(), String> {
     if name.is_empty()
@@ -633,6 +939,78 @@ pub fn check_relative_path(path: &str) -> Result<(), String> {
         .any(|seg| seg == ".." || seg.is_empty() && path.contains("//"))
     {
         return Err(format!("'{path}' must not contain '..'"));
+    }
+    Ok(())
+}
+
+/// Replaces Keboola shared-code placeholders in `params`: a string that is
+/// exactly `{{ id }}` (spaces optional) becomes the row's code as it is (a
+/// string or a list of lines), an array item likewise; inside a longer
+/// string the code is put in as text (lines joined by `\n`). Only the
+/// `rows` given (id → code) are replaced.
+pub fn apply_shared_code(params: &mut Map<String, Value>, rows: &[(String, Value)]) {
+    fn as_text(code: &Value) -> String {
+        match code {
+            Value::String(s) => s.clone(),
+            Value::Array(a) => a
+                .iter()
+                .map(|l| l.as_str().map_or_else(|| l.to_string(), str::to_string))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            other => other.to_string(),
+        }
+    }
+    fn whole(s: &str, rows: &[(String, Value)]) -> Option<Value> {
+        let inner = s.trim().strip_prefix("{{")?.strip_suffix("}}")?.trim();
+        rows.iter()
+            .find(|(id, _)| id == inner)
+            .map(|(_, c)| c.clone())
+    }
+    fn walk(v: &mut Value, rows: &[(String, Value)]) {
+        match v {
+            Value::String(s) => {
+                if let Some(code) = whole(s, rows) {
+                    *v = code;
+                    return;
+                }
+                for (id, code) in rows {
+                    for p in [format!("{{{{ {id} }}}}"), format!("{{{{{id}}}}}")] {
+                        if s.contains(&p) {
+                            *s = s.replace(&p, &as_text(code));
+                        }
+                    }
+                }
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| walk(x, rows)),
+            Value::Object(m) => m.values_mut().for_each(|x| walk(x, rows)),
+            _ => {}
+        }
+    }
+    for v in params.values_mut() {
+        walk(v, rows);
+    }
+}
+
+/// Calls `f` on every map of a spec (as JSON) that may hold `#` secrets:
+/// `parameters`, `authorization` and each row's `parameters`.
+pub fn visit_secret_maps<E, F>(spec: &mut Value, mut f: F) -> Result<(), E>
+where
+    F: FnMut(&mut Map<String, Value>) -> Result<(), E>,
+{
+    let Some(obj) = spec.as_object_mut() else {
+        return Ok(());
+    };
+    for key in ["parameters", "authorization"] {
+        if let Some(Value::Object(m)) = obj.get_mut(key) {
+            f(m)?;
+        }
+    }
+    if let Some(Value::Array(rows)) = obj.get_mut("rows") {
+        for row in rows {
+            if let Some(Value::Object(m)) = row.get_mut("parameters") {
+                f(m)?;
+            }
+        }
     }
     Ok(())
 }

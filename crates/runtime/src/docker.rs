@@ -225,7 +225,8 @@ impl ContainerRuntime for DockerRuntime {
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             ),
-            working_dir: Some("/data".to_string()),
+            // The image's WORKDIR, ENTRYPOINT and CMD stay as built (Keboola's
+            // runner keeps them); the spec's `command` replaces CMD only.
             attach_stdout: Some(true),
             attach_stderr: Some(true),
             network_disabled: Some(spec.network == "none"),

@@ -40,6 +40,23 @@ fn now_ms() -> i64 {
 }
 
 /// `-7 days`, `-2 hours`, `-30 minutes` (relative to now) or an RFC 3339 time.
+/// The read an input table mapping asks for (`at` names it in errors).
+pub fn read_filter(m: &gantry_core::spec::InputTable, at: &str) -> Result<ReadFilter> {
+    Ok(ReadFilter {
+        columns: m.columns.clone(),
+        where_column: m.where_column.clone(),
+        where_values: m.where_values.clone(),
+        where_operator: m.where_operator.unwrap_or_default(),
+        changed_since: m
+            .changed_since
+            .as_deref()
+            .map(|c| parse_changed_since(c, now_ms()))
+            .transpose()
+            .map_err(|e| StorageError::Invalid(format!("{at}: {e}")))?,
+        limit: m.limit,
+    })
+}
+
 pub fn parse_changed_since(text: &str, now_ms: i64) -> Result<i64, String> {
     let t = text.trim();
     if let Ok(time) = humantime::parse_rfc3339_weak(t) {
@@ -94,19 +111,7 @@ impl Storage {
                 .unwrap_or_else(|| format!("{}.csv", m.source));
             check_file_name(&dest)
                 .map_err(|e| StorageError::Invalid(format!("{at}.destination: {e}")))?;
-            let filter = ReadFilter {
-                columns: m.columns.clone(),
-                where_column: m.where_column.clone(),
-                where_values: m.where_values.clone(),
-                where_operator: m.where_operator.unwrap_or_default(),
-                changed_since: m
-                    .changed_since
-                    .as_deref()
-                    .map(|c| parse_changed_since(c, now_ms()))
-                    .transpose()
-                    .map_err(|e| StorageError::Invalid(format!("{at}: {e}")))?,
-                limit: m.limit,
-            };
+            let filter = read_filter(m, &at)?;
             let path = data.join("in/tables").join(&dest);
             let v = self
                 .store
@@ -137,6 +142,8 @@ impl Storage {
             } else {
                 m.columns.clone()
             };
+            let (table_meta, column_meta) =
+                gantry_core::metadata::for_input(v.metadata.as_ref(), &columns);
             let manifest = json!({
                 "id": table.as_str(),
                 "uri": format!("gantry://{project}/tables/{table}"),
@@ -150,8 +157,8 @@ impl Storage {
                 "data_size_bytes": v.bytes,
                 "is_alias": false,
                 "attributes": [],
-                "metadata": [],
-                "column_metadata": {},
+                "metadata": table_meta,
+                "column_metadata": column_meta,
             });
             write_manifest(
                 &data.join("in/tables").join(format!("{dest}.manifest")),
@@ -320,6 +327,7 @@ impl Storage {
                     })?;
             c.fresh_segments.extend(rewritten);
             write.note = Some(format!("from {shown}"));
+            write.metadata = spec.metadata.clone();
             c.outputs.tables.push(write);
         }
         if succeeded {
@@ -640,6 +648,8 @@ struct TableOutput {
     delete_where: Option<DeleteWhere>,
     write_always: bool,
     dialect: Dialect,
+    /// Table and column metadata (types) from the manifest, the mapping's over it.
+    metadata: Option<Value>,
 }
 
 fn str_list(v: Option<&Value>) -> Option<Vec<String>> {
@@ -706,8 +716,18 @@ impl TableOutput {
                 .as_ref()
                 .map(|s| s.iter().map(|(n, _)| n.clone()).collect());
         }
+        // The mapping's own schema (Keboola's newer output mapping) names a
+        // primary key too.
+        let mapped_schema_pk = mapped.and_then(|m| m.schema.as_ref()).map(|cols| {
+            cols.iter()
+                .filter(|c| c.get("primary_key").and_then(Value::as_bool) == Some(true))
+                .filter_map(|c| c.get("name")?.as_str().map(str::to_string))
+                .collect::<Vec<_>>()
+        });
+        let mapped_schema_pk = mapped_schema_pk.filter(|pk| !pk.is_empty());
         let primary_key = mapped
             .and_then(|m| m.primary_key.clone())
+            .or(mapped_schema_pk)
             .or_else(|| str_list(mf.get("primary_key")))
             .or_else(|| {
                 schema
@@ -773,6 +793,26 @@ impl TableOutput {
             delimiter: one_byte("delimiter", b',')?,
             quote: one_byte("enclosure", b'"')?,
         };
+        let from_mapping = mapped.map(|m| {
+            let mut o = Map::new();
+            if let Some(v) = &m.schema {
+                o.insert("schema".into(), Value::Array(v.clone()));
+            }
+            if let Some(v) = &m.table_metadata {
+                o.insert("table_metadata".into(), v.clone());
+            }
+            if let Some(v) = &m.column_metadata {
+                o.insert("column_metadata".into(), v.clone());
+            }
+            o
+        });
+        let metadata = gantry_core::metadata::merge(
+            gantry_core::metadata::from_manifest(mf).as_ref(),
+            from_mapping
+                .as_ref()
+                .and_then(gantry_core::metadata::from_manifest)
+                .as_ref(),
+        );
         Ok(Self {
             destination,
             incremental,
@@ -781,6 +821,7 @@ impl TableOutput {
             delete_where,
             write_always,
             dialect,
+            metadata,
         })
     }
 }

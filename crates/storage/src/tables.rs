@@ -696,6 +696,7 @@ impl Storage {
             loaded_bytes,
             made_by: opts.made_by.clone(),
             note: None,
+            metadata: None,
         };
         // A full load, or the first load of a table (nothing to delete from).
         let Some(cur) = current.filter(|_| opts.incremental) else {
@@ -859,6 +860,7 @@ impl Storage {
             segments: old.segments,
             made_by: "restore".into(),
             note: Some(format!("restored from version {version}")),
+            metadata: old.metadata,
         };
         Ok(self.store.commit_table(project, write).await?)
     }

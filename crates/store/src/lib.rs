@@ -122,6 +122,18 @@ pub trait Store: Send + Sync + 'static {
 
     // ---- storage metadata (contents live in the object store)
     async fn commit_table(&self, project: &ProjectId, write: TableWrite) -> Result<TableVersion>;
+    /// Commits what a `gantry run --commit` produced, in one transaction:
+    /// its table versions and files (no job), and its new state into the
+    /// configuration (into `rows.<row>` for a row). A missing configuration
+    /// commits nothing.
+    async fn commit_run(
+        &self,
+        project: &ProjectId,
+        config: Option<&ConfigId>,
+        row: Option<&str>,
+        new_state: Option<&Value>,
+        outputs: &Outputs,
+    ) -> Result<()>;
     async fn get_table(&self, project: &ProjectId, id: &TableId) -> Result<TableInfo>;
     async fn list_tables(&self, project: &ProjectId) -> Result<Vec<TableInfo>>;
     /// Newest first.

@@ -9,6 +9,8 @@ use std::time::Duration;
 #[derive(Clone, Debug, Serialize)]
 pub struct Project {
     pub id: ProjectId,
+    /// A stable numeric id (Keboola's `KBC_PROJECTID` is numeric).
+    pub number: i64,
     pub allow: Vec<gantry_core::spec::Loosening>,
     pub created_at: i64,
 }
@@ -36,6 +38,10 @@ pub struct NewToken {
 pub struct Principal {
     pub project: ProjectId,
     pub admin: bool,
+    /// The token's public id and description (Keboola's `KBC_TOKENID`,
+    /// `KBC_TOKENDESC` of the jobs it submits).
+    pub token_id: String,
+    pub token_desc: String,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -58,6 +64,9 @@ pub struct NewJob {
     pub spec: Value,
     pub max_attempts: u32,
     pub backoff: Duration,
+    /// The public id and description of the token that submitted it.
+    pub token_id: Option<String>,
+    pub token_desc: Option<String>,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -80,6 +89,9 @@ pub struct Job {
     pub queued_at: i64,
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
+    /// The public id and description of the token that submitted it.
+    pub token_id: Option<String>,
+    pub token_desc: Option<String>,
     /// Filled by `get_job`; empty in lists.
     pub attempts: Vec<Attempt>,
 }
@@ -116,6 +128,8 @@ pub struct ClaimedJob {
     pub job: Job,
     /// The configuration's state from its last successful run (`{}` if none).
     pub state: Value,
+    /// The project's stable numeric id.
+    pub project_number: i64,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -208,6 +222,9 @@ pub struct TableVersion {
     pub job_id: Option<JobId>,
     pub note: Option<String>,
     pub created_at: i64,
+    /// Keboola table and column metadata (types), canonical form
+    /// ([`gantry_core::metadata`]); `None` when the table has none.
+    pub metadata: Option<Value>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,6 +251,8 @@ pub struct TableWrite {
     pub loaded_bytes: u64,
     pub made_by: String,
     pub note: Option<String>,
+    /// Metadata this load brings (merged over the table's).
+    pub metadata: Option<Value>,
 }
 
 #[derive(Clone, Debug)]

@@ -157,6 +157,17 @@ CREATE TABLE file_tags (
 ALTER TABLE projects ADD COLUMN allow TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX tokens_by_project ON tokens (project_id);
 "#,
+    // Keboola's Common Interface: a stable numeric project id (KBC_PROJECTID;
+    // a rowid is not stable across VACUUM), and the token a job was submitted
+    // with (KBC_TOKENID, KBC_TOKENDESC).
+    r#"
+ALTER TABLE projects ADD COLUMN number INTEGER;
+UPDATE projects SET number = rowid;
+CREATE UNIQUE INDEX projects_by_number ON projects (number);
+ALTER TABLE jobs ADD COLUMN token_id TEXT;
+ALTER TABLE jobs ADD COLUMN token_desc TEXT;
+ALTER TABLE table_versions ADD COLUMN metadata TEXT;
+"#,
 ];
 
 /// Called once the group holding a write has committed (`None`) or failed.
@@ -352,10 +363,12 @@ fn allow_json(allow: &[Loosening]) -> String {
 }
 
 fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> {
-    let (id, allow, created_at): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let (id, allow, created_at, number): (String, String, i64, i64) =
+        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
     Ok((|| {
         Ok(Project {
             id: parse(id)?,
+            number,
             allow: serde_json::from_str(&allow)
                 .map_err(|e| StoreError::Corrupt(format!("project allow list: {e}")))?,
             created_at,
@@ -365,7 +378,7 @@ fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> 
 
 fn load_project(c: &Connection, id: &ProjectId) -> Result<Project> {
     c.query_row(
-        "SELECT id, allow, created_at FROM projects WHERE id = ?1",
+        "SELECT id, allow, created_at, number FROM projects WHERE id = ?1",
         [id.as_str()],
         project_from_row,
     )
@@ -378,7 +391,7 @@ fn hash_token(secret: &str) -> String {
 }
 
 const JOB_COLS: &str = "id, project_id, config_id, status, spec, attempt, max_attempts, error_kind, error_message, \
-     exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at";
+     exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at, token_id, token_desc";
 
 fn parse<T: std::str::FromStr<Err = String>>(s: String) -> Result<T> {
     s.parse().map_err(StoreError::Corrupt)
@@ -419,6 +432,8 @@ fn job_from_row(r: &Row<'_>) -> Result<Job> {
         queued_at: r.get(14)?,
         started_at: r.get(15)?,
         finished_at: r.get(16)?,
+        token_id: r.get(17)?,
+        token_desc: r.get(18)?,
         attempts: Vec::new(),
     })
 }
@@ -576,7 +591,7 @@ fn strings(s: &str) -> Result<Vec<String>> {
 }
 
 const VERSION_COLS: &str =
-    "version, columns, primary_key, segments, rows, bytes, loaded_rows, loaded_bytes, made_by, job_id, note, created_at";
+    "version, columns, primary_key, segments, rows, bytes, loaded_rows, loaded_bytes, made_by, job_id, note, created_at, metadata";
 
 fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
     Ok(TableVersion {
@@ -593,6 +608,10 @@ fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
         job_id: r.get::<_, Option<String>>(9)?.map(parse).transpose()?,
         note: r.get(10)?,
         created_at: r.get(11)?,
+        metadata: r
+            .get::<_, Option<String>>(12)?
+            .map(|s| json(&s))
+            .transpose()?,
     })
 }
 
@@ -694,10 +713,15 @@ fn apply_table_write(
         ),
     };
     let version = current.as_ref().map_or(1, |c| c.version + 1);
+    // Metadata belongs to the table: a load updates its keys, keeps the rest.
+    let metadata = gantry_core::metadata::merge(
+        current.as_ref().and_then(|c| c.metadata.as_ref()),
+        w.metadata.as_ref(),
+    );
     tx.prepare_cached(&format!(
         "INSERT INTO table_versions (project_id, table_id, version, columns, primary_key, segments, rows, bytes, \
-         loaded_rows, loaded_bytes, made_by, job_id, note, created_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {NOW})"
+         loaded_rows, loaded_bytes, made_by, job_id, note, created_at, metadata) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, {NOW}, ?14)"
     ))?
     .execute(params![
         project.as_str(),
@@ -713,6 +737,7 @@ fn apply_table_write(
         w.made_by,
         job.map(|j| j.to_string()),
         w.note,
+        metadata.map(|m| m.to_string()),
     ])?;
     tx.prepare_cached(&format!(
         "INSERT INTO storage_tables (project_id, id, version, created_at, updated_at) VALUES (?1, ?2, ?3, {NOW}, {NOW}) \
@@ -812,14 +837,18 @@ impl Store for SqliteStore {
     async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
         let hash = hash_token(secret);
         self.read(move |c| {
-            let row: Option<(String, bool)> = c
-                .prepare_cached("SELECT project_id, admin FROM tokens WHERE hash = ?1")?
-                .query_row([hash], |r| Ok((r.get(0)?, r.get(1)?)))
+            let row: Option<(String, bool, String)> = c
+                .prepare_cached(
+                    "SELECT project_id, admin, description FROM tokens WHERE hash = ?1",
+                )?
+                .query_row([&hash], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
                 .optional()?;
-            row.map(|(p, admin)| {
+            row.map(|(p, admin, description)| {
                 Ok(Principal {
                     project: parse(p)?,
                     admin,
+                    token_id: hash[..12].to_string(),
+                    token_desc: description,
                 })
             })
             .transpose()
@@ -859,12 +888,16 @@ impl Store for SqliteStore {
         self.write(move |c| {
             let n = c.execute(
                 &format!(
-                    "INSERT INTO projects (id, allow, created_at) VALUES (?1, ?2, {NOW}) ON CONFLICT (id) DO NOTHING"
+                    "INSERT INTO projects (id, allow, created_at, number) \
+                     VALUES (?1, ?2, {NOW}, (SELECT COALESCE(MAX(number), 0) + 1 FROM projects)) \
+                     ON CONFLICT (id) DO NOTHING"
                 ),
                 params![id.as_str(), allow],
             )?;
             if n == 0 {
-                return Err(StoreError::Conflict(format!("project '{id}' already exists")));
+                return Err(StoreError::Conflict(format!(
+                    "project '{id}' already exists"
+                )));
             }
             load_project(c, &id)
         })
@@ -879,7 +912,7 @@ impl Store for SqliteStore {
     async fn list_projects(&self) -> Result<Vec<Project>> {
         self.read(|c| {
             let mut stmt =
-                c.prepare_cached("SELECT id, allow, created_at FROM projects ORDER BY id")?;
+                c.prepare_cached("SELECT id, allow, created_at, number FROM projects ORDER BY id")?;
             let rows = stmt.query_map([], project_from_row)?;
             rows.map(|r| r?).collect()
         })
@@ -983,8 +1016,8 @@ impl Store for SqliteStore {
         let job = self
             .write(move |c| {
                 c.prepare_cached(&format!(
-                    "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
-                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
+                    "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at, token_id, token_desc) \
+                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW}, ?7, ?8)"
                 ))?
                 .execute(params![
                     id.to_string(),
@@ -993,6 +1026,8 @@ impl Store for SqliteStore {
                     job.spec.to_string(),
                     job.max_attempts,
                     job.backoff.as_millis() as i64,
+                    job.token_id,
+                    job.token_desc,
                 ])?;
                 load_job(c, None, id)
             })
@@ -1008,8 +1043,8 @@ impl Store for SqliteStore {
                     let mut ids = Vec::with_capacity(jobs.len());
                     {
                         let mut stmt = tx.prepare_cached(&format!(
-                            "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
-                             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
+                            "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at, token_id, token_desc) \
+                             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW}, ?7, ?8)"
                         ))?;
                         for job in jobs {
                             let id = JobId::new();
@@ -1020,6 +1055,8 @@ impl Store for SqliteStore {
                                 job.spec.to_string(),
                                 job.max_attempts,
                                 job.backoff.as_millis() as i64,
+                                job.token_id,
+                                job.token_desc,
                             ])?;
                             ids.push(id);
                         }
@@ -1129,7 +1166,10 @@ impl Store for SqliteStore {
                                 .unwrap_or_else(|| Value::Object(Default::default())),
                             None => Value::Object(Default::default()),
                         };
-                        jobs.push(ClaimedJob { job, state });
+                        let project_number: i64 = tx
+                            .prepare_cached("SELECT number FROM projects WHERE id = ?1")?
+                            .query_row([job.project.as_str()], |r| r.get(0))?;
+                        jobs.push(ClaimedJob { job, state, project_number });
                     }
                     let next_due: Option<i64> = tx.query_row(
                         &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued'"),
@@ -1426,6 +1466,65 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn commit_run(
+        &self,
+        project: &ProjectId,
+        config: Option<&ConfigId>,
+        row: Option<&str>,
+        new_state: Option<&Value>,
+        outputs: &Outputs,
+    ) -> Result<()> {
+        let project = project.clone();
+        let config = config.cloned();
+        let row = row.map(str::to_string);
+        let new_state = new_state.cloned();
+        let outputs = outputs.clone();
+        self.write(move |c| {
+            immediate(c, |tx: &Connection| {
+                if let Some(cfg) = &config {
+                    let current: Option<String> = tx
+                        .query_row(
+                            "SELECT state FROM configs WHERE project_id = ?1 AND id = ?2",
+                            params![project.as_str(), cfg.as_str()],
+                            |r| r.get(0),
+                        )
+                        .optional()?;
+                    let Some(current) = current else {
+                        return Err(StoreError::NotFound(format!("configuration {cfg}")));
+                    };
+                    if let Some(state) = new_state {
+                        let state = match &row {
+                            None => state,
+                            Some(r) => {
+                                let mut whole = json(&current)?;
+                                if !whole.is_object() {
+                                    whole = Value::Object(Default::default());
+                                }
+                                if !whole["rows"].is_object() {
+                                    whole["rows"] = Value::Object(Default::default());
+                                }
+                                whole["rows"][r.as_str()] = state;
+                                whole
+                            }
+                        };
+                        tx.execute(
+                            "UPDATE configs SET state = ?3 WHERE project_id = ?1 AND id = ?2",
+                            params![project.as_str(), cfg.as_str(), state.to_string()],
+                        )?;
+                    }
+                }
+                for w in &outputs.tables {
+                    apply_table_write(tx, &project, w, None)?;
+                }
+                for f in &outputs.files {
+                    insert_file(tx, &project, f, None)?;
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
     async fn commit_table(&self, project: &ProjectId, write: TableWrite) -> Result<TableVersion> {
         let project = project.clone();
         self.write(move |c| {
@@ -1656,5 +1755,64 @@ impl SqliteStore {
             self.announce(Change::Enqueued);
         }
         taken.into_iter().map(|(id, _)| id).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A database made before projects had numbers and jobs their token
+    /// migrates forward: existing projects are numbered in creation order,
+    /// new ones follow, old jobs and versions read with nothing in the new
+    /// columns.
+    #[tokio::test]
+    async fn an_older_database_migrates_forward_with_numbered_projects() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("gantry.db");
+        {
+            let mut conn = Connection::open(&path).expect("open");
+            for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
+                conn.execute_batch(sql).expect("old migration");
+                conn.pragma_update(None, "user_version", (i + 1) as i64)
+                    .expect("version");
+            }
+            let tx = conn.transaction().expect("tx");
+            tx.execute(
+                "INSERT INTO projects (id, created_at) VALUES ('acme', 1)",
+                [],
+            )
+            .expect("project");
+            tx.execute(
+                "INSERT INTO jobs (id, project_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
+                 VALUES ('0190b7a4-0000-7000-8000-000000000001', 'acme', 'queued', '{\"image\":\"x\"}', 1, 0, 0, 0)",
+                [],
+            )
+            .expect("job");
+            tx.commit().expect("commit");
+        }
+        let store = SqliteStore::open(&path).expect("migrate");
+        let acme: ProjectId = "acme".parse().expect("id");
+        assert_eq!(
+            store
+                .get_project(&ProjectId::default_project())
+                .await
+                .expect("default")
+                .number,
+            1
+        );
+        assert_eq!(store.get_project(&acme).await.expect("acme").number, 2);
+        let beta: ProjectId = "beta".parse().expect("id");
+        assert_eq!(
+            store.create_project(&beta, &[]).await.expect("beta").number,
+            3
+        );
+        let claim = store
+            .claim("w", 10, Duration::from_secs(30))
+            .await
+            .expect("claim");
+        assert_eq!(claim.jobs.len(), 1);
+        assert_eq!(claim.jobs[0].project_number, 2);
+        assert_eq!(claim.jobs[0].job.token_id, None);
     }
 }

@@ -24,6 +24,31 @@ pub const TMP_SIZE: u64 = 256 << 20;
 /// How long to wait for the last output after the container stopped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// What Keboola's runner tells a component about where it runs (its
+/// `KBC_*` environment), beyond the job and configuration ids.
+#[derive(Debug, Clone, Default)]
+pub struct KbcContext {
+    /// The project's stable numeric id (`KBC_PROJECTID`).
+    pub project_number: i64,
+    /// `KBC_STACKID`: a configured stack name, else the server URL's host.
+    pub stack_id: String,
+    /// `KBC_URL`: the Gantry server's URL.
+    pub url: String,
+    pub token_id: Option<String>,
+    pub token_desc: Option<String>,
+    /// `KBC_CONFIGROWID` when the job runs one row of a configuration.
+    pub config_row_id: Option<String>,
+}
+
+/// The host of a URL (`http://h:8420/x` → `h:8420`), for `KBC_STACKID`.
+pub fn url_host(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.split(['/', '?', '#'])
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
 /// What to run, fully resolved (secrets already opened).
 pub struct AttemptPlan {
     pub job_id: String,
@@ -37,6 +62,10 @@ pub struct AttemptPlan {
     pub log_cap: u64,
     /// Collect `out/state.json` when the job succeeds.
     pub collect_state: bool,
+    pub kbc: KbcContext,
+    /// Which step of the job this is when it has processors
+    /// (`processors.before[0]`); `None` for the component itself.
+    pub step: Option<String>,
 }
 
 pub struct AttemptReport {
@@ -46,6 +75,8 @@ pub struct AttemptReport {
     pub new_state: Option<Value>,
 }
 
+// One per attempt, moved once: boxing the report would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum AttemptEnd {
     Finished(AttemptReport),
     /// Stopped because the worker is shutting down; the job goes back to the queue.
@@ -57,7 +88,12 @@ pub enum AttemptEnd {
 
 impl AttemptPlan {
     pub fn redactor(&self) -> Redactor {
-        Redactor::new(&secret_values(&self.spec.parameters))
+        let mut secrets = secret_values(&self.spec.parameters);
+        secrets.extend(secret_values(&self.spec.authorization));
+        for row in &self.spec.rows {
+            secrets.extend(secret_values(&row.parameters));
+        }
+        Redactor::new(&secrets)
     }
 
     /// The limits and security settings actually applied, recorded on the job.
@@ -86,11 +122,39 @@ impl AttemptPlan {
             format!("GANTRY_JOB_ID={}", self.job_id),
             format!("GANTRY_PROJECT={}", self.project),
             format!("KBC_RUNID={}", self.job_id),
-            format!("KBC_PROJECTID={}", self.project),
+            format!("KBC_PROJECTID={}", self.kbc.project_number),
+            format!("KBC_PROJECTNAME={}", self.project),
+            format!("KBC_STACKID={}", self.kbc.stack_id),
+            format!("KBC_URL={}", self.kbc.url),
+            // Gantry has no development branches: every job runs on the default one.
+            "KBC_BRANCHID=default".into(),
+            format!(
+                "KBC_DATA_TYPE_SUPPORT={}",
+                self.spec
+                    .storage
+                    .output
+                    .data_type_support
+                    .unwrap_or_default()
+                    .as_str()
+            ),
+            // Jobs are queued and run one container each, as on Keboola's queue v2.
+            "KBC_PROJECT_FEATURE_GATES=queuev2".into(),
         ];
+        if let Some(c) = &self.spec.component_id {
+            env.push(format!("KBC_COMPONENTID={c}"));
+        }
         if let Some(c) = &self.config_id {
             env.push(format!("GANTRY_CONFIG_ID={c}"));
             env.push(format!("KBC_CONFIGID={c}"));
+        }
+        if let Some(r) = &self.kbc.config_row_id {
+            env.push(format!("KBC_CONFIGROWID={r}"));
+        }
+        if let Some(t) = &self.kbc.token_id {
+            env.push(format!("KBC_TOKENID={t}"));
+        }
+        if let Some(t) = &self.kbc.token_desc {
+            env.push(format!("KBC_TOKENDESC={t}"));
         }
         env.extend(self.spec.env.iter().map(|(k, v)| format!("{k}={v}")));
         let mut labels = BTreeMap::new();
@@ -99,7 +163,16 @@ impl AttemptPlan {
         labels.insert(crate::labels::WORKER.to_string(), self.worker_id.clone());
         labels.insert(crate::labels::PROJECT.to_string(), self.project.clone());
         ContainerSpec {
-            name: format!("gantry-{}-{}", self.job_id, self.attempt),
+            name: match &self.step {
+                None => format!("gantry-{}-{}", self.job_id, self.attempt),
+                Some(step) => format!(
+                    "gantry-{}-{}-{}",
+                    self.job_id,
+                    self.attempt,
+                    step.replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+                        .trim_matches('-')
+                ),
+            },
             image: self.spec.image.clone(),
             command: self.spec.command.clone(),
             env,
@@ -440,6 +513,8 @@ mod tests {
             data_dir: std::env::temp_dir(),
             log_cap: 1 << 20,
             collect_state: false,
+            kbc: KbcContext::default(),
+            step: None,
         };
         let (tx, _rx) = mpsc::channel(64);
         run_attempt(

@@ -18,41 +18,116 @@ const DIRS: [&str; 6] = [
     "out/files",
 ];
 
-/// Builds `config.json` as components expect it.
-pub fn config_json(spec: &Spec) -> Value {
-    json!({
+/// Builds `config.json` as components expect it; `action` is `run` for a
+/// job, else a sync action's name.
+pub fn config_json(spec: &Spec, action: &str) -> Value {
+    let mut config = json!({
         "parameters": spec.parameters,
         "storage": spec.storage,
         "image_parameters": spec.image_parameters,
-        "action": "run",
-        "authorization": {},
-    })
+        "action": action,
+        "authorization": spec.authorization,
+    });
+    if !spec.shared_code_row_ids.is_empty() {
+        config["shared_code_row_ids"] = json!(spec.shared_code_row_ids);
+    }
+    config
+}
+
+/// What [`prepare`] found and changed in a folder it was given.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Prepared {
+    /// Entries left in `out/` by an earlier run, removed: Keboola starts every
+    /// job with an empty `out/`.
+    pub cleared_out: usize,
 }
 
 /// Lays out `dir` for one attempt: folders, `config.json` and `in/state.json`.
 ///
 /// Existing input files are kept (so `gantry run --data DIR` works on a
-/// folder the author prepared); `in/state.json` is written only when `state`
-/// is given or none exists. Folders are made writable by any uid, because the
-/// container runs as a non-root user of its own; the job folder's parent is
-/// private to Gantry.
-pub fn prepare(dir: &Path, spec: &Spec, state: Option<&Value>) -> std::io::Result<()> {
+/// folder the author prepared); `out/` is emptied, as Keboola starts every
+/// job; `in/state.json` is written only when `state` is given or none
+/// exists. Every folder is made writable by any uid and every file readable
+/// (files outside `in/` writable too), because the container runs as a
+/// non-root user of its own while the folder's files may belong to someone
+/// else; the job folder's parent is private to Gantry. Links are never
+/// followed.
+pub fn prepare(
+    dir: &Path,
+    spec: &Spec,
+    state: Option<&Value>,
+    action: &str,
+) -> std::io::Result<Prepared> {
     std::fs::create_dir_all(dir)?;
+    let out = dir.join("out");
+    let mut prepared = Prepared::default();
+    match out.symlink_metadata() {
+        Ok(m) if m.is_dir() => {
+            prepared.cleared_out = count_entries(&out, 0);
+            // Counted without the folders Gantry makes itself.
+            prepared.cleared_out = prepared.cleared_out.saturating_sub(
+                ["tables", "files"]
+                    .iter()
+                    .filter(|d| out.join(d).is_dir())
+                    .count(),
+            );
+            if prepared.cleared_out > 0 {
+                std::fs::remove_dir_all(&out)?;
+            }
+        }
+        Ok(_) => {
+            prepared.cleared_out = 1;
+            std::fs::remove_file(&out)?;
+        }
+        Err(_) => {}
+    }
     for d in DIRS {
         std::fs::create_dir_all(dir.join(d))?;
     }
-    for d in std::iter::once(dir.to_path_buf()).chain(DIRS.iter().map(|d| dir.join(d))) {
-        std::fs::set_permissions(&d, std::fs::Permissions::from_mode(0o777))?;
-    }
+    open_up(dir, false)?;
     write_file(
         &dir.join("config.json"),
-        &serde_json::to_vec_pretty(&config_json(spec)).unwrap_or_default(),
+        &serde_json::to_vec_pretty(&config_json(spec, action)).unwrap_or_default(),
     )?;
     let state_path = dir.join("in/state.json");
     match state {
         Some(s) => write_file(&state_path, &serde_json::to_vec(s).unwrap_or_default())?,
         None if !state_path.exists() => write_file(&state_path, b"{}")?,
         None => {}
+    }
+    Ok(prepared)
+}
+
+/// Entries under `dir` (recursively, links not followed), bounded in depth.
+fn count_entries(dir: &Path, depth: usize) -> usize {
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        n += 1;
+        if depth < 64 && e.file_type().is_ok_and(|t| t.is_dir()) {
+            n += count_entries(&e.path(), depth + 1);
+        }
+    }
+    n
+}
+
+/// Folders 0777, files readable by all (and writable outside `in/`), so
+/// the job's own uid can use what another user left; links untouched.
+fn open_up(dir: &Path, inside_in: bool) -> std::io::Result<()> {
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777))?;
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        let t = e.file_type()?;
+        let path = e.path();
+        if t.is_dir() {
+            let in_in = inside_in || path.file_name().is_some_and(|n| n == "in");
+            open_up(&path, in_in)?;
+        } else if t.is_file() {
+            let mode = e.metadata()?.permissions().mode() & 0o7777;
+            let want = mode | if inside_in { 0o444 } else { 0o666 };
+            if want != mode {
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(want))?;
+            }
+        }
     }
     Ok(())
 }
@@ -151,7 +226,7 @@ mod tests {
         let tmp = tempfile::tempdir().expect("tmp");
         let dir = tmp.path().join("d");
         let (_, spec) = Spec::parse("image: x\nparameters: {a: 1}").expect("spec");
-        prepare(&dir, &spec, Some(&json!({"cursor": 5}))).expect("prepare");
+        prepare(&dir, &spec, Some(&json!({"cursor": 5})), "run").expect("prepare");
         for d in DIRS {
             assert!(dir.join(d).is_dir(), "{d}");
         }

@@ -6,10 +6,13 @@
 //! so `gantry run` (no server) uses the very same path as the worker.
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod attempt;
 pub mod datadir;
+pub mod debug;
 pub mod fault;
 pub mod logs;
+pub mod processors;
 mod worker;
 
 pub use worker::{Worker, WorkerConfig};

@@ -1,7 +1,7 @@
 //! The worker loop: claim due jobs up to `slots`, run each in its own task,
 //! renew leases, react to cancels, recover dead attempts, shut down gently.
 
-use crate::attempt::{run_attempt, AttemptEnd, AttemptPlan};
+use crate::attempt::{AttemptEnd, AttemptPlan};
 use crate::{datadir, labels};
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
@@ -40,6 +40,10 @@ pub struct WorkerConfig {
     pub log_cap: u64,
     /// How often to sweep for containers of dead attempts.
     pub sweep_every: Duration,
+    /// The server's URL, given to jobs as `KBC_URL`.
+    pub url: String,
+    /// `KBC_STACKID` of jobs: a stack name, by default the URL's host.
+    pub stack_id: String,
 }
 
 impl WorkerConfig {
@@ -54,6 +58,8 @@ impl WorkerConfig {
             shutdown_grace: Duration::from_secs(30),
             log_cap: crate::logs::DEFAULT_CAP,
             sweep_every: Duration::from_secs(60),
+            url: "http://127.0.0.1:8420".into(),
+            stack_id: "127.0.0.1:8420".into(),
         }
     }
 }
@@ -94,6 +100,11 @@ impl Worker {
             running: Arc::default(),
             engine_up: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// Its configuration.
+    pub fn config(&self) -> &WorkerConfig {
+        &self.cfg
     }
 
     /// Asks the engine whether it answers and remembers the answer; logs
@@ -337,17 +348,27 @@ impl Worker {
             .await;
 
         let dir = datadir::attempt_dir(&self.cfg.work_dir, &id.to_string(), attempt);
-        let (end, plan) = match self.plan(&claimed, dir.clone()) {
+        // A configuration with rows collects each row's outputs as it goes.
+        let (end, plan, rows_collected) = match self.plan(&claimed, dir.clone()).await {
+            Ok(plan) if !plan.spec.rows.is_empty() => {
+                let (end, collected) = self.execute_rows(&claimed, &plan, &tx, &running).await;
+                (end, Some(plan), Some(collected))
+            }
             Ok(plan) => (
-                self.execute(&claimed, &plan, &tx, &running).await,
+                self.execute(&claimed.job.project, &claimed.state, &plan, &tx, &running)
+                    .await,
                 Some(plan),
+                None,
             ),
-            Err(outcome) => (finished(outcome), None),
+            Err(outcome) => (finished(outcome), None, None),
         };
         crate::fault::point("after-exit");
 
         match end {
             AttemptEnd::Abandoned | AttemptEnd::EngineAway => {
+                if let Some(c) = &rows_collected {
+                    self.storage.discard(c).await;
+                }
                 let why = if matches!(end, AttemptEnd::EngineAway) {
                     self.engine_up.store(false, Ordering::Relaxed);
                     "the container engine does not answer; the job goes back to the queue"
@@ -362,9 +383,10 @@ impl Worker {
                 }
             }
             AttemptEnd::Finished(mut report) => {
-                let collected = match &plan {
-                    Some(plan) => self.collect(job, plan, &mut report).await,
-                    None => Collected::default(),
+                let collected = match (rows_collected, &plan) {
+                    (Some(c), _) => c,
+                    (None, Some(plan)) => self.collect(job, plan, &mut report).await,
+                    (None, None) => Collected::default(),
                 };
                 let info = AttemptInfo {
                     image_digest: report.image_digest.clone(),
@@ -372,6 +394,13 @@ impl Worker {
                 };
                 if let Err(e) = self.store.record_attempt(id, attempt, &info).await {
                     tracing::warn!(job = %id, error = %e, "cannot record attempt details");
+                }
+                if let Some(p) = plan
+                    .as_ref()
+                    .filter(|p| p.spec.mode == gantry_core::spec::RunMode::Debug)
+                {
+                    let line = self.keep_debug(job, &p.data_dir).await;
+                    let _ = tx.send(line).await;
                 }
                 let outcome = &report.outcome;
                 let summary = match &outcome.error {
@@ -440,21 +469,222 @@ impl Worker {
         self.publish_slots();
     }
 
-    /// Lays out the data folder, stages inputs, runs the container.
-    async fn execute(
+    /// The code of the shared-code rows a spec uses: `(row id, code)`.
+    async fn shared_code(
+        &self,
+        project: &gantry_core::ProjectId,
+        id: &str,
+        wanted: &[String],
+    ) -> Result<Vec<(String, serde_json::Value)>, Outcome> {
+        let user = |m: String| Outcome::failed(ErrorKind::UserError, m, None);
+        let cfg_id: gantry_core::ConfigId = id
+            .parse()
+            .map_err(|e| user(format!("shared_code_id: {e}")))?;
+        let cfg = match self.store.get_config(project, &cfg_id).await {
+            Ok(c) => c,
+            Err(gantry_store::StoreError::NotFound(_)) => {
+                return Err(user(format!("shared code configuration '{id}' not found")))
+            }
+            Err(e) => {
+                return Err(Outcome::failed(
+                    ErrorKind::Infrastructure,
+                    e.to_string(),
+                    None,
+                ))
+            }
+        };
+        let rows = cfg.spec["rows"].as_array().cloned().unwrap_or_default();
+        wanted
+            .iter()
+            .map(|w| {
+                rows.iter()
+                    .find(|r| r["id"] == w.as_str())
+                    .map(|r| (w.clone(), r["parameters"]["code_content"].clone()))
+                    .ok_or_else(|| user(format!("shared code '{id}' has no row '{w}'")))
+            })
+            .collect()
+    }
+
+    /// Debug mode: keeps the attempt's data folder as a file in Storage;
+    /// returns the line that says where (or why not).
+    async fn keep_debug(&self, job: &gantry_store::Job, dir: &std::path::Path) -> LogLine {
+        let (d, spec) = (dir.to_path_buf(), job.spec.clone());
+        let file = match tokio::task::spawn_blocking(move || crate::debug::archive(&d, &spec)).await
+        {
+            Ok(Ok(f)) => f,
+            Ok(Err(e)) => {
+                return LogLine::system(
+                    "warning",
+                    format!("debug: cannot archive the data folder: {e}"),
+                )
+            }
+            Err(e) => {
+                return LogLine::system(
+                    "warning",
+                    format!("debug: cannot archive the data folder: {e}"),
+                )
+            }
+        };
+        let name = format!("debug-{}.tar", job.id);
+        let uploaded = self
+            .storage
+            .upload(&job.project, &name, tokio::fs::File::from_std(file))
+            .await;
+        let (key, size) = match uploaded {
+            Ok(u) => u,
+            Err(e) => {
+                return LogLine::system(
+                    "warning",
+                    format!("debug: cannot store the data folder: {e}"),
+                )
+            }
+        };
+        let new = gantry_store::NewFile {
+            name: name.clone(),
+            tags: vec!["debug".into(), format!("job-{}", job.id)],
+            size,
+            object_key: key,
+        };
+        match self.store.create_file(&job.project, new).await {
+            Ok(f) => LogLine::system(
+                "info",
+                format!(
+                    "debug: the data folder is kept as file {} ({name}, {size} bytes; secrets sealed): \
+                     gantry files download {} -o {name}",
+                    f.id, f.id
+                ),
+            ),
+            Err(e) => LogLine::system("warning", format!("debug: cannot store the data folder: {e}")),
+        }
+    }
+
+    /// Runs the enabled rows of a configuration one after another, as
+    /// Keboola does, each in its own data folder with its own mapping and
+    /// state (`KBC_CONFIGROWID`). The first failing row ends the job; then
+    /// only that row's `write_always` tables are kept. The new state holds
+    /// each row's under `rows.<id>`.
+    async fn execute_rows(
         &self,
         claimed: &ClaimedJob,
         plan: &AttemptPlan,
         tx: &mpsc::Sender<LogLine>,
         running: &Running,
+    ) -> (AttemptEnd, Collected) {
+        let job = &claimed.job;
+        let rows: Vec<_> = plan.spec.rows.iter().filter(|r| !r.is_disabled).collect();
+        if rows.is_empty() {
+            return (
+                finished(Outcome::failed(
+                    ErrorKind::UserError,
+                    "every row of the configuration is disabled".to_string(),
+                    None,
+                )),
+                Collected::default(),
+            );
+        }
+        let mut states = claimed
+            .state
+            .get("rows")
+            .and_then(|r| r.as_object())
+            .cloned()
+            .unwrap_or_default();
+        let mut all = Collected::default();
+        let mut last = None;
+        for (i, row) in rows.iter().enumerate() {
+            let _ = tx
+                .send(LogLine::system(
+                    "info",
+                    format!("row {} started ({} of {})", row.id, i + 1, rows.len()),
+                ))
+                .await;
+            let mut kbc = plan.kbc.clone();
+            kbc.config_row_id = Some(row.id.clone());
+            let row_plan = AttemptPlan {
+                job_id: plan.job_id.clone(),
+                attempt: plan.attempt,
+                worker_id: plan.worker_id.clone(),
+                project: plan.project.clone(),
+                config_id: plan.config_id.clone(),
+                spec: plan.spec.for_row(row),
+                data_dir: plan.data_dir.join(format!("row-{i}")),
+                log_cap: plan.log_cap,
+                collect_state: plan.collect_state,
+                kbc,
+                step: None,
+            };
+            let state = states
+                .get(&row.id)
+                .cloned()
+                .unwrap_or_else(|| serde_json::json!({}));
+            let end = self
+                .execute(&job.project, &state, &row_plan, tx, running)
+                .await;
+            let mut report = match end {
+                AttemptEnd::Finished(r) => r,
+                other => {
+                    self.storage.discard(&all).await;
+                    return (other, Collected::default());
+                }
+            };
+            let collected = self.collect(job, &row_plan, &mut report).await;
+            // Debug mode keeps every row's folder for the archive.
+            if plan.spec.mode != gantry_core::spec::RunMode::Debug {
+                datadir::remove(&row_plan.data_dir);
+            }
+            if report.outcome.status != gantry_core::JobStatus::Succeeded {
+                // Earlier rows' outputs go with the job; this row's
+                // write_always tables stay, as for any failed job.
+                self.storage.discard(&all).await;
+                if let Some(err) = report.outcome.error.as_mut() {
+                    err.message = format!("row {}: {}", row.id, err.message);
+                }
+                report.new_state = None;
+                return (AttemptEnd::Finished(report), collected);
+            }
+            all.outputs.tables.extend(collected.outputs.tables);
+            all.outputs.files.extend(collected.outputs.files);
+            all.fresh_segments.extend(collected.fresh_segments);
+            all.fresh_files.extend(collected.fresh_files);
+            if let Some(s) = report.new_state.take() {
+                states.insert(row.id.clone(), s);
+            }
+            last = Some(report);
+        }
+        let Some(mut report) = last else {
+            return (
+                finished(Outcome::failed(
+                    ErrorKind::Infrastructure,
+                    "no row ran".to_string(),
+                    None,
+                )),
+                all,
+            );
+        };
+        if plan.collect_state {
+            report.new_state = Some(serde_json::json!({ "rows": states }));
+        }
+        (AttemptEnd::Finished(report), all)
+    }
+
+    /// Lays out the data folder, stages inputs, runs the container.
+    async fn execute(
+        &self,
+        project: &gantry_core::ProjectId,
+        state: &serde_json::Value,
+        plan: &AttemptPlan,
+        tx: &mpsc::Sender<LogLine>,
+        running: &Running,
     ) -> AttemptEnd {
         let dir = &plan.data_dir;
-        if let Err(e) = datadir::prepare(dir, &plan.spec, Some(&claimed.state)) {
+        if let Err(e) = datadir::prepare(dir, &plan.spec, Some(state), "run") {
             return finished(Outcome::failed(
                 ErrorKind::Infrastructure,
                 format!("cannot prepare the data folder: {e}"),
                 None,
             ));
+        }
+        for note in plan.spec.ignored_keys() {
+            let _ = tx.send(LogLine::system("warning", note)).await;
         }
         let input = &plan.spec.storage.input;
         if !input.is_empty() {
@@ -462,11 +692,7 @@ impl Worker {
                 .send(LogLine::system("info", "staging input mapping"))
                 .await;
             let started = std::time::Instant::now();
-            let staged = match self
-                .storage
-                .stage_inputs(&claimed.job.project, input, dir)
-                .await
-            {
+            let staged = match self.storage.stage_inputs(project, input, dir).await {
                 Ok(staged) => staged,
                 Err(e) => {
                     let kind = match e {
@@ -483,7 +709,7 @@ impl Worker {
             let msg = format!("input mapping staged in {took:.1} ms ({bytes} bytes; {staged})");
             let _ = tx.send(LogLine::system("info", msg)).await;
         }
-        run_attempt(
+        crate::processors::run_with_processors(
             self.runtime.as_ref(),
             plan,
             tx.clone(),
@@ -544,17 +770,23 @@ impl Worker {
         }
     }
 
-    fn plan(&self, claimed: &ClaimedJob, dir: PathBuf) -> Result<AttemptPlan, Outcome> {
+    async fn plan(&self, claimed: &ClaimedJob, dir: PathBuf) -> Result<AttemptPlan, Outcome> {
         let job = &claimed.job;
         let mut value = job.spec.clone();
-        if let Some(params) = value.get_mut("parameters").and_then(|p| p.as_object_mut()) {
-            self.vault
-                .open_params(params)
-                .map_err(|e| Outcome::failed(ErrorKind::Infrastructure, e.to_string(), None))?;
-        }
-        let (_, spec) = Spec::from_value(value).map_err(|e| {
+        gantry_core::spec::visit_secret_maps(&mut value, |m| self.vault.open_params(m))
+            .map_err(|e| Outcome::failed(ErrorKind::Infrastructure, e.to_string(), None))?;
+        let (_, mut spec) = Spec::from_value(value).map_err(|e| {
             Outcome::failed(ErrorKind::UserError, format!("invalid spec: {e}"), None)
         })?;
+        if let Some(shared) = spec.shared_code_id.clone() {
+            let rows = self
+                .shared_code(&job.project, &shared, &spec.shared_code_row_ids)
+                .await?;
+            gantry_core::spec::apply_shared_code(&mut spec.parameters, &rows);
+            for row in &mut spec.rows {
+                gantry_core::spec::apply_shared_code(&mut row.parameters, &rows);
+            }
+        }
         Ok(AttemptPlan {
             job_id: job.id.to_string(),
             attempt: job.attempt,
@@ -565,6 +797,15 @@ impl Worker {
             data_dir: dir,
             log_cap: self.cfg.log_cap,
             collect_state: job.config_id.is_some(),
+            kbc: crate::attempt::KbcContext {
+                project_number: claimed.project_number,
+                stack_id: self.cfg.stack_id.clone(),
+                url: self.cfg.url.clone(),
+                token_id: job.token_id.clone(),
+                token_desc: job.token_desc.clone(),
+                config_row_id: None,
+            },
+            step: None,
         })
     }
 }

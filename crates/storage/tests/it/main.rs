@@ -681,6 +681,7 @@ async fn segments_without_a_stored_header_still_read() {
                 loaded_bytes: 8,
                 made_by: "import".into(),
                 note: None,
+                metadata: None,
             },
         )
         .await

@@ -26,6 +26,8 @@ fn new_job(attempts: u32) -> NewJob {
         spec: json!({"image": "x"}),
         max_attempts: attempts,
         backoff: Duration::from_millis(0),
+        token_id: None,
+        token_desc: None,
     }
 }
 
