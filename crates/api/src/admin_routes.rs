@@ -41,6 +41,7 @@ fn project_view(p: Project) -> Value {
     json!({
         "id": p.id,
         "allow": p.allow,
+        "import_max_bytes": p.import_max_bytes.unwrap_or(gantry_storage::DEFAULT_IMPORT_MAX_BYTES),
         "created_at": rfc3339(p.created_at),
     })
 }
@@ -103,7 +104,9 @@ async fn get_project(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProjectUpdate {
-    allow: Vec<Loosening>,
+    allow: Option<Vec<Loosening>>,
+    /// The cap on what one import may expand to (bytes of CSV after gzip).
+    import_max_bytes: Option<u64>,
 }
 
 async fn update_project(
@@ -114,8 +117,22 @@ async fn update_project(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&p)?;
     let id = project_id(&id)?;
-    let project = s.store.set_project_allow(&id, &body.allow).await?;
-    tracing::info!(project = %id, allow = ?project.allow, "project policy changed");
+    if body.allow.is_none() && body.import_max_bytes.is_none() {
+        return Err(ApiError::invalid(
+            "name what to change: allow, import_max_bytes",
+        ));
+    }
+    if body.import_max_bytes == Some(0) {
+        return Err(ApiError::invalid("import_max_bytes must be positive"));
+    }
+    let mut project = s.store.get_project(&id).await?;
+    if let Some(allow) = &body.allow {
+        project = s.store.set_project_allow(&id, allow).await?;
+    }
+    if let Some(max) = body.import_max_bytes {
+        project = s.store.set_project_import_max(&id, Some(max)).await?;
+    }
+    tracing::info!(project = %id, allow = ?project.allow, import_max_bytes = ?project.import_max_bytes, "project policy changed");
     Ok(Json(project_view(project)))
 }
 

@@ -45,6 +45,7 @@ impl From<StorageError> for ApiError {
             StorageError::NotFound(what) => Self::not_found(what),
             StorageError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             StorageError::Store(s) => s.into(),
+            StorageError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
             StorageError::OutOfSpace(_) => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "insufficient_storage",

@@ -25,11 +25,17 @@ pub enum ProjectsCommand {
     List,
     /// Show one project.
     Show { id: String },
-    /// Replace what a project's jobs may loosen.
+    /// Change a project's policy: what its jobs may loosen, how large an
+    /// import may expand.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args(["allow", "import_max_size"])))]
     Update {
         id: String,
-        #[arg(long, value_delimiter = ',', required = true, help = ALLOW_HELP)]
-        allow: Vec<String>,
+        #[arg(long, value_delimiter = ',', help = ALLOW_HELP)]
+        allow: Option<Vec<String>>,
+        /// The most CSV one import (or one job's output table) may expand to
+        /// after gzip, e.g. `10G`; past it the import is refused (413).
+        #[arg(long, value_name = "SIZE", value_parser = gantry_core::units::parse_size)]
+        import_max_size: Option<u64>,
     },
 }
 
@@ -119,12 +125,20 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
             let p = client.get(&format!("/v1/projects/{}", enc(&id))).await?;
             one(&p);
         }
-        ProjectsCommand::Update { id, allow } => {
+        ProjectsCommand::Update {
+            id,
+            allow,
+            import_max_size,
+        } => {
+            let mut body = json!({});
+            if let Some(allow) = allow {
+                body["allow"] = allow_list(allow);
+            }
+            if let Some(max) = import_max_size {
+                body["import_max_bytes"] = json!(max);
+            }
             let p = client
-                .patch(
-                    &format!("/v1/projects/{}", enc(&id)),
-                    &json!({"allow": allow_list(allow)}),
-                )
+                .patch(&format!("/v1/projects/{}", enc(&id)), &body)
                 .await?;
             one(&p);
         }

@@ -38,6 +38,9 @@ pub enum StorageError {
     Store(StoreError),
     #[error("object store: {0}")]
     Object(#[from] object_store::Error),
+    /// An import expands past its project's cap (`import_max_bytes`).
+    #[error("{0}")]
+    TooLarge(String),
     /// A write found no space left on the disk (ENOSPC).
     #[error("the disk is full ({0})")]
     OutOfSpace(std::io::Error),
@@ -86,6 +89,10 @@ impl Default for OutputLimits {
     }
 }
 
+/// What one import may expand to unless its project says otherwise: plain
+/// CSV bytes after gzip, over all the parts of one load.
+pub const DEFAULT_IMPORT_MAX_BYTES: u64 = 1 << 40;
+
 /// Tables and files of all projects.
 #[derive(Clone)]
 pub struct Storage {
@@ -111,6 +118,15 @@ impl Storage {
     pub fn with_output_limits(mut self, limits: OutputLimits) -> Self {
         self.output_limits = limits;
         self
+    }
+
+    /// The cap on what one load of `project` may expand to.
+    pub(crate) async fn import_max_bytes(&self, project: &gantry_core::ProjectId) -> Result<u64> {
+        match self.store.get_project(project).await {
+            Ok(p) => Ok(p.import_max_bytes.unwrap_or(DEFAULT_IMPORT_MAX_BYTES)),
+            Err(StoreError::NotFound(_)) => Ok(DEFAULT_IMPORT_MAX_BYTES),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads a stored object from byte `offset` on as a stream of large chunks.

@@ -60,6 +60,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_project(&self, id: &ProjectId) -> Result<Project>;
     async fn list_projects(&self) -> Result<Vec<Project>>;
     async fn set_project_allow(&self, id: &ProjectId, allow: &[Loosening]) -> Result<Project>;
+    /// Sets the cap on an import's decompressed size (`None`: the default).
+    async fn set_project_import_max(&self, id: &ProjectId, max: Option<u64>) -> Result<Project>;
 
     // ---- configurations
     async fn create_config(

@@ -11,6 +11,8 @@ pub struct Project {
     pub id: ProjectId,
     pub allow: Vec<gantry_core::spec::Loosening>,
     pub created_at: i64,
+    /// The cap on an import's decompressed size; `None`: the default.
+    pub import_max_bytes: Option<u64>,
 }
 
 /// A token as listed: never its secret, nor its hash.

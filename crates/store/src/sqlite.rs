@@ -150,6 +150,11 @@ CREATE TABLE file_tags (
 ALTER TABLE projects ADD COLUMN allow TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX tokens_by_project ON tokens (project_id);
 "#,
+    // Data lifecycle: a project's cap on the decompressed size of an import
+    // (NULL: the default).
+    r#"
+ALTER TABLE projects ADD COLUMN import_max_bytes INTEGER;
+"#,
 ];
 
 #[derive(Clone)]
@@ -269,21 +274,25 @@ fn allow_json(allow: &[Loosening]) -> String {
     serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
 }
 
+const PROJECT_COLS: &str = "id, allow, created_at, import_max_bytes";
+
 fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> {
     let (id, allow, created_at): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let import_max_bytes: Option<i64> = r.get(3)?;
     Ok((|| {
         Ok(Project {
             id: parse(id)?,
             allow: serde_json::from_str(&allow)
                 .map_err(|e| StoreError::Corrupt(format!("project allow list: {e}")))?,
             created_at,
+            import_max_bytes: import_max_bytes.map(|n| n.max(0) as u64),
         })
     })())
 }
 
 fn load_project(c: &Connection, id: &ProjectId) -> Result<Project> {
     c.query_row(
-        "SELECT id, allow, created_at FROM projects WHERE id = ?1",
+        &format!("SELECT {PROJECT_COLS} FROM projects WHERE id = ?1"),
         [id.as_str()],
         project_from_row,
     )
@@ -797,7 +806,7 @@ impl Store for SqliteStore {
     async fn list_projects(&self) -> Result<Vec<Project>> {
         self.read(|c| {
             let mut stmt =
-                c.prepare_cached("SELECT id, allow, created_at FROM projects ORDER BY id")?;
+                c.prepare_cached(&format!("SELECT {PROJECT_COLS} FROM projects ORDER BY id"))?;
             let rows = stmt.query_map([], project_from_row)?;
             rows.map(|r| r?).collect()
         })
@@ -810,6 +819,22 @@ impl Store for SqliteStore {
             let n = c.execute(
                 "UPDATE projects SET allow = ?2 WHERE id = ?1",
                 params![id.as_str(), allow],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("project '{id}'")));
+            }
+            load_project(c, &id)
+        })
+        .await
+    }
+
+    async fn set_project_import_max(&self, id: &ProjectId, max: Option<u64>) -> Result<Project> {
+        let id = id.clone();
+        let max = max.map(|n| n.min(i64::MAX as u64) as i64);
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE projects SET import_max_bytes = ?2 WHERE id = ?1",
+                params![id.as_str(), max],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("project '{id}'")));
