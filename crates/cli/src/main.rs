@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod exit;
 mod home;
+mod lifecycle_cmds;
 mod output;
 mod run;
 mod serve;
@@ -156,6 +157,22 @@ enum Command {
     /// API tokens of projects: create, list, revoke (admin token).
     #[command(subcommand)]
     Tokens(admin_cmds::TokensCommand),
+    /// Back up $GANTRY_HOME's metadata and every object it names to a folder
+    /// or s3://bucket/prefix, while Gantry runs. A consistent snapshot (SQLite's
+    /// online backup); objects already in DEST are not copied again. The
+    /// secret key ($GANTRY_HOME/secret.key) is NOT included: keep it apart.
+    Backup {
+        /// A folder, or s3://bucket/prefix?endpoint=...&region=...
+        dest: String,
+    },
+    /// Restore a backup into an empty $GANTRY_HOME (and an empty object store,
+    /// --storage-url or $GANTRY_HOME/objects): tables with all versions, files,
+    /// configurations and their state, jobs, projects, tokens (hashed) and
+    /// sealed secrets. Put the backed-up secret.key into the home before starting.
+    Restore {
+        /// What `gantry backup` wrote to: a folder or s3://bucket/prefix.
+        src: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -214,5 +231,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Files(c) => storage_cmds::files(&g, c).await,
         Command::Projects(c) => admin_cmds::projects(&g, c).await,
         Command::Tokens(c) => admin_cmds::tokens(&g, c).await,
+        Command::Backup { dest } => lifecycle_cmds::backup(&g, &dest).await,
+        Command::Restore { src } => lifecycle_cmds::restore(&g, &src).await,
     }
 }

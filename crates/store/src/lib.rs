@@ -7,6 +7,7 @@
 //! The store also announces changes ([`Change`]) so waiters wake at once.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 mod model;
 mod sqlite;
 
