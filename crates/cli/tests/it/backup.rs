@@ -218,3 +218,56 @@ async fn a_backup_of_a_busy_gantry_restores_every_version_byte_for_byte() {
         vec!["run", "1", "2", "3"]
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_to_an_s3_bucket_restores_into_a_fresh_home() {
+    let s3 = S3::start();
+    s3.bucket("backups").await;
+    let url = format!(
+        "s3://backups/nightly?endpoint=http://127.0.0.1:{}&allow_http=true&region=us-east-1",
+        s3.port
+    );
+    let aws = [
+        ("AWS_ACCESS_KEY_ID", "test"),
+        ("AWS_SECRET_ACCESS_KEY", "test"),
+    ];
+    let on = |home: &std::path::Path, args: &[&str]| {
+        std::process::Command::new(bin())
+            .args(args)
+            .env("GANTRY_HOME", home)
+            .envs(aws)
+            .output()
+            .expect("run gantry")
+    };
+    let mut g = Gantry::up(&[]);
+    let api = g.client();
+    for q in ["", "incremental=true"] {
+        let (s, _) = api.import("in.c-main.t", q, "id\n1\n").await;
+        assert_eq!(s, 201);
+    }
+    let out = on(g.home_path(), &["backup", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = on(g.home_path(), &["backup", &url]);
+    assert!(
+        stderr(&out).contains("(0 copied, 0 bytes; 2 already there)"),
+        "{}",
+        stderr(&out)
+    );
+    let before = exports(&api).await;
+    drop(api);
+    let key = std::fs::read(g.home_path().join("secret.key")).expect("key");
+    let token = g.token.clone();
+    g.stop_with("TERM", std::time::Duration::from_secs(20));
+
+    let fresh = tempfile::tempdir().expect("home");
+    let out = on(fresh.path(), &["restore", &url]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    std::fs::write(fresh.path().join("secret.key"), &key).expect("key");
+    std::fs::write(fresh.path().join("token"), &token).expect("token");
+    // The restored home replaces the old one under the same test harness.
+    g.home = fresh;
+    g.start();
+    let api = g.client();
+    assert_eq!(exports(&api).await, before);
+    assert_eq!(before.len(), 2);
+}
