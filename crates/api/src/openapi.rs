@@ -71,6 +71,7 @@ pub fn document() -> Value {
             "/v1/configs/{id}/state": {"get": {"summary": "The state saved by the configuration's last successful job", "parameters": id_param(), "responses": {"200": {"description": "state"}}}},
             "/v1/tables": {"get": op("List tables", "200"), "post": op("Create an empty table {\"id\", \"columns\", \"primary_key\"}", "201")},
             "/v1/tables/{id}": {"get": op("A table: columns, primary key, current version", "200"), "delete": op("Delete a table and its versions", "204")},
+            "/v1/tables/{id}/compact": {"post": op("Rewrite the current version into one segment (a new version made by compact, same rows); 200 when it is one segment already", "201")},
             "/v1/tables/{id}/import": {"post": op("Load a CSV body (text/csv, streamed) as a new version; ?incremental=&primary_key=&delimiter=&enclosure=&gzip=", "201")},
             "/v1/tables/{id}/export": {"get": op("The table (or ?version=N) as CSV; ?columns=", "200")},
             "/v1/tables/{id}/versions": {"get": op("A table's versions, newest first", "200")},

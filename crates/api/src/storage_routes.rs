@@ -28,6 +28,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tables/{id}/export", get(export_table))
         .route("/v1/tables/{id}/versions", get(table_versions))
         .route("/v1/tables/{id}/restore", post(restore_table))
+        .route("/v1/tables/{id}/compact", post(compact_table))
         .route(
             "/v1/files",
             get(list_files)
@@ -230,6 +231,28 @@ async fn restore_table(
         .restore(&p.project, &table_id(&id)?, version)
         .await?;
     Ok((StatusCode::CREATED, Json(version_view(v))))
+}
+
+/// Rewrites the current version into one segment (a new version, same
+/// rows); 200 with the current version when it is one segment already.
+async fn compact_table(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let table = table_id(&id)?;
+    match s.storage.compact(&p.project, &table).await? {
+        Some(v) => {
+            let mut view = version_view(v);
+            view["compacted"] = json!(true);
+            Ok((StatusCode::CREATED, Json(view)))
+        }
+        None => {
+            let mut view = version_view(s.store.table_version(&p.project, &table, None).await?);
+            view["compacted"] = json!(false);
+            Ok((StatusCode::OK, Json(view)))
+        }
+    }
 }
 
 fn one_byte(q: &[(String, String)], key: &str, default: u8) -> Result<u8, ApiError> {

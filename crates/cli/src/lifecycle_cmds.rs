@@ -148,3 +148,43 @@ pub async fn restore(g: &Global, src: &str) -> anyhow::Result<u8> {
     }
     Ok(0)
 }
+
+pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> anyhow::Result<u8> {
+    let home = Home::new(&g.home);
+    let db = home.db();
+    if !db.exists() {
+        bail!("no Gantry database at {}", db.display());
+    }
+    let objects = Objects::open(&storage_url(g, &home)).context("cannot open the object store")?;
+    // Read before listing: an attempt running now may commit what it uploads.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis() as i64;
+    let mut cutoff = now - grace.as_millis() as i64;
+    if let Some(start) = gantry_store::backup::oldest_running_attempt(&db)? {
+        cutoff = cutoff.min(start);
+    }
+    let swept = objects
+        .sweep(
+            || {
+                Ok(gantry_store::backup::live_object_keys(&db)?
+                    .into_iter()
+                    .collect())
+            },
+            cutoff,
+            dry_run,
+        )
+        .await?;
+    let bytes: u64 = swept.orphans.iter().map(|(_, n)| n).sum();
+    for (key, size) in &swept.orphans {
+        println!("{key}\t{size}");
+    }
+    eprintln!(
+        "{} {} orphaned objects ({bytes} bytes); kept {} named and {} too young to tell",
+        if dry_run { "would delete" } else { "deleted" },
+        swept.orphans.len(),
+        swept.named,
+        swept.young
+    );
+    Ok(0)
+}

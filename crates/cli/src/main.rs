@@ -173,6 +173,19 @@ enum Command {
         /// What `gantry backup` wrote to: a folder or s3://bucket/prefix.
         src: String,
     },
+    /// Delete orphaned objects: stored bytes no table version or file names
+    /// (uploaded by an attempt that crashed before its commit, or an import
+    /// cut short), once older than --grace and than every running attempt.
+    /// Prints each (key, bytes).
+    Sweep {
+        /// Only objects last written longer ago than this; an import in
+        /// progress for longer could lose its object, so keep it generous.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        grace: std::time::Duration,
+        /// Show what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -233,5 +246,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Tokens(c) => admin_cmds::tokens(&g, c).await,
         Command::Backup { dest } => lifecycle_cmds::backup(&g, &dest).await,
         Command::Restore { src } => lifecycle_cmds::restore(&g, &src).await,
+        Command::Sweep { grace, dry_run } => lifecycle_cmds::sweep(&g, grace, dry_run).await,
     }
 }

@@ -67,6 +67,10 @@ pub enum TablesCommand {
         #[arg(long)]
         version: u64,
     },
+    /// Rewrite a table's current version into one segment, as a new version
+    /// with the same rows (after many incremental primary-key loads, reads
+    /// are then byte copies again and hold no keys in memory).
+    Compact { id: String },
     /// Delete a table and all its versions.
     Delete { id: String },
 }
@@ -364,6 +368,18 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
                     "{id}: version {version} restored as version {}",
                     s(&v["version"])
                 )
+            });
+        }
+        TablesCommand::Compact { id } => {
+            let v = client
+                .post(&format!("/v1/tables/{}/compact", enc(&id)), &Value::Null)
+                .await?;
+            print(g, &v, |v| match v["compacted"].as_bool() {
+                Some(true) => eprintln!(
+                    "{id}: compacted into one segment as version {}",
+                    s(&v["version"])
+                ),
+                _ => eprintln!("{id}: already one segment (version {})", s(&v["version"])),
             });
         }
         TablesCommand::Delete { id } => {

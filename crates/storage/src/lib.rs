@@ -12,15 +12,18 @@
 #![forbid(unsafe_code)]
 
 mod backup;
+mod compact;
 pub mod csvscan;
 pub mod mapping;
 mod read;
 mod sink;
+mod sweep;
 mod tables;
 
 pub use backup::{Copied, Objects};
 pub use mapping::{Collected, StagedInputs};
 pub use read::{ReadFilter, Sink, Staged};
+pub use sweep::Swept;
 pub use tables::{CsvInput, DeleteWhere, LoadOptions, PreparedLoad};
 
 use gantry_store::{Store, StoreError};

@@ -51,6 +51,18 @@ pub fn snapshot(src: &Path, dest: &Path) -> Result<()> {
 /// table version and every file, each once, sorted.
 pub fn object_keys(db: &Path) -> Result<Vec<String>> {
     let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    keys_of(&c)
+}
+
+fn keys_of(c: &Connection) -> Result<Vec<String>> {
+    // One read transaction: versions and files as of one commit.
+    c.execute_batch("BEGIN")?;
+    let keys = keys_in(c);
+    c.execute_batch("COMMIT")?;
+    keys
+}
+
+fn keys_in(c: &Connection) -> Result<Vec<String>> {
     let mut keys = BTreeSet::new();
     let mut stmt = c.prepare("SELECT segments FROM table_versions")?;
     let mut rows = stmt.query([])?;
@@ -65,4 +77,29 @@ pub fn object_keys(db: &Path) -> Result<Vec<String>> {
         keys.insert(r.get::<_, String>(0)?);
     }
     Ok(keys.into_iter().collect())
+}
+
+/// When the oldest attempt still running started (ms since the epoch), in
+/// the database at `db`: an attempt may commit objects uploaded since then.
+pub fn oldest_running_attempt(db: &Path) -> Result<Option<i64>> {
+    let c = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(30))?;
+    Ok(c.query_row(
+        "SELECT MIN(started_at) FROM attempts WHERE status = 'running'",
+        [],
+        |r| r.get(0),
+    )?)
+}
+
+/// [`object_keys`] of the live database at `db`, in one read transaction.
+pub fn live_object_keys(db: &Path) -> Result<Vec<String>> {
+    let c = Connection::open_with_flags(
+        db,
+        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )?;
+    c.busy_timeout(std::time::Duration::from_secs(30))?;
+    keys_of(&c)
 }

@@ -854,3 +854,133 @@ async fn an_import_past_the_projects_cap_is_refused_with_413() {
         "{job}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_table_after_1000_primary_key_loads_compacts_into_one_segment_with_the_same_rows() {
+    let g = Gantry::server_only();
+    let api = g.client();
+    let first: String = (0..1000).map(|i| format!("{i},0\n")).collect();
+    let (s, _) = api
+        .import("in.c-main.pk", "primary_key=id", &format!("id,v\n{first}"))
+        .await;
+    assert_eq!(s, 201);
+    // Each load replaces one row and adds one.
+    for i in 0..1000 {
+        let (s, b) = api
+            .import(
+                "in.c-main.pk",
+                "incremental=true",
+                &format!("id,v\n{i},\"{i},x\"\n{},new\n", 1000 + i),
+            )
+            .await;
+        assert_eq!(s, 201, "{b}");
+    }
+    let before = api.export("in.c-main.pk").await;
+    let (_, t) = api.get("/v1/tables/in.c-main.pk/versions").await;
+    assert_eq!(t["versions"][0]["segments"], 1001, "{}", t["versions"][0]);
+
+    let o = g.cli(&["tables", "compact", "in.c-main.pk"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("compacted into one segment"),
+        "{}",
+        stderr(&o)
+    );
+    let v = &api.versions("in.c-main.pk").await[0];
+    assert_eq!(v["segments"], 1, "{v}");
+    assert_eq!(v["made_by"], "compact", "{v}");
+    assert_eq!(v["rows"], 2000, "{v}");
+    assert_eq!(api.export("in.c-main.pk").await, before, "the same bytes");
+    // Older versions stay readable; compacting again changes nothing.
+    let (s, _) = api.get("/v1/tables/in.c-main.pk/versions").await;
+    assert_eq!(s, 200);
+    let o = g.cli(&["tables", "compact", "in.c-main.pk"]);
+    assert!(stderr(&o).contains("already one segment"), "{}", stderr(&o));
+    // Loads on the compacted table replace rows as before.
+    let (s, _) = api
+        .import("in.c-main.pk", "incremental=true", "id,v\n5,late\n")
+        .await;
+    assert_eq!(s, 201);
+    let rows = api.rows("in.c-main.pk").await;
+    assert_eq!(rows.len(), 2001);
+    assert!(rows.contains(&"5,late".to_string()) && !rows.contains(&"5,\"5,x\"".to_string()));
+}
+
+/// A crash between the upload of a job's outputs and their commit leaves an
+/// object no row names; the sweep finds it and deletes it, and never an
+/// object a running attempt may still commit, nor a named one.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_deletes_what_a_crash_before_the_commit_left_and_nothing_else() {
+    let mut g = Gantry::up(&[]);
+    g.env = vec![("GANTRY_FAULTS".into(), "before-commit".into())];
+    g.stop_with("TERM", Duration::from_secs(10));
+    g.start();
+    let api = g.client();
+    let mut spec = sh("printf 'id\\n1\\n' > /data/out/tables/once.csv");
+    spec["retry"] = json!({"attempts": 3, "backoff": "10ms"});
+    let id = api.submit(spec).await;
+    assert_eq!(g.wait_exit(Duration::from_secs(60)).code(), Some(86));
+    g.env.clear();
+    g.start();
+    let api = g.client();
+    assert_eq!(api.wait(&id).await["status"], "succeeded");
+    let objects = g.home_path().join("objects");
+    assert_eq!(
+        files_under(&objects).len(),
+        2,
+        "the orphan and the committed one"
+    );
+
+    // Too young for the default grace: kept.
+    let o = g.cli(&["sweep", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("would delete 0 orphaned objects"),
+        "{}",
+        stderr(&o)
+    );
+    // A dry run past the grace names it and deletes nothing.
+    let o = g.cli(&["sweep", "--dry-run", "--grace", "0s"]);
+    assert!(
+        stderr(&o).contains("would delete 1 orphaned objects"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        stdout(&o).starts_with("default/tables/out.c-adhoc.once/"),
+        "{}",
+        stdout(&o)
+    );
+    assert_eq!(files_under(&objects).len(), 2);
+
+    // An object that appears while an attempt runs is kept, whatever the grace.
+    let running = api.submit(sh("sleep 30")).await;
+    api.wait_status(&running, "running").await;
+    let stray =
+        objects.join("default/tables/out.c-adhoc.once/0190aaaa-0000-7000-8000-000000000000");
+    std::fs::write(&stray, "id\n9\n").expect("stray");
+    let o = g.cli(&["sweep", "--grace", "0s"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("deleted 1 orphaned objects"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("1 too young"), "{}", stderr(&o));
+    assert!(stray.exists(), "a running attempt may yet name it");
+    let (s, _) = api
+        .post(&format!("/v1/jobs/{running}/cancel"), json!({}))
+        .await;
+    assert_eq!(s, 200);
+    api.wait(&running).await;
+    let o = g.cli(&["sweep", "--grace", "0s"]);
+    assert!(
+        stderr(&o).contains("deleted 1 orphaned objects"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stray.exists());
+    // The committed object stays and reads.
+    assert_eq!(files_under(&objects).len(), 1);
+    assert_eq!(api.rows("out.c-adhoc.once").await, vec!["id", "1"]);
+}
