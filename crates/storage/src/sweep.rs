@@ -43,7 +43,7 @@ impl Objects {
             let meta = meta?;
             let key = meta.location.to_string();
             if gantry_object(&key) {
-                listed.push((key, meta.size as u64, meta.last_modified.timestamp_millis()));
+                listed.push((key, meta.size, meta.last_modified.timestamp_millis()));
             }
         }
         drop(list);
