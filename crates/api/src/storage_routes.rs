@@ -30,6 +30,10 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tables/{id}/restore", post(restore_table))
         .route("/v1/tables/{id}/compact", post(compact_table))
         .route(
+            "/v1/tables/{id}/versions/{version}/pin",
+            post(pin_version).delete(unpin_version),
+        )
+        .route(
             "/v1/files",
             get(list_files)
                 .post(upload_file)
@@ -112,7 +116,7 @@ fn version_view(v: TableVersion) -> Value {
         "version": v.version, "columns": v.columns, "primary_key": v.primary_key,
         "rows": v.rows, "bytes": v.bytes, "loaded_rows": v.loaded_rows, "loaded_bytes": v.loaded_bytes,
         "made_by": v.made_by, "job": v.job_id.map(|j| j.to_string()), "note": v.note,
-        "segments": v.segments.len(), "created_at": rfc3339(v.created_at),
+        "segments": v.segments.len(), "created_at": rfc3339(v.created_at), "pinned": v.pinned,
     })
 }
 
@@ -231,6 +235,31 @@ async fn restore_table(
         .restore(&p.project, &table_id(&id)?, version)
         .await?;
     Ok((StatusCode::CREATED, Json(version_view(v))))
+}
+
+/// Pins a version: retention never removes it.
+async fn pin_version(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, version)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    let v = s
+        .store
+        .pin_version(&p.project, &table_id(&id)?, version, true)
+        .await?;
+    Ok(Json(version_view(v)))
+}
+
+async fn unpin_version(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, version)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    let v = s
+        .store
+        .pin_version(&p.project, &table_id(&id)?, version, false)
+        .await?;
+    Ok(Json(version_view(v)))
 }
 
 /// Rewrites the current version into one segment (a new version, same

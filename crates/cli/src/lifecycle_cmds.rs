@@ -188,3 +188,48 @@ pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> any
     );
     Ok(0)
 }
+
+pub async fn retention(g: &Global, dry_run: bool, at: Option<String>) -> anyhow::Result<u8> {
+    let home = Home::new(&g.home);
+    let db = home.db();
+    if !db.exists() {
+        bail!("no Gantry database at {}", db.display());
+    }
+    let now = match at {
+        Some(t) => humantime::parse_rfc3339_weak(&t)
+            .with_context(|| format!("--at {t}: use an RFC 3339 time"))?,
+        None => std::time::SystemTime::now(),
+    };
+    let now_ms = now.duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
+    let objects = Objects::open(&storage_url(g, &home)).context("cannot open the object store")?;
+    let removed =
+        tokio::task::spawn_blocking(move || gantry_store::retention::run(&db, now_ms, dry_run))
+            .await??;
+    let verb = if dry_run { "would remove" } else { "removed" };
+    for r in &removed {
+        for (table, version) in &r.versions {
+            println!("{}\tversion\t{table}\t{version}", r.project);
+        }
+        for (id, name) in &r.files {
+            println!("{}\tfile\t{id}\t{name}", r.project);
+        }
+        if !dry_run {
+            objects.delete_keys(&r.objects).await;
+        }
+        eprintln!(
+            "project {}: {verb} {} jobs ({} events), {} versions, {} files, {} objects{}",
+            r.project,
+            r.jobs,
+            r.events,
+            r.versions.len(),
+            r.files.len(),
+            r.objects.len(),
+            if r.postponed {
+                "; versions and files left for later: a job of the project is running"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok(0)
+}

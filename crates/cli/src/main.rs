@@ -186,6 +186,19 @@ enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Apply every project's retention policy (`gantry projects update
+    /// --keep-*`): remove finished jobs and their events, table versions and
+    /// files past it, and the objects nothing names any more. Never the
+    /// current or a pinned version, never while a job of the project runs.
+    /// Prints each version and file removed.
+    Retention {
+        /// Show what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply the policy as of this time (RFC 3339) instead of now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
@@ -247,5 +260,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Backup { dest } => lifecycle_cmds::backup(&g, &dest).await,
         Command::Restore { src } => lifecycle_cmds::restore(&g, &src).await,
         Command::Sweep { grace, dry_run } => lifecycle_cmds::sweep(&g, grace, dry_run).await,
+        Command::Retention { dry_run, at } => lifecycle_cmds::retention(&g, dry_run, at).await,
     }
 }

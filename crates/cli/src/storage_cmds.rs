@@ -67,6 +67,14 @@ pub enum TablesCommand {
         #[arg(long)]
         version: u64,
     },
+    /// Pin a version: retention never removes it (`--unpin` to undo).
+    Pin {
+        id: String,
+        #[arg(long)]
+        version: u64,
+        #[arg(long)]
+        unpin: bool,
+    },
     /// Rewrite a table's current version into one segment, as a new version
     /// with the same rows (after many incremental primary-key loads, reads
     /// are then byte copies again and hold no keys in memory).
@@ -367,6 +375,24 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
                 eprintln!(
                     "{id}: version {version} restored as version {}",
                     s(&v["version"])
+                )
+            });
+        }
+        TablesCommand::Pin { id, version, unpin } => {
+            let path = format!("/v1/tables/{}/versions/{version}/pin", enc(&id));
+            let v = if unpin {
+                client.delete(&path).await?
+            } else {
+                client.post(&path, &Value::Null).await?
+            };
+            print(g, &v, |v| {
+                eprintln!(
+                    "{id}: version {version} {}",
+                    if v["pinned"] == true {
+                        "pinned"
+                    } else {
+                        "unpinned"
+                    }
                 )
             });
         }

@@ -33,6 +33,17 @@ pub struct Copied {
 const PARALLEL: usize = 4;
 
 impl Objects {
+    /// Deletes objects (best effort: one that cannot be deleted is logged and
+    /// left to the sweep).
+    pub async fn delete_keys(&self, keys: &[String]) {
+        for k in keys {
+            match self.store.delete(&Path::from(k.as_str())).await {
+                Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => tracing::warn!(key = %k, error = %e, "cannot delete an object"),
+            }
+        }
+    }
+
     /// Stores the local file `from` under `key`, replacing what is there.
     pub async fn put_file(&self, key: &str, from: &std::path::Path) -> Result<()> {
         let path = Path::from(key);

@@ -151,9 +151,11 @@ ALTER TABLE projects ADD COLUMN allow TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX tokens_by_project ON tokens (project_id);
 "#,
     // Data lifecycle: a project's cap on the decompressed size of an import
-    // (NULL: the default).
+    // and its retention policy (JSON; NULL: the defaults), pinned versions.
     r#"
 ALTER TABLE projects ADD COLUMN import_max_bytes INTEGER;
+ALTER TABLE projects ADD COLUMN retention TEXT;
+ALTER TABLE table_versions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 
@@ -274,11 +276,12 @@ fn allow_json(allow: &[Loosening]) -> String {
     serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
 }
 
-const PROJECT_COLS: &str = "id, allow, created_at, import_max_bytes";
+const PROJECT_COLS: &str = "id, allow, created_at, import_max_bytes, retention";
 
 fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> {
     let (id, allow, created_at): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
     let import_max_bytes: Option<i64> = r.get(3)?;
+    let retention: Option<String> = r.get(4)?;
     Ok((|| {
         Ok(Project {
             id: parse(id)?,
@@ -286,6 +289,11 @@ fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> 
                 .map_err(|e| StoreError::Corrupt(format!("project allow list: {e}")))?,
             created_at,
             import_max_bytes: import_max_bytes.map(|n| n.max(0) as u64),
+            retention: match retention {
+                Some(j) => serde_json::from_str(&j)
+                    .map_err(|e| StoreError::Corrupt(format!("project retention: {e}")))?,
+                None => Retention::default(),
+            },
         })
     })())
 }
@@ -503,7 +511,7 @@ fn strings(s: &str) -> Result<Vec<String>> {
 }
 
 const VERSION_COLS: &str =
-    "version, columns, primary_key, segments, rows, bytes, loaded_rows, loaded_bytes, made_by, job_id, note, created_at";
+    "version, columns, primary_key, segments, rows, bytes, loaded_rows, loaded_bytes, made_by, job_id, note, created_at, pinned";
 
 fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
     Ok(TableVersion {
@@ -520,6 +528,7 @@ fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
         job_id: r.get::<_, Option<String>>(9)?.map(parse).transpose()?,
         note: r.get(10)?,
         created_at: r.get(11)?,
+        pinned: r.get::<_, i64>(12)? != 0,
     })
 }
 
@@ -840,6 +849,44 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(format!("project '{id}'")));
             }
             load_project(c, &id)
+        })
+        .await
+    }
+
+    async fn set_project_retention(&self, id: &ProjectId, policy: &Retention) -> Result<Project> {
+        let id = id.clone();
+        let policy =
+            serde_json::to_string(policy).map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE projects SET retention = ?2 WHERE id = ?1",
+                params![id.as_str(), policy],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("project '{id}'")));
+            }
+            load_project(c, &id)
+        })
+        .await
+    }
+
+    async fn pin_version(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        version: u64,
+        pinned: bool,
+    ) -> Result<TableVersion> {
+        let (project, table) = (project.clone(), table.clone());
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE table_versions SET pinned = ?4 WHERE project_id = ?1 AND table_id = ?2 AND version = ?3",
+                params![project.as_str(), table.as_str(), version as i64, pinned as i64],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("version {version} of table {table}")));
+            }
+            load_version(c, &project, &table, Some(version))
         })
         .await
     }

@@ -1,4 +1,4 @@
-//! Backup and restore: a snapshot taken while jobs run and imports land,
+//! Backup and restore, retention: a snapshot taken while jobs run and imports land,
 //! the Gantry destroyed, restored into a fresh home: every table version
 //! exports byte for byte as before, files, configurations with their state
 //! and sealed secrets, and tokens (hashed) come back, and a configuration
@@ -270,4 +270,114 @@ async fn a_backup_to_an_s3_bucket_restores_into_a_fresh_home() {
     let api = g.client();
     assert_eq!(exports(&api).await, before);
     assert_eq!(before.len(), 2);
+}
+
+/// RFC 3339 time `days` from now (the clock retention is run at).
+fn days_from_now(days: u32) -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "-d", &format!("+{days} days"), "+%Y-%m-%dT%H:%M:%SZ"])
+        .output()
+        .expect("date");
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retention_with_a_moved_clock_removes_what_the_policy_says_and_never_what_is_in_use() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let done = api.run(sh("echo one; echo two")).await;
+    assert_eq!(done["status"], "succeeded");
+    let done = done["id"].as_str().expect("id").to_string();
+    for i in 1..=5 {
+        let (s, _) = api.import("in.c-main.t", "", &format!("v\n{i}\n")).await;
+        assert_eq!(s, 201);
+    }
+    let o = g.cli(&["tables", "pin", "in.c-main.t", "--version", "2"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let resp = api
+        .req(reqwest::Method::POST, "/v1/files?name=old.txt")
+        .body("old")
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(resp.status(), 201);
+    let file: serde_json::Value = resp.json().await.expect("file");
+    let o = g.cli(&[
+        "projects",
+        "update",
+        "default",
+        "--keep-jobs-days",
+        "30",
+        "--keep-versions",
+        "2",
+        "--keep-files-days",
+        "10",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, p) = api.get("/v1/projects/default").await;
+    assert_eq!(
+        p["retention"],
+        json!({"jobs_days": 30, "versions": 2, "versions_days": 0, "files_days": 10})
+    );
+    let objects = g.home_path().join("objects");
+    assert_eq!(files_under(&objects).len(), 6);
+
+    // Today: only the versions past the newest 2 go (not the pinned one); a
+    // dry run says so and removes nothing.
+    let o = g.cli(&["retention", "--dry-run"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(
+        stdout(&o),
+        "default\tversion\tin.c-main.t\t3\ndefault\tversion\tin.c-main.t\t1\n"
+    );
+    assert!(stderr(&o).contains("would remove 0 jobs"), "{}", stderr(&o));
+    assert_eq!(api.versions("in.c-main.t").await.len(), 5);
+
+    // 40 days on, while a job runs: the old job and its events go, versions
+    // and files wait.
+    let running = api.submit(sh("sleep 60")).await;
+    api.wait_status(&running, "running").await;
+    let later = days_from_now(40);
+    let o = g.cli(&["retention", "--at", &later]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("removed 1 jobs ("), "{}", stderr(&o));
+    assert!(stderr(&o).contains("left for later"), "{}", stderr(&o));
+    assert_eq!(api.get(&format!("/v1/jobs/{done}")).await.0, 404);
+    assert_eq!(api.versions("in.c-main.t").await.len(), 5);
+    assert_eq!(
+        api.get(&format!("/v1/jobs/{running}")).await.1["status"],
+        "running"
+    );
+
+    // Once nothing runs: versions 1 and 3, the file and their objects go;
+    // the current and the pinned version stay and read.
+    let (s, _) = api
+        .post(&format!("/v1/jobs/{running}/cancel"), json!({}))
+        .await;
+    assert_eq!(s, 200);
+    api.wait(&running).await;
+    let o = g.cli(&["retention", "--at", &later]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("2 versions, 1 files, 3 objects"),
+        "{}",
+        stderr(&o)
+    );
+    let left: Vec<u64> = api
+        .versions("in.c-main.t")
+        .await
+        .iter()
+        .map(|v| v["version"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(left, vec![5, 4, 2]);
+    assert_eq!(files_under(&objects).len(), 3);
+    assert_eq!(api.rows("in.c-main.t").await, vec!["v", "5"]);
+    let (s, _) = api.get("/v1/tables/in.c-main.t/export?version=2").await;
+    assert_eq!(s, 200);
+    let (s, _) = api.get("/v1/tables/in.c-main.t/export?version=1").await;
+    assert_eq!(s, 404);
+    assert_eq!(api.get(&format!("/v1/files/{}", file["id"])).await.0, 404);
 }
