@@ -912,3 +912,43 @@ impl Storage {
         Ok(self.store.commit_table(project, write).await?)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gzip bomb (50 MiB of zeros in ~50 KB) expands at most about 1 MiB
+    /// per step, whatever size the compressed chunk arrived in.
+    #[test]
+    fn gzip_expands_a_bounded_amount_per_step() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..50 {
+            enc.write_all(&zeros).expect("write");
+        }
+        let gz = enc.finish().expect("finish");
+        assert!(gz.len() < 100_000, "{}", gz.len());
+        let mut g = Gunzip(flate2::write::MultiGzDecoder::new(Vec::new()));
+        let (mut total, mut most) = (0usize, 0usize);
+        for step in gz.chunks(GZIP_STEP) {
+            let out = g.push(step).expect("push");
+            total += out.len();
+            most = most.max(out.len());
+        }
+        total += g.finish().expect("finish").len();
+        assert_eq!(total, 50 << 20);
+        assert!(
+            most <= 1100 * GZIP_STEP,
+            "one step expanded to {most} bytes"
+        );
+    }
+
+    #[test]
+    fn the_import_budget_refuses_past_the_cap() {
+        let mut b = ImportBudget::new(10);
+        b.take("x", 6).expect("under");
+        b.take("x", 4).expect("at");
+        let e = b.take("x", 1).expect_err("past");
+        assert!(matches!(e, StorageError::TooLarge(_)), "{e}");
+    }
+}
