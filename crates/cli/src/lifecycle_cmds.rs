@@ -149,6 +149,9 @@ pub async fn restore(g: &Global, src: &str) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// How far object times may lag the database's clock.
+const CLOCK_MARGIN_MS: i64 = 2_000;
+
 pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> anyhow::Result<u8> {
     let home = Home::new(&g.home);
     let db = home.db();
@@ -162,7 +165,10 @@ pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> any
         .as_millis() as i64;
     let mut cutoff = now - grace.as_millis() as i64;
     if let Some(start) = gantry_store::backup::oldest_running_attempt(&db)? {
-        cutoff = cutoff.min(start);
+        // Object times come from another clock (the filesystem's coarse one,
+        // S3's whole seconds): a margin so that an object written just after
+        // the start never looks older than it.
+        cutoff = cutoff.min(start - CLOCK_MARGIN_MS);
     }
     let swept = objects
         .sweep(

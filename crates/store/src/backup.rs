@@ -25,11 +25,19 @@ pub fn snapshot(src: &Path, dest: &Path) -> Result<()> {
     let mut to = Connection::open(dest)?;
     {
         let backup = rusqlite::backup::Backup::new(&from, &mut to)?;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
         loop {
             match backup.step(-1)? {
                 rusqlite::backup::StepResult::Done => break,
                 // Locked or busy: another connection holds a lock for a moment.
-                _ => std::thread::sleep(std::time::Duration::from_millis(50)),
+                _ if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(std::time::Duration::from_millis(50))
+                }
+                _ => {
+                    return Err(StoreError::Conflict(
+                        "the database stayed locked for a minute; try again".into(),
+                    ))
+                }
             }
         }
     }

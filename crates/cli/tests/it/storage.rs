@@ -930,6 +930,15 @@ async fn the_sweep_deletes_what_a_crash_before_the_commit_left_and_nothing_else(
         2,
         "the orphan and the committed one"
     );
+    // Make them an hour old (the grace and running attempts are about age).
+    for f in files_under(&objects) {
+        let st = std::process::Command::new("touch")
+            .args(["-m", "-d", "1 hour ago"])
+            .arg(&f)
+            .status()
+            .expect("touch");
+        assert!(st.success());
+    }
 
     // Too young for the default grace: kept.
     let o = g.cli(&["sweep", "--dry-run"]);
