@@ -1036,11 +1036,13 @@ pub fn lifecycle(args: &Args, report: &mut Report) -> anyhow::Result<()> {
 
     // A gzip import that expands ~1000×: the server's peak RSS.
     let bomb = work.path().join("bomb.csv.gz");
+    // Whole lines of 37 bytes, about `bomb_mb` MiB.
+    let lines = (bomb_mb << 20) / 37;
     let status = Command::new("sh")
         .args([
             "-c",
             &format!(
-                "{{ echo a,b; yes 1234567890,abcdefghijklmnopqrstuvwxyz | head -c {bomb_mb}M; }} | gzip -9 > \"$1\"",
+                "{{ echo a,b; yes 1234567890,abcdefghijklmnopqrstuvwxyz | head -n {lines}; }} | gzip -9 > \"$1\"",
             ),
             "sh",
         ])
