@@ -1,6 +1,7 @@
 //! `gantry backup` and `gantry restore`: the metadata (a consistent copy of
 //! the live database) and every object it names, to and from a folder or an
-//! S3 bucket. They work on `$GANTRY_HOME` directly, while Gantry runs.
+//! S3 bucket; `gantry sweep` (orphaned objects) and `gantry retention`. They
+//! work on `$GANTRY_HOME` directly, while Gantry runs.
 //!
 //! A backup is `DEST/gantry.db` plus `DEST/objects/<key>`. Objects are
 //! copied before the new `gantry.db` replaces the old one, so a backup's
@@ -49,8 +50,11 @@ pub async fn backup(g: &Global, dest: &str) -> anyhow::Result<u8> {
         bail!("no Gantry database at {}", home.db().display());
     }
     let from = Objects::open(&storage_url(g, &home)).context("cannot open the object store")?;
-    if !dest.contains("://") {
+    if !dest.contains("://") && !std::path::Path::new(dest).exists() {
+        // Job specs and logs are in it: private to its owner, like the home.
+        use std::os::unix::fs::PermissionsExt;
         std::fs::create_dir_all(dest).with_context(|| format!("cannot create {dest}"))?;
+        std::fs::set_permissions(dest, std::fs::Permissions::from_mode(0o700))?;
     }
     let root = Objects::open(dest).with_context(|| format!("cannot open {dest}"))?;
     let objects = Objects::open(&sub_url(dest, "objects"))?;

@@ -119,7 +119,12 @@ async fn a_backup_of_a_busy_gantry_restores_every_version_byte_for_byte() {
         })
     };
     let dest = tempfile::tempdir().expect("dest");
-    let dest_s = dest.path().to_str().expect("path").to_string();
+    let dest_s = dest
+        .path()
+        .join("nightly")
+        .to_str()
+        .expect("path")
+        .to_string();
     let home = g.home_path().to_path_buf();
     let d = dest_s.clone();
     let out = tokio::task::spawn_blocking(move || gantry_on(&home, &["backup", &d]))
@@ -147,6 +152,13 @@ async fn a_backup_of_a_busy_gantry_restores_every_version_byte_for_byte() {
         .iter()
         .all(|f| f.file_name().is_some_and(|n| n != "secret.key")));
     assert_in_no_file(dest.path(), "pa55-w0rd-XYZZY");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&dest_s)
+        .expect("dest")
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o700, "the backup folder is private");
 
     // Everything as of the last backup, then the disaster.
     let after = exports(&api).await;
