@@ -54,8 +54,8 @@ struct Global {
     /// Data directory: database, keys, token, job folders.
     #[arg(long, global = true, env = "GANTRY_HOME", default_value = "./.gantry")]
     home: PathBuf,
-    /// Where table and file contents live (servers and workers): a folder
-    /// path, file:///path, or s3://bucket/prefix?endpoint=...&region=...
+    /// Where table and file contents live (servers, workers, backup,
+    /// restore, sweep, retention): a folder path, file:///path, or s3://bucket/prefix?endpoint=...&region=...
     /// (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
     /// Default: $GANTRY_HOME/objects.
     #[arg(long, global = true, env = "GANTRY_STORAGE_URL")]
@@ -145,13 +145,13 @@ enum Command {
     /// Stored specs with persisted state.
     #[command(subcommand)]
     Configs(commands::ConfigsCommand),
-    /// Versioned tables: import, export, versions, restore.
+    /// Versioned tables: import, export, versions, restore, compact, pin.
     #[command(subcommand)]
     Tables(storage_cmds::TablesCommand),
     /// Tagged files: upload, download, list.
     #[command(subcommand)]
     Files(storage_cmds::FilesCommand),
-    /// Projects (tenants) and what their jobs may loosen (admin token).
+    /// Projects (tenants) and their policies: loosenings, import cap, retention (admin token).
     #[command(subcommand)]
     Projects(admin_cmds::ProjectsCommand),
     /// API tokens of projects: create, list, revoke (admin token).
@@ -165,8 +165,8 @@ enum Command {
         /// A folder, or s3://bucket/prefix?endpoint=...&region=...
         dest: String,
     },
-    /// Restore a backup into an empty $GANTRY_HOME (and an empty object store,
-    /// --storage-url or $GANTRY_HOME/objects): tables with all versions, files,
+    /// Restore a backup into an empty $GANTRY_HOME (objects go to --storage-url
+    /// or $GANTRY_HOME/objects; ones already there are skipped): tables with all versions, files,
     /// configurations and their state, jobs, projects, tokens (hashed) and
     /// sealed secrets. Put the backed-up secret.key into the home before starting.
     Restore {
