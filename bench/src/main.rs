@@ -29,7 +29,7 @@ pub struct Args {
     /// The image used for no-op and log jobs (built by scripts/images.sh).
     #[arg(long, default_value = "gantry-test/busybox:2")]
     pub image: String,
-    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory, storage.
+    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory, storage, lifecycle.
     #[arg(long)]
     pub only: Vec<String>,
 }
@@ -111,6 +111,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.wants("storage") {
         measure::storage(&args, &mut report)?;
+    }
+    if args.wants("lifecycle") {
+        measure::lifecycle(&args, &mut report)?;
     }
     report.notes.push(format!(
         "Harness run time: {:.0} s.",

@@ -11,7 +11,7 @@ use axum::routing::{delete, get};
 use axum::{Json, Router};
 use gantry_core::spec::Loosening;
 use gantry_core::ProjectId;
-use gantry_store::{Principal, Project, TokenInfo};
+use gantry_store::{Principal, Project, Retention, TokenInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -41,6 +41,8 @@ fn project_view(p: Project) -> Value {
     json!({
         "id": p.id,
         "allow": p.allow,
+        "import_max_bytes": p.import_max_bytes.unwrap_or(gantry_storage::DEFAULT_IMPORT_MAX_BYTES),
+        "retention": p.retention.effective(),
         "created_at": rfc3339(p.created_at),
     })
 }
@@ -103,7 +105,11 @@ async fn get_project(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProjectUpdate {
-    allow: Vec<Loosening>,
+    allow: Option<Vec<Loosening>>,
+    /// The cap on what one import may expand to (bytes of CSV after gzip).
+    import_max_bytes: Option<u64>,
+    /// Replaces the retention policy (keys left out: the defaults; 0: no limit).
+    retention: Option<Retention>,
 }
 
 async fn update_project(
@@ -114,8 +120,25 @@ async fn update_project(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&p)?;
     let id = project_id(&id)?;
-    let project = s.store.set_project_allow(&id, &body.allow).await?;
-    tracing::info!(project = %id, allow = ?project.allow, "project policy changed");
+    if body.allow.is_none() && body.import_max_bytes.is_none() && body.retention.is_none() {
+        return Err(ApiError::invalid(
+            "name what to change: allow, import_max_bytes, retention",
+        ));
+    }
+    if body.import_max_bytes == Some(0) {
+        return Err(ApiError::invalid("import_max_bytes must be positive"));
+    }
+    let mut project = s.store.get_project(&id).await?;
+    if let Some(allow) = &body.allow {
+        project = s.store.set_project_allow(&id, allow).await?;
+    }
+    if let Some(max) = body.import_max_bytes {
+        project = s.store.set_project_import_max(&id, Some(max)).await?;
+    }
+    if let Some(policy) = &body.retention {
+        project = s.store.set_project_retention(&id, policy).await?;
+    }
+    tracing::info!(project = %id, allow = ?project.allow, import_max_bytes = ?project.import_max_bytes, "project policy changed");
     Ok(Json(project_view(project)))
 }
 

@@ -8,6 +8,7 @@ mod error;
 mod openapi;
 mod routes;
 mod storage_routes;
+mod unread;
 mod views;
 
 pub use error::ApiError;

@@ -120,6 +120,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::admin_routes::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn(count_request))
+        .layer(axum::middleware::from_fn(crate::unread::drain_or_close))
         .with_state(state)
 }
 

@@ -28,6 +28,11 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tables/{id}/export", get(export_table))
         .route("/v1/tables/{id}/versions", get(table_versions))
         .route("/v1/tables/{id}/restore", post(restore_table))
+        .route("/v1/tables/{id}/compact", post(compact_table))
+        .route(
+            "/v1/tables/{id}/versions/{version}/pin",
+            post(pin_version).delete(unpin_version),
+        )
         .route(
             "/v1/files",
             get(list_files)
@@ -269,6 +274,7 @@ impl From<StorageError> for ApiError {
             StorageError::NotFound(what) => Self::not_found(what),
             StorageError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             StorageError::Store(s) => s.into(),
+            StorageError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
             StorageError::OutOfSpace(_) => Self::new(
                 StatusCode::INSUFFICIENT_STORAGE,
                 "insufficient_storage",
@@ -335,7 +341,7 @@ fn version_view(v: TableVersion) -> Value {
         "rows": v.rows, "bytes": v.bytes, "loaded_rows": v.loaded_rows, "loaded_bytes": v.loaded_bytes,
         "made_by": v.made_by, "job": v.job_id.map(|j| j.to_string()), "note": v.note,
         "segments": v.segments.len(), "created_at": rfc3339(v.created_at),
-        "metadata": v.metadata,
+        "metadata": v.metadata, "pinned": v.pinned,
     })
 }
 
@@ -454,6 +460,53 @@ async fn restore_table(
         .restore(&p.project, &table_id(&id)?, version)
         .await?;
     Ok((StatusCode::CREATED, Json(version_view(v))))
+}
+
+/// Pins a version: retention never removes it.
+async fn pin_version(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, version)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    let v = s
+        .store
+        .pin_version(&p.project, &table_id(&id)?, version, true)
+        .await?;
+    Ok(Json(version_view(v)))
+}
+
+async fn unpin_version(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path((id, version)): Path<(String, u64)>,
+) -> Result<Json<Value>, ApiError> {
+    let v = s
+        .store
+        .pin_version(&p.project, &table_id(&id)?, version, false)
+        .await?;
+    Ok(Json(version_view(v)))
+}
+
+/// Rewrites the current version into one segment (a new version, same
+/// rows); 200 with the current version when it is one segment already.
+async fn compact_table(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let table = table_id(&id)?;
+    match s.storage.compact(&p.project, &table).await? {
+        Some(v) => {
+            let mut view = version_view(v);
+            view["compacted"] = json!(true);
+            Ok((StatusCode::CREATED, Json(view)))
+        }
+        None => {
+            let mut view = version_view(s.store.table_version(&p.project, &table, None).await?);
+            view["compacted"] = json!(false);
+            Ok((StatusCode::OK, Json(view)))
+        }
+    }
 }
 
 fn one_byte(q: &[(String, String)], key: &str, default: u8) -> Result<u8, ApiError> {

@@ -25,11 +25,34 @@ pub enum ProjectsCommand {
     List,
     /// Show one project.
     Show { id: String },
-    /// Replace what a project's jobs may loosen.
+    /// Change a project's policy: what its jobs may loosen, how large an
+    /// import may expand.
+    #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args([
+        "allow", "import_max_size", "keep_jobs_days", "keep_versions", "keep_versions_days", "keep_files_days"
+    ])))]
     Update {
         id: String,
-        #[arg(long, value_delimiter = ',', required = true, help = ALLOW_HELP)]
-        allow: Vec<String>,
+        #[arg(long, value_delimiter = ',', help = ALLOW_HELP)]
+        allow: Option<Vec<String>>,
+        /// The most CSV one import (or one job's output table) may expand to
+        /// after gzip, e.g. `10G`; past it the import is refused (413).
+        #[arg(long, value_name = "SIZE", value_parser = gantry_core::units::parse_size)]
+        import_max_size: Option<u64>,
+        /// Retention (`gantry retention`): finished jobs and their events older
+        /// than this many days go (default 90; 0 keeps them).
+        #[arg(long, value_name = "DAYS")]
+        keep_jobs_days: Option<u32>,
+        /// Retention: a table keeps its newest this many versions (default
+        /// 100; 0: no limit); the current and pinned ones always stay.
+        #[arg(long, value_name = "N")]
+        keep_versions: Option<u32>,
+        /// Retention: versions older than this many days go (default 0: none),
+        /// except the current and pinned ones.
+        #[arg(long, value_name = "DAYS")]
+        keep_versions_days: Option<u32>,
+        /// Retention: files older than this many days go (default 0: none).
+        #[arg(long, value_name = "DAYS")]
+        keep_files_days: Option<u32>,
     },
 }
 
@@ -119,12 +142,40 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
             let p = client.get(&format!("/v1/projects/{}", enc(&id))).await?;
             one(&p);
         }
-        ProjectsCommand::Update { id, allow } => {
+        ProjectsCommand::Update {
+            id,
+            allow,
+            import_max_size,
+            keep_jobs_days,
+            keep_versions,
+            keep_versions_days,
+            keep_files_days,
+        } => {
+            let mut body = json!({});
+            let changes = [
+                ("jobs_days", keep_jobs_days),
+                ("versions", keep_versions),
+                ("versions_days", keep_versions_days),
+                ("files_days", keep_files_days),
+            ];
+            if changes.iter().any(|(_, v)| v.is_some()) {
+                let current = client.get(&format!("/v1/projects/{}", enc(&id))).await?;
+                let mut policy = current["retention"].clone();
+                for (k, v) in changes {
+                    if let Some(v) = v {
+                        policy[k] = json!(v);
+                    }
+                }
+                body["retention"] = policy;
+            }
+            if let Some(allow) = allow {
+                body["allow"] = allow_list(allow);
+            }
+            if let Some(max) = import_max_size {
+                body["import_max_bytes"] = json!(max);
+            }
             let p = client
-                .patch(
-                    &format!("/v1/projects/{}", enc(&id)),
-                    &json!({"allow": allow_list(allow)}),
-                )
+                .patch(&format!("/v1/projects/{}", enc(&id)), &body)
                 .await?;
             one(&p);
         }

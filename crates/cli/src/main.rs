@@ -9,6 +9,7 @@ mod config;
 mod doctor;
 mod exit;
 mod home;
+mod lifecycle_cmds;
 mod output;
 mod run;
 mod serve;
@@ -56,8 +57,8 @@ struct Global {
     /// Data directory: database, keys, token, job folders.
     #[arg(long, global = true, env = "GANTRY_HOME", default_value = "./.gantry")]
     home: PathBuf,
-    /// Where table and file contents live (servers and workers): a folder
-    /// path, file:///path, or s3://bucket/prefix?endpoint=...&region=...
+    /// Where table and file contents live (servers, workers, backup,
+    /// restore, sweep, retention): a folder path, file:///path, or s3://bucket/prefix?endpoint=...&region=...
     /// (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
     /// Default: $GANTRY_HOME/objects.
     #[arg(long, global = true, env = "GANTRY_STORAGE_URL")]
@@ -214,18 +215,60 @@ enum Command {
     /// Stored specs with persisted state.
     #[command(subcommand)]
     Configs(commands::ConfigsCommand),
-    /// Versioned tables: import, export, versions, restore.
+    /// Versioned tables: import, export, versions, restore, compact, pin.
     #[command(subcommand)]
     Tables(storage_cmds::TablesCommand),
     /// Tagged files: upload, download, list.
     #[command(subcommand)]
     Files(storage_cmds::FilesCommand),
-    /// Projects (tenants) and what their jobs may loosen (admin token).
+    /// Projects (tenants) and their policies: loosenings, import cap, retention (admin token).
     #[command(subcommand)]
     Projects(admin_cmds::ProjectsCommand),
     /// API tokens of projects: create, list, revoke (admin token).
     #[command(subcommand)]
     Tokens(admin_cmds::TokensCommand),
+    /// Back up $GANTRY_HOME's metadata and every object it names to a folder
+    /// or s3://bucket/prefix, while Gantry runs. A consistent snapshot (SQLite's
+    /// online backup); objects already in DEST are not copied again. The
+    /// secret key ($GANTRY_HOME/secret.key) is NOT included: keep it apart.
+    Backup {
+        /// A folder, or s3://bucket/prefix?endpoint=...&region=...
+        dest: String,
+    },
+    /// Restore a backup into an empty $GANTRY_HOME (objects go to --storage-url
+    /// or $GANTRY_HOME/objects; ones already there are skipped): tables with all versions, files,
+    /// configurations and their state, jobs, projects, tokens (hashed) and
+    /// sealed secrets. Put the backed-up secret.key into the home before starting.
+    Restore {
+        /// What `gantry backup` wrote to: a folder or s3://bucket/prefix.
+        src: String,
+    },
+    /// Delete orphaned objects: stored bytes no table version or file names
+    /// (uploaded by an attempt that crashed before its commit, or an import
+    /// cut short), once older than --grace and than every running attempt.
+    /// Prints each (key, bytes).
+    Sweep {
+        /// Only objects last written longer ago than this; an import in
+        /// progress for longer could lose its object, so keep it generous.
+        #[arg(long, default_value = "24h", value_parser = parse_duration)]
+        grace: std::time::Duration,
+        /// Show what would be deleted; delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Apply every project's retention policy (`gantry projects update
+    /// --keep-*`): remove finished jobs and their events, table versions and
+    /// files past it, and the objects nothing names any more. Never the
+    /// current or a pinned version, never while a job of the project runs.
+    /// Prints each version and file removed.
+    Retention {
+        /// Show what would be removed; remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Apply the policy as of this time (RFC 3339) instead of now.
+        #[arg(long, value_name = "TIME")]
+        at: Option<String>,
+    },
     /// The configuration file and the effective settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -391,5 +434,9 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
         Command::Files(c) => storage_cmds::files(&g, c).await,
         Command::Projects(c) => admin_cmds::projects(&g, c).await,
         Command::Tokens(c) => admin_cmds::tokens(&g, c).await,
+        Command::Backup { dest } => lifecycle_cmds::backup(&g, &dest).await,
+        Command::Restore { src } => lifecycle_cmds::restore(&g, &src).await,
+        Command::Sweep { grace, dry_run } => lifecycle_cmds::sweep(&g, grace, dry_run).await,
+        Command::Retention { dry_run, at } => lifecycle_cmds::retention(&g, dry_run, at).await,
     }
 }

@@ -67,20 +67,28 @@ async fn bootstrap_token(store: &dyn Store, home: &Home) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Cancels the returned token on SIGTERM or SIGINT. The handlers are
+/// installed here, before the caller announces that it listens: a signal
+/// sent right after that announcement must not find the default action
+/// (which kills the process) still in place.
 fn shutdown_on_signals() -> CancellationToken {
+    use tokio::signal::unix::{signal, SignalKind};
     let token = CancellationToken::new();
     let t = token.clone();
+    let (term, int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(term), Ok(int)) => (term, int),
+        (Err(e), _) | (_, Err(e)) => {
+            tracing::error!(error = %e, "cannot listen for SIGTERM/SIGINT");
+            return token;
+        }
+    };
     tokio::spawn(async move {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(e) => {
-                    tracing::error!(error = %e, "cannot listen for SIGTERM");
-                    return;
-                }
-            };
+        let (mut term, mut int) = (term, int);
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
         tracing::info!("shutdown signal received");

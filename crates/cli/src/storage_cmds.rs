@@ -67,6 +67,18 @@ pub enum TablesCommand {
         #[arg(long)]
         version: u64,
     },
+    /// Pin a version: retention never removes it (`--unpin` to undo).
+    Pin {
+        id: String,
+        #[arg(long)]
+        version: u64,
+        #[arg(long)]
+        unpin: bool,
+    },
+    /// Rewrite a table's current version into one segment, as a new version
+    /// with the same rows (after many incremental primary-key loads, reads
+    /// are then byte copies again and hold no keys in memory).
+    Compact { id: String },
     /// Delete a table and all its versions.
     Delete { id: String },
 }
@@ -364,6 +376,36 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
                     "{id}: version {version} restored as version {}",
                     s(&v["version"])
                 )
+            });
+        }
+        TablesCommand::Pin { id, version, unpin } => {
+            let path = format!("/v1/tables/{}/versions/{version}/pin", enc(&id));
+            let v = if unpin {
+                client.delete(&path).await?
+            } else {
+                client.post(&path, &Value::Null).await?
+            };
+            print(g, &v, |v| {
+                eprintln!(
+                    "{id}: version {version} {}",
+                    if v["pinned"] == true {
+                        "pinned"
+                    } else {
+                        "unpinned"
+                    }
+                )
+            });
+        }
+        TablesCommand::Compact { id } => {
+            let v = client
+                .post(&format!("/v1/tables/{}/compact", enc(&id)), &Value::Null)
+                .await?;
+            print(g, &v, |v| match v["compacted"].as_bool() {
+                Some(true) => eprintln!(
+                    "{id}: compacted into one segment as version {}",
+                    s(&v["version"])
+                ),
+                _ => eprintln!("{id}: already one segment (version {})", s(&v["version"])),
             });
         }
         TablesCommand::Delete { id } => {

@@ -11,14 +11,19 @@
 //! Only this crate talks to the object store.
 #![forbid(unsafe_code)]
 
+mod backup;
+mod compact;
 pub mod csvscan;
 pub mod mapping;
 mod read;
 mod sink;
+mod sweep;
 mod tables;
 
+pub use backup::{Copied, Objects};
 pub use mapping::{Collected, StagedInputs};
 pub use read::{ReadFilter, Sink, Staged};
+pub use sweep::Swept;
 pub use tables::{CsvInput, DeleteWhere, LoadOptions, PreparedLoad};
 
 use gantry_store::{Store, StoreError};
@@ -38,6 +43,9 @@ pub enum StorageError {
     Store(StoreError),
     #[error("object store: {0}")]
     Object(#[from] object_store::Error),
+    /// An import expands past its project's cap (`import_max_bytes`).
+    #[error("{0}")]
+    TooLarge(String),
     /// A write found no space left on the disk (ENOSPC).
     #[error("the disk is full ({0})")]
     OutOfSpace(std::io::Error),
@@ -86,6 +94,10 @@ impl Default for OutputLimits {
     }
 }
 
+/// What one import may expand to unless its project says otherwise: plain
+/// CSV bytes after gzip, over all the parts of one load.
+pub const DEFAULT_IMPORT_MAX_BYTES: u64 = 1 << 40;
+
 /// Tables and files of all projects.
 #[derive(Clone)]
 pub struct Storage {
@@ -111,6 +123,15 @@ impl Storage {
     pub fn with_output_limits(mut self, limits: OutputLimits) -> Self {
         self.output_limits = limits;
         self
+    }
+
+    /// The cap on what one load of `project` may expand to.
+    pub(crate) async fn import_max_bytes(&self, project: &gantry_core::ProjectId) -> Result<u64> {
+        match self.store.get_project(project).await {
+            Ok(p) => Ok(p.import_max_bytes.unwrap_or(DEFAULT_IMPORT_MAX_BYTES)),
+            Err(StoreError::NotFound(_)) => Ok(DEFAULT_IMPORT_MAX_BYTES),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads a stored object from byte `offset` on as a stream of large chunks.
@@ -160,50 +181,20 @@ impl Storage {
         )))
     }
 
-    /// Opens the object store named by `url`:
-    /// - a folder path or `file:///path`: a local folder;
-    /// - `s3://bucket[/prefix][?endpoint=...&region=...&allow_http=true]`: an
-    ///   S3-compatible bucket. Credentials come from the standard `AWS_*`
-    ///   environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
-    ///   `AWS_ENDPOINT`, `AWS_REGION`, ...); query options override them.
+    /// Opens the object store named by `url` (see [`Objects::open`]).
     pub fn open(url: &str, store: Arc<dyn Store>) -> Result<Self> {
-        let bad = |m: String| StorageError::Invalid(format!("storage URL '{url}': {m}"));
-        let local = url
-            .strip_prefix("file://")
-            .or(Some(url).filter(|u| !u.contains("://")));
-        let objects: Arc<dyn ObjectStore> = if let Some(path) = local {
-            std::fs::create_dir_all(path)?;
-            let fs = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path)?);
-            let mut storage = Self::new(fs.clone(), store);
-            storage.local = Some(fs);
-            return Ok(storage);
-        } else if url.starts_with("s3://") {
-            let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
-            let bucket = parsed
-                .host_str()
-                .filter(|b| !b.is_empty())
-                .ok_or_else(|| bad("no bucket".into()))?;
-            let mut builder =
-                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-            for (k, v) in parsed.query_pairs() {
-                let key: object_store::aws::AmazonS3ConfigKey = k
-                    .parse()
-                    .map_err(|_| bad(format!("unknown option '{k}'")))?;
-                builder = builder.with_config(key, v.to_string());
-            }
-            let s3 = builder.build()?;
-            let prefix = parsed.path().trim_matches('/');
-            if prefix.is_empty() {
-                Arc::new(s3)
-            } else {
-                Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
-            }
-        } else {
-            return Err(bad(
-                "use a folder path, file:///path or s3://bucket/prefix".into()
-            ));
-        };
-        Ok(Self::new(objects, store))
+        let o = Objects::open(url)?;
+        let mut storage = Self::new(o.store, store);
+        storage.local = o.local;
+        Ok(storage)
+    }
+
+    /// The object store alone.
+    pub fn object_store(&self) -> Objects {
+        Objects {
+            store: self.objects.clone(),
+            local: self.local.clone(),
+        }
     }
 
     /// Deletes objects no version or file refers to any more (best effort).
@@ -266,4 +257,56 @@ pub(crate) fn new_key(
     name: &str,
 ) -> object_store::path::Path {
     object_store::path::Path::from(format!("{project}/{kind}/{name}/{}", uuid::Uuid::now_v7()))
+}
+
+impl Objects {
+    /// Opens the object store named by `url`:
+    /// - a folder path or `file:///path`: a local folder;
+    /// - `s3://bucket[/prefix][?endpoint=...&region=...&allow_http=true]`: an
+    ///   S3-compatible bucket. Credentials come from the standard `AWS_*`
+    ///   environment variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+    ///   `AWS_ENDPOINT`, `AWS_REGION`, ...); query options override them.
+    pub fn open(url: &str) -> Result<Self> {
+        let bad = |m: String| StorageError::Invalid(format!("storage URL '{url}': {m}"));
+        let local = url
+            .strip_prefix("file://")
+            .or(Some(url).filter(|u| !u.contains("://")));
+        let objects: Arc<dyn ObjectStore> = if let Some(path) = local {
+            std::fs::create_dir_all(path)?;
+            let fs = Arc::new(object_store::local::LocalFileSystem::new_with_prefix(path)?);
+            return Ok(Self {
+                store: fs.clone(),
+                local: Some(fs),
+            });
+        } else if url.starts_with("s3://") {
+            let parsed = url::Url::parse(url).map_err(|e| bad(e.to_string()))?;
+            let bucket = parsed
+                .host_str()
+                .filter(|b| !b.is_empty())
+                .ok_or_else(|| bad("no bucket".into()))?;
+            let mut builder =
+                object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
+            for (k, v) in parsed.query_pairs() {
+                let key: object_store::aws::AmazonS3ConfigKey = k
+                    .parse()
+                    .map_err(|_| bad(format!("unknown option '{k}'")))?;
+                builder = builder.with_config(key, v.to_string());
+            }
+            let s3 = builder.build()?;
+            let prefix = parsed.path().trim_matches('/');
+            if prefix.is_empty() {
+                Arc::new(s3)
+            } else {
+                Arc::new(object_store::prefix::PrefixStore::new(s3, prefix))
+            }
+        } else {
+            return Err(bad(
+                "use a folder path, file:///path or s3://bucket/prefix".into()
+            ));
+        };
+        Ok(Self {
+            store: objects,
+            local: None,
+        })
+    }
 }

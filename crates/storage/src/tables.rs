@@ -376,6 +376,11 @@ fn pk_positions(name: &str, columns: &[String], pk: &[String]) -> Result<Vec<usi
 /// Decompresses gzip (possibly multi-member) as bytes arrive.
 struct Gunzip(flate2::write::MultiGzDecoder<Vec<u8>>);
 
+/// Compressed bytes fed to the decoder at a time. Deflate expands at most
+/// about 1,032 times, so one step yields at most about 1 MiB, whatever the
+/// chunk the input arrived in (a whole 2 MB body of zeros expands to 2 GB).
+const GZIP_STEP: usize = 1024;
+
 impl Gunzip {
     fn push(&mut self, data: &[u8]) -> std::io::Result<Vec<u8>> {
         self.0.write_all(data)?;
@@ -388,6 +393,36 @@ impl Gunzip {
     }
 }
 
+/// What one load tracks over all its parts.
+struct LoadChecks {
+    dups: DupCheck,
+    budget: ImportBudget,
+}
+
+/// What one load may still expand to (plain CSV bytes, after gzip).
+pub(crate) struct ImportBudget {
+    pub(crate) left: u64,
+    pub(crate) max: u64,
+}
+
+impl ImportBudget {
+    pub(crate) fn new(max: u64) -> Self {
+        Self { left: max, max }
+    }
+    fn take(&mut self, name: &str, n: usize) -> Result<()> {
+        match self.left.checked_sub(n as u64) {
+            Some(left) => {
+                self.left = left;
+                Ok(())
+            }
+            None => Err(StorageError::TooLarge(format!(
+                "{name}: expands to more than {} of CSV, this project's cap on an import",
+                gantry_core::units::format_size(self.max)
+            ))),
+        }
+    }
+}
+
 impl Storage {
     /// Streams one CSV into a new segment object (not yet in any version).
     async fn write_segment<S, E>(
@@ -397,12 +432,13 @@ impl Storage {
         mut input: S,
         how: &CsvInput,
         pk: &[String],
-        dups: &mut DupCheck,
+        checks: &mut LoadChecks,
     ) -> Result<(Segment, Vec<String>)>
     where
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        let LoadChecks { dups, budget } = checks;
         let key = new_key(project, "tables", table.as_str());
         let upload = self.sink(&key).await?;
         let mut w = SegmentWriter {
@@ -435,18 +471,27 @@ impl Storage {
                     chunk.map_err(|e| invalid(&how.name, format!("cannot be read: {e}")))?;
                 match &mut gz {
                     Some(g) => {
-                        let plain = g
-                            .push(&chunk)
-                            .map_err(|e| invalid(&how.name, format!("is not valid gzip: {e}")))?;
-                        w.push(Bytes::from(plain), dups).await?;
+                        for step in chunk.chunks(GZIP_STEP) {
+                            let plain = g.push(step).map_err(|e| {
+                                invalid(&how.name, format!("is not valid gzip: {e}"))
+                            })?;
+                            if !plain.is_empty() {
+                                budget.take(&how.name, plain.len())?;
+                                w.push(Bytes::from(plain), dups).await?;
+                            }
+                        }
                     }
-                    None => w.push(chunk, dups).await?,
+                    None => {
+                        budget.take(&how.name, chunk.len())?;
+                        w.push(chunk, dups).await?;
+                    }
                 }
             }
             if let Some(g) = &mut gz {
                 let plain = g
                     .finish()
                     .map_err(|e| invalid(&how.name, format!("is not valid gzip: {e}")))?;
+                budget.take(&how.name, plain.len())?;
                 w.push(Bytes::from(plain), dups).await?;
             }
             Ok(())
@@ -473,12 +518,15 @@ impl Storage {
         S: Stream<Item = Result<Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
-        let mut dups = DupCheck::default();
+        let mut checks = LoadChecks {
+            dups: DupCheck::default(),
+            budget: ImportBudget::new(self.import_max_bytes(project).await?),
+        };
         let mut segments = Vec::new();
         let mut columns: Option<Vec<String>> = None;
         for (stream, how) in parts {
             let written = self
-                .write_segment(project, table, stream, &how, primary_key, &mut dups)
+                .write_segment(project, table, stream, &how, primary_key, &mut checks)
                 .await;
             let (seg, cols) = match written {
                 Ok(x) => x,
@@ -501,6 +549,7 @@ impl Storage {
         }
         let columns =
             columns.ok_or_else(|| StorageError::Invalid(format!("{table}: no data to load")))?;
+        let mut dups = checks.dups;
         let dups = tokio::task::spawn_blocking(move || {
             dups.finish();
             dups
@@ -863,5 +912,45 @@ impl Storage {
             metadata: old.metadata,
         };
         Ok(self.store.commit_table(project, write).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A gzip bomb (50 MiB of zeros in ~50 KB) expands at most about 1 MiB
+    /// per step, whatever size the compressed chunk arrived in.
+    #[test]
+    fn gzip_expands_a_bounded_amount_per_step() {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..50 {
+            enc.write_all(&zeros).expect("write");
+        }
+        let gz = enc.finish().expect("finish");
+        assert!(gz.len() < 100_000, "{}", gz.len());
+        let mut g = Gunzip(flate2::write::MultiGzDecoder::new(Vec::new()));
+        let (mut total, mut most) = (0usize, 0usize);
+        for step in gz.chunks(GZIP_STEP) {
+            let out = g.push(step).expect("push");
+            total += out.len();
+            most = most.max(out.len());
+        }
+        total += g.finish().expect("finish").len();
+        assert_eq!(total, 50 << 20);
+        assert!(
+            most <= 1100 * GZIP_STEP,
+            "one step expanded to {most} bytes"
+        );
+    }
+
+    #[test]
+    fn the_import_budget_refuses_past_the_cap() {
+        let mut b = ImportBudget::new(10);
+        b.take("x", 6).expect("under");
+        b.take("x", 4).expect("at");
+        let e = b.take("x", 1).expect_err("past");
+        assert!(matches!(e, StorageError::TooLarge(_)), "{e}");
     }
 }

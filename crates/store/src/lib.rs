@@ -7,7 +7,9 @@
 //! The store also announces changes ([`Change`]) so waiters wake at once.
 #![forbid(unsafe_code)]
 
+pub mod backup;
 mod model;
+pub mod retention;
 mod sqlite;
 
 pub use model::*;
@@ -60,6 +62,9 @@ pub trait Store: Send + Sync + 'static {
     async fn get_project(&self, id: &ProjectId) -> Result<Project>;
     async fn list_projects(&self) -> Result<Vec<Project>>;
     async fn set_project_allow(&self, id: &ProjectId, allow: &[Loosening]) -> Result<Project>;
+    /// Sets the cap on an import's decompressed size (`None`: the default).
+    async fn set_project_import_max(&self, id: &ProjectId, max: Option<u64>) -> Result<Project>;
+    async fn set_project_retention(&self, id: &ProjectId, policy: &Retention) -> Result<Project>;
 
     // ---- configurations
     async fn create_config(
@@ -144,6 +149,14 @@ pub trait Store: Send + Sync + 'static {
         project: &ProjectId,
         id: &TableId,
         version: Option<u64>,
+    ) -> Result<TableVersion>;
+    /// Pins (or unpins) a version: retention never removes a pinned one.
+    async fn pin_version(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        version: u64,
+        pinned: bool,
     ) -> Result<TableVersion>;
     /// Deletes a table and its versions; returns the object keys no version uses any more.
     async fn delete_table(&self, project: &ProjectId, id: &TableId) -> Result<Vec<String>>;

@@ -13,6 +13,42 @@ pub struct Project {
     pub number: i64,
     pub allow: Vec<gantry_core::spec::Loosening>,
     pub created_at: i64,
+    /// The cap on an import's decompressed size; `None`: the default.
+    pub import_max_bytes: Option<u64>,
+    pub retention: Retention,
+}
+
+/// What a project keeps (see `retention`). `None`: the default; `Some(0)`:
+/// no limit of that kind.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Finished jobs (and their events, attempts) older than this many days go.
+    pub jobs_days: Option<u32>,
+    /// Versions of a table beyond the newest this many go (not the current
+    /// one, nor a pinned one).
+    pub versions: Option<u32>,
+    /// Versions older than this many days go (likewise).
+    pub versions_days: Option<u32>,
+    /// Files older than this many days go.
+    pub files_days: Option<u32>,
+}
+
+impl Retention {
+    pub const DEFAULT_JOBS_DAYS: u32 = 90;
+    pub const DEFAULT_VERSIONS: u32 = 100;
+    pub const DEFAULT_VERSIONS_DAYS: u32 = 0;
+    pub const DEFAULT_FILES_DAYS: u32 = 0;
+
+    /// The policy with defaults filled in (0: no limit).
+    pub fn effective(&self) -> Retention {
+        Retention {
+            jobs_days: Some(self.jobs_days.unwrap_or(Self::DEFAULT_JOBS_DAYS)),
+            versions: Some(self.versions.unwrap_or(Self::DEFAULT_VERSIONS)),
+            versions_days: Some(self.versions_days.unwrap_or(Self::DEFAULT_VERSIONS_DAYS)),
+            files_days: Some(self.files_days.unwrap_or(Self::DEFAULT_FILES_DAYS)),
+        }
+    }
 }
 
 /// A token as listed: never its secret, nor its hash.
@@ -225,6 +261,8 @@ pub struct TableVersion {
     /// Keboola table and column metadata (types), canonical form
     /// ([`gantry_core::metadata`]); `None` when the table has none.
     pub metadata: Option<Value>,
+    /// Kept whatever the retention policy says.
+    pub pinned: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]

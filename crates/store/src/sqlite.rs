@@ -168,6 +168,13 @@ ALTER TABLE jobs ADD COLUMN token_id TEXT;
 ALTER TABLE jobs ADD COLUMN token_desc TEXT;
 ALTER TABLE table_versions ADD COLUMN metadata TEXT;
 "#,
+    // Data lifecycle: a project's cap on the decompressed size of an import
+    // and its retention policy (JSON; NULL: the defaults), pinned versions.
+    r#"
+ALTER TABLE projects ADD COLUMN import_max_bytes INTEGER;
+ALTER TABLE projects ADD COLUMN retention TEXT;
+ALTER TABLE table_versions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Called once the group holding a write has committed (`None`) or failed.
@@ -362,9 +369,13 @@ fn allow_json(allow: &[Loosening]) -> String {
     serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
 }
 
+const PROJECT_COLS: &str = "id, allow, created_at, import_max_bytes, retention, number";
+
 fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> {
-    let (id, allow, created_at, number): (String, String, i64, i64) =
-        (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+    let (id, allow, created_at): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let import_max_bytes: Option<i64> = r.get(3)?;
+    let retention: Option<String> = r.get(4)?;
+    let number: i64 = r.get(5)?;
     Ok((|| {
         Ok(Project {
             id: parse(id)?,
@@ -372,13 +383,19 @@ fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> 
             allow: serde_json::from_str(&allow)
                 .map_err(|e| StoreError::Corrupt(format!("project allow list: {e}")))?,
             created_at,
+            import_max_bytes: import_max_bytes.map(|n| n.max(0) as u64),
+            retention: match retention {
+                Some(j) => serde_json::from_str(&j)
+                    .map_err(|e| StoreError::Corrupt(format!("project retention: {e}")))?,
+                None => Retention::default(),
+            },
         })
     })())
 }
 
 fn load_project(c: &Connection, id: &ProjectId) -> Result<Project> {
     c.query_row(
-        "SELECT id, allow, created_at, number FROM projects WHERE id = ?1",
+        &format!("SELECT {PROJECT_COLS} FROM projects WHERE id = ?1"),
         [id.as_str()],
         project_from_row,
     )
@@ -591,7 +608,7 @@ fn strings(s: &str) -> Result<Vec<String>> {
 }
 
 const VERSION_COLS: &str =
-    "version, columns, primary_key, segments, rows, bytes, loaded_rows, loaded_bytes, made_by, job_id, note, created_at, metadata";
+    "version, columns, primary_key, segments, rows, bytes, loaded_rows, loaded_bytes, made_by, job_id, note, created_at, metadata, pinned";
 
 fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
     Ok(TableVersion {
@@ -612,6 +629,7 @@ fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
             .get::<_, Option<String>>(12)?
             .map(|s| json(&s))
             .transpose()?,
+        pinned: r.get::<_, i64>(13)? != 0,
     })
 }
 
@@ -912,7 +930,7 @@ impl Store for SqliteStore {
     async fn list_projects(&self) -> Result<Vec<Project>> {
         self.read(|c| {
             let mut stmt =
-                c.prepare_cached("SELECT id, allow, created_at, number FROM projects ORDER BY id")?;
+                c.prepare_cached(&format!("SELECT {PROJECT_COLS} FROM projects ORDER BY id"))?;
             let rows = stmt.query_map([], project_from_row)?;
             rows.map(|r| r?).collect()
         })
@@ -930,6 +948,60 @@ impl Store for SqliteStore {
                 return Err(StoreError::NotFound(format!("project '{id}'")));
             }
             load_project(c, &id)
+        })
+        .await
+    }
+
+    async fn set_project_import_max(&self, id: &ProjectId, max: Option<u64>) -> Result<Project> {
+        let id = id.clone();
+        let max = max.map(|n| n.min(i64::MAX as u64) as i64);
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE projects SET import_max_bytes = ?2 WHERE id = ?1",
+                params![id.as_str(), max],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("project '{id}'")));
+            }
+            load_project(c, &id)
+        })
+        .await
+    }
+
+    async fn set_project_retention(&self, id: &ProjectId, policy: &Retention) -> Result<Project> {
+        let id = id.clone();
+        let policy =
+            serde_json::to_string(policy).map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE projects SET retention = ?2 WHERE id = ?1",
+                params![id.as_str(), policy],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("project '{id}'")));
+            }
+            load_project(c, &id)
+        })
+        .await
+    }
+
+    async fn pin_version(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        version: u64,
+        pinned: bool,
+    ) -> Result<TableVersion> {
+        let (project, table) = (project.clone(), table.clone());
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE table_versions SET pinned = ?4 WHERE project_id = ?1 AND table_id = ?2 AND version = ?3",
+                params![project.as_str(), table.as_str(), version as i64, pinned as i64],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("version {version} of table {table}")));
+            }
+            load_version(c, &project, &table, Some(version))
         })
         .await
     }

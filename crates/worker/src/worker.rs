@@ -757,7 +757,9 @@ impl Worker {
             Err(e) => {
                 // A broken contract names the file; anything else is ours.
                 let (kind, message) = match e {
-                    StorageError::Invalid(m) => (ErrorKind::InvalidOutput, m),
+                    StorageError::Invalid(m) | StorageError::TooLarge(m) => {
+                        (ErrorKind::InvalidOutput, m)
+                    }
                     other => (
                         ErrorKind::Infrastructure,
                         format!("storing the outputs failed, nothing was stored: {other}"),

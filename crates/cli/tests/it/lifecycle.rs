@@ -96,3 +96,19 @@ async fn a_killed_worker_leaves_nothing_lost_or_running_forever() {
         "dead attempt's container removed"
     );
 }
+
+/// Regression: the SIGTERM handler was installed by a spawned task, which
+/// under load could run after the server said it was listening; a TERM
+/// sent at once then killed the process (seen as a failed exit in
+/// `storage::outputs_commit_exactly_once_whatever_the_crash_point`).
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_right_after_the_listening_line_is_a_clean_shutdown() {
+    for _ in 0..5 {
+        let mut g = Gantry::up(&[]);
+        let st = g.stop_with("TERM", Duration::from_secs(20));
+        assert!(st.success(), "{st:?}: {:?}", g.log.lock().expect("log"));
+        let mut s = Gantry::server_only();
+        let st = s.stop_with("TERM", Duration::from_secs(20));
+        assert!(st.success(), "{st:?}: {:?}", s.log.lock().expect("log"));
+    }
+}

@@ -3,6 +3,7 @@
 //! `scripts/images.sh` (no registry). Docker must answer: `.ci/run` starts it.
 
 mod api;
+mod backup;
 mod cli;
 mod configs;
 mod engine;

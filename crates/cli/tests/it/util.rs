@@ -420,3 +420,51 @@ pub fn assert_in_no_file(dir: &Path, needle: &str) {
         );
     }
 }
+
+/// An S3-compatible server (moto) on a loopback port.
+pub struct S3 {
+    child: std::process::Child,
+    pub port: u16,
+}
+
+impl S3 {
+    pub fn start() -> Self {
+        let bin = std::env::var("GANTRY_TEST_MOTO")
+            .unwrap_or_else(|_| "/var/tmp/gantry-moto/bin/moto_server".into());
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .expect("port")
+            .local_addr()
+            .expect("addr")
+            .port();
+        let child = std::process::Command::new(&bin)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("moto_server ({bin}) is installed by scripts/test.sh: {e}"));
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Self { child, port }
+    }
+
+    /// Creates a bucket (S3 CreateBucket is a PUT on the bucket).
+    pub async fn bucket(&self, name: &str) {
+        let resp = reqwest::Client::new()
+            .put(format!("http://127.0.0.1:{}/{name}", self.port))
+            .send()
+            .await
+            .expect("create bucket");
+        assert!(resp.status().is_success(), "{:?}", resp.text().await);
+    }
+}
+
+impl Drop for S3 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
