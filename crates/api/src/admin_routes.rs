@@ -41,6 +41,7 @@ fn project_view(p: Project) -> Value {
     json!({
         "id": p.id,
         "allow": p.allow,
+        "max_running": p.max_running,
         "created_at": rfc3339(p.created_at),
     })
 }
@@ -103,7 +104,9 @@ async fn get_project(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProjectUpdate {
-    allow: Vec<Loosening>,
+    allow: Option<Vec<Loosening>>,
+    /// Most jobs running at once; 0 removes the cap.
+    max_running: Option<u32>,
 }
 
 async fn update_project(
@@ -114,8 +117,28 @@ async fn update_project(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&p)?;
     let id = project_id(&id)?;
-    let project = s.store.set_project_allow(&id, &body.allow).await?;
-    tracing::info!(project = %id, allow = ?project.allow, "project policy changed");
+    if body.allow.is_none() && body.max_running.is_none() {
+        return Err(ApiError::invalid(
+            "send 'allow' (a list), 'max_running' (a number, 0 for no cap) or both",
+        ));
+    }
+    if let Some(m) = body.max_running {
+        if m > 100_000 {
+            return Err(ApiError::invalid("max_running: must be at most 100000"));
+        }
+    }
+    // Both checked before either is written.
+    let mut project = s.store.get_project(&id).await?;
+    if let Some(allow) = &body.allow {
+        project = s.store.set_project_allow(&id, allow).await?;
+    }
+    if let Some(m) = body.max_running {
+        project = s
+            .store
+            .set_project_max_running(&id, (m > 0).then_some(m))
+            .await?;
+    }
+    tracing::info!(project = %id, allow = ?project.allow, max_running = ?project.max_running, "project policy changed");
     Ok(Json(project_view(project)))
 }
 

@@ -79,7 +79,7 @@ pub fn document() -> Value {
             "/v1/files/{id}": {"get": op("A file's metadata", "200")},
             "/v1/files/{id}/content": {"get": op("A file's content", "200")},
             "/v1/projects": {"get": op("List projects (admin token)", "200"), "post": op("Create a project {\"id\", \"allow\": [\"root-user\"|\"bridge-network\"|\"writable-root\"]} (admin token)", "201")},
-            "/v1/projects/{id}": {"get": op("A project (its own token, or an admin token)", "200"), "patch": op("Replace a project's allow list {\"allow\": [...]} (admin token)", "200")},
+            "/v1/projects/{id}": {"get": op("A project (its own token, or an admin token)", "200"), "patch": op("Replace a project's allow list and/or its cap on running jobs {\"allow\": [...], \"max_running\": N (0: no cap)} (admin token)", "200")},
             "/v1/tokens": {"get": op("List tokens, never their secrets; ?project= (admin token)", "200"), "post": op("Create a token {\"project\", \"description\", \"admin\"}; the secret is in this response only (admin token)", "201")},
             "/v1/tokens/{id}": {"delete": op("Revoke a token (admin token)", "204")},
             "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI"}}}},

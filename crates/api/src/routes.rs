@@ -119,15 +119,87 @@ async fn seal_spec(
     Ok((stored, spec))
 }
 
+/// The longest a submission may be delayed.
+const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// The queue entry for a validated spec: its retry policy, priority and
+/// concurrency rule (a configuration's job takes its lock unless the spec
+/// names a concurrency key).
+pub fn new_job(
+    project: ProjectId,
+    config_id: Option<ConfigId>,
+    stored: Value,
+    spec: &Spec,
+) -> NewJob {
+    let mut job = NewJob::new(
+        project,
+        config_id,
+        stored,
+        spec.retry.attempts,
+        spec.retry.backoff,
+    );
+    job.priority = spec.priority;
+    job.concurrency = spec.concurrency.as_ref().map(|c| (c.key.clone(), c.limit));
+    job
+}
+
+/// Applies a submission's `priority`, `delay` and `run_after`.
+fn apply_timing(job: &mut NewJob, body: &SubmitJob) -> Result<(), ApiError> {
+    if let Some(p) = body.priority {
+        job.priority = gantry_core::spec::check_priority(p, "priority")?;
+    }
+    if body.delay.is_some() && body.run_after.is_some() {
+        return Err(ApiError::invalid(
+            "delay, run_after: send at most one of them",
+        ));
+    }
+    if let Some(d) = &body.delay {
+        let text = match d {
+            Value::Number(n) => format!("{n}s"),
+            Value::String(s) => s.clone(),
+            _ => {
+                return Err(ApiError::invalid(
+                    "delay: must be a duration like 30s or a number of seconds",
+                ))
+            }
+        };
+        let d = gantry_core::units::parse_duration(&text)
+            .map_err(|e| ApiError::invalid(format!("delay: {e}")))?;
+        if d > MAX_DELAY {
+            return Err(ApiError::invalid("delay: must be at most 366 days"));
+        }
+        job.delay = d;
+    }
+    if let Some(t) = &body.run_after {
+        let at = humantime::parse_rfc3339_weak(t).map_err(|e| {
+            ApiError::invalid(format!(
+                "run_after: must be an RFC 3339 time like 2026-01-31T12:00:00Z ({e})"
+            ))
+        })?;
+        let ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| ApiError::invalid("run_after: must be after 1970"))?
+            .as_millis() as i64;
+        let limit = std::time::SystemTime::now() + MAX_DELAY;
+        if at > limit {
+            return Err(ApiError::invalid(
+                "run_after: must be at most 366 days ahead",
+            ));
+        }
+        job.run_at = Some(ms);
+    }
+    Ok(())
+}
+
 async fn submit_job(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<SubmitJob>,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
-    let (spec_value, config_id) = match (body.spec, body.config) {
-        (Some(spec), None) => (spec, None),
+    let (spec_value, config_id) = match (&body.spec, &body.config) {
+        (Some(spec), None) => (spec.clone(), None),
         (None, Some(cfg)) => {
-            let cfg = config_id(&cfg)?;
+            let cfg = config_id(cfg)?;
             let stored = s.store.get_config(&p.project, &cfg).await?;
             (stored.spec, Some(cfg))
         }
@@ -138,16 +210,9 @@ async fn submit_job(
         }
     };
     let (stored, spec) = seal_spec(&s, &p.project, spec_value).await?;
-    let job = s
-        .store
-        .enqueue(NewJob {
-            project: p.project,
-            config_id,
-            spec: stored,
-            max_attempts: spec.retry.attempts,
-            backoff: spec.retry.backoff,
-        })
-        .await?;
+    let mut job = new_job(p.project, config_id, stored, &spec);
+    apply_timing(&mut job, &body)?;
+    let job = s.store.enqueue(job).await?;
     Ok((StatusCode::CREATED, Json(job.into())))
 }
 

@@ -1,7 +1,7 @@
 //! Wire types: what clients see. Built from the store's records, never the
 //! records themselves, so internals can change without breaking clients.
 
-use gantry_store::{Attempt, Config, Event, Job};
+use gantry_store::{Attempt, Config, Event, Job, Waiting};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -45,6 +45,39 @@ pub struct JobView {
     pub spec: Value,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<AttemptView>,
+    pub priority: u8,
+    /// When the job is (or was last) due.
+    pub run_after: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Value>,
+    /// For a queued job held back: why, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+}
+
+/// A job's reason to wait, as a sentence.
+pub fn waiting_text(w: &Waiting) -> String {
+    match w {
+        Waiting::Delayed { until } => format!("delayed until {}", rfc3339(*until)),
+        Waiting::ConfigLock { job, config } => {
+            format!("waiting for job {job} of configuration {config}")
+        }
+        Waiting::ConcurrencyKey {
+            key,
+            limit,
+            running,
+        } => {
+            let ids: Vec<String> = running.iter().map(|j| j.to_string()).collect();
+            format!(
+                "waiting: concurrency key '{key}' has {} of {limit} jobs running ({})",
+                running.len(),
+                ids.join(", ")
+            )
+        }
+        Waiting::ProjectLimit { project, limit } => {
+            format!("waiting: project '{project}' runs its max_running of {limit} jobs")
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -108,6 +141,12 @@ impl From<Job> for JobView {
             finished_at: j.finished_at.map(rfc3339),
             spec: j.spec,
             attempts: j.attempts.into_iter().map(Into::into).collect(),
+            priority: j.priority,
+            run_after: rfc3339(j.run_after),
+            concurrency: j
+                .concurrency
+                .map(|(key, limit)| serde_json::json!({"key": key, "limit": limit})),
+            waiting: j.waiting.as_ref().map(waiting_text),
         }
     }
 }
@@ -174,6 +213,12 @@ impl From<Config> for ConfigView {
 pub struct SubmitJob {
     pub spec: Option<Value>,
     pub config: Option<String>,
+    /// 0, 1 or 2; overrides the spec's.
+    pub priority: Option<i64>,
+    /// `30s`, `5m`... or a number of seconds.
+    pub delay: Option<Value>,
+    /// RFC 3339.
+    pub run_after: Option<String>,
 }
 
 #[derive(Deserialize)]

@@ -25,11 +25,16 @@ pub enum ProjectsCommand {
     List,
     /// Show one project.
     Show { id: String },
-    /// Replace what a project's jobs may loosen.
+    /// Replace what a project's jobs may loosen, and/or cap how many of its
+    /// jobs run at once (enforced where workers claim jobs, across all of them).
     Update {
         id: String,
-        #[arg(long, value_delimiter = ',', required = true, help = ALLOW_HELP)]
-        allow: Vec<String>,
+        #[arg(long, value_delimiter = ',', help = ALLOW_HELP)]
+        allow: Option<Vec<String>>,
+        /// Most jobs of the project running at once; 0 removes the cap.
+        /// Jobs past it wait queued and say why.
+        #[arg(long)]
+        max_running: Option<u32>,
     },
 }
 
@@ -73,7 +78,7 @@ fn allow_text(v: &Value) -> String {
     }
 }
 
-const PROJECT_HEADERS: [&str; 3] = ["id", "allow", "created"];
+const PROJECT_HEADERS: [&str; 4] = ["id", "allow", "max running", "created"];
 
 fn project_rows(list: &[Value]) -> Vec<Vec<String>> {
     list.iter()
@@ -81,6 +86,7 @@ fn project_rows(list: &[Value]) -> Vec<Vec<String>> {
             vec![
                 output::s(&p["id"]),
                 allow_text(&p["allow"]),
+                output::s(&p["max_running"]),
                 output::s(&p["created_at"]),
             ]
         })
@@ -119,12 +125,23 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
             let p = client.get(&format!("/v1/projects/{}", enc(&id))).await?;
             one(&p);
         }
-        ProjectsCommand::Update { id, allow } => {
+        ProjectsCommand::Update {
+            id,
+            allow,
+            max_running,
+        } => {
+            if allow.is_none() && max_running.is_none() {
+                anyhow::bail!("give --allow, --max-running or both");
+            }
+            let mut body = json!({});
+            if let Some(a) = allow {
+                body["allow"] = allow_list(a);
+            }
+            if let Some(m) = max_running {
+                body["max_running"] = json!(m);
+            }
             let p = client
-                .patch(
-                    &format!("/v1/projects/{}", enc(&id)),
-                    &json!({"allow": allow_list(allow)}),
-                )
+                .patch(&format!("/v1/projects/{}", enc(&id)), &body)
                 .await?;
             one(&p);
         }

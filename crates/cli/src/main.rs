@@ -94,6 +94,23 @@ struct WorkerArgs {
     /// Most bytes a job may leave in /data/out, all files together.
     #[arg(long, env = "GANTRY_MAX_OUTPUT_BYTES", default_value = "100g", value_parser = parse_size)]
     max_output_bytes: u64,
+    /// This worker's id, for several workers sharing one home (and so one
+    /// store). Default: the id kept in $GANTRY_HOME/worker-id. Keep it stable
+    /// across restarts: a restarted worker takes back the jobs its id held.
+    #[arg(long, env = "GANTRY_WORKER_ID", value_parser = parse_worker_id)]
+    worker_id: Option<String>,
+}
+
+fn parse_worker_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("must be 1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

@@ -109,10 +109,13 @@ async fn make_worker(
     args: &WorkerArgs,
     runtime: Arc<DockerRuntime>,
 ) -> anyhow::Result<Worker> {
-    let id = o
-        .home
-        .worker_id_or_create()
-        .context("cannot create the worker id")?;
+    let id = match &args.worker_id {
+        Some(id) => id.clone(),
+        None => o
+            .home
+            .worker_id_or_create()
+            .context("cannot create the worker id")?,
+    };
     let mut cfg = WorkerConfig::new(id, args.slots.unwrap_or_else(default_slots), o.home.work());
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.log_cap = args.log_cap;

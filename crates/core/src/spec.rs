@@ -53,6 +53,22 @@ pub struct SpecDoc {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writable_root: Option<bool>,
+    /// 0 (low), 1 (normal, the default) or 2 (high): orders claims before age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// Jobs sharing `key` run at most `limit` at once (instead of the
+    /// configuration lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyDoc>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyDoc {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -295,6 +311,31 @@ pub struct Spec {
     pub user: String,
     /// The container's root filesystem is writable (read-only by default).
     pub writable_root: bool,
+    /// 0..=2; higher is claimed first.
+    pub priority: u8,
+    pub concurrency: Option<Concurrency>,
+}
+
+/// At most `limit` running jobs of a project share `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concurrency {
+    pub key: String,
+    pub limit: u32,
+}
+
+pub const DEFAULT_PRIORITY: u8 = 1;
+pub const MAX_PRIORITY: u8 = 2;
+pub const MAX_CONCURRENCY_LIMIT: i64 = 10_000;
+
+/// Checks a priority given as a number (specs, submissions).
+pub fn check_priority(p: i64, path: &str) -> Result<u8, SpecError> {
+    if !(0..=MAX_PRIORITY as i64).contains(&p) {
+        return Err(SpecError::at(
+            path,
+            "must be 0 (low), 1 (normal) or 2 (high)",
+        ));
+    }
+    Ok(p as u8)
 }
 
 /// A way a spec loosens the locked-down defaults. Each must be allowed by the
@@ -479,6 +520,33 @@ impl SpecDoc {
             }
         };
         validate_storage(&self.storage)?;
+        let priority = match self.priority {
+            Some(p) => check_priority(p, "priority")?,
+            None => DEFAULT_PRIORITY,
+        };
+        let concurrency = match &self.concurrency {
+            None => None,
+            Some(c) => {
+                let key = c.key.trim();
+                if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
+                    return Err(SpecError::at(
+                        "concurrency.key",
+                        "must be 1 to 200 characters without control characters",
+                    ));
+                }
+                let limit = c.limit.unwrap_or(1);
+                if !(1..=MAX_CONCURRENCY_LIMIT).contains(&limit) {
+                    return Err(SpecError::at(
+                        "concurrency.limit",
+                        format!("must be between 1 and {MAX_CONCURRENCY_LIMIT}"),
+                    ));
+                }
+                Some(Concurrency {
+                    key: key.to_string(),
+                    limit: limit as u32,
+                })
+            }
+        };
         Ok(Spec {
             image: image.to_string(),
             command: self.command.clone(),
@@ -491,6 +559,8 @@ impl SpecDoc {
             retry,
             user,
             writable_root: self.writable_root.unwrap_or(false),
+            priority,
+            concurrency,
         })
     }
 

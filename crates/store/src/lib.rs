@@ -11,7 +11,7 @@ mod model;
 mod sqlite;
 
 pub use model::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, AGING_STEP_MS};
 
 use async_trait::async_trait;
 use gantry_core::events::LogLine;
@@ -60,6 +60,8 @@ pub trait Store: Send + Sync + 'static {
     async fn get_project(&self, id: &ProjectId) -> Result<Project>;
     async fn list_projects(&self) -> Result<Vec<Project>>;
     async fn set_project_allow(&self, id: &ProjectId, allow: &[Loosening]) -> Result<Project>;
+    /// Caps the jobs of a project running at once (`None`: no cap).
+    async fn set_project_max_running(&self, id: &ProjectId, max: Option<u32>) -> Result<Project>;
 
     // ---- configurations
     async fn create_config(
@@ -88,8 +90,14 @@ pub trait Store: Send + Sync + 'static {
     async fn request_cancel(&self, project: &ProjectId, id: JobId) -> Result<Job>;
 
     // ---- jobs, worker side
-    /// Claims up to `max` due jobs for `worker`, each as a new attempt under a lease.
+    /// Claims up to `max` due jobs for `worker`, each as a new attempt under a
+    /// lease: highest effective priority first, then oldest; jobs held back by
+    /// a configuration lock, a concurrency key or the project's `max_running`
+    /// are skipped, never waited on.
     async fn claim(&self, worker: &str, max: usize, lease: Duration) -> Result<Claim>;
+    /// Raises the effective priority of jobs queued for long (one level per
+    /// [`AGING_STEP_MS`]); returns how many changed.
+    async fn age_queue(&self) -> Result<u64>;
     /// Renews the leases of `worker`'s running jobs; returns those asked to cancel.
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<JobId>>;
     async fn record_attempt(&self, id: JobId, attempt: u32, info: &AttemptInfo) -> Result<()>;

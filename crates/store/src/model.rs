@@ -10,6 +10,8 @@ use std::time::Duration;
 pub struct Project {
     pub id: ProjectId,
     pub allow: Vec<gantry_core::spec::Loosening>,
+    /// Most jobs of this project running at once (admin-set); `None`: no cap.
+    pub max_running: Option<u32>,
     pub created_at: i64,
 }
 
@@ -58,6 +60,56 @@ pub struct NewJob {
     pub spec: Value,
     pub max_attempts: u32,
     pub backoff: Duration,
+    /// 0..=2; higher is claimed first.
+    pub priority: u8,
+    /// Held queued until this long after submission (by the database clock).
+    pub delay: Duration,
+    /// Held queued until this time (ms since the epoch), if later than `delay`.
+    pub run_at: Option<i64>,
+    /// Jobs sharing the key run at most `limit` at once. `None`: a job of a
+    /// configuration holds that configuration's lock (one at a time).
+    pub concurrency: Option<(String, u32)>,
+}
+
+impl NewJob {
+    /// A job due now, normal priority, under the configuration lock.
+    pub fn new(
+        project: ProjectId,
+        config_id: Option<ConfigId>,
+        spec: Value,
+        max_attempts: u32,
+        backoff: Duration,
+    ) -> Self {
+        Self {
+            project,
+            config_id,
+            spec,
+            max_attempts,
+            backoff,
+            priority: gantry_core::spec::DEFAULT_PRIORITY,
+            delay: Duration::ZERO,
+            run_at: None,
+            concurrency: None,
+        }
+    }
+}
+
+/// Why a queued job is not running yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Waiting {
+    /// Delayed (or backing off before a retry) until this time (ms).
+    Delayed { until: i64 },
+    /// Another job of its configuration is running.
+    ConfigLock { job: JobId, config: ConfigId },
+    /// Its concurrency key has `limit` jobs running.
+    ConcurrencyKey {
+        key: String,
+        limit: u32,
+        running: Vec<JobId>,
+    },
+    /// Its project runs `max_running` jobs.
+    ProjectLimit { project: ProjectId, limit: u32 },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -82,6 +134,12 @@ pub struct Job {
     pub finished_at: Option<i64>,
     /// Filled by `get_job`; empty in lists.
     pub attempts: Vec<Attempt>,
+    pub priority: u8,
+    /// When it is (or was last) due (ms).
+    pub run_after: i64,
+    pub concurrency: Option<(String, u32)>,
+    /// For a queued job (in `get_job` and lists): why it waits, if it does.
+    pub waiting: Option<Waiting>,
 }
 
 #[derive(Clone, Debug, Serialize)]

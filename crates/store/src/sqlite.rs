@@ -150,7 +150,103 @@ CREATE TABLE file_tags (
 ALTER TABLE projects ADD COLUMN allow TEXT NOT NULL DEFAULT '[]';
 CREATE INDEX tokens_by_project ON tokens (project_id);
 "#,
+    // Priority (with aging into eff_priority), concurrency keys, project caps.
+    r#"
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN eff_priority INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN concurrency_key TEXT;
+ALTER TABLE jobs ADD COLUMN concurrency_limit INTEGER;
+ALTER TABLE projects ADD COLUMN max_running INTEGER;
+CREATE INDEX jobs_claim ON jobs (eff_priority DESC, run_after, id) WHERE status = 'queued';
+CREATE INDEX jobs_running_config ON jobs (project_id, config_id) WHERE status = 'running';
+CREATE INDEX jobs_running_key ON jobs (project_id, concurrency_key) WHERE status = 'running';
+"#,
 ];
+
+/// A queued job gains one priority level per this long waited (up to the
+/// highest), so low priority is never starved.
+pub const AGING_STEP_MS: i64 = 60_000;
+
+/// The due queued job to claim next: highest effective priority, then oldest,
+/// skipping (never stopping at) jobs held back by a configuration lock, a
+/// concurrency key or their project's `max_running`. Evaluated once per job
+/// claimed, inside the claim's transaction, so jobs claimed just before count.
+const NEXT_CLAIMABLE: &str = "SELECT j.id FROM jobs j INDEXED BY jobs_claim \
+     WHERE j.status = 'queued' AND j.run_after <= CAST(unixepoch('subsec') * 1000 AS INTEGER) \
+     AND (j.config_id IS NULL OR j.concurrency_key IS NOT NULL OR NOT EXISTS ( \
+         SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id AND r.config_id = j.config_id)) \
+     AND (j.concurrency_key IS NULL OR ( \
+         SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id \
+         AND r.concurrency_key = j.concurrency_key) < j.concurrency_limit) \
+     AND (NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = j.project_id AND p.max_running IS NOT NULL) OR ( \
+         SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id) < ( \
+         SELECT max_running FROM projects p WHERE p.id = j.project_id)) \
+     ORDER BY j.eff_priority DESC, j.run_after, j.id LIMIT 1";
+
+/// Why a queued job waits (the same rules as [`NEXT_CLAIMABLE`]), for views.
+fn waiting_reason(c: &Connection, job: &Job) -> Result<Option<Waiting>> {
+    let now: i64 = c.query_row(&format!("SELECT {NOW}"), [], |r| r.get(0))?;
+    if job.run_after > now {
+        return Ok(Some(Waiting::Delayed {
+            until: job.run_after,
+        }));
+    }
+    match (&job.config_id, &job.concurrency) {
+        (Some(cfg), None) => {
+            let holder: Option<String> = c
+                .prepare_cached(
+                    "SELECT id FROM jobs WHERE status = 'running' AND project_id = ?1 AND config_id = ?2 LIMIT 1",
+                )?
+                .query_row(params![job.project.as_str(), cfg.as_str()], |r| r.get(0))
+                .optional()?;
+            if let Some(h) = holder {
+                return Ok(Some(Waiting::ConfigLock {
+                    job: parse(h)?,
+                    config: cfg.clone(),
+                }));
+            }
+        }
+        (_, Some((key, limit))) => {
+            let running: Vec<String> = c
+                .prepare_cached(
+                    "SELECT id FROM jobs WHERE status = 'running' AND project_id = ?1 AND concurrency_key = ?2 ORDER BY id",
+                )?
+                .query_map(params![job.project.as_str(), key], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if running.len() as u64 >= *limit as u64 {
+                return Ok(Some(Waiting::ConcurrencyKey {
+                    key: key.clone(),
+                    limit: *limit,
+                    running: running.into_iter().map(parse).collect::<Result<_>>()?,
+                }));
+            }
+        }
+        (None, None) => {}
+    }
+    let cap: Option<(Option<u32>, u64)> = c
+        .prepare_cached(
+            "SELECT max_running, (SELECT COUNT(*) FROM jobs WHERE status = 'running' AND project_id = ?1) \
+             FROM projects WHERE id = ?1",
+        )?
+        .query_row([job.project.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((Some(limit), n)) = cap {
+        if n >= limit as u64 {
+            return Ok(Some(Waiting::ProjectLimit {
+                project: job.project.clone(),
+                limit,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+fn fill_waiting(c: &Connection, job: &mut Job) -> Result<()> {
+    if job.status == JobStatus::Queued {
+        job.waiting = waiting_reason(c, job)?;
+    }
+    Ok(())
+}
 
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -269,13 +365,17 @@ fn allow_json(allow: &[Loosening]) -> String {
     serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
 }
 
+const PROJECT_COLS: &str = "id, allow, created_at, max_running";
+
 fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> {
     let (id, allow, created_at): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
+    let max_running: Option<u32> = r.get(3)?;
     Ok((|| {
         Ok(Project {
             id: parse(id)?,
             allow: serde_json::from_str(&allow)
                 .map_err(|e| StoreError::Corrupt(format!("project allow list: {e}")))?,
+            max_running,
             created_at,
         })
     })())
@@ -283,7 +383,7 @@ fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> 
 
 fn load_project(c: &Connection, id: &ProjectId) -> Result<Project> {
     c.query_row(
-        "SELECT id, allow, created_at FROM projects WHERE id = ?1",
+        &format!("SELECT {PROJECT_COLS} FROM projects WHERE id = ?1"),
         [id.as_str()],
         project_from_row,
     )
@@ -296,7 +396,8 @@ fn hash_token(secret: &str) -> String {
 }
 
 const JOB_COLS: &str = "id, project_id, config_id, status, spec, attempt, max_attempts, error_kind, error_message, \
-     exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at";
+     exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at, \
+     priority, run_after, concurrency_key, concurrency_limit";
 
 fn parse<T: std::str::FromStr<Err = String>>(s: String) -> Result<T> {
     s.parse().map_err(StoreError::Corrupt)
@@ -338,7 +439,38 @@ fn job_from_row(r: &Row<'_>) -> Result<Job> {
         started_at: r.get(15)?,
         finished_at: r.get(16)?,
         attempts: Vec::new(),
+        priority: r.get(17)?,
+        run_after: r.get(18)?,
+        concurrency: match (
+            r.get::<_, Option<String>>(19)?,
+            r.get::<_, Option<u32>>(20)?,
+        ) {
+            (Some(k), Some(l)) => Some((k, l)),
+            _ => None,
+        },
+        waiting: None,
     })
+}
+
+const INSERT_JOB: &str = "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, \
+     priority, eff_priority, concurrency_key, concurrency_limit, run_after, queued_at) \
+     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?7, ?8, ?9, \
+     MAX(CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?10, COALESCE(?11, 0)), CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+
+fn job_params<'a>(id: &JobId, job: &'a NewJob) -> impl rusqlite::Params + 'a {
+    (
+        id.to_string(),
+        job.project.as_str(),
+        job.config_id.as_ref().map(|c| c.as_str()),
+        job.spec.to_string(),
+        job.max_attempts,
+        job.backoff.as_millis() as i64,
+        job.priority,
+        job.concurrency.as_ref().map(|(k, _)| k.as_str()),
+        job.concurrency.as_ref().map(|(_, l)| *l),
+        job.delay.as_millis() as i64,
+        job.run_at,
+    )
 }
 
 fn load_job(conn: &Connection, project: Option<&ProjectId>, id: JobId) -> Result<Job> {
@@ -797,7 +929,7 @@ impl Store for SqliteStore {
     async fn list_projects(&self) -> Result<Vec<Project>> {
         self.read(|c| {
             let mut stmt =
-                c.prepare_cached("SELECT id, allow, created_at FROM projects ORDER BY id")?;
+                c.prepare_cached(&format!("SELECT {PROJECT_COLS} FROM projects ORDER BY id"))?;
             let rows = stmt.query_map([], project_from_row)?;
             rows.map(|r| r?).collect()
         })
@@ -810,6 +942,21 @@ impl Store for SqliteStore {
             let n = c.execute(
                 "UPDATE projects SET allow = ?2 WHERE id = ?1",
                 params![id.as_str(), allow],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("project '{id}'")));
+            }
+            load_project(c, &id)
+        })
+        .await
+    }
+
+    async fn set_project_max_running(&self, id: &ProjectId, max: Option<u32>) -> Result<Project> {
+        let id = id.clone();
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE projects SET max_running = ?2 WHERE id = ?1",
+                params![id.as_str(), max],
             )?;
             if n == 0 {
                 return Err(StoreError::NotFound(format!("project '{id}'")));
@@ -900,19 +1047,11 @@ impl Store for SqliteStore {
         let id = JobId::new();
         let job = self
             .write(move |c| {
-                c.prepare_cached(&format!(
-                    "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
-                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
-                ))?
-                .execute(params![
-                    id.to_string(),
-                    job.project.as_str(),
-                    job.config_id.as_ref().map(|c| c.as_str()),
-                    job.spec.to_string(),
-                    job.max_attempts,
-                    job.backoff.as_millis() as i64,
-                ])?;
-                load_job(c, None, id)
+                c.prepare_cached(INSERT_JOB)?
+                    .execute(job_params(&id, &job))?;
+                let mut job = load_job(c, None, id)?;
+                fill_waiting(c, &mut job)?;
+                Ok(job)
             })
             .await?;
         self.announce(Change::Enqueued);
@@ -925,20 +1064,10 @@ impl Store for SqliteStore {
                 immediate(c, |tx: &rusqlite::Transaction<'_>| {
                     let mut ids = Vec::with_capacity(jobs.len());
                     {
-                        let mut stmt = tx.prepare_cached(&format!(
-                            "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at) \
-                             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW})"
-                        ))?;
+                        let mut stmt = tx.prepare_cached(INSERT_JOB)?;
                         for job in jobs {
                             let id = JobId::new();
-                            stmt.execute(params![
-                                id.to_string(),
-                                job.project.as_str(),
-                                job.config_id.as_ref().map(|c| c.as_str()),
-                                job.spec.to_string(),
-                                job.max_attempts,
-                                job.backoff.as_millis() as i64,
-                            ])?;
+                            stmt.execute(job_params(&id, &job))?;
                             ids.push(id);
                         }
                     }
@@ -957,6 +1086,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut job = load_job(c, Some(&project), id)?;
             job.attempts = load_attempts(c, id)?;
+            fill_waiting(c, &mut job)?;
             Ok(job)
         })
         .await
@@ -976,7 +1106,11 @@ impl Store for SqliteStore {
                 filter.before.map(|b| b.to_string()),
                 filter.limit as i64,
             ])?;
-            collect_rows(rows, job_from_row)
+            let mut jobs = collect_rows(rows, job_from_row)?;
+            for job in &mut jobs {
+                fill_waiting(c, job)?;
+            }
+            Ok(jobs)
         })
         .await
     }
@@ -1018,14 +1152,14 @@ impl Store for SqliteStore {
         let claim = self
             .write(move |c| {
                 immediate(c, |tx: &rusqlite::Transaction<'_>| {
-                    let ids: Vec<String> = tx
-                        .prepare_cached(&format!(
-                            "SELECT id FROM jobs WHERE status = 'queued' AND run_after <= {NOW} ORDER BY run_after, id LIMIT ?1"
-                        ))?
-                        .query_map([max as i64], |r| r.get(0))?
-                        .collect::<rusqlite::Result<_>>()?;
-                    let mut jobs = Vec::with_capacity(ids.len());
-                    for id in &ids {
+                    let mut jobs = Vec::with_capacity(max);
+                    while jobs.len() < max {
+                        let next: Option<String> = tx
+                            .prepare_cached(NEXT_CLAIMABLE)?
+                            .query_row([], |r| r.get(0))
+                            .optional()?;
+                        let Some(id) = next else { break };
+                        let id = &id;
                         tx.prepare_cached(&format!(
                             "UPDATE jobs SET status = 'running', attempt = attempt + 1, worker_id = ?2, \
                              lease_expires = {NOW} + ?3, started_at = {NOW} WHERE id = ?1"
@@ -1049,8 +1183,9 @@ impl Store for SqliteStore {
                         };
                         jobs.push(ClaimedJob { job, state });
                     }
+                    // Jobs due but held back wake the worker when a job ends, not here.
                     let next_due: Option<i64> = tx.query_row(
-                        &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued'"),
+                        &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued' AND run_after > {NOW}"),
                         [],
                         |r| r.get(0),
                     )?;
@@ -1062,6 +1197,20 @@ impl Store for SqliteStore {
             self.announce(Change::Status(j.job.id, JobStatus::Running));
         }
         Ok(claim)
+    }
+
+    async fn age_queue(&self) -> Result<u64> {
+        self.write(|c| {
+            let aged = format!("MIN(2, priority + ({NOW} - run_after) / {AGING_STEP_MS})");
+            let n = c
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET eff_priority = {aged} WHERE status = 'queued' AND eff_priority < 2 \
+                     AND run_after <= {NOW} - {AGING_STEP_MS} AND {aged} > eff_priority"
+                ))?
+                .execute([])?;
+            Ok(n as u64)
+        })
+        .await
     }
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<JobId>> {

@@ -153,6 +153,8 @@ impl Worker {
                         Some(_) = tasks.join_next(), if !tasks.is_empty() => break,
                         change = changes.recv() => match change {
                             Ok(Change::Enqueued) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                            // A job that ends may release one held back by its lock or key.
+                            Ok(Change::Status(_, st)) if st.is_terminal() => break,
                             Ok(Change::CancelRequested(id)) => self.signal_cancel(id),
                             Ok(_) => continue,
                             Err(broadcast::error::RecvError::Closed) => break,
@@ -292,6 +294,9 @@ impl Worker {
             }
             if let Err(e) = self.store.recover_expired().await {
                 tracing::warn!(error = %e, "cannot recover expired leases");
+            }
+            if let Err(e) = self.store.age_queue().await {
+                tracing::warn!(error = %e, "cannot age the queue");
             }
             if last_sweep.elapsed() >= self.cfg.sweep_every {
                 last_sweep = tokio::time::Instant::now();

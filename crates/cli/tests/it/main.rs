@@ -13,4 +13,5 @@ mod logs;
 mod run;
 mod storage;
 mod tenancy;
+mod triggers;
 mod util;

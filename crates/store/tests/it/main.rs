@@ -1,5 +1,7 @@
 //! The SQLite store and queue, for real, in a temporary folder.
 
+mod ordering;
+
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::{ConfigId, ErrorKind, JobStatus, ProjectId};
@@ -9,27 +11,27 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
+pub(crate) fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
     let dir = tempfile::tempdir().expect("tmp");
     let store = SqliteStore::open(&dir.path().join("gantry.db")).expect("open");
     (dir, Arc::new(store))
 }
 
-fn project() -> ProjectId {
+pub(crate) fn project() -> ProjectId {
     ProjectId::default_project()
 }
 
-fn new_job(attempts: u32) -> NewJob {
-    NewJob {
-        project: project(),
-        config_id: None,
-        spec: json!({"image": "x"}),
-        max_attempts: attempts,
-        backoff: Duration::from_millis(0),
-    }
+pub(crate) fn new_job(attempts: u32) -> NewJob {
+    NewJob::new(
+        project(),
+        None,
+        json!({"image": "x"}),
+        attempts,
+        Duration::from_millis(0),
+    )
 }
 
-const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn concurrent_claims_never_hand_out_a_job_twice() {
