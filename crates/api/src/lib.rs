@@ -1,5 +1,6 @@
 //! Gantry's HTTP API. Only this crate knows HTTP: routes, wire types (views
-//! separate from the store's records), bearer-token auth and the error table.
+//! separate from the store's records), bearer-token auth and the error table;
+//! and the scheduler loop the server runs beside it ([`scheduler`]).
 #![forbid(unsafe_code)]
 
 mod admin_routes;
@@ -7,6 +8,8 @@ mod auth;
 mod error;
 mod openapi;
 mod routes;
+mod schedule_routes;
+pub mod scheduler;
 mod storage_routes;
 mod views;
 

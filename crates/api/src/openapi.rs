@@ -82,6 +82,10 @@ pub fn document() -> Value {
             "/v1/projects/{id}": {"get": op("A project (its own token, or an admin token)", "200"), "patch": op("Replace a project's allow list and/or its cap on running jobs {\"allow\": [...], \"max_running\": N (0: no cap)} (admin token)", "200")},
             "/v1/tokens": {"get": op("List tokens, never their secrets; ?project= (admin token)", "200"), "post": op("Create a token {\"project\", \"description\", \"admin\"}; the secret is in this response only (admin token)", "201")},
             "/v1/tokens/{id}": {"delete": op("Revoke a token (admin token)", "204")},
+            "/v1/schedules": {"get": op("List schedules", "200"), "post": op("Create a schedule {\"id\", \"config\", \"cron\" (5 or 6 fields, or @hourly...) or \"every\" (\"30s\"), \"timezone\" (IANA, default UTC), \"start_at\", \"end_at\", \"max_runs\", \"missed\": latest|skip, \"overlap\": skip|queue|allow}; 400 names a bad field", "201")},
+            "/v1/schedules/{id}": {"get": op("A schedule: status, the next 5 fire times, the latest ticks and what came of them", "200"), "delete": op("Delete a schedule", "204")},
+            "/v1/schedules/{id}/pause": {"post": op("Pause a schedule", "200")},
+            "/v1/schedules/{id}/resume": {"post": op("Resume a schedule from now (the paused time is not caught up)", "200")},
             "/v1/openapi.json": {"get": {"summary": "This document", "security": [], "responses": {"200": {"description": "OpenAPI"}}}},
             "/healthz": {"get": {"summary": "The process is up", "security": [], "responses": {"200": {"description": "ok"}}}},
             "/readyz": {"get": {"summary": "Store writable and container engine reachable", "security": [], "responses": {"200": {"description": "ready"}, "503": {"$ref": "#/components/responses/Error"}}}},
@@ -92,14 +96,17 @@ pub fn document() -> Value {
             "responses": {"Error": {"description": "an error", "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}},
             "schemas": {
                 "Error": {"type": "object", "properties": {"error": {"type": "object", "properties": {"code": {"type": "string"}, "message": {"type": "string"}}}}},
-                "SubmitJob": {"type": "object", "properties": {"spec": {"type": "object"}, "config": {"type": "string"}}},
+                "SubmitJob": {"type": "object", "properties": {"spec": {"type": "object"}, "config": {"type": "string"}, "priority": {"type": "integer", "minimum": 0, "maximum": 2}, "delay": {"type": "string"}, "run_after": {"type": "string", "format": "date-time"}}},
                 "Job": {"type": "object", "properties": {
                     "id": {"type": "string"}, "project": {"type": "string"}, "config": {"type": "string"},
                     "status": {"type": "string"}, "error": {"type": "object", "properties": {"kind": {"type": "string"}, "message": {"type": "string"}}},
                     "exit_code": {"type": "integer"}, "attempt": {"type": "integer"}, "max_attempts": {"type": "integer"},
                     "worker": {"type": "string"}, "image_digest": {"type": "string"}, "limits": {"type": "object"},
                     "queued_at": {"type": "string"}, "started_at": {"type": "string"}, "finished_at": {"type": "string"},
-                    "spec": {"type": "object"}, "attempts": {"type": "array", "items": {"type": "object"}}
+                    "spec": {"type": "object"}, "attempts": {"type": "array", "items": {"type": "object"}},
+                    "priority": {"type": "integer"}, "run_after": {"type": "string"}, "concurrency": {"type": "object"},
+                    "waiting": {"type": "string", "description": "why a queued job is held back"},
+                    "trigger": {"type": "object", "description": "{kind: schedule, id, tick}"}
                 }},
                 "Event": {"type": "object", "properties": {
                     "seq": {"type": "integer"}, "attempt": {"type": "integer"}, "time": {"type": "string"},

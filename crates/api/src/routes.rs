@@ -84,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .merge(crate::storage_routes::routes())
         .merge(crate::admin_routes::routes())
+        .merge(crate::schedule_routes::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }
@@ -121,27 +122,6 @@ async fn seal_spec(
 
 /// The longest a submission may be delayed.
 const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
-
-/// The queue entry for a validated spec: its retry policy, priority and
-/// concurrency rule (a configuration's job takes its lock unless the spec
-/// names a concurrency key).
-pub fn new_job(
-    project: ProjectId,
-    config_id: Option<ConfigId>,
-    stored: Value,
-    spec: &Spec,
-) -> NewJob {
-    let mut job = NewJob::new(
-        project,
-        config_id,
-        stored,
-        spec.retry.attempts,
-        spec.retry.backoff,
-    );
-    job.priority = spec.priority;
-    job.concurrency = spec.concurrency.as_ref().map(|c| (c.key.clone(), c.limit));
-    job
-}
 
 /// Applies a submission's `priority`, `delay` and `run_after`.
 fn apply_timing(job: &mut NewJob, body: &SubmitJob) -> Result<(), ApiError> {
@@ -210,7 +190,7 @@ async fn submit_job(
         }
     };
     let (stored, spec) = seal_spec(&s, &p.project, spec_value).await?;
-    let mut job = new_job(p.project, config_id, stored, &spec);
+    let mut job = NewJob::from_spec(p.project, config_id, stored, &spec);
     apply_timing(&mut job, &body)?;
     let job = s.store.enqueue(job).await?;
     Ok((StatusCode::CREATED, Json(job.into())))

@@ -1,7 +1,7 @@
 //! Wire types: what clients see. Built from the store's records, never the
 //! records themselves, so internals can change without breaking clients.
 
-use gantry_store::{Attempt, Config, Event, Job, Waiting};
+use gantry_store::{Attempt, Config, Event, Job, Trigger, Waiting};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -53,6 +53,17 @@ pub struct JobView {
     /// For a queued job held back: why, in words.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub waiting: Option<String>,
+    /// What started it, if not a submission: `{"kind": "schedule", "id", "tick"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Value>,
+}
+
+fn trigger_view(t: &Trigger) -> Value {
+    match t {
+        Trigger::Schedule { id, tick } => {
+            serde_json::json!({"kind": "schedule", "id": id, "tick": rfc3339(*tick)})
+        }
+    }
 }
 
 /// A job's reason to wait, as a sentence.
@@ -147,6 +158,7 @@ impl From<Job> for JobView {
                 .concurrency
                 .map(|(key, limit)| serde_json::json!({"key": key, "limit": limit})),
             waiting: j.waiting.as_ref().map(waiting_text),
+            trigger: j.trigger.as_ref().map(trigger_view),
         }
     }
 }

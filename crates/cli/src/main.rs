@@ -9,6 +9,7 @@ mod exit;
 mod home;
 mod output;
 mod run;
+mod schedule_cmds;
 mod serve;
 mod storage_cmds;
 
@@ -123,14 +124,16 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Server and worker in one process, on embedded SQLite under --home.
+    /// Server (API and scheduler) and worker in one process, on embedded SQLite under --home.
     Up {
         #[command(flatten)]
         listen: ListenArgs,
         #[command(flatten)]
         worker: WorkerArgs,
     },
-    /// The HTTP API alone (workers run elsewhere against the same store).
+    /// The HTTP API and the scheduler alone (workers run elsewhere against
+    /// the same store). Several servers may share a store: each schedule
+    /// tick still makes one job.
     Server {
         #[command(flatten)]
         listen: ListenArgs,
@@ -161,6 +164,10 @@ enum Command {
     /// Stored specs with persisted state.
     #[command(subcommand)]
     Configs(commands::ConfigsCommand),
+    /// Run configurations by themselves: cron or every N seconds, exactly
+    /// once per tick (the servers' schedulers fire them).
+    #[command(subcommand)]
+    Schedules(schedule_cmds::SchedulesCommand),
     /// Versioned tables: import, export, versions, restore.
     #[command(subcommand)]
     Tables(storage_cmds::TablesCommand),
@@ -227,6 +234,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         } => run::run(&g, &spec, data, log_cap).await,
         Command::Jobs(c) => commands::jobs(&g, c).await,
         Command::Configs(c) => commands::configs(&g, c).await,
+        Command::Schedules(c) => schedule_cmds::schedules(&g, c).await,
         Command::Tables(c) => storage_cmds::tables(&g, c).await,
         Command::Files(c) => storage_cmds::files(&g, c).await,
         Command::Projects(c) => admin_cmds::projects(&g, c).await,

@@ -85,6 +85,12 @@ pub fn job_detail(j: &Value) {
             format!("key {} limit {}", s(&c["key"]), s(&c["limit"])),
         );
     }
+    if let Some(t) = j["trigger"].as_object() {
+        field(
+            "trigger",
+            format!("{} {} tick {}", s(&t["kind"]), s(&t["id"]), s(&t["tick"])),
+        );
+    }
     if let Some(w) = j["waiting"].as_str() {
         field("waiting", w.to_string());
     }

@@ -1,5 +1,5 @@
 //! `gantry up`, `gantry server`, `gantry worker`: open the store and keys,
-//! bootstrap the admin token, start the API and/or the worker, and shut down
+//! bootstrap the admin token, start the API and the scheduler and/or the worker, and shut down
 //! gently on SIGTERM/SIGINT.
 
 use crate::home::Home;
@@ -177,8 +177,13 @@ pub async fn up(g: &Global, listen: SocketAddr, args: WorkerArgs) -> anyhow::Res
         readiness: Some(Arc::new(EngineReady(runtime))),
     };
     let http = serve_http(listen, state, http_stop.clone()).await?;
+    let scheduler = tokio::spawn(gantry_api::scheduler::run(
+        o.store.clone(),
+        shutdown.clone(),
+    ));
     // The API stays up while the worker drains, so clients see jobs end.
     worker.run(shutdown).await.context("the worker failed")?;
+    let _ = scheduler.await;
     http_stop.cancel();
     let _ = http.await;
     Ok(())
@@ -194,7 +199,9 @@ pub async fn server(g: &Global, listen: SocketAddr) -> anyhow::Result<()> {
         vault: o.vault.clone(),
         readiness: None,
     };
-    let http = serve_http(listen, state, shutdown).await?;
+    let http = serve_http(listen, state, shutdown.clone()).await?;
+    let scheduler = tokio::spawn(gantry_api::scheduler::run(o.store.clone(), shutdown));
+    let _ = scheduler.await;
     let _ = http.await;
     Ok(())
 }

@@ -17,7 +17,7 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn at(path: &str, message: impl Into<String>) -> Self {
+    pub fn at(path: &str, message: impl Into<String>) -> Self {
         Self {
             path: path.to_string(),
             message: message.into(),

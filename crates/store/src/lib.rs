@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::spec::Loosening;
-use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, TableId};
+use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, ScheduleId, TableId};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -79,6 +79,30 @@ pub trait Store: Send + Sync + 'static {
     async fn get_config(&self, project: &ProjectId, id: &ConfigId) -> Result<Config>;
     async fn list_configs(&self, project: &ProjectId) -> Result<Vec<Config>>;
     async fn delete_config(&self, project: &ProjectId, id: &ConfigId) -> Result<()>;
+
+    // ---- schedules
+    async fn create_schedule(&self, project: &ProjectId, s: NewSchedule) -> Result<ScheduleRow>;
+    async fn list_schedules(&self, project: &ProjectId) -> Result<Vec<ScheduleRow>>;
+    /// With its latest ticks.
+    async fn get_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<ScheduleRow>;
+    /// Pauses (`next_tick` kept) or resumes (from `next_tick`, so the paused
+    /// time is not caught up) a schedule.
+    async fn set_schedule_paused(
+        &self,
+        project: &ProjectId,
+        id: &ScheduleId,
+        paused: bool,
+        next_tick: Option<i64>,
+    ) -> Result<ScheduleRow>;
+    async fn delete_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<()>;
+    /// Unpaused schedules of every project whose next tick is at or before `now`.
+    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRow>>;
+    /// The earliest next tick of any unpaused schedule.
+    async fn next_schedule_tick(&self) -> Result<Option<i64>>;
+    /// Applies a scheduler's decision in one transaction: claims the tick
+    /// (unique per schedule and tick), checks overlap, makes the job, moves
+    /// the schedule on. Exactly once per tick whatever the number of schedulers.
+    async fn fire_tick(&self, f: FireTick) -> Result<Fired>;
 
     // ---- jobs, client side
     async fn enqueue(&self, job: NewJob) -> Result<Job>;

@@ -1,6 +1,6 @@
 //! Records the store reads and writes.
 
-use gantry_core::{ConfigId, JobError, JobId, JobStatus, ProjectId};
+use gantry_core::{ConfigId, JobError, JobId, JobStatus, ProjectId, ScheduleId};
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -69,6 +69,25 @@ pub struct NewJob {
     /// Jobs sharing the key run at most `limit` at once. `None`: a job of a
     /// configuration holds that configuration's lock (one at a time).
     pub concurrency: Option<(String, u32)>,
+    /// What made the job, if not a direct submission.
+    pub trigger: Option<Trigger>,
+}
+
+/// What started a job other than a submission; kept on the job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// A schedule's tick (ms since the epoch).
+    Schedule { id: ScheduleId, tick: i64 },
+}
+
+impl Trigger {
+    /// The schedule that made the job, if one did.
+    pub fn schedule_id(&self) -> Option<&ScheduleId> {
+        match self {
+            Self::Schedule { id, .. } => Some(id),
+        }
+    }
 }
 
 impl NewJob {
@@ -90,7 +109,29 @@ impl NewJob {
             delay: Duration::ZERO,
             run_at: None,
             concurrency: None,
+            trigger: None,
         }
+    }
+
+    /// The queue entry for a validated spec: its retry policy, priority and
+    /// concurrency rule (a configuration's job takes its lock unless the spec
+    /// names a concurrency key).
+    pub fn from_spec(
+        project: ProjectId,
+        config_id: Option<ConfigId>,
+        stored: Value,
+        spec: &gantry_core::Spec,
+    ) -> Self {
+        let mut job = Self::new(
+            project,
+            config_id,
+            stored,
+            spec.retry.attempts,
+            spec.retry.backoff,
+        );
+        job.priority = spec.priority;
+        job.concurrency = spec.concurrency.as_ref().map(|c| (c.key.clone(), c.limit));
+        job
     }
 }
 
@@ -140,6 +181,72 @@ pub struct Job {
     pub concurrency: Option<(String, u32)>,
     /// For a queued job (in `get_job` and lists): why it waits, if it does.
     pub waiting: Option<Waiting>,
+    pub trigger: Option<Trigger>,
+}
+
+/// A stored schedule and where it stands.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduleRow {
+    pub project: ProjectId,
+    pub id: ScheduleId,
+    pub config_id: ConfigId,
+    /// The schedule document as written (validated).
+    pub doc: Value,
+    pub paused: bool,
+    /// The next tick to fire (ms); `None` once it has ended.
+    pub next_tick: Option<i64>,
+    pub last_tick: Option<i64>,
+    /// Jobs made so far.
+    pub runs: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Filled by `get_schedule`: the latest ticks, newest first.
+    pub recent: Vec<TickRecord>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NewSchedule {
+    pub id: ScheduleId,
+    pub config_id: ConfigId,
+    pub doc: Value,
+    pub next_tick: Option<i64>,
+    pub max_runs: Option<u64>,
+    pub overlap: gantry_core::schedule::Overlap,
+}
+
+/// One tick of a schedule and what came of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TickRecord {
+    pub tick: i64,
+    /// `job`, `skipped` (overlap) or `missed`.
+    pub outcome: String,
+    pub job_id: Option<JobId>,
+    pub note: Option<String>,
+    pub created_at: i64,
+}
+
+/// A scheduler's decision about a due tick, applied by the store only if the
+/// schedule still expects `expected` (else another scheduler got there first).
+#[derive(Clone, Debug)]
+pub struct FireTick {
+    pub project: ProjectId,
+    pub id: ScheduleId,
+    pub expected: i64,
+    /// The tick to run, with its job.
+    pub fire: Option<(i64, NewJob)>,
+    /// A tick passed over (missed while down, policy `skip`).
+    pub missed: Option<i64>,
+    pub next: Option<i64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fired {
+    Job(JobId),
+    /// Overlap `skip`: this job of the schedule was still queued or running.
+    Skipped(JobId),
+    Missed,
+    /// Another scheduler fired this tick, or the schedule changed.
+    Lost,
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -161,6 +161,39 @@ CREATE INDEX jobs_claim ON jobs (eff_priority DESC, run_after, id) WHERE status 
 CREATE INDEX jobs_running_config ON jobs (project_id, config_id) WHERE status = 'running';
 CREATE INDEX jobs_running_key ON jobs (project_id, concurrency_key) WHERE status = 'running';
 "#,
+    // Schedules, their ticks (one row per fired tick: exactly once), and what started a job.
+    r#"
+ALTER TABLE jobs ADD COLUMN trigger TEXT;
+ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
+CREATE INDEX jobs_active_by_schedule ON jobs (project_id, schedule_id) WHERE status IN ('queued', 'running');
+CREATE TABLE schedules (
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    id TEXT NOT NULL,
+    config_id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    next_tick INTEGER,
+    last_tick INTEGER,
+    runs INTEGER NOT NULL DEFAULT 0,
+    max_runs INTEGER,
+    overlap TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+CREATE INDEX schedules_due ON schedules (next_tick) WHERE paused = 0 AND next_tick IS NOT NULL;
+CREATE INDEX schedules_by_config ON schedules (project_id, config_id);
+CREATE TABLE schedule_ticks (
+    project_id TEXT NOT NULL,
+    schedule_id TEXT NOT NULL,
+    tick INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    job_id TEXT,
+    note TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, schedule_id, tick)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// A queued job gains one priority level per this long waited (up to the
@@ -397,7 +430,7 @@ fn hash_token(secret: &str) -> String {
 
 const JOB_COLS: &str = "id, project_id, config_id, status, spec, attempt, max_attempts, error_kind, error_message, \
      exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at, \
-     priority, run_after, concurrency_key, concurrency_limit";
+     priority, run_after, concurrency_key, concurrency_limit, trigger";
 
 fn parse<T: std::str::FromStr<Err = String>>(s: String) -> Result<T> {
     s.parse().map_err(StoreError::Corrupt)
@@ -449,12 +482,16 @@ fn job_from_row(r: &Row<'_>) -> Result<Job> {
             _ => None,
         },
         waiting: None,
+        trigger: r
+            .get::<_, Option<String>>(21)?
+            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
     })
 }
 
 const INSERT_JOB: &str = "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, \
-     priority, eff_priority, concurrency_key, concurrency_limit, run_after, queued_at) \
-     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?7, ?8, ?9, \
+     priority, eff_priority, concurrency_key, concurrency_limit, trigger, schedule_id, run_after, queued_at) \
+     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?12, ?13, \
      MAX(CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?10, COALESCE(?11, 0)), CAST(unixepoch('subsec') * 1000 AS INTEGER))";
 
 fn job_params<'a>(id: &JobId, job: &'a NewJob) -> impl rusqlite::Params + 'a {
@@ -470,7 +507,67 @@ fn job_params<'a>(id: &JobId, job: &'a NewJob) -> impl rusqlite::Params + 'a {
         job.concurrency.as_ref().map(|(_, l)| *l),
         job.delay.as_millis() as i64,
         job.run_at,
+        job.trigger
+            .as_ref()
+            .and_then(|t| serde_json::to_string(t).ok()),
+        job.trigger
+            .as_ref()
+            .and_then(Trigger::schedule_id)
+            .map(|i| i.to_string()),
     )
+}
+
+const SCHEDULE_COLS: &str =
+    "project_id, id, config_id, doc, paused, next_tick, last_tick, runs, created_at, updated_at";
+
+fn schedule_from_row(r: &Row<'_>) -> Result<ScheduleRow> {
+    Ok(ScheduleRow {
+        project: parse(r.get(0)?)?,
+        id: parse(r.get(1)?)?,
+        config_id: parse(r.get(2)?)?,
+        doc: json(&r.get::<_, String>(3)?)?,
+        paused: r.get(4)?,
+        next_tick: r.get(5)?,
+        last_tick: r.get(6)?,
+        runs: r.get::<_, i64>(7)? as u64,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        recent: Vec::new(),
+    })
+}
+
+fn load_schedule(c: &Connection, project: &ProjectId, id: &ScheduleId) -> Result<ScheduleRow> {
+    c.prepare_cached(&format!(
+        "SELECT {SCHEDULE_COLS} FROM schedules WHERE project_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![project.as_str(), id.as_str()], |r| {
+        Ok(schedule_from_row(r))
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("schedule {id}")))?
+}
+
+fn insert_tick(
+    tx: &rusqlite::Transaction<'_>,
+    f: &FireTick,
+    tick: i64,
+    outcome: &str,
+    job: Option<&JobId>,
+    note: Option<&str>,
+) -> Result<()> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO schedule_ticks (project_id, schedule_id, tick, outcome, job_id, note, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW})"
+    ))?
+    .execute(params![
+        f.project.as_str(),
+        f.id.as_str(),
+        tick,
+        outcome,
+        job.map(|j| j.to_string()),
+        note
+    ])?;
+    Ok(())
 }
 
 fn load_job(conn: &Connection, project: Option<&ProjectId>, id: JobId) -> Result<Job> {
@@ -1031,16 +1128,254 @@ impl Store for SqliteStore {
     async fn delete_config(&self, project: &ProjectId, id: &ConfigId) -> Result<()> {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
-            let n = c.execute(
-                "DELETE FROM configs WHERE project_id = ?1 AND id = ?2",
-                params![project.as_str(), id.as_str()],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("configuration {id}")));
-            }
-            Ok(())
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                let users: Vec<String> = tx
+                    .prepare_cached(
+                        "SELECT id FROM schedules WHERE project_id = ?1 AND config_id = ?2 ORDER BY id",
+                    )?
+                    .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !users.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "configuration {id} is used by schedules: {}; delete or change them first",
+                        users.join(", ")
+                    )));
+                }
+                let n = tx.execute(
+                    "DELETE FROM configs WHERE project_id = ?1 AND id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("configuration {id}")));
+                }
+                Ok(())
+            })
         })
         .await
+    }
+
+    async fn create_schedule(&self, project: &ProjectId, s: NewSchedule) -> Result<ScheduleRow> {
+        let project = project.clone();
+        self.write(move |c| {
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                load_config(tx, &project, &s.config_id)?;
+                let n = tx.execute(
+                    &format!(
+                        "INSERT INTO schedules (project_id, id, config_id, doc, next_tick, max_runs, overlap, created_at, updated_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW}, {NOW}) ON CONFLICT DO NOTHING"
+                    ),
+                    params![
+                        project.as_str(),
+                        s.id.as_str(),
+                        s.config_id.as_str(),
+                        s.doc.to_string(),
+                        s.next_tick,
+                        s.max_runs.map(|m| m as i64),
+                        s.overlap.as_str(),
+                    ],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::Conflict(format!("schedule {} already exists", s.id)));
+                }
+                load_schedule(tx, &project, &s.id)
+            })
+        })
+        .await
+    }
+
+    async fn list_schedules(&self, project: &ProjectId) -> Result<Vec<ScheduleRow>> {
+        let project = project.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SCHEDULE_COLS} FROM schedules WHERE project_id = ?1 ORDER BY id"
+            ))?;
+            let rows = stmt.query([project.as_str()])?;
+            collect_rows(rows, schedule_from_row)
+        })
+        .await
+    }
+
+    async fn get_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<ScheduleRow> {
+        let (project, id) = (project.clone(), id.clone());
+        self.read(move |c| {
+            let mut s = load_schedule(c, &project, &id)?;
+            let mut stmt = c.prepare_cached(
+                "SELECT tick, outcome, job_id, note, created_at FROM schedule_ticks \
+                 WHERE project_id = ?1 AND schedule_id = ?2 ORDER BY tick DESC LIMIT 20",
+            )?;
+            let rows = stmt.query(params![project.as_str(), id.as_str()])?;
+            s.recent = collect_rows(rows, |r| {
+                Ok(TickRecord {
+                    tick: r.get(0)?,
+                    outcome: r.get(1)?,
+                    job_id: r.get::<_, Option<String>>(2)?.map(parse).transpose()?,
+                    note: r.get(3)?,
+                    created_at: r.get(4)?,
+                })
+            })?;
+            Ok(s)
+        })
+        .await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        project: &ProjectId,
+        id: &ScheduleId,
+        paused: bool,
+        next_tick: Option<i64>,
+    ) -> Result<ScheduleRow> {
+        let (project, id) = (project.clone(), id.clone());
+        self.write(move |c| {
+            let n = if paused {
+                c.execute(
+                    &format!("UPDATE schedules SET paused = 1, updated_at = {NOW} WHERE project_id = ?1 AND id = ?2"),
+                    params![project.as_str(), id.as_str()],
+                )?
+            } else {
+                // A schedule that had ended (max_runs) stays ended.
+                c.execute(
+                    &format!(
+                        "UPDATE schedules SET paused = 0, updated_at = {NOW}, \
+                         next_tick = CASE WHEN max_runs IS NOT NULL AND runs >= max_runs THEN NULL ELSE ?3 END \
+                         WHERE project_id = ?1 AND id = ?2"
+                    ),
+                    params![project.as_str(), id.as_str(), next_tick],
+                )?
+            };
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("schedule {id}")));
+            }
+            load_schedule(c, &project, &id)
+        })
+        .await
+    }
+
+    async fn delete_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<()> {
+        let (project, id) = (project.clone(), id.clone());
+        self.write(move |c| {
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                let n = tx.execute(
+                    "DELETE FROM schedules WHERE project_id = ?1 AND id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("schedule {id}")));
+                }
+                tx.execute(
+                    "DELETE FROM schedule_ticks WHERE project_id = ?1 AND schedule_id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SCHEDULE_COLS} FROM schedules WHERE paused = 0 AND next_tick IS NOT NULL \
+                 AND next_tick <= ?1 ORDER BY next_tick LIMIT 1000"
+            ))?;
+            let rows = stmt.query([now])?;
+            collect_rows(rows, schedule_from_row)
+        })
+        .await
+    }
+
+    async fn next_schedule_tick(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT MIN(next_tick) FROM schedules WHERE paused = 0 AND next_tick IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn fire_tick(&self, f: FireTick) -> Result<Fired> {
+        let fired = self
+            .write(move |c| {
+                let out = immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    // Compare and set: only the scheduler that still sees the
+                    // tick it planned for moves the schedule on.
+                    let row: Option<(String, i64, Option<i64>)> = tx
+                        .prepare_cached(
+                            "SELECT overlap, runs, max_runs FROM schedules \
+                             WHERE project_id = ?1 AND id = ?2 AND paused = 0 AND next_tick = ?3",
+                        )?
+                        .query_row(params![f.project.as_str(), f.id.as_str(), f.expected], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })
+                        .optional()?;
+                    let Some((overlap, runs, max_runs)) = row else {
+                        return Ok(Fired::Lost);
+                    };
+                    let mut made = 0;
+                    let mut fired = Fired::Missed;
+                    if let Some(tick) = f.missed {
+                        insert_tick(tx, &f, tick, "missed", None, Some("missed while no scheduler ran (missed: skip)"))?;
+                    }
+                    if let Some((tick, job)) = &f.fire {
+                        let active: Option<String> = if overlap == "skip" {
+                            tx.prepare_cached(
+                                "SELECT id FROM jobs WHERE project_id = ?1 AND schedule_id = ?2 \
+                                 AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+                            )?
+                            .query_row(params![f.project.as_str(), f.id.as_str()], |r| r.get(0))
+                            .optional()?
+                        } else {
+                            None
+                        };
+                        fired = match active {
+                            Some(prev) => {
+                                let note = format!("job {prev} of this schedule was still queued or running (overlap: skip)");
+                                insert_tick(tx, &f, *tick, "skipped", None, Some(&note))?;
+                                Fired::Skipped(parse(prev)?)
+                            }
+                            None => {
+                                let id = JobId::new();
+                                tx.prepare_cached(INSERT_JOB)?.execute(job_params(&id, job))?;
+                                insert_tick(tx, &f, *tick, "job", Some(&id), None)?;
+                                made = 1;
+                                Fired::Job(id)
+                            }
+                        };
+                    }
+                    let ended = max_runs.is_some_and(|m| runs + made >= m);
+                    let last = f.fire.as_ref().map(|(t, _)| *t).or(f.missed);
+                    tx.execute(
+                        &format!(
+                            "UPDATE schedules SET next_tick = ?3, last_tick = COALESCE(?4, last_tick), runs = runs + ?5, \
+                             updated_at = {NOW} WHERE project_id = ?1 AND id = ?2"
+                        ),
+                        params![
+                            f.project.as_str(),
+                            f.id.as_str(),
+                            if ended { None } else { f.next },
+                            last,
+                            made
+                        ],
+                    )?;
+                    Ok(fired)
+                });
+                match out {
+                    // The unique (schedule, tick) row: someone else fired it.
+                    Err(StoreError::Db(rusqlite::Error::SqliteFailure(e, _)))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Ok(Fired::Lost)
+                    }
+                    other => other,
+                }
+            })
+            .await?;
+        if matches!(fired, Fired::Job(_)) {
+            self.announce(Change::Enqueued);
+        }
+        Ok(fired)
     }
 
     async fn enqueue(&self, job: NewJob) -> Result<Job> {

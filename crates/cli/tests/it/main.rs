@@ -11,6 +11,7 @@ mod lifecycle;
 mod limits;
 mod logs;
 mod run;
+mod schedules;
 mod storage;
 mod tenancy;
 mod triggers;

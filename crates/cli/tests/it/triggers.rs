@@ -3,42 +3,7 @@
 
 use crate::util::*;
 use serde_json::{json, Value};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A second process on the same home (so the same store), stopped on drop.
-pub struct Extra(Child);
-
-impl Extra {
-    pub fn spawn(g: &Gantry, args: &[&str]) -> Self {
-        let child = Command::new(bin())
-            .args(args)
-            .env("GANTRY_HOME", g.home_path())
-            .env("GANTRY_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn gantry");
-        Self(child)
-    }
-}
-
-impl Drop for Extra {
-    fn drop(&mut self) {
-        let _ = Command::new("kill")
-            .args(["-TERM", &self.0.id().to_string()])
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.0.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 fn s(v: &Value) -> String {
     v.as_str().unwrap_or_default().to_string()

@@ -1,6 +1,7 @@
 //! The SQLite store and queue, for real, in a temporary folder.
 
 mod ordering;
+mod schedules;
 
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
