@@ -2,10 +2,13 @@
 //! separate from the store's records), bearer-token auth and the error table;
 //! and the scheduler loop the server runs beside it ([`scheduler`]).
 #![forbid(unsafe_code)]
+// The OpenAPI document is one `json!` literal.
+#![recursion_limit = "512"]
 
 mod admin_routes;
 mod auth;
 mod error;
+mod hook_routes;
 mod openapi;
 mod routes;
 mod schedule_routes;

@@ -85,6 +85,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::storage_routes::routes())
         .merge(crate::admin_routes::routes())
         .merge(crate::schedule_routes::routes())
+        .merge(crate::hook_routes::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }

@@ -63,6 +63,9 @@ fn trigger_view(t: &Trigger) -> Value {
         Trigger::Schedule { id, tick } => {
             serde_json::json!({"kind": "schedule", "id": id, "tick": rfc3339(*tick)})
         }
+        Trigger::Webhook { id, delivery } => {
+            serde_json::json!({"kind": "webhook", "id": id, "delivery": delivery})
+        }
     }
 }
 

@@ -7,6 +7,7 @@ mod client;
 mod commands;
 mod exit;
 mod home;
+mod hook_cmds;
 mod output;
 mod run;
 mod schedule_cmds;
@@ -168,6 +169,9 @@ enum Command {
     /// once per tick (the servers' schedulers fire them).
     #[command(subcommand)]
     Schedules(schedule_cmds::SchedulesCommand),
+    /// Inbound webhooks: signed trigger URLs that run a configuration.
+    #[command(subcommand)]
+    Webhooks(hook_cmds::WebhooksCommand),
     /// Versioned tables: import, export, versions, restore.
     #[command(subcommand)]
     Tables(storage_cmds::TablesCommand),
@@ -235,6 +239,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Jobs(c) => commands::jobs(&g, c).await,
         Command::Configs(c) => commands::configs(&g, c).await,
         Command::Schedules(c) => schedule_cmds::schedules(&g, c).await,
+        Command::Webhooks(c) => hook_cmds::webhooks(&g, c).await,
         Command::Tables(c) => storage_cmds::tables(&g, c).await,
         Command::Files(c) => storage_cmds::files(&g, c).await,
         Command::Projects(c) => admin_cmds::projects(&g, c).await,

@@ -86,10 +86,11 @@ pub fn job_detail(j: &Value) {
         );
     }
     if let Some(t) = j["trigger"].as_object() {
-        field(
-            "trigger",
-            format!("{} {} tick {}", s(&t["kind"]), s(&t["id"]), s(&t["tick"])),
-        );
+        let at = match t.get("tick") {
+            Some(tick) => format!("tick {}", s(tick)),
+            None => format!("delivery {}", s(&t["delivery"])),
+        };
+        field("trigger", format!("{} {} {at}", s(&t["kind"]), s(&t["id"])));
     }
     if let Some(w) = j["waiting"].as_str() {
         field("waiting", w.to_string());

@@ -104,6 +104,32 @@ pub trait Store: Send + Sync + 'static {
     /// the schedule on. Exactly once per tick whatever the number of schedulers.
     async fn fire_tick(&self, f: FireTick) -> Result<Fired>;
 
+    // ---- inbound webhooks
+    async fn create_hook(&self, hook: HookRow) -> Result<HookRow>;
+    async fn list_hooks(&self, project: &ProjectId) -> Result<Vec<HookRow>>;
+    /// `project: None` finds it in any project (the inbound URL has none).
+    async fn get_hook(&self, project: Option<&ProjectId>, id: &str) -> Result<HookRow>;
+    async fn delete_hook(&self, project: &ProjectId, id: &str) -> Result<()>;
+    /// Replaces the secret; the old one stays valid for `grace`.
+    async fn rotate_hook(
+        &self,
+        project: &ProjectId,
+        id: &str,
+        secret_sealed: &str,
+        grace: Duration,
+    ) -> Result<HookRow>;
+    /// Records a delivery and makes its job in one transaction; a delivery id
+    /// seen before returns its job and makes nothing.
+    async fn deliver(
+        &self,
+        hook: &str,
+        delivery: &str,
+        body: Vec<u8>,
+        manifest: Value,
+        job: NewJob,
+    ) -> Result<Delivered>;
+    async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<JobId>>;
+
     // ---- jobs, client side
     async fn enqueue(&self, job: NewJob) -> Result<Job>;
     /// Enqueues many jobs in one transaction; returns their ids in order.

@@ -79,6 +79,8 @@ pub struct NewJob {
 pub enum Trigger {
     /// A schedule's tick (ms since the epoch).
     Schedule { id: ScheduleId, tick: i64 },
+    /// A delivery to an inbound webhook.
+    Webhook { id: String, delivery: String },
 }
 
 impl Trigger {
@@ -86,6 +88,7 @@ impl Trigger {
     pub fn schedule_id(&self) -> Option<&ScheduleId> {
         match self {
             Self::Schedule { id, .. } => Some(id),
+            Self::Webhook { .. } => None,
         }
     }
 }
@@ -281,6 +284,40 @@ pub struct ClaimedJob {
     pub job: Job,
     /// The configuration's state from its last successful run (`{}` if none).
     pub state: Value,
+    /// For a job made by a webhook: the delivery's body and its manifest.
+    pub webhook: Option<WebhookPayload>,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebhookPayload {
+    pub body: Vec<u8>,
+    /// `{"hook", "delivery", "headers": {...}, "received_at"}`.
+    pub manifest: Value,
+}
+
+/// An inbound webhook: its secret is stored sealed.
+#[derive(Clone, Debug)]
+pub struct HookRow {
+    pub project: ProjectId,
+    pub id: String,
+    pub config_id: ConfigId,
+    /// `signature` (Standard Webhooks or GitHub) or `token` (a Gantry bearer token).
+    pub auth: String,
+    pub secret_sealed: String,
+    /// The secret before the last rotation, valid until `old_until` (ms).
+    pub old_secret_sealed: Option<String>,
+    pub old_until: Option<i64>,
+    pub max_body: u64,
+    /// Deliveries per minute accepted.
+    pub rate_per_min: u32,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    New(JobId),
+    /// This delivery id was seen before: its job, nothing new made.
+    Replay(JobId),
 }
 
 #[derive(Clone, Debug, Default)]

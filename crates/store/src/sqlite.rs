@@ -194,7 +194,61 @@ CREATE TABLE schedule_ticks (
     PRIMARY KEY (project_id, schedule_id, tick)
 ) WITHOUT ROWID;
 "#,
+    // Inbound webhooks (secrets sealed) and their deliveries (one per delivery id).
+    r#"
+CREATE TABLE hooks (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    config_id TEXT NOT NULL,
+    auth TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    old_secret TEXT,
+    old_until INTEGER,
+    max_body INTEGER NOT NULL,
+    rate_per_min INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX hooks_by_config ON hooks (project_id, config_id);
+CREATE TABLE hook_deliveries (
+    hook_id TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    manifest TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (hook_id, delivery_id)
+) WITHOUT ROWID;
+CREATE INDEX hook_deliveries_by_job ON hook_deliveries (job_id);
+"#,
 ];
+
+const HOOK_COLS: &str = "project_id, id, config_id, auth, secret, old_secret, old_until, max_body, rate_per_min, created_at";
+
+fn hook_from_row(r: &Row<'_>) -> Result<HookRow> {
+    Ok(HookRow {
+        project: parse(r.get(0)?)?,
+        id: r.get(1)?,
+        config_id: parse(r.get(2)?)?,
+        auth: r.get(3)?,
+        secret_sealed: r.get(4)?,
+        old_secret_sealed: r.get(5)?,
+        old_until: r.get(6)?,
+        max_body: r.get::<_, i64>(7)? as u64,
+        rate_per_min: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+fn load_hook(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<HookRow> {
+    c.prepare_cached(&format!(
+        "SELECT {HOOK_COLS} FROM hooks WHERE id = ?1 AND (?2 IS NULL OR project_id = ?2)"
+    ))?
+    .query_row(params![id, project.map(|p| p.as_str())], |r| {
+        Ok(hook_from_row(r))
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("webhook {id}")))?
+}
 
 /// A queued job gains one priority level per this long waited (up to the
 /// highest), so low priority is never starved.
@@ -1141,6 +1195,16 @@ impl Store for SqliteStore {
                         users.join(", ")
                     )));
                 }
+                let hooks: Vec<String> = tx
+                    .prepare_cached("SELECT id FROM hooks WHERE project_id = ?1 AND config_id = ?2 ORDER BY id")?
+                    .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !hooks.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "configuration {id} is used by webhooks: {}; delete them first",
+                        hooks.join(", ")
+                    )));
+                }
                 let n = tx.execute(
                     "DELETE FROM configs WHERE project_id = ?1 AND id = ?2",
                     params![project.as_str(), id.as_str()],
@@ -1150,6 +1214,141 @@ impl Store for SqliteStore {
                 }
                 Ok(())
             })
+        })
+        .await
+    }
+
+    async fn create_hook(&self, h: HookRow) -> Result<HookRow> {
+        self.write(move |c| {
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                load_config(tx, &h.project, &h.config_id)?;
+                tx.execute(
+                    &format!(
+                        "INSERT INTO hooks (id, project_id, config_id, auth, secret, max_body, rate_per_min, created_at) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW})"
+                    ),
+                    params![
+                        h.id,
+                        h.project.as_str(),
+                        h.config_id.as_str(),
+                        h.auth,
+                        h.secret_sealed,
+                        h.max_body as i64,
+                        h.rate_per_min
+                    ],
+                )?;
+                load_hook(tx, Some(&h.project), &h.id)
+            })
+        })
+        .await
+    }
+
+    async fn list_hooks(&self, project: &ProjectId) -> Result<Vec<HookRow>> {
+        let project = project.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {HOOK_COLS} FROM hooks WHERE project_id = ?1 ORDER BY created_at, id"
+            ))?;
+            let rows = stmt.query([project.as_str()])?;
+            collect_rows(rows, hook_from_row)
+        })
+        .await
+    }
+
+    async fn get_hook(&self, project: Option<&ProjectId>, id: &str) -> Result<HookRow> {
+        let (project, id) = (project.cloned(), id.to_string());
+        self.read(move |c| load_hook(c, project.as_ref(), &id))
+            .await
+    }
+
+    async fn delete_hook(&self, project: &ProjectId, id: &str) -> Result<()> {
+        let (project, id) = (project.clone(), id.to_string());
+        self.write(move |c| {
+            let n = c.execute(
+                "DELETE FROM hooks WHERE project_id = ?1 AND id = ?2",
+                params![project.as_str(), id],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("webhook {id}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn rotate_hook(
+        &self,
+        project: &ProjectId,
+        id: &str,
+        secret_sealed: &str,
+        grace: Duration,
+    ) -> Result<HookRow> {
+        let (project, id, secret) = (project.clone(), id.to_string(), secret_sealed.to_string());
+        let grace_ms = grace.as_millis() as i64;
+        self.write(move |c| {
+            let n = c.execute(
+                &format!(
+                    "UPDATE hooks SET old_secret = secret, old_until = {NOW} + ?3, secret = ?4 \
+                     WHERE project_id = ?1 AND id = ?2"
+                ),
+                params![project.as_str(), id, grace_ms, secret],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("webhook {id}")));
+            }
+            load_hook(c, Some(&project), &id)
+        })
+        .await
+    }
+
+    async fn deliver(
+        &self,
+        hook: &str,
+        delivery: &str,
+        body: Vec<u8>,
+        manifest: Value,
+        job: NewJob,
+    ) -> Result<Delivered> {
+        let (hook, delivery) = (hook.to_string(), delivery.to_string());
+        let out = self
+            .write(move |c| {
+                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    let seen: Option<String> = tx
+                        .prepare_cached("SELECT job_id FROM hook_deliveries WHERE hook_id = ?1 AND delivery_id = ?2")?
+                        .query_row(params![hook, delivery], |r| r.get(0))
+                        .optional()?;
+                    if let Some(j) = seen {
+                        return Ok(Delivered::Replay(parse(j)?));
+                    }
+                    let id = JobId::new();
+                    tx.prepare_cached(INSERT_JOB)?.execute(job_params(&id, &job))?;
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO hook_deliveries (hook_id, delivery_id, job_id, body, manifest, created_at) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, {NOW})"
+                        ),
+                        params![hook, delivery, id.to_string(), body, manifest.to_string()],
+                    )?;
+                    Ok(Delivered::New(id))
+                })
+            })
+            .await?;
+        if matches!(out, Delivered::New(_)) {
+            self.announce(Change::Enqueued);
+        }
+        Ok(out)
+    }
+
+    async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<JobId>> {
+        let (hook, delivery) = (hook.to_string(), delivery.to_string());
+        self.read(move |c| {
+            c.prepare_cached(
+                "SELECT job_id FROM hook_deliveries WHERE hook_id = ?1 AND delivery_id = ?2",
+            )?
+            .query_row(params![hook, delivery], |r| r.get::<_, String>(0))
+            .optional()?
+            .map(parse)
+            .transpose()
         })
         .await
     }
@@ -1516,7 +1715,16 @@ impl Store for SqliteStore {
                                 .unwrap_or_else(|| Value::Object(Default::default())),
                             None => Value::Object(Default::default()),
                         };
-                        jobs.push(ClaimedJob { job, state });
+                        let webhook = match &job.trigger {
+                            Some(Trigger::Webhook { id: hook, delivery }) => tx
+                                .prepare_cached("SELECT body, manifest FROM hook_deliveries WHERE hook_id = ?1 AND delivery_id = ?2")?
+                                .query_row(params![hook, delivery], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+                                .optional()?
+                                .map(|(body, m)| Ok::<_, StoreError>(WebhookPayload { body, manifest: json(&m)? }))
+                                .transpose()?,
+                            _ => None,
+                        };
+                        jobs.push(ClaimedJob { job, state, webhook });
                     }
                     // Jobs due but held back wake the worker when a job ends, not here.
                     let next_due: Option<i64> = tx.query_row(

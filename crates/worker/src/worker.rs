@@ -427,7 +427,13 @@ impl Worker {
         running: &Running,
     ) -> AttemptEnd {
         let dir = &plan.data_dir;
-        if let Err(e) = datadir::prepare(dir, &plan.spec, Some(&claimed.state)) {
+        let prepared = datadir::prepare(dir, &plan.spec, Some(&claimed.state)).and_then(|()| {
+            match &claimed.webhook {
+                Some(w) => datadir::write_webhook(dir, &w.body, &w.manifest),
+                None => Ok(()),
+            }
+        });
+        if let Err(e) = prepared {
             return finished(Outcome::failed(
                 ErrorKind::Infrastructure,
                 format!("cannot prepare the data folder: {e}"),

@@ -16,3 +16,4 @@ mod storage;
 mod tenancy;
 mod triggers;
 mod util;
+mod webhooks;
