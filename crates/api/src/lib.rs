@@ -10,6 +10,7 @@ mod auth;
 mod error;
 mod hook_routes;
 mod openapi;
+mod pipeline_routes;
 mod routes;
 mod schedule_routes;
 pub mod scheduler;

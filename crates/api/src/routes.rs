@@ -86,6 +86,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::admin_routes::routes())
         .merge(crate::schedule_routes::routes())
         .merge(crate::hook_routes::routes())
+        .merge(crate::pipeline_routes::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .with_state(state)
 }

@@ -1,4 +1,5 @@
-//! The scheduler loop that `gantry up` and `gantry server` run beside the API:
+//! The scheduler loop that `gantry up` and `gantry server` run beside the API.
+//! It moves pipeline runs on (`Store::advance_pipeline_runs`), and
 //! it finds schedules whose next tick has come, decides what the tick does
 //! (`Schedule::plan`: at most one run, whatever was missed) and hands that to
 //! the store, which applies it only if no other scheduler has (a compare-and-set
@@ -7,7 +8,7 @@
 
 use gantry_core::schedule::ScheduleDoc;
 use gantry_core::Spec;
-use gantry_store::{FireTick, Fired, NewJob, ScheduleRow, Store, Trigger};
+use gantry_store::{Change, FireTick, Fired, NewJob, ScheduleRow, Store, Trigger};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -25,7 +26,13 @@ fn now_ms() -> i64 {
 /// Runs until `stop` is cancelled.
 pub async fn run(store: Arc<dyn Store>, stop: CancellationToken) {
     tracing::info!("scheduler started");
+    let mut changes = store.subscribe();
     loop {
+        // Pipeline runs move on from the store too: a phase starts when the
+        // jobs of the one before have ended, whichever server ran them.
+        if let Err(e) = store.advance_pipeline_runs().await {
+            tracing::warn!(error = %e, "cannot advance pipeline runs");
+        }
         let now = now_ms();
         match store.due_schedules(now).await {
             Ok(due) => {
@@ -42,9 +49,26 @@ pub async fn run(store: Arc<dyn Store>, stop: CancellationToken) {
             }
             None => IDLE,
         };
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(wait) => {}
+        let sleep = tokio::time::sleep(wait);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = &mut sleep => break,
+                // A job that ends (in this process) may end a pipeline phase.
+                c = changes.recv() => match c {
+                    Ok(Change::Status(_, st)) if st.is_terminal() => break,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        (&mut sleep).await;
+                        break;
+                    }
+                },
+            }
+        }
+        if stop.is_cancelled() {
+            break;
         }
     }
     tracing::info!("scheduler stopped");

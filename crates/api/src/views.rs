@@ -63,6 +63,9 @@ fn trigger_view(t: &Trigger) -> Value {
         Trigger::Schedule { id, tick } => {
             serde_json::json!({"kind": "schedule", "id": id, "tick": rfc3339(*tick)})
         }
+        Trigger::Pipeline { run, phase, task } => {
+            serde_json::json!({"kind": "pipeline", "run": run, "phase": phase, "task": task})
+        }
         Trigger::Webhook { id, delivery } => {
             serde_json::json!({"kind": "webhook", "id": id, "delivery": delivery})
         }

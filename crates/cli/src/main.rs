@@ -9,6 +9,7 @@ mod exit;
 mod home;
 mod hook_cmds;
 mod output;
+mod pipeline_cmds;
 mod run;
 mod schedule_cmds;
 mod serve;
@@ -169,6 +170,9 @@ enum Command {
     /// once per tick (the servers' schedulers fire them).
     #[command(subcommand)]
     Schedules(schedule_cmds::SchedulesCommand),
+    /// Pipelines: phases of configurations run in order, tasks of a phase in parallel.
+    #[command(subcommand)]
+    Pipelines(pipeline_cmds::PipelinesCommand),
     /// Inbound webhooks: signed trigger URLs that run a configuration.
     #[command(subcommand)]
     Webhooks(hook_cmds::WebhooksCommand),
@@ -240,6 +244,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Configs(c) => commands::configs(&g, c).await,
         Command::Schedules(c) => schedule_cmds::schedules(&g, c).await,
         Command::Webhooks(c) => hook_cmds::webhooks(&g, c).await,
+        Command::Pipelines(c) => pipeline_cmds::pipelines(&g, c).await,
         Command::Tables(c) => storage_cmds::tables(&g, c).await,
         Command::Files(c) => storage_cmds::files(&g, c).await,
         Command::Projects(c) => admin_cmds::projects(&g, c).await,

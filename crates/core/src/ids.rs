@@ -74,6 +74,11 @@ name_id!(
     ScheduleId, "schedule id", 128
 );
 
+name_id!(
+    /// A pipeline's id within its project.
+    PipelineId, "pipeline id", 128
+);
+
 impl ProjectId {
     pub fn default_project() -> Self {
         Self("default".to_string())

@@ -17,7 +17,7 @@ use async_trait::async_trait;
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::spec::Loosening;
-use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, ScheduleId, TableId};
+use gantry_core::{ConfigId, JobId, JobStatus, PipelineId, ProjectId, ScheduleId, TableId};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -129,6 +129,35 @@ pub trait Store: Send + Sync + 'static {
         job: NewJob,
     ) -> Result<Delivered>;
     async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<JobId>>;
+
+    // ---- pipelines
+    /// Creates (`create`) or replaces a pipeline; `configs` are the
+    /// configurations it names (a configuration in use cannot be deleted).
+    async fn put_pipeline(
+        &self,
+        project: &ProjectId,
+        id: &PipelineId,
+        doc: &Value,
+        configs: &[ConfigId],
+        create: bool,
+    ) -> Result<PipelineRow>;
+    async fn get_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<PipelineRow>;
+    async fn list_pipelines(&self, project: &ProjectId) -> Result<Vec<PipelineRow>>;
+    async fn delete_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<()>;
+    /// Starts a run (its first phase's jobs are queued in the same transaction).
+    async fn start_pipeline_run(&self, project: &ProjectId, id: &PipelineId)
+        -> Result<PipelineRun>;
+    async fn get_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun>;
+    async fn list_pipeline_runs(
+        &self,
+        project: &ProjectId,
+        pipeline: Option<&PipelineId>,
+    ) -> Result<Vec<PipelineRun>>;
+    /// Cancels a run: its queued jobs at once, its running ones via their workers.
+    async fn cancel_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun>;
+    /// Moves every unfinished run on from what its jobs did (idempotent; any
+    /// server may call it). Returns how many runs changed.
+    async fn advance_pipeline_runs(&self) -> Result<u64>;
 
     // ---- jobs, client side
     async fn enqueue(&self, job: NewJob) -> Result<Job>;

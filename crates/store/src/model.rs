@@ -1,6 +1,6 @@
 //! Records the store reads and writes.
 
-use gantry_core::{ConfigId, JobError, JobId, JobStatus, ProjectId, ScheduleId};
+use gantry_core::{ConfigId, JobError, JobId, JobStatus, PipelineId, ProjectId, ScheduleId};
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -81,6 +81,8 @@ pub enum Trigger {
     Schedule { id: ScheduleId, tick: i64 },
     /// A delivery to an inbound webhook.
     Webhook { id: String, delivery: String },
+    /// A task of a pipeline run.
+    Pipeline { run: String, phase: u32, task: u32 },
 }
 
 impl Trigger {
@@ -88,7 +90,7 @@ impl Trigger {
     pub fn schedule_id(&self) -> Option<&ScheduleId> {
         match self {
             Self::Schedule { id, .. } => Some(id),
-            Self::Webhook { .. } => None,
+            Self::Webhook { .. } | Self::Pipeline { .. } => None,
         }
     }
 }
@@ -463,4 +465,46 @@ pub struct FileInfo {
 pub struct Outputs {
     pub tables: Vec<TableWrite>,
     pub files: Vec<NewFile>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PipelineRow {
+    pub project: ProjectId,
+    pub id: PipelineId,
+    /// The validated pipeline document (task parameters sealed).
+    pub doc: Value,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A pipeline run: a durable entity advanced by the store.
+#[derive(Clone, Debug, Serialize)]
+pub struct PipelineRun {
+    pub id: String,
+    pub project: ProjectId,
+    pub pipeline: PipelineId,
+    /// `queued`, `running`, `succeeded`, `warning`, `failed`, `cancelled`.
+    pub status: String,
+    /// The phase running now (or where it stopped).
+    pub phase: u32,
+    pub phases: u32,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub tasks: Vec<RunTask>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunTask {
+    pub phase: u32,
+    pub task: u32,
+    pub config_id: ConfigId,
+    pub continue_on_failure: bool,
+    /// `pending`, `skipped`, or its job's status.
+    pub status: String,
+    pub job_id: Option<JobId>,
+    pub error: Option<String>,
 }

@@ -220,7 +220,304 @@ CREATE TABLE hook_deliveries (
 ) WITHOUT ROWID;
 CREATE INDEX hook_deliveries_by_job ON hook_deliveries (job_id);
 "#,
+    // Pipelines, their runs and the runs' tasks (advanced from the store).
+    r#"
+CREATE TABLE pipelines (
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+CREATE TABLE pipeline_configs (
+    project_id TEXT NOT NULL,
+    config_id TEXT NOT NULL,
+    pipeline_id TEXT NOT NULL,
+    PRIMARY KEY (project_id, config_id, pipeline_id)
+) WITHOUT ROWID;
+CREATE TABLE pipeline_runs (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    pipeline_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    phase INTEGER NOT NULL DEFAULT 0,
+    phases INTEGER NOT NULL,
+    warnings INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX pipeline_runs_open ON pipeline_runs (id) WHERE status IN ('queued', 'running');
+CREATE INDEX pipeline_runs_by_project ON pipeline_runs (project_id, pipeline_id, id);
+CREATE TABLE pipeline_tasks (
+    run_id TEXT NOT NULL,
+    phase INTEGER NOT NULL,
+    task INTEGER NOT NULL,
+    config_id TEXT NOT NULL,
+    continue_on_failure INTEGER NOT NULL,
+    parameters TEXT NOT NULL,
+    status TEXT NOT NULL,
+    job_id TEXT,
+    error TEXT,
+    PRIMARY KEY (run_id, phase, task)
+) WITHOUT ROWID;
+"#,
 ];
+
+const RUN_COLS: &str = "id, project_id, pipeline_id, status, phase, phases, cancel_requested, error, created_at, started_at, finished_at";
+
+fn load_run(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<PipelineRun> {
+    let mut run = c
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLS} FROM pipeline_runs WHERE id = ?1 AND (?2 IS NULL OR project_id = ?2)"
+        ))?
+        .query_row(params![id, project.map(|p| p.as_str())], |r| {
+            Ok(run_from_row(r))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("pipeline run {id}")))??;
+    let mut stmt = c.prepare_cached(
+        "SELECT t.phase, t.task, t.config_id, t.continue_on_failure, COALESCE(j.status, t.status), t.job_id, \
+         COALESCE(t.error, j.error_message) FROM pipeline_tasks t LEFT JOIN jobs j ON j.id = t.job_id \
+         WHERE t.run_id = ?1 ORDER BY t.phase, t.task",
+    )?;
+    let rows = stmt.query([id])?;
+    run.tasks = collect_rows(rows, |r| {
+        Ok(RunTask {
+            phase: r.get(0)?,
+            task: r.get(1)?,
+            config_id: parse(r.get(2)?)?,
+            continue_on_failure: r.get(3)?,
+            status: r.get(4)?,
+            job_id: r.get::<_, Option<String>>(5)?.map(parse).transpose()?,
+            error: r.get(6)?,
+        })
+    })?;
+    Ok(run)
+}
+
+fn run_from_row(r: &Row<'_>) -> Result<PipelineRun> {
+    Ok(PipelineRun {
+        id: r.get(0)?,
+        project: parse(r.get(1)?)?,
+        pipeline: parse(r.get(2)?)?,
+        status: r.get(3)?,
+        phase: r.get(4)?,
+        phases: r.get(5)?,
+        cancel_requested: r.get(6)?,
+        error: r.get(7)?,
+        created_at: r.get(8)?,
+        started_at: r.get(9)?,
+        finished_at: r.get(10)?,
+        tasks: Vec::new(),
+    })
+}
+
+/// What advancing a run did, for announcements after the commit.
+#[derive(Default)]
+struct Advanced {
+    changed: bool,
+    enqueued: bool,
+    cancel: Vec<JobId>,
+}
+
+/// The job of one task: the configuration's stored spec with the task's
+/// parameters merged over its own. `Err` is a reason the task fails at once.
+fn task_job(
+    tx: &rusqlite::Transaction<'_>,
+    project: &ProjectId,
+    run: &str,
+    phase: u32,
+    task: u32,
+    config: &str,
+    overrides: &str,
+) -> Result<std::result::Result<NewJob, String>> {
+    let config: ConfigId = parse(config.to_string())?;
+    let stored = match load_config(tx, project, &config) {
+        Ok(c) => c.spec,
+        Err(StoreError::NotFound(_)) => {
+            return Ok(Err(format!("configuration {config} not found")))
+        }
+        Err(e) => return Err(e),
+    };
+    let mut spec = stored;
+    if let (Some(params), Value::Object(over)) = (
+        spec.as_object_mut().map(|o| {
+            o.entry("parameters")
+                .or_insert_with(|| Value::Object(Default::default()))
+        }),
+        json(overrides)?,
+    ) {
+        if let Some(p) = params.as_object_mut() {
+            p.extend(over);
+        }
+    }
+    let validated = match gantry_core::Spec::from_value(spec.clone()) {
+        Ok((_, v)) => v,
+        Err(e) => return Ok(Err(format!("configuration {config}: {e}"))),
+    };
+    let mut job = NewJob::from_spec(project.clone(), Some(config), spec, &validated);
+    job.trigger = Some(Trigger::Pipeline {
+        run: run.to_string(),
+        phase,
+        task,
+    });
+    Ok(Ok(job))
+}
+
+const TERMINAL_RUN: [&str; 4] = ["succeeded", "warning", "failed", "cancelled"];
+
+/// Moves one run on from what its jobs did; idempotent.
+fn advance_run(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Advanced> {
+    let mut out = Advanced::default();
+    let row: Option<(String, String, u32, u32, bool, u32)> = tx
+        .prepare_cached(
+            "SELECT project_id, status, phase, phases, cancel_requested, warnings FROM pipeline_runs WHERE id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .optional()?;
+    let Some((project, status, mut phase, phases, cancel, mut warnings)) = row else {
+        return Ok(out);
+    };
+    if TERMINAL_RUN.contains(&status.as_str()) {
+        return Ok(out);
+    }
+    let project: ProjectId = parse(project)?;
+    // Task statuses follow their jobs.
+    tx.prepare_cached(
+        "UPDATE pipeline_tasks SET status = (SELECT j.status FROM jobs j WHERE j.id = pipeline_tasks.job_id) \
+         WHERE run_id = ?1 AND job_id IS NOT NULL",
+    )?
+    .execute([id])?;
+    let finish = |tx: &rusqlite::Transaction<'_>,
+                  status: &str,
+                  error: Option<String>|
+     -> Result<()> {
+        tx.prepare_cached(&format!(
+            "UPDATE pipeline_runs SET status = ?2, error = COALESCE(?3, error), finished_at = {NOW} WHERE id = ?1"
+        ))?
+        .execute(params![id, status, error])?;
+        Ok(())
+    };
+    if cancel {
+        let active: Vec<(String, String)> = tx
+            .prepare_cached(
+                "SELECT job_id, status FROM pipeline_tasks WHERE run_id = ?1 AND status IN ('queued', 'running')",
+            )?
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut still_running = false;
+        for (job, st) in active {
+            if st == "queued" {
+                tx.execute(
+                    &format!("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = {NOW} WHERE id = ?1 AND status = 'queued'"),
+                    [&job],
+                )?;
+                tx.execute(
+                    "UPDATE pipeline_tasks SET status = 'cancelled' WHERE job_id = ?1",
+                    [&job],
+                )?;
+            } else {
+                let n = tx.execute(
+                    "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND status = 'running' AND cancel_requested = 0",
+                    [&job],
+                )?;
+                if n > 0 {
+                    out.cancel.push(parse(job)?);
+                }
+                still_running = true;
+            }
+        }
+        tx.execute(
+            "UPDATE pipeline_tasks SET status = 'skipped' WHERE run_id = ?1 AND status = 'pending'",
+            [id],
+        )?;
+        if !still_running {
+            finish(tx, "cancelled", None)?;
+        }
+        out.changed = true;
+        return Ok(out);
+    }
+    loop {
+        let tasks: Vec<(u32, String, bool, String, String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT task, config_id, continue_on_failure, status, parameters, error FROM pipeline_tasks \
+                 WHERE run_id = ?1 AND phase = ?2 ORDER BY task",
+            )?
+            .query_map(params![id, phase], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if tasks.iter().any(|t| t.3 == "pending") {
+            // Start the phase: every task at once.
+            for (task, config, _, st, overrides, _) in &tasks {
+                if st != "pending" {
+                    continue;
+                }
+                match task_job(tx, &project, id, phase, *task, config, overrides)? {
+                    Ok(job) => {
+                        let jid = JobId::new();
+                        tx.prepare_cached(INSERT_JOB)?
+                            .execute(job_params(&jid, &job))?;
+                        tx.execute(
+                            "UPDATE pipeline_tasks SET status = 'queued', job_id = ?4 WHERE run_id = ?1 AND phase = ?2 AND task = ?3",
+                            params![id, phase, task, jid.to_string()],
+                        )?;
+                        out.enqueued = true;
+                    }
+                    Err(why) => {
+                        tx.execute(
+                            "UPDATE pipeline_tasks SET status = 'failed', error = ?4 WHERE run_id = ?1 AND phase = ?2 AND task = ?3",
+                            params![id, phase, task, why],
+                        )?;
+                    }
+                }
+            }
+            tx.execute(
+                &format!("UPDATE pipeline_runs SET status = 'running', phase = ?2, started_at = COALESCE(started_at, {NOW}) WHERE id = ?1"),
+                params![id, phase],
+            )?;
+            out.changed = true;
+            // A phase whose tasks all failed at once ends now: look again.
+            if out.enqueued {
+                return Ok(out);
+            }
+            continue;
+        }
+        if tasks.iter().any(|t| t.3 == "queued" || t.3 == "running") {
+            return Ok(out);
+        }
+        let hard = tasks.iter().find(|t| t.3 != "succeeded" && !t.2);
+        if let Some((task, config, _, st, _, err)) = hard {
+            tx.execute(
+                "UPDATE pipeline_tasks SET status = 'skipped' WHERE run_id = ?1 AND status = 'pending'",
+                [id],
+            )?;
+            let why = format!(
+                "phase {phase} task {task} (configuration {config}) ended {st}{}",
+                err.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            );
+            finish(tx, "failed", Some(why))?;
+            out.changed = true;
+            return Ok(out);
+        }
+        warnings += tasks.iter().filter(|t| t.3 != "succeeded").count() as u32;
+        phase += 1;
+        tx.execute(
+            "UPDATE pipeline_runs SET phase = ?2, warnings = ?3 WHERE id = ?1",
+            params![id, phase.min(phases.saturating_sub(1)), warnings],
+        )?;
+        out.changed = true;
+        if phase >= phases {
+            finish(tx, if warnings > 0 { "warning" } else { "succeeded" }, None)?;
+            return Ok(out);
+        }
+    }
+}
 
 const HOOK_COLS: &str = "project_id, id, config_id, auth, secret, old_secret, old_until, max_body, rate_per_min, created_at";
 
@@ -237,6 +534,26 @@ fn hook_from_row(r: &Row<'_>) -> Result<HookRow> {
         rate_per_min: r.get(8)?,
         created_at: r.get(9)?,
     })
+}
+
+fn pipeline_from_row(r: &Row<'_>) -> Result<PipelineRow> {
+    Ok(PipelineRow {
+        project: parse(r.get(0)?)?,
+        id: parse(r.get(1)?)?,
+        doc: json(&r.get::<_, String>(2)?)?,
+        version: r.get(3)?,
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+    })
+}
+
+fn load_pipeline(c: &Connection, project: &ProjectId, id: &PipelineId) -> Result<PipelineRow> {
+    c.prepare_cached(
+        "SELECT project_id, id, doc, version, created_at, updated_at FROM pipelines WHERE project_id = ?1 AND id = ?2",
+    )?
+    .query_row(params![project.as_str(), id.as_str()], |r| Ok(pipeline_from_row(r)))
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("pipeline {id}")))?
 }
 
 fn load_hook(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<HookRow> {
@@ -1199,6 +1516,16 @@ impl Store for SqliteStore {
                     .prepare_cached("SELECT id FROM hooks WHERE project_id = ?1 AND config_id = ?2 ORDER BY id")?
                     .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
+                let pipes: Vec<String> = tx
+                    .prepare_cached("SELECT pipeline_id FROM pipeline_configs WHERE project_id = ?1 AND config_id = ?2 ORDER BY pipeline_id")?
+                    .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !pipes.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "configuration {id} is used by pipelines: {}; change them first",
+                        pipes.join(", ")
+                    )));
+                }
                 if !hooks.is_empty() {
                     return Err(StoreError::Conflict(format!(
                         "configuration {id} is used by webhooks: {}; delete them first",
@@ -1216,6 +1543,213 @@ impl Store for SqliteStore {
             })
         })
         .await
+    }
+
+    async fn put_pipeline(
+        &self,
+        project: &ProjectId,
+        id: &PipelineId,
+        doc: &Value,
+        configs: &[ConfigId],
+        create: bool,
+    ) -> Result<PipelineRow> {
+        let (project, id, doc, configs) = (
+            project.clone(),
+            id.clone(),
+            doc.to_string(),
+            configs.to_vec(),
+        );
+        self.write(move |c| {
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                for cfg in &configs {
+                    load_config(tx, &project, cfg)?;
+                }
+                let n = if create {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO pipelines (project_id, id, doc, created_at, updated_at) VALUES (?1, ?2, ?3, {NOW}, {NOW}) \
+                             ON CONFLICT DO NOTHING"
+                        ),
+                        params![project.as_str(), id.as_str(), doc],
+                    )?
+                } else {
+                    tx.execute(
+                        &format!("UPDATE pipelines SET doc = ?3, version = version + 1, updated_at = {NOW} WHERE project_id = ?1 AND id = ?2"),
+                        params![project.as_str(), id.as_str(), doc],
+                    )?
+                };
+                if n == 0 {
+                    return Err(if create {
+                        StoreError::Conflict(format!("pipeline {id} already exists"))
+                    } else {
+                        StoreError::NotFound(format!("pipeline {id}"))
+                    });
+                }
+                tx.execute(
+                    "DELETE FROM pipeline_configs WHERE project_id = ?1 AND pipeline_id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                for cfg in &configs {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO pipeline_configs (project_id, config_id, pipeline_id) VALUES (?1, ?2, ?3)",
+                        params![project.as_str(), cfg.as_str(), id.as_str()],
+                    )?;
+                }
+                load_pipeline(tx, &project, &id)
+            })
+        })
+        .await
+    }
+
+    async fn get_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<PipelineRow> {
+        let (project, id) = (project.clone(), id.clone());
+        self.read(move |c| load_pipeline(c, &project, &id)).await
+    }
+
+    async fn list_pipelines(&self, project: &ProjectId) -> Result<Vec<PipelineRow>> {
+        let project = project.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT project_id, id, doc, version, created_at, updated_at FROM pipelines WHERE project_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query([project.as_str()])?;
+            collect_rows(rows, pipeline_from_row)
+        })
+        .await
+    }
+
+    async fn delete_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<()> {
+        let (project, id) = (project.clone(), id.clone());
+        self.write(move |c| {
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                let n = tx.execute(
+                    "DELETE FROM pipelines WHERE project_id = ?1 AND id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("pipeline {id}")));
+                }
+                tx.execute(
+                    "DELETE FROM pipeline_configs WHERE project_id = ?1 AND pipeline_id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn start_pipeline_run(
+        &self,
+        project: &ProjectId,
+        id: &PipelineId,
+    ) -> Result<PipelineRun> {
+        let (project, id) = (project.clone(), id.clone());
+        let (run, adv) = self
+            .write(move |c| {
+                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    let p = load_pipeline(tx, &project, &id)?;
+                    let doc: gantry_core::pipeline::PipelineDoc = serde_json::from_value(p.doc)
+                        .map_err(|e| StoreError::Corrupt(format!("pipeline {id}: {e}")))?;
+                    let run = JobId::new().to_string();
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO pipeline_runs (id, project_id, pipeline_id, status, phases, created_at) \
+                             VALUES (?1, ?2, ?3, 'queued', ?4, {NOW})"
+                        ),
+                        params![run, project.as_str(), id.as_str(), doc.phases.len() as u32],
+                    )?;
+                    for (i, phase) in doc.phases.iter().enumerate() {
+                        for (j, t) in phase.tasks.iter().enumerate() {
+                            tx.execute(
+                                "INSERT INTO pipeline_tasks (run_id, phase, task, config_id, continue_on_failure, parameters, status) \
+                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+                                params![run, i as u32, j as u32, t.config, t.continue_on_failure, Value::Object(t.parameters.clone()).to_string()],
+                            )?;
+                        }
+                    }
+                    let adv = advance_run(tx, &run)?;
+                    Ok((load_run(tx, None, &run)?, adv))
+                })
+            })
+            .await?;
+        if adv.enqueued {
+            self.announce(Change::Enqueued);
+        }
+        Ok(run)
+    }
+
+    async fn get_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun> {
+        let (project, run) = (project.clone(), run.to_string());
+        self.read(move |c| load_run(c, Some(&project), &run)).await
+    }
+
+    async fn list_pipeline_runs(
+        &self,
+        project: &ProjectId,
+        pipeline: Option<&PipelineId>,
+    ) -> Result<Vec<PipelineRun>> {
+        let (project, pipeline) = (project.clone(), pipeline.cloned());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLS} FROM pipeline_runs WHERE project_id = ?1 AND (?2 IS NULL OR pipeline_id = ?2) \
+                 ORDER BY id DESC LIMIT 200"
+            ))?;
+            let rows = stmt.query(params![project.as_str(), pipeline.as_ref().map(|p| p.as_str())])?;
+            collect_rows(rows, run_from_row)
+        })
+        .await
+    }
+
+    async fn cancel_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun> {
+        let (project, run) = (project.clone(), run.to_string());
+        let (out, adv) = self
+            .write(move |c| {
+                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    load_run(tx, Some(&project), &run)?;
+                    tx.execute(
+                        "UPDATE pipeline_runs SET cancel_requested = 1 WHERE id = ?1 AND status IN ('queued', 'running')",
+                        [&run],
+                    )?;
+                    let adv = advance_run(tx, &run)?;
+                    Ok((load_run(tx, None, &run)?, adv))
+                })
+            })
+            .await?;
+        for j in adv.cancel {
+            self.announce(Change::CancelRequested(j));
+        }
+        Ok(out)
+    }
+
+    async fn advance_pipeline_runs(&self) -> Result<u64> {
+        let (n, enqueued, cancels) = self
+            .write(|c| {
+                immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                    let open: Vec<String> = tx
+                        .prepare_cached(
+                            "SELECT id FROM pipeline_runs WHERE status IN ('queued', 'running')",
+                        )?
+                        .query_map([], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    let (mut n, mut enqueued, mut cancels) = (0u64, false, Vec::new());
+                    for id in open {
+                        let adv = advance_run(tx, &id)?;
+                        n += adv.changed as u64;
+                        enqueued |= adv.enqueued;
+                        cancels.extend(adv.cancel);
+                    }
+                    Ok((n, enqueued, cancels))
+                })
+            })
+            .await?;
+        if enqueued {
+            self.announce(Change::Enqueued);
+        }
+        for j in cancels {
+            self.announce(Change::CancelRequested(j));
+        }
+        Ok(n)
     }
 
     async fn create_hook(&self, h: HookRow) -> Result<HookRow> {

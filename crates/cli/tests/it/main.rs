@@ -10,6 +10,7 @@ mod keboola;
 mod lifecycle;
 mod limits;
 mod logs;
+mod pipelines;
 mod run;
 mod schedules;
 mod storage;
