@@ -75,6 +75,7 @@ pub fn run_view(r: PipelineRun) -> Value {
         "created_at": rfc3339(r.created_at),
         "started_at": r.started_at.map(rfc3339),
         "finished_at": r.finished_at.map(rfc3339),
+        "trigger": r.trigger.as_ref().map(crate::views::trigger_view),
     })
 }
 

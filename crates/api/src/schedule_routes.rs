@@ -9,7 +9,7 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use gantry_core::schedule::ScheduleDoc;
+use gantry_core::schedule::{ScheduleDoc, Target};
 use gantry_core::ScheduleId;
 use gantry_store::{NewSchedule, ScheduleRow, StoreError};
 use serde_json::{json, Value};
@@ -62,7 +62,8 @@ fn view(row: ScheduleRow) -> Value {
             json!({
                 "tick": rfc3339(t.tick),
                 "outcome": t.outcome,
-                "job": t.job_id.map(|j| j.to_string()),
+                "job": (t.outcome == "job").then(|| t.made.clone()).flatten(),
+                "run": (t.outcome == "run").then(|| t.made.clone()).flatten(),
                 "note": t.note,
             })
         })
@@ -71,6 +72,7 @@ fn view(row: ScheduleRow) -> Value {
         "id": row.id,
         "project": row.project,
         "config": row.config_id,
+        "pipeline": row.pipeline_id,
         "status": status,
         "schedule": row.doc,
         "runs": row.runs,
@@ -98,23 +100,36 @@ async fn create(
         _ => return Err(ApiError::invalid("id: a schedule id is required")),
     };
     let (doc, schedule) = ScheduleDoc::from_value(body)?;
-    match s.store.get_config(&p.project, &schedule.config).await {
-        Ok(_) => {}
-        Err(StoreError::NotFound(_)) => {
-            return Err(ApiError::invalid(format!(
-                "config: configuration {} not found in project {}",
-                schedule.config, p.project
-            )))
-        }
-        Err(e) => return Err(e.into()),
-    }
+    let (config_id, pipeline_id) = match &schedule.target {
+        Target::Config(c) => match s.store.get_config(&p.project, c).await {
+            Ok(_) => (Some(c.clone()), None),
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "config: configuration {c} not found in project {}",
+                    p.project
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Target::Pipeline(pl) => match s.store.get_pipeline(&p.project, pl).await {
+            Ok(_) => (None, Some(pl.clone())),
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "pipeline: pipeline {pl} not found in project {}",
+                    p.project
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
     let row = s
         .store
         .create_schedule(
             &p.project,
             NewSchedule {
                 id,
-                config_id: schedule.config.clone(),
+                config_id,
+                pipeline_id,
                 doc: serde_json::to_value(&doc).map_err(ApiError::internal)?,
                 next_tick: schedule.first_tick(now_ms()),
                 max_runs: schedule.max_runs,

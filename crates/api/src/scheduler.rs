@@ -8,7 +8,7 @@
 
 use gantry_core::schedule::ScheduleDoc;
 use gantry_core::Spec;
-use gantry_store::{Change, FireTick, Fired, NewJob, ScheduleRow, Store, Trigger};
+use gantry_store::{Change, Fire, FireTick, Fired, NewJob, ScheduleRow, Store, Trigger};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -84,15 +84,16 @@ async fn fire(store: &dyn Store, row: ScheduleRow, now: i64) {
         }
     };
     let plan = schedule.plan(due, now);
-    let fire = match plan.fire {
-        Some(tick) => match job_for(store, &row, tick).await {
-            Ok(job) => Some((tick, job)),
+    let fire = match (plan.fire, &row.pipeline_id) {
+        (Some(tick), Some(pipeline)) => Some((tick, Fire::Pipeline(pipeline.clone()))),
+        (Some(tick), None) => match job_for(store, &row, tick).await {
+            Ok(job) => Some((tick, Fire::Job(job))),
             Err(e) => {
                 tracing::warn!(schedule = %row.id, project = %row.project, error = %e, "cannot make the scheduled job; tick passed over");
                 None
             }
         },
-        None => None,
+        (None, _) => None,
     };
     let result = store
         .fire_tick(FireTick {
@@ -108,8 +109,11 @@ async fn fire(store: &dyn Store, row: ScheduleRow, now: i64) {
         Ok(Fired::Job(job)) => {
             tracing::info!(schedule = %row.id, project = %row.project, tick = plan.fire, job = %job, "schedule fired")
         }
+        Ok(Fired::Run(run)) => {
+            tracing::info!(schedule = %row.id, project = %row.project, tick = plan.fire, run = %run, "schedule fired a pipeline run")
+        }
         Ok(Fired::Skipped(prev)) => {
-            tracing::info!(schedule = %row.id, project = %row.project, running = %prev, "tick skipped: the previous job is still queued or running")
+            tracing::info!(schedule = %row.id, project = %row.project, running = %prev, "tick skipped: the previous job or run is still queued or running")
         }
         Ok(Fired::Missed) => {
             tracing::info!(schedule = %row.id, project = %row.project, tick = plan.missed, "missed tick passed over (missed: skip)")
@@ -120,14 +124,17 @@ async fn fire(store: &dyn Store, row: ScheduleRow, now: i64) {
 }
 
 async fn job_for(store: &dyn Store, row: &ScheduleRow, tick: i64) -> Result<NewJob, String> {
+    let Some(config_id) = &row.config_id else {
+        return Err("the schedule names no configuration".into());
+    };
     let config = store
-        .get_config(&row.project, &row.config_id)
+        .get_config(&row.project, config_id)
         .await
         .map_err(|e| e.to_string())?;
     let (_, spec) = Spec::from_value(config.spec.clone()).map_err(|e| e.to_string())?;
     let mut job = NewJob::from_spec(
         row.project.clone(),
-        Some(row.config_id.clone()),
+        Some(config_id.clone()),
         config.spec,
         &spec,
     );

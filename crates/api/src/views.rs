@@ -58,7 +58,7 @@ pub struct JobView {
     pub trigger: Option<Value>,
 }
 
-fn trigger_view(t: &Trigger) -> Value {
+pub fn trigger_view(t: &Trigger) -> Value {
     match t {
         Trigger::Schedule { id, tick } => {
             serde_json::json!({"kind": "schedule", "id": id, "tick": rfc3339(*tick)})

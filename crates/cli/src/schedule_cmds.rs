@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 #[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 pub enum SchedulesCommand {
-    /// Run a configuration on a schedule: a cron expression (5 fields, or 6
+    /// Run a configuration (or a pipeline) on a schedule: a cron expression (5 fields, or 6
     /// with seconds first, or @hourly/@daily/@weekly/@monthly/@yearly) in a
     /// time zone, or every N seconds. Each tick makes exactly one job (across
     /// restarts and any number of servers on one store), recorded on the job
@@ -19,8 +19,15 @@ pub enum SchedulesCommand {
     Create {
         id: String,
         /// The configuration to run.
+        #[arg(
+            long,
+            conflicts_with = "pipeline",
+            required_unless_present = "pipeline"
+        )]
+        config: Option<String>,
+        /// The pipeline to run instead (each tick starts one run).
         #[arg(long)]
-        config: String,
+        pipeline: Option<String>,
         /// Cron expression, e.g. "30 2 * * *" or "*/10 * * * * *".
         #[arg(long, conflicts_with = "every", required_unless_present = "every")]
         cron: Option<String>,
@@ -75,7 +82,10 @@ fn show(g: &Global, v: &Value) {
         OutputFormat::Table => {
             let field = |k: &str, v: String| println!("{k:<12}{v}");
             field("id", output::s(&v["id"]));
-            field("config", output::s(&v["config"]));
+            match v["pipeline"].as_str() {
+                Some(p) => field("pipeline", p.to_string()),
+                None => field("config", output::s(&v["config"])),
+            }
             field("status", output::s(&v["status"]));
             let when = v["schedule"]["cron"]
                 .as_str()
@@ -95,9 +105,10 @@ fn show(g: &Global, v: &Value) {
                 field(if i == 0 { "next" } else { "" }, output::s(t));
             }
             for t in v["recent"].as_array().into_iter().flatten() {
-                let what = match t["job"].as_str() {
-                    Some(j) => format!("job {j}"),
-                    None => format!("{}: {}", output::s(&t["outcome"]), output::s(&t["note"])),
+                let what = match (t["job"].as_str(), t["run"].as_str()) {
+                    (Some(j), _) => format!("job {j}"),
+                    (_, Some(r)) => format!("pipeline run {r}"),
+                    _ => format!("{}: {}", output::s(&t["outcome"]), output::s(&t["note"])),
                 };
                 field("tick", format!("{} {what}", output::s(&t["tick"])));
             }
@@ -111,6 +122,7 @@ pub async fn schedules(g: &Global, cmd: SchedulesCommand) -> anyhow::Result<u8> 
         SchedulesCommand::Create {
             id,
             config,
+            pipeline,
             cron,
             every,
             timezone,
@@ -120,8 +132,10 @@ pub async fn schedules(g: &Global, cmd: SchedulesCommand) -> anyhow::Result<u8> 
             missed,
             overlap,
         } => {
-            let mut body = json!({"id": id, "config": config});
+            let mut body = json!({ "id": id });
             let fields = [
+                ("config", config),
+                ("pipeline", pipeline),
                 ("cron", cron),
                 ("every", every),
                 ("timezone", timezone),
@@ -158,7 +172,9 @@ pub async fn schedules(g: &Global, cmd: SchedulesCommand) -> anyhow::Result<u8> 
                                 });
                             vec![
                                 output::s(&s["id"]),
-                                output::s(&s["config"]),
+                                s["config"].as_str().map(str::to_string).unwrap_or_else(|| {
+                                    format!("pipeline {}", output::s(&s["pipeline"]))
+                                }),
                                 when,
                                 output::s(&s["status"]),
                                 output::s(&s["runs"]),

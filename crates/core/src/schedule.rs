@@ -6,7 +6,7 @@
 //! "now" in.
 
 use crate::spec::SpecError;
-use crate::ConfigId;
+use crate::{ConfigId, PipelineId};
 use chrono::{DateTime, TimeZone, Utc};
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
@@ -72,9 +72,12 @@ impl std::str::FromStr for Overlap {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleDoc {
-    /// The configuration it runs.
-    #[serde(default)]
-    pub config: String,
+    /// The configuration it runs (or give `pipeline`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config: Option<String>,
+    /// The pipeline it runs (or give `config`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// `30s`, `5m`, or a number of seconds.
@@ -102,10 +105,17 @@ pub enum Timing {
     Every { every_ms: i64 },
 }
 
+/// What a schedule runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Config(ConfigId),
+    Pipeline(PipelineId),
+}
+
 /// A validated schedule. Times are milliseconds since the Unix epoch.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    pub config: ConfigId,
+    pub target: Target,
     pub timing: Timing,
     pub start_at: Option<i64>,
     pub end_at: Option<i64>,
@@ -170,10 +180,19 @@ impl ScheduleDoc {
     }
 
     pub fn validate(&self) -> Result<Schedule, SpecError> {
-        let config: ConfigId = self
-            .config
-            .parse()
-            .map_err(|e: String| SpecError::at("config", e))?;
+        let target = match (&self.config, &self.pipeline) {
+            (Some(c), None) => {
+                Target::Config(c.parse().map_err(|e: String| SpecError::at("config", e))?)
+            }
+            (None, Some(p)) => Target::Pipeline(
+                p.parse()
+                    .map_err(|e: String| SpecError::at("pipeline", e))?,
+            ),
+            _ => return Err(SpecError::at(
+                "config",
+                "give exactly one of 'config' (a configuration id) or 'pipeline' (a pipeline id)",
+            )),
+        };
         let tz: chrono_tz::Tz = match self.timezone.as_deref() {
             None => chrono_tz::UTC,
             Some(z) => z.parse().map_err(|_| {
@@ -240,7 +259,7 @@ impl ScheduleDoc {
             Some(_) => return Err(SpecError::at("max_runs", "must be at least 1")),
         };
         Ok(Schedule {
-            config,
+            target,
             timing,
             start_at,
             end_at,
@@ -499,6 +518,12 @@ mod tests {
             (json!({"config": "c", "every": "500ms"}), "every"),
             (json!({"config": "c", "every": 0}), "every"),
             (json!({"config": "", "every": 5}), "config"),
+            (json!({"every": 5}), "config"),
+            (
+                json!({"config": "c", "pipeline": "p", "every": 5}),
+                "config",
+            ),
+            (json!({"pipeline": "a/b", "every": 5}), "pipeline"),
             (
                 json!({"config": "c", "every": 5, "max_runs": 0}),
                 "max_runs",

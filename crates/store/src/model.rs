@@ -194,7 +194,9 @@ pub struct Job {
 pub struct ScheduleRow {
     pub project: ProjectId,
     pub id: ScheduleId,
-    pub config_id: ConfigId,
+    /// What it runs: a configuration or a pipeline.
+    pub config_id: Option<ConfigId>,
+    pub pipeline_id: Option<PipelineId>,
     /// The schedule document as written (validated).
     pub doc: Value,
     pub paused: bool,
@@ -209,10 +211,11 @@ pub struct ScheduleRow {
     pub recent: Vec<TickRecord>,
 }
 
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug)]
 pub struct NewSchedule {
     pub id: ScheduleId,
-    pub config_id: ConfigId,
+    pub config_id: Option<ConfigId>,
+    pub pipeline_id: Option<PipelineId>,
     pub doc: Value,
     pub next_tick: Option<i64>,
     pub max_runs: Option<u64>,
@@ -223,9 +226,10 @@ pub struct NewSchedule {
 #[derive(Clone, Debug, Serialize)]
 pub struct TickRecord {
     pub tick: i64,
-    /// `job`, `skipped` (overlap) or `missed`.
+    /// `job`, `run` (a pipeline run), `skipped` (overlap) or `missed`.
     pub outcome: String,
-    pub job_id: Option<JobId>,
+    /// The job or pipeline run it made.
+    pub made: Option<String>,
     pub note: Option<String>,
     pub created_at: i64,
 }
@@ -237,18 +241,27 @@ pub struct FireTick {
     pub project: ProjectId,
     pub id: ScheduleId,
     pub expected: i64,
-    /// The tick to run, with its job.
-    pub fire: Option<(i64, NewJob)>,
+    /// The tick to run, with its job or pipeline.
+    pub fire: Option<(i64, Fire)>,
     /// A tick passed over (missed while down, policy `skip`).
     pub missed: Option<i64>,
     pub next: Option<i64>,
 }
 
+/// What a tick starts.
+#[derive(Clone, Debug)]
+pub enum Fire {
+    Job(NewJob),
+    Pipeline(PipelineId),
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Fired {
     Job(JobId),
-    /// Overlap `skip`: this job of the schedule was still queued or running.
-    Skipped(JobId),
+    /// A pipeline run (its id).
+    Run(String),
+    /// Overlap `skip`: this job (or pipeline run) of the schedule was still queued or running.
+    Skipped(String),
     Missed,
     /// Another scheduler fired this tick, or the schedule changed.
     Lost,
@@ -495,6 +508,8 @@ pub struct PipelineRun {
     pub started_at: Option<i64>,
     pub finished_at: Option<i64>,
     pub tasks: Vec<RunTask>,
+    /// What started it, if not the API.
+    pub trigger: Option<Trigger>,
 }
 
 #[derive(Clone, Debug, Serialize)]

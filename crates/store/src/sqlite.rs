@@ -169,7 +169,8 @@ CREATE INDEX jobs_active_by_schedule ON jobs (project_id, schedule_id) WHERE sta
 CREATE TABLE schedules (
     project_id TEXT NOT NULL REFERENCES projects(id),
     id TEXT NOT NULL,
-    config_id TEXT NOT NULL,
+    config_id TEXT,
+    pipeline_id TEXT,
     doc TEXT NOT NULL,
     paused INTEGER NOT NULL DEFAULT 0,
     next_tick INTEGER,
@@ -253,6 +254,9 @@ CREATE TABLE pipeline_runs (
 );
 CREATE INDEX pipeline_runs_open ON pipeline_runs (id) WHERE status IN ('queued', 'running');
 CREATE INDEX pipeline_runs_by_project ON pipeline_runs (project_id, pipeline_id, id);
+ALTER TABLE pipeline_runs ADD COLUMN trigger TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN schedule_id TEXT;
+CREATE INDEX pipeline_runs_active_by_schedule ON pipeline_runs (project_id, schedule_id) WHERE status IN ('queued', 'running');
 CREATE TABLE pipeline_tasks (
     run_id TEXT NOT NULL,
     phase INTEGER NOT NULL,
@@ -268,7 +272,7 @@ CREATE TABLE pipeline_tasks (
 "#,
 ];
 
-const RUN_COLS: &str = "id, project_id, pipeline_id, status, phase, phases, cancel_requested, error, created_at, started_at, finished_at";
+const RUN_COLS: &str = "id, project_id, pipeline_id, status, phase, phases, cancel_requested, error, created_at, started_at, finished_at, trigger";
 
 fn load_run(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<PipelineRun> {
     let mut run = c
@@ -314,6 +318,10 @@ fn run_from_row(r: &Row<'_>) -> Result<PipelineRun> {
         started_at: r.get(9)?,
         finished_at: r.get(10)?,
         tasks: Vec::new(),
+        trigger: r
+            .get::<_, Option<String>>(11)?
+            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
     })
 }
 
@@ -367,6 +375,51 @@ fn task_job(
         task,
     });
     Ok(Ok(job))
+}
+
+/// Starts a run of a pipeline inside the caller's transaction.
+fn start_run_tx(
+    tx: &rusqlite::Transaction<'_>,
+    project: &ProjectId,
+    id: &PipelineId,
+    trigger: Option<&Trigger>,
+) -> Result<(String, Advanced)> {
+    let p = load_pipeline(tx, project, id)?;
+    let doc: gantry_core::pipeline::PipelineDoc = serde_json::from_value(p.doc)
+        .map_err(|e| StoreError::Corrupt(format!("pipeline {id}: {e}")))?;
+    let run = JobId::new().to_string();
+    tx.execute(
+        &format!(
+            "INSERT INTO pipeline_runs (id, project_id, pipeline_id, status, phases, trigger, schedule_id, created_at) \
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW})"
+        ),
+        params![
+            run,
+            project.as_str(),
+            id.as_str(),
+            doc.phases.len() as u32,
+            trigger.and_then(|t| serde_json::to_string(t).ok()),
+            trigger.and_then(Trigger::schedule_id).map(|s| s.to_string()),
+        ],
+    )?;
+    for (i, phase) in doc.phases.iter().enumerate() {
+        for (j, t) in phase.tasks.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO pipeline_tasks (run_id, phase, task, config_id, continue_on_failure, parameters, status) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+                params![
+                    run,
+                    i as u32,
+                    j as u32,
+                    t.config,
+                    t.continue_on_failure,
+                    Value::Object(t.parameters.clone()).to_string()
+                ],
+            )?;
+        }
+    }
+    let adv = advance_run(tx, &run)?;
+    Ok((run, adv))
 }
 
 const TERMINAL_RUN: [&str; 4] = ["succeeded", "warning", "failed", "cancelled"];
@@ -889,13 +942,14 @@ fn job_params<'a>(id: &JobId, job: &'a NewJob) -> impl rusqlite::Params + 'a {
 }
 
 const SCHEDULE_COLS: &str =
-    "project_id, id, config_id, doc, paused, next_tick, last_tick, runs, created_at, updated_at";
+    "project_id, id, config_id, doc, paused, next_tick, last_tick, runs, created_at, updated_at, pipeline_id";
 
 fn schedule_from_row(r: &Row<'_>) -> Result<ScheduleRow> {
     Ok(ScheduleRow {
         project: parse(r.get(0)?)?,
         id: parse(r.get(1)?)?,
-        config_id: parse(r.get(2)?)?,
+        config_id: r.get::<_, Option<String>>(2)?.map(parse).transpose()?,
+        pipeline_id: r.get::<_, Option<String>>(10)?.map(parse).transpose()?,
         doc: json(&r.get::<_, String>(3)?)?,
         paused: r.get(4)?,
         next_tick: r.get(5)?,
@@ -923,7 +977,7 @@ fn insert_tick(
     f: &FireTick,
     tick: i64,
     outcome: &str,
-    job: Option<&JobId>,
+    made: Option<&str>,
     note: Option<&str>,
 ) -> Result<()> {
     tx.prepare_cached(&format!(
@@ -935,7 +989,7 @@ fn insert_tick(
         f.id.as_str(),
         tick,
         outcome,
-        job.map(|j| j.to_string()),
+        made,
         note
     ])?;
     Ok(())
@@ -1622,6 +1676,16 @@ impl Store for SqliteStore {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
             immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                let users: Vec<String> = tx
+                    .prepare_cached("SELECT id FROM schedules WHERE project_id = ?1 AND pipeline_id = ?2 ORDER BY id")?
+                    .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !users.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "pipeline {id} is used by schedules: {}; delete or change them first",
+                        users.join(", ")
+                    )));
+                }
                 let n = tx.execute(
                     "DELETE FROM pipelines WHERE project_id = ?1 AND id = ?2",
                     params![project.as_str(), id.as_str()],
@@ -1648,27 +1712,7 @@ impl Store for SqliteStore {
         let (run, adv) = self
             .write(move |c| {
                 immediate(c, |tx: &rusqlite::Transaction<'_>| {
-                    let p = load_pipeline(tx, &project, &id)?;
-                    let doc: gantry_core::pipeline::PipelineDoc = serde_json::from_value(p.doc)
-                        .map_err(|e| StoreError::Corrupt(format!("pipeline {id}: {e}")))?;
-                    let run = JobId::new().to_string();
-                    tx.execute(
-                        &format!(
-                            "INSERT INTO pipeline_runs (id, project_id, pipeline_id, status, phases, created_at) \
-                             VALUES (?1, ?2, ?3, 'queued', ?4, {NOW})"
-                        ),
-                        params![run, project.as_str(), id.as_str(), doc.phases.len() as u32],
-                    )?;
-                    for (i, phase) in doc.phases.iter().enumerate() {
-                        for (j, t) in phase.tasks.iter().enumerate() {
-                            tx.execute(
-                                "INSERT INTO pipeline_tasks (run_id, phase, task, config_id, continue_on_failure, parameters, status) \
-                                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
-                                params![run, i as u32, j as u32, t.config, t.continue_on_failure, Value::Object(t.parameters.clone()).to_string()],
-                            )?;
-                        }
-                    }
-                    let adv = advance_run(tx, &run)?;
+                    let (run, adv) = start_run_tx(tx, &project, &id, None)?;
                     Ok((load_run(tx, None, &run)?, adv))
                 })
             })
@@ -1891,20 +1935,26 @@ impl Store for SqliteStore {
         let project = project.clone();
         self.write(move |c| {
             immediate(c, |tx: &rusqlite::Transaction<'_>| {
-                load_config(tx, &project, &s.config_id)?;
+                if let Some(c) = &s.config_id {
+                    load_config(tx, &project, c)?;
+                }
+                if let Some(p) = &s.pipeline_id {
+                    load_pipeline(tx, &project, p)?;
+                }
                 let n = tx.execute(
                     &format!(
-                        "INSERT INTO schedules (project_id, id, config_id, doc, next_tick, max_runs, overlap, created_at, updated_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW}, {NOW}) ON CONFLICT DO NOTHING"
+                        "INSERT INTO schedules (project_id, id, config_id, doc, next_tick, max_runs, overlap, created_at, updated_at, pipeline_id) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW}, {NOW}, ?8) ON CONFLICT DO NOTHING"
                     ),
                     params![
                         project.as_str(),
                         s.id.as_str(),
-                        s.config_id.as_str(),
+                        s.config_id.as_ref().map(|c| c.as_str()),
                         s.doc.to_string(),
                         s.next_tick,
                         s.max_runs.map(|m| m as i64),
                         s.overlap.as_str(),
+                        s.pipeline_id.as_ref().map(|p| p.as_str()),
                     ],
                 )?;
                 if n == 0 {
@@ -1941,7 +1991,7 @@ impl Store for SqliteStore {
                 Ok(TickRecord {
                     tick: r.get(0)?,
                     outcome: r.get(1)?,
-                    job_id: r.get::<_, Option<String>>(2)?.map(parse).transpose()?,
+                    made: r.get(2)?,
                     note: r.get(3)?,
                     created_at: r.get(4)?,
                 })
@@ -2044,36 +2094,52 @@ impl Store for SqliteStore {
                         })
                         .optional()?;
                     let Some((overlap, runs, max_runs)) = row else {
-                        return Ok(Fired::Lost);
+                        return Ok((Fired::Lost, false));
                     };
                     let mut made = 0;
                     let mut fired = Fired::Missed;
                     if let Some(tick) = f.missed {
                         insert_tick(tx, &f, tick, "missed", None, Some("missed while no scheduler ran (missed: skip)"))?;
                     }
-                    if let Some((tick, job)) = &f.fire {
-                        let active: Option<String> = if overlap == "skip" {
+                    let mut adv = Advanced::default();
+                    if let Some((tick, what)) = &f.fire {
+                        let active: Option<String> = if overlap != "skip" {
+                            None
+                        } else if matches!(what, Fire::Pipeline(_)) {
+                            tx.prepare_cached(
+                                "SELECT id FROM pipeline_runs WHERE project_id = ?1 AND schedule_id = ?2 \
+                                 AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+                            )?
+                            .query_row(params![f.project.as_str(), f.id.as_str()], |r| r.get(0))
+                            .optional()?
+                        } else {
                             tx.prepare_cached(
                                 "SELECT id FROM jobs WHERE project_id = ?1 AND schedule_id = ?2 \
                                  AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
                             )?
                             .query_row(params![f.project.as_str(), f.id.as_str()], |r| r.get(0))
                             .optional()?
-                        } else {
-                            None
                         };
-                        fired = match active {
-                            Some(prev) => {
-                                let note = format!("job {prev} of this schedule was still queued or running (overlap: skip)");
+                        fired = match (active, what) {
+                            (Some(prev), _) => {
+                                let note = format!("{prev} of this schedule was still queued or running (overlap: skip)");
                                 insert_tick(tx, &f, *tick, "skipped", None, Some(&note))?;
-                                Fired::Skipped(parse(prev)?)
+                                Fired::Skipped(prev)
                             }
-                            None => {
+                            (None, Fire::Job(job)) => {
                                 let id = JobId::new();
                                 tx.prepare_cached(INSERT_JOB)?.execute(job_params(&id, job))?;
-                                insert_tick(tx, &f, *tick, "job", Some(&id), None)?;
+                                insert_tick(tx, &f, *tick, "job", Some(&id.to_string()), None)?;
                                 made = 1;
                                 Fired::Job(id)
+                            }
+                            (None, Fire::Pipeline(p)) => {
+                                let trigger = Trigger::Schedule { id: f.id.clone(), tick: *tick };
+                                let (run, a) = start_run_tx(tx, &f.project, p, Some(&trigger))?;
+                                adv = a;
+                                insert_tick(tx, &f, *tick, "run", Some(&run), None)?;
+                                made = 1;
+                                Fired::Run(run)
                             }
                         };
                     }
@@ -2092,20 +2158,21 @@ impl Store for SqliteStore {
                             made
                         ],
                     )?;
-                    Ok(fired)
+                    Ok((fired, adv.enqueued))
                 });
                 match out {
                     // The unique (schedule, tick) row: someone else fired it.
                     Err(StoreError::Db(rusqlite::Error::SqliteFailure(e, _)))
                         if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                     {
-                        Ok(Fired::Lost)
+                        Ok((Fired::Lost, false))
                     }
                     other => other,
                 }
             })
             .await?;
-        if matches!(fired, Fired::Job(_)) {
+        let (fired, enqueued) = fired;
+        if matches!(fired, Fired::Job(_)) || enqueued {
             self.announce(Change::Enqueued);
         }
         Ok(fired)

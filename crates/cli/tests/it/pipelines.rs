@@ -264,3 +264,58 @@ async fn a_restarted_server_carries_a_pipeline_on() {
         "phase 2 started by the restarted server: {second}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_schedule_starts_pipeline_runs() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    config(&api, "tiny", sh("echo tiny")).await;
+    let (st, _) = api
+        .post(
+            "/v1/pipelines",
+            json!({"id": "p", "phases": [{"tasks": [{"config": "tiny"}]}]}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let out = g.cli(&[
+        "schedules",
+        "create",
+        "ps",
+        "--pipeline",
+        "p",
+        "--every",
+        "2s",
+        "--max-runs",
+        "2",
+        "--overlap",
+        "allow",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let runs = loop {
+        let (_, list) = api.get("/v1/pipelines/p/runs").await;
+        let runs = list["runs"].as_array().cloned().unwrap_or_default();
+        let (_, sched) = api.get("/v1/schedules/ps").await;
+        if runs.len() >= 2 && sched["status"] == "ended" {
+            break runs;
+        }
+        assert!(Instant::now() < deadline, "{list} {sched}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    let mut ticks = Vec::new();
+    for r in &runs {
+        assert_eq!(r["trigger"]["kind"], "schedule", "{r}");
+        assert_eq!(r["trigger"]["id"], "ps", "{r}");
+        ticks.push(s(&r["trigger"]["tick"]));
+        let end = wait_run(&api, &s(&r["id"])).await;
+        assert_eq!(end["status"], "succeeded", "{end}");
+    }
+    ticks.dedup();
+    assert_eq!(ticks.len(), 2, "one run per tick");
+    let (st, err) = api
+        .call(reqwest::Method::DELETE, "/v1/pipelines/p", None)
+        .await;
+    assert_eq!(st, 409, "{err}");
+    assert!(s(&err["error"]["message"]).contains("ps"), "{err}");
+}

@@ -3,7 +3,7 @@
 use crate::{new_job, open, project};
 use gantry_core::schedule::Overlap;
 use gantry_core::{ConfigId, ScheduleId};
-use gantry_store::{FireTick, Fired, NewSchedule, Store, Trigger};
+use gantry_store::{Fire, FireTick, Fired, NewSchedule, Store, Trigger};
 use serde_json::json;
 
 #[tokio::test]
@@ -20,7 +20,8 @@ async fn racing_schedulers_fire_each_tick_once() {
             &project(),
             NewSchedule {
                 id: id.clone(),
-                config_id: cfg.clone(),
+                config_id: Some(cfg.clone()),
+                pipeline_id: None,
                 doc: json!({"config": "c", "every": 1}),
                 next_tick: Some(1000),
                 max_runs: None,
@@ -46,7 +47,7 @@ async fn racing_schedulers_fire_each_tick_once() {
                     project: project(),
                     id,
                     expected: tick,
-                    fire: Some((tick, job)),
+                    fire: Some((tick, Fire::Job(job))),
                     missed: None,
                     next: Some(tick + 1000),
                 })
