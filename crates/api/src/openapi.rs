@@ -85,7 +85,7 @@ pub fn document() -> Value {
             "/v1/schedules": {"get": op("List schedules", "200"), "post": op("Create a schedule {\"id\", \"config\", \"cron\" (5 or 6 fields, or @hourly...) or \"every\" (\"30s\"), \"timezone\" (IANA, default UTC), \"start_at\", \"end_at\", \"max_runs\", \"missed\": latest|skip, \"overlap\": skip|queue|allow}; 400 names a bad field", "201")},
             "/v1/schedules/{id}": {"get": op("A schedule: status, the next 5 fire times, the latest ticks and what came of them", "200"), "delete": op("Delete a schedule", "204")},
             "/v1/schedules/{id}/pause": {"post": op("Pause a schedule", "200")},
-            "/v1/pipelines": {"get": op("List pipelines", "200"), "post": op("Create a pipeline {\"id\", \"phases\": [{\"name\", \"tasks\": [{\"config\", \"parameters\", \"continue_on_failure\"}]}]}; 400 names a bad field (an empty phase, a configuration not in the project)", "201")},
+            "/v1/pipelines": {"get": op("List pipelines", "200"), "post": op("Create a pipeline {\"id\", \"notify\": [{\"url\", \"on\", \"#secret\"}], \"phases\": [{\"name\", \"tasks\": [{\"config\", \"parameters\", \"continue_on_failure\"}]}]}; 400 names a bad field (an empty phase, a configuration not in the project)", "201")},
             "/v1/pipelines/{id}": {"get": op("A pipeline", "200"), "put": op("Replace a pipeline's phases {\"phases\": [...]}", "200"), "delete": op("Delete a pipeline", "204")},
             "/v1/pipelines/{id}/run": {"post": op("Start a run: the first phase's tasks are queued at once", "201")},
             "/v1/pipelines/{id}/runs": {"get": op("A pipeline's runs, newest first", "200")},
@@ -117,7 +117,8 @@ pub fn document() -> Value {
                     "spec": {"type": "object"}, "attempts": {"type": "array", "items": {"type": "object"}},
                     "priority": {"type": "integer"}, "run_after": {"type": "string"}, "concurrency": {"type": "object"},
                     "waiting": {"type": "string", "description": "why a queued job is held back"},
-                    "trigger": {"type": "object", "description": "{kind: schedule, id, tick}"}
+                    "trigger": {"type": "object", "description": "{kind: schedule, id, tick} | {kind: webhook, id, delivery} | {kind: pipeline, run, phase, task}"},
+                    "notifications": {"type": "array", "description": "outbound notifications of its end (spec.notify), each with every delivery attempt", "items": {"type": "object"}}
                 }},
                 "Event": {"type": "object", "properties": {
                     "seq": {"type": "integer"}, "attempt": {"type": "integer"}, "time": {"type": "string"},

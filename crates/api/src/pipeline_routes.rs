@@ -108,10 +108,9 @@ async fn checked(
     let mut flat: Vec<ConfigId> = configs.into_iter().flatten().collect();
     flat.sort();
     flat.dedup();
-    Ok((
-        serde_json::to_value(&doc).map_err(ApiError::internal)?,
-        flat,
-    ))
+    let mut value = serde_json::to_value(&doc).map_err(ApiError::internal)?;
+    crate::routes::seal_notify(&s.vault, &mut value);
+    Ok((value, flat))
 }
 
 #[derive(Deserialize)]
@@ -119,6 +118,8 @@ async fn checked(
 struct NewPipeline {
     id: String,
     phases: Value,
+    #[serde(default)]
+    notify: Option<Value>,
 }
 
 async fn create(
@@ -130,7 +131,11 @@ async fn create(
         .id
         .parse()
         .map_err(|e| ApiError::invalid(format!("id: {e}")))?;
-    let (doc, configs) = checked(&s, &p.project, json!({"phases": body.phases})).await?;
+    let mut doc = json!({"phases": body.phases});
+    if let Some(n) = body.notify {
+        doc["notify"] = n;
+    }
+    let (doc, configs) = checked(&s, &p.project, doc).await?;
     let row = s
         .store
         .put_pipeline(&p.project, &id, &doc, &configs, true)
@@ -214,9 +219,16 @@ async fn show_run(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    Ok(Json(run_view(
-        s.store.get_pipeline_run(&p.project, &id).await?,
-    )))
+    let mut view = run_view(s.store.get_pipeline_run(&p.project, &id).await?);
+    let notes = s
+        .store
+        .list_notifications(&p.project, "pipeline_run", &id)
+        .await?;
+    view["notifications"] = json!(notes
+        .into_iter()
+        .map(crate::views::notification_view)
+        .collect::<Vec<_>>());
+    Ok(Json(view))
 }
 
 async fn cancel_run(

@@ -119,6 +119,7 @@ async fn seal_spec(
     if let Some(params) = stored.get_mut("parameters").and_then(Value::as_object_mut) {
         vault.seal_params(params);
     }
+    seal_notify(vault, &mut stored);
     Ok((stored, spec))
 }
 
@@ -171,6 +172,22 @@ fn apply_timing(job: &mut NewJob, body: &SubmitJob) -> Result<(), ApiError> {
         job.run_at = Some(ms);
     }
     Ok(())
+}
+
+/// Seals the `#secret` of each notification target in a spec or pipeline.
+pub fn seal_notify(vault: &Vault, doc: &mut Value) {
+    for n in doc
+        .get_mut("notify")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(Value::String(s)) = n.get_mut("#secret") {
+            if !s.starts_with(gantry_vault::PREFIX) {
+                *s = vault.seal(s);
+            }
+        }
+    }
 }
 
 async fn submit_job(
@@ -272,7 +289,15 @@ async fn get_job(
     loop {
         let job = s.store.get_job(&p.project, id).await?;
         if job.status.is_terminal() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(job.into()));
+            let mut view: JobView = job.into();
+            view.notifications = s
+                .store
+                .list_notifications(&p.project, "job", &id.to_string())
+                .await?
+                .into_iter()
+                .map(notification_view)
+                .collect();
+            return Ok(Json(view));
         }
         wait_for_change(&mut changes, id, deadline).await;
     }

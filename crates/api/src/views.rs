@@ -56,6 +56,23 @@ pub struct JobView {
     /// What started it, if not a submission: `{"kind": "schedule", "id", "tick"}`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Value>,
+    /// Outbound notifications of its end, with every delivery attempt (in `GET /v1/jobs/{id}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<Value>,
+}
+
+pub fn notification_view(n: gantry_store::NotificationView) -> Value {
+    serde_json::json!({
+        "url": n.url,
+        "status": n.status,
+        "last_error": n.last_error,
+        "attempts": n.attempts.iter().map(|a| serde_json::json!({
+            "number": a.number,
+            "at": rfc3339(a.at),
+            "status_code": a.status_code,
+            "error": a.error,
+        })).collect::<Vec<_>>(),
+    })
 }
 
 pub fn trigger_view(t: &Trigger) -> Value {
@@ -165,6 +182,7 @@ impl From<Job> for JobView {
                 .map(|(key, limit)| serde_json::json!({"key": key, "limit": limit})),
             waiting: j.waiting.as_ref().map(waiting_text),
             trigger: j.trigger.as_ref().map(trigger_view),
+            notifications: Vec::new(),
         }
     }
 }

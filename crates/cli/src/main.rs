@@ -75,6 +75,11 @@ struct ListenArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "GANTRY_LISTEN", default_value = "127.0.0.1:8420")]
     listen: SocketAddr,
+    /// Let outbound notifications reach loopback, private and link-local
+    /// addresses (refused by default: a spec could otherwise make the server
+    /// call internal services).
+    #[arg(long, env = "GANTRY_ALLOW_PRIVATE_NOTIFY_TARGETS")]
+    allow_private_notify_targets: bool,
 }
 
 #[derive(Args, Clone)]
@@ -232,8 +237,8 @@ fn init_tracing(server_mode: bool) {
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     let g = cli.global;
     match cli.command {
-        Command::Up { listen, worker } => serve::up(&g, listen.listen, worker).await.map(|_| 0),
-        Command::Server { listen } => serve::server(&g, listen.listen).await.map(|_| 0),
+        Command::Up { listen, worker } => serve::up(&g, listen, worker).await.map(|_| 0),
+        Command::Server { listen } => serve::server(&g, listen).await.map(|_| 0),
         Command::Worker { worker } => serve::worker(&g, worker).await.map(|_| 0),
         Command::Run {
             spec,

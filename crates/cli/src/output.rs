@@ -103,6 +103,26 @@ pub fn job_detail(j: &Value) {
         let text: Vec<String> = l.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
         field("limits", text.join(" "));
     }
+    for n in j["notifications"].as_array().into_iter().flatten() {
+        let tries: Vec<String> = n["attempts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| match a["status_code"].as_u64() {
+                Some(c) => c.to_string(),
+                None => s(&a["error"]),
+            })
+            .collect();
+        field(
+            "notify",
+            format!(
+                "{} {} ({})",
+                s(&n["url"]),
+                s(&n["status"]),
+                tries.join(", ")
+            ),
+        );
+    }
     if let Some(attempts) = j["attempts"].as_array() {
         for a in attempts {
             let err = a["error"]["kind"]

@@ -3,7 +3,7 @@
 //! gently on SIGTERM/SIGINT.
 
 use crate::home::Home;
-use crate::{Global, WorkerArgs};
+use crate::{Global, ListenArgs, WorkerArgs};
 use anyhow::Context;
 use gantry_api::{app, AppState, Readiness};
 use gantry_runtime::{ContainerRuntime, DockerRuntime};
@@ -163,7 +163,8 @@ async fn serve_http(
     }))
 }
 
-pub async fn up(g: &Global, listen: SocketAddr, args: WorkerArgs) -> anyhow::Result<()> {
+pub async fn up(g: &Global, l: ListenArgs, args: WorkerArgs) -> anyhow::Result<()> {
+    let listen = l.listen;
     let o = open(g).await?;
     bootstrap_token(o.store.as_ref(), &o.home).await?;
     let runtime = connect_engine().await?;
@@ -181,15 +182,26 @@ pub async fn up(g: &Global, listen: SocketAddr, args: WorkerArgs) -> anyhow::Res
         o.store.clone(),
         shutdown.clone(),
     ));
+    // Notifications of jobs ending while the worker drains still go out.
+    let notify_stop = CancellationToken::new();
+    let notifier = tokio::spawn(gantry_api::notifier::run(
+        o.store.clone(),
+        o.vault.clone(),
+        l.allow_private_notify_targets,
+        notify_stop.clone(),
+    ));
     // The API stays up while the worker drains, so clients see jobs end.
     worker.run(shutdown).await.context("the worker failed")?;
     let _ = scheduler.await;
+    notify_stop.cancel();
+    let _ = notifier.await;
     http_stop.cancel();
     let _ = http.await;
     Ok(())
 }
 
-pub async fn server(g: &Global, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn server(g: &Global, l: ListenArgs) -> anyhow::Result<()> {
+    let listen = l.listen;
     let o = open(g).await?;
     bootstrap_token(o.store.as_ref(), &o.home).await?;
     let shutdown = shutdown_on_signals();
@@ -200,8 +212,18 @@ pub async fn server(g: &Global, listen: SocketAddr) -> anyhow::Result<()> {
         readiness: None,
     };
     let http = serve_http(listen, state, shutdown.clone()).await?;
-    let scheduler = tokio::spawn(gantry_api::scheduler::run(o.store.clone(), shutdown));
+    let scheduler = tokio::spawn(gantry_api::scheduler::run(
+        o.store.clone(),
+        shutdown.clone(),
+    ));
+    let notifier = tokio::spawn(gantry_api::notifier::run(
+        o.store.clone(),
+        o.vault.clone(),
+        l.allow_private_notify_targets,
+        shutdown,
+    ));
     let _ = scheduler.await;
+    let _ = notifier.await;
     let _ = http.await;
     Ok(())
 }

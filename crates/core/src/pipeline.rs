@@ -15,6 +15,9 @@ pub const MAX_TASKS: usize = 100;
 pub struct PipelineDoc {
     #[serde(default)]
     pub phases: Vec<PhaseDoc>,
+    /// URLs called when a run ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::spec::NotifyDoc>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -51,6 +54,7 @@ impl PipelineDoc {
             let msg = e.inner().to_string();
             SpecError::at(&path, msg.split(" at line ").next().unwrap_or(&msg))
         })?;
+        crate::spec::check_notify(&doc.notify, "notify")?;
         if doc.phases.is_empty() {
             return Err(SpecError::at("phases", "must list at least one phase"));
         }

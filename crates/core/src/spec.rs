@@ -60,6 +60,67 @@ pub struct SpecDoc {
     /// configuration lock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<ConcurrencyDoc>,
+    /// URLs called when the job ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyDoc>,
+}
+
+/// An outbound notification target: a URL called with the job (or pipeline
+/// run) when it ends, signed with the Standard Webhooks scheme when a
+/// `#secret` (`whsec_...`) is given (sealed at rest like `#` parameters).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyDoc {
+    #[serde(default)]
+    pub url: String,
+    /// `failure` (default) or `always`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<NotifyOn>,
+    #[serde(rename = "#secret", default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyOn {
+    #[default]
+    Failure,
+    Always,
+}
+
+/// Checks notification targets (the path prefix names the list).
+pub fn check_notify(list: &[NotifyDoc], prefix: &str) -> Result<(), SpecError> {
+    if list.len() > 10 {
+        return Err(SpecError::at(prefix, "at most 10 targets"));
+    }
+    for (i, n) in list.iter().enumerate() {
+        let url = n.url.trim();
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        let host = rest
+            .and_then(|r| r.split(['/', '?', '#']).next())
+            .unwrap_or("");
+        if host.is_empty()
+            || url.len() > 2048
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(SpecError::at(
+                &format!("{prefix}[{i}].url"),
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if let Some(s) = &n.secret {
+            let sealed = s.starts_with("gantry:enc:");
+            if !sealed && !s.starts_with("whsec_") {
+                return Err(SpecError::at(
+                    &format!("{prefix}[{i}].#secret"),
+                    "must be a Standard Webhooks secret (whsec_ followed by base64)",
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -520,6 +581,7 @@ impl SpecDoc {
             }
         };
         validate_storage(&self.storage)?;
+        check_notify(&self.notify, "notify")?;
         let priority = match self.priority {
             Some(p) => check_priority(p, "priority")?,
             None => DEFAULT_PRIORITY,

@@ -11,7 +11,7 @@ mod model;
 mod sqlite;
 
 pub use model::*;
-pub use sqlite::{SqliteStore, AGING_STEP_MS};
+pub use sqlite::{SqliteStore, AGING_STEP_MS, NOTIFY_DEADLINE_MS};
 
 use async_trait::async_trait;
 use gantry_core::events::LogLine;
@@ -129,6 +129,28 @@ pub trait Store: Send + Sync + 'static {
         job: NewJob,
     ) -> Result<Delivered>;
     async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<JobId>>;
+
+    // ---- outbound notifications
+    /// Pending notifications due now, leased for `lease` so no other server
+    /// sends them meanwhile; those past their deadline are given up first.
+    async fn due_notifications(&self, lease: Duration, limit: usize) -> Result<Vec<Notification>>;
+    /// Records one delivery attempt: delivered, or retried in `retry_in`
+    /// (given up once that passes the deadline).
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        status_code: Option<u16>,
+        error: Option<&str>,
+        delivered: bool,
+        retry_in: Duration,
+    ) -> Result<()>;
+    /// A job's (`job`) or pipeline run's (`pipeline_run`) notifications with every attempt.
+    async fn list_notifications(
+        &self,
+        project: &ProjectId,
+        kind: &str,
+        subject: &str,
+    ) -> Result<Vec<NotificationView>>;
 
     // ---- pipelines
     /// Creates (`create`) or replaces a pipeline; `configs` are the

@@ -523,3 +523,36 @@ pub struct RunTask {
     pub job_id: Option<JobId>,
     pub error: Option<String>,
 }
+
+/// A notification to send (leased to the caller for a while).
+#[derive(Clone, Debug)]
+pub struct Notification {
+    pub id: i64,
+    pub project: ProjectId,
+    /// `job` or `pipeline_run`.
+    pub subject_kind: String,
+    pub subject_id: String,
+    pub url: String,
+    /// A `whsec_` secret, sealed; `None`: sent unsigned.
+    pub secret_sealed: Option<String>,
+    pub body: String,
+    pub attempts: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NotificationView {
+    pub id: i64,
+    pub url: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub status: String,
+    pub attempts: Vec<NotificationAttempt>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NotificationAttempt {
+    pub number: u32,
+    pub at: i64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
+}

@@ -270,7 +270,147 @@ CREATE TABLE pipeline_tasks (
     PRIMARY KEY (run_id, phase, task)
 ) WITHOUT ROWID;
 "#,
+    // Outbound notifications and every delivery attempt.
+    r#"
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id TEXT NOT NULL,
+    subject_kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    deadline INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX notifications_due ON notifications (next_at) WHERE status = 'pending';
+CREATE INDEX notifications_by_subject ON notifications (project_id, subject_kind, subject_id);
+CREATE TABLE notification_attempts (
+    notification_id INTEGER NOT NULL,
+    number INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    PRIMARY KEY (notification_id, number)
+) WITHOUT ROWID;
+"#,
 ];
+
+/// How long a notification is retried before it is given up.
+pub const NOTIFY_DEADLINE_MS: i64 = 10 * 60 * 1000;
+
+/// Queues the notifications a job or run asks for now that it has ended
+/// with `status`; inside the caller's transaction.
+fn queue_notifications(
+    tx: &rusqlite::Transaction<'_>,
+    project: &str,
+    kind: &str,
+    subject: &str,
+    status: &str,
+    notify: Option<&Value>,
+    body: &Value,
+) -> Result<()> {
+    let Some(list) = notify.and_then(Value::as_array) else {
+        return Ok(());
+    };
+    for n in list {
+        let always = n.get("on").and_then(Value::as_str) == Some("always");
+        if !always && status == "succeeded" {
+            continue;
+        }
+        let Some(url) = n.get("url").and_then(Value::as_str) else {
+            continue;
+        };
+        tx.execute(
+            &format!(
+                "INSERT INTO notifications (project_id, subject_kind, subject_id, url, secret, body, status, next_at, deadline, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', {NOW}, {NOW} + ?7, {NOW})"
+            ),
+            params![
+                project,
+                kind,
+                subject,
+                url,
+                n.get("#secret").and_then(Value::as_str),
+                body.to_string(),
+                NOTIFY_DEADLINE_MS
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues a job's notifications if it has ended.
+fn notify_job(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<()> {
+    let job = load_job(tx, None, parse(id.to_string())?)?;
+    if !job.status.is_terminal() {
+        return Ok(());
+    }
+    let body = serde_json::json!({
+        "type": "job.ended",
+        "job": {
+            "id": job.id.to_string(),
+            "project": job.project.as_str(),
+            "config": job.config_id.as_ref().map(|c| c.as_str()),
+            "status": job.status.as_str(),
+            "error": job.error.as_ref().map(|e| serde_json::json!({"kind": e.kind.as_str(), "message": e.message})),
+            "exit_code": job.exit_code,
+            "attempt": job.attempt,
+            "trigger": job.trigger,
+            "queued_at": job.queued_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+        }
+    });
+    queue_notifications(
+        tx,
+        job.project.as_str(),
+        "job",
+        id,
+        job.status.as_str(),
+        job.spec.get("notify"),
+        &body,
+    )
+}
+
+/// Queues a pipeline run's notifications (the pipeline's `notify`).
+fn notify_run(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<()> {
+    let run = load_run(tx, None, id)?;
+    let doc: Option<String> = tx
+        .prepare_cached("SELECT doc FROM pipelines WHERE project_id = ?1 AND id = ?2")?
+        .query_row(params![run.project.as_str(), run.pipeline.as_str()], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(doc) = doc else { return Ok(()) };
+    let doc = json(&doc)?;
+    let body = serde_json::json!({
+        "type": "pipeline_run.ended",
+        "run": {
+            "id": run.id,
+            "project": run.project.as_str(),
+            "pipeline": run.pipeline.as_str(),
+            "status": run.status,
+            "error": run.error,
+            "tasks": run.tasks,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+        }
+    });
+    queue_notifications(
+        tx,
+        run.project.as_str(),
+        "pipeline_run",
+        id,
+        &run.status,
+        doc.get("notify"),
+        &body,
+    )
+}
 
 const RUN_COLS: &str = "id, project_id, pipeline_id, status, phase, phases, cancel_requested, error, created_at, started_at, finished_at, trigger";
 
@@ -454,7 +594,7 @@ fn advance_run(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Advanced> {
             "UPDATE pipeline_runs SET status = ?2, error = COALESCE(?3, error), finished_at = {NOW} WHERE id = ?1"
         ))?
         .execute(params![id, status, error])?;
-        Ok(())
+        notify_run(tx, id)
     };
     if cancel {
         let active: Vec<(String, String)> = tx
@@ -1105,6 +1245,7 @@ fn take_back(tx: &rusqlite::Transaction<'_>, id: &str, reason: &str) -> Result<J
             ),
             params![id, status.as_str(), kind, msg],
         )?;
+        notify_job(tx, id)?;
     }
     Ok(status)
 }
@@ -1595,6 +1736,124 @@ impl Store for SqliteStore {
                 }
                 Ok(())
             })
+        })
+        .await
+    }
+
+    async fn due_notifications(&self, lease: Duration, limit: usize) -> Result<Vec<Notification>> {
+        let lease_ms = lease.as_millis() as i64;
+        self.write(move |c| {
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                // Given up past the deadline.
+                tx.execute(
+                    &format!(
+                        "UPDATE notifications SET status = 'failed', last_error = COALESCE(last_error, 'not delivered') \
+                         WHERE status = 'pending' AND deadline <= {NOW}"
+                    ),
+                    [],
+                )?;
+                let rows: Vec<Notification> = {
+                    let mut stmt = tx.prepare_cached(&format!(
+                        "SELECT id, project_id, subject_kind, subject_id, url, secret, body, attempts FROM notifications \
+                         WHERE status = 'pending' AND next_at <= {NOW} ORDER BY next_at LIMIT ?1"
+                    ))?;
+                    let rows = stmt.query([limit as i64])?;
+                    collect_rows(rows, |r| {
+                        Ok(Notification {
+                            id: r.get(0)?,
+                            project: parse(r.get(1)?)?,
+                            subject_kind: r.get(2)?,
+                            subject_id: r.get(3)?,
+                            url: r.get(4)?,
+                            secret_sealed: r.get(5)?,
+                            body: r.get(6)?,
+                            attempts: r.get(7)?,
+                        })
+                    })?
+                };
+                // Leased: another server does not send the same attempt.
+                for n in &rows {
+                    tx.execute(
+                        &format!("UPDATE notifications SET next_at = {NOW} + ?2 WHERE id = ?1"),
+                        params![n.id, lease_ms],
+                    )?;
+                }
+                Ok(rows)
+            })
+        })
+        .await
+    }
+
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        status_code: Option<u16>,
+        error: Option<&str>,
+        delivered: bool,
+        retry_in: Duration,
+    ) -> Result<()> {
+        let error = error.map(str::to_string);
+        let retry_ms = retry_in.as_millis() as i64;
+        self.write(move |c| {
+            immediate(c, |tx: &rusqlite::Transaction<'_>| {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO notification_attempts (notification_id, number, at, status_code, error) \
+                         SELECT id, attempts + 1, {NOW}, ?2, ?3 FROM notifications WHERE id = ?1"
+                    ),
+                    params![id, status_code, error],
+                )?;
+                tx.execute(
+                    &format!(
+                        "UPDATE notifications SET attempts = attempts + 1, last_error = ?3, \
+                         status = CASE WHEN ?2 THEN 'delivered' WHEN {NOW} + ?4 >= deadline THEN 'failed' ELSE 'pending' END, \
+                         next_at = {NOW} + ?4 WHERE id = ?1"
+                    ),
+                    params![id, delivered, error, retry_ms],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_notifications(
+        &self,
+        project: &ProjectId,
+        kind: &str,
+        subject: &str,
+    ) -> Result<Vec<NotificationView>> {
+        let (project, kind, subject) = (project.clone(), kind.to_string(), subject.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, url, status, attempts, last_error FROM notifications \
+                 WHERE project_id = ?1 AND subject_kind = ?2 AND subject_id = ?3 ORDER BY id",
+            )?;
+            let rows = stmt.query(params![project.as_str(), kind, subject])?;
+            let mut out = collect_rows(rows, |r| {
+                Ok(NotificationView {
+                    id: r.get(0)?,
+                    url: r.get(1)?,
+                    status: r.get(2)?,
+                    attempts: Vec::new(),
+                    last_error: r.get(4)?,
+                })
+            })?;
+            for n in &mut out {
+                let mut stmt = c.prepare_cached(
+                    "SELECT number, at, status_code, error FROM notification_attempts WHERE notification_id = ?1 ORDER BY number",
+                )?;
+                let rows = stmt.query([n.id])?;
+                n.attempts = collect_rows(rows, |r| {
+                    Ok(NotificationAttempt {
+                        number: r.get(0)?,
+                        at: r.get(1)?,
+                        status_code: r.get(2)?,
+                        error: r.get(3)?,
+                    })
+                })?;
+            }
+            Ok(out)
         })
         .await
     }
@@ -2262,6 +2521,7 @@ impl Store for SqliteStore {
                                 &format!("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = {NOW} WHERE id = ?1"),
                                 [id.to_string()],
                             )?;
+                            notify_job(tx, &id.to_string())?;
                         }
                         JobStatus::Running => {
                             tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id.to_string()])?;
@@ -2468,6 +2728,7 @@ impl Store for SqliteStore {
                                 )?;
                             }
                         }
+                        notify_job(tx, &id.to_string())?;
                         Finish::Done(outcome.status)
                     };
                     Ok(finish)

@@ -10,6 +10,7 @@ mod keboola;
 mod lifecycle;
 mod limits;
 mod logs;
+mod notifications;
 mod pipelines;
 mod run;
 mod schedules;
