@@ -21,8 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use gantry_core::{ConfigId, Spec};
-use gantry_store::{Delivered, HookRow, NewJob, StoreError, Trigger};
+use gantry_core::{ConfigId, PipelineId, Spec};
+use gantry_store::{Delivered, DeliveredKind, Fire, HookRow, NewJob, StoreError, Trigger};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::Deserialize;
@@ -73,6 +73,7 @@ fn view(h: &HookRow) -> Value {
         "id": h.id,
         "project": h.project,
         "config": h.config_id,
+        "pipeline": h.pipeline_id,
         "url": format!("/v1/hooks/{}", h.id),
         "auth": h.auth,
         "max_body": h.max_body,
@@ -85,7 +86,8 @@ fn view(h: &HookRow) -> Value {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct NewHook {
-    config: String,
+    config: Option<String>,
+    pipeline: Option<String>,
     /// `signature` (default) or `token`.
     auth: Option<String>,
     max_body: Option<u64>,
@@ -98,10 +100,45 @@ async fn create(
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewHook>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let config: ConfigId = body
-        .config
-        .parse()
-        .map_err(|e| ApiError::invalid(format!("config: {e}")))?;
+    let (config, pipeline) = match (&body.config, &body.pipeline) {
+        (Some(c), None) => {
+            let c: ConfigId = c
+                .parse()
+                .map_err(|e| ApiError::invalid(format!("config: {e}")))?;
+            match s.store.get_config(&p.project, &c).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound(_)) => {
+                    return Err(ApiError::invalid(format!(
+                        "config: configuration {c} not found in project {}",
+                        p.project
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            (Some(c), None)
+        }
+        (None, Some(pl)) => {
+            let pl: PipelineId = pl
+                .parse()
+                .map_err(|e| ApiError::invalid(format!("pipeline: {e}")))?;
+            match s.store.get_pipeline(&p.project, &pl).await {
+                Ok(_) => {}
+                Err(StoreError::NotFound(_)) => {
+                    return Err(ApiError::invalid(format!(
+                        "pipeline: pipeline {pl} not found in project {}",
+                        p.project
+                    )))
+                }
+                Err(e) => return Err(e.into()),
+            }
+            (None, Some(pl))
+        }
+        _ => {
+            return Err(ApiError::invalid(
+                "config: give exactly one of 'config' (a configuration id) or 'pipeline' (a pipeline id)",
+            ))
+        }
+    };
     let auth = body.auth.unwrap_or_else(|| "signature".into());
     if auth != "signature" && auth != "token" {
         return Err(ApiError::invalid("auth: must be 'signature' or 'token'"));
@@ -118,16 +155,6 @@ async fn create(
             "rate_limit: must be between 1 and 100000 per minute",
         ));
     }
-    match s.store.get_config(&p.project, &config).await {
-        Ok(_) => {}
-        Err(StoreError::NotFound(_)) => {
-            return Err(ApiError::invalid(format!(
-                "config: configuration {config} not found in project {}",
-                p.project
-            )))
-        }
-        Err(e) => return Err(e.into()),
-    }
     let mut raw = [0u8; 12];
     rand::rngs::OsRng.fill_bytes(&mut raw);
     let secret = new_secret();
@@ -137,6 +164,7 @@ async fn create(
             project: p.project,
             id: format!("hk_{}", hex::encode(raw)),
             config_id: config,
+            pipeline_id: pipeline,
             auth: auth.clone(),
             secret_sealed: s.vault.seal(&secret),
             old_secret_sealed: None,
@@ -392,22 +420,25 @@ async fn receive(
             ));
         }
     };
-    // A replay answers with the job it made before, without reading the configuration.
-    if let Some(job) = s.store.find_delivery(&hook.id, &delivery).await? {
-        return Ok(replayed(job));
+    // A replay answers with what it made before, without reading the target.
+    if let Some(made) = s.store.find_delivery(&hook.id, &delivery).await? {
+        return Ok(replayed(&hook, made));
     }
-    let config = s.store.get_config(&hook.project, &hook.config_id).await?;
-    let (_, spec) = Spec::from_value(config.spec.clone())?;
-    let mut job = NewJob::from_spec(
-        hook.project.clone(),
-        Some(hook.config_id.clone()),
-        config.spec,
-        &spec,
-    );
-    job.trigger = Some(Trigger::Webhook {
-        id: hook.id.clone(),
-        delivery: delivery.clone(),
-    });
+    let what = match (&hook.config_id, &hook.pipeline_id) {
+        (_, Some(pl)) => Fire::Pipeline(pl.clone()),
+        (Some(cfg), None) => {
+            let config = s.store.get_config(&hook.project, cfg).await?;
+            let (_, spec) = Spec::from_value(config.spec.clone())?;
+            let mut job =
+                NewJob::from_spec(hook.project.clone(), Some(cfg.clone()), config.spec, &spec);
+            job.trigger = Some(Trigger::Webhook {
+                id: hook.id.clone(),
+                delivery: delivery.clone(),
+            });
+            Fire::Job(job)
+        }
+        (None, None) => return Err(ApiError::internal("webhook without a target")),
+    };
     let manifest = json!({
         "hook": hook.id,
         "delivery": delivery,
@@ -417,22 +448,29 @@ async fn receive(
     });
     match s
         .store
-        .deliver(&hook.id, &delivery, body.to_vec(), manifest, job)
+        .deliver(&hook.id, &delivery, body.to_vec(), manifest, what)
         .await?
     {
-        Delivered::New(job) => Ok((
-            StatusCode::ACCEPTED,
-            Json(json!({"job": job.to_string(), "delivery": delivery, "replay": false})),
-        )
-            .into_response()),
-        Delivered::Replay(job) => Ok(replayed(job)),
+        Delivered::New(id, kind) => {
+            let key = match kind {
+                DeliveredKind::Job => "job",
+                DeliveredKind::Run => "pipeline_run",
+            };
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(json!({key: id, "delivery": delivery, "replay": false})),
+            )
+                .into_response())
+        }
+        Delivered::Replay(made) => Ok(replayed(&hook, made)),
     }
 }
 
-fn replayed(job: gantry_core::JobId) -> Response {
-    (
-        StatusCode::OK,
-        Json(json!({"job": job.to_string(), "replay": true})),
-    )
-        .into_response()
+fn replayed(hook: &HookRow, made: String) -> Response {
+    let key = if hook.pipeline_id.is_some() {
+        "pipeline_run"
+    } else {
+        "job"
+    };
+    (StatusCode::OK, Json(json!({key: made, "replay": true}))).into_response()
 }

@@ -18,8 +18,16 @@ pub enum WebhooksCommand {
     /// /data/in/files/webhook.json, its headers in webhook.json.manifest.
     Create {
         /// The configuration to run.
+        #[arg(
+            long,
+            conflicts_with = "pipeline",
+            required_unless_present = "pipeline"
+        )]
+        config: Option<String>,
+        /// The pipeline to run instead (each delivery starts one run; every
+        /// task finds the body in /data/in/files/webhook.json).
         #[arg(long)]
-        config: String,
+        pipeline: Option<String>,
         /// signature (default) or token (a Gantry bearer token of the project
         /// instead of a signature).
         #[arg(long, value_parser = ["signature", "token"])]
@@ -57,7 +65,10 @@ fn show(g: &Global, v: &Value) {
                 "url",
                 format!("{}{}", g.server.trim_end_matches('/'), output::s(&v["url"])),
             );
-            field("config", output::s(&v["config"]));
+            match v["pipeline"].as_str() {
+                Some(p) => field("pipeline", p.to_string()),
+                None => field("config", output::s(&v["config"])),
+            }
             field("auth", output::s(&v["auth"]));
             field("max body", output::s(&v["max_body"]));
             field("rate limit", format!("{}/min", output::s(&v["rate_limit"])));
@@ -77,11 +88,12 @@ pub async fn webhooks(g: &Global, cmd: WebhooksCommand) -> anyhow::Result<u8> {
     match cmd {
         WebhooksCommand::Create {
             config,
+            pipeline,
             auth,
             max_body,
             rate_limit,
         } => {
-            let mut body = json!({ "config": config });
+            let mut body = json!({ "config": config, "pipeline": pipeline });
             if let Some(a) = auth {
                 body["auth"] = json!(a);
             }

@@ -126,9 +126,10 @@ pub trait Store: Send + Sync + 'static {
         delivery: &str,
         body: Vec<u8>,
         manifest: Value,
-        job: NewJob,
+        what: Fire,
     ) -> Result<Delivered>;
-    async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<JobId>>;
+    /// The job or pipeline run a delivery made, if it was seen before.
+    async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<String>>;
 
     // ---- outbound notifications
     /// Pending notifications due now, leased for `lease` so no other server

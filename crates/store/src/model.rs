@@ -315,7 +315,9 @@ pub struct WebhookPayload {
 pub struct HookRow {
     pub project: ProjectId,
     pub id: String,
-    pub config_id: ConfigId,
+    /// What it runs: a configuration or a pipeline.
+    pub config_id: Option<ConfigId>,
+    pub pipeline_id: Option<PipelineId>,
     /// `signature` (Standard Webhooks or GitHub) or `token` (a Gantry bearer token).
     pub auth: String,
     pub secret_sealed: String,
@@ -330,9 +332,16 @@ pub struct HookRow {
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Delivered {
-    New(JobId),
-    /// This delivery id was seen before: its job, nothing new made.
-    Replay(JobId),
+    /// The job or pipeline run made (its id).
+    New(String, DeliveredKind),
+    /// This delivery id was seen before: what it made then; nothing new.
+    Replay(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveredKind {
+    Job,
+    Run,
 }
 
 #[derive(Clone, Debug, Default)]

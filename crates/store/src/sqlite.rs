@@ -200,7 +200,8 @@ CREATE TABLE schedule_ticks (
 CREATE TABLE hooks (
     id TEXT PRIMARY KEY,
     project_id TEXT NOT NULL REFERENCES projects(id),
-    config_id TEXT NOT NULL,
+    config_id TEXT,
+    pipeline_id TEXT,
     auth TEXT NOT NULL,
     secret TEXT NOT NULL,
     old_secret TEXT,
@@ -256,6 +257,8 @@ CREATE INDEX pipeline_runs_open ON pipeline_runs (id) WHERE status IN ('queued',
 CREATE INDEX pipeline_runs_by_project ON pipeline_runs (project_id, pipeline_id, id);
 ALTER TABLE pipeline_runs ADD COLUMN trigger TEXT;
 ALTER TABLE pipeline_runs ADD COLUMN schedule_id TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN hook_id TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN delivery_id TEXT;
 CREATE INDEX pipeline_runs_active_by_schedule ON pipeline_runs (project_id, schedule_id) WHERE status IN ('queued', 'running');
 CREATE TABLE pipeline_tasks (
     run_id TEXT NOT NULL,
@@ -712,13 +715,14 @@ fn advance_run(tx: &rusqlite::Transaction<'_>, id: &str) -> Result<Advanced> {
     }
 }
 
-const HOOK_COLS: &str = "project_id, id, config_id, auth, secret, old_secret, old_until, max_body, rate_per_min, created_at";
+const HOOK_COLS: &str = "project_id, id, config_id, auth, secret, old_secret, old_until, max_body, rate_per_min, created_at, pipeline_id";
 
 fn hook_from_row(r: &Row<'_>) -> Result<HookRow> {
     Ok(HookRow {
         project: parse(r.get(0)?)?,
         id: r.get(1)?,
-        config_id: parse(r.get(2)?)?,
+        config_id: r.get::<_, Option<String>>(2)?.map(parse).transpose()?,
+        pipeline_id: r.get::<_, Option<String>>(10)?.map(parse).transpose()?,
         auth: r.get(3)?,
         secret_sealed: r.get(4)?,
         old_secret_sealed: r.get(5)?,
@@ -1936,12 +1940,15 @@ impl Store for SqliteStore {
         self.write(move |c| {
             immediate(c, |tx: &rusqlite::Transaction<'_>| {
                 let users: Vec<String> = tx
-                    .prepare_cached("SELECT id FROM schedules WHERE project_id = ?1 AND pipeline_id = ?2 ORDER BY id")?
+                    .prepare_cached(
+                        "SELECT id FROM schedules WHERE project_id = ?1 AND pipeline_id = ?2 \
+                         UNION ALL SELECT id FROM hooks WHERE project_id = ?1 AND pipeline_id = ?2 ORDER BY 1",
+                    )?
                     .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 if !users.is_empty() {
                     return Err(StoreError::Conflict(format!(
-                        "pipeline {id} is used by schedules: {}; delete or change them first",
+                        "pipeline {id} is used by schedules or webhooks: {}; delete or change them first",
                         users.join(", ")
                     )));
                 }
@@ -2058,20 +2065,26 @@ impl Store for SqliteStore {
     async fn create_hook(&self, h: HookRow) -> Result<HookRow> {
         self.write(move |c| {
             immediate(c, |tx: &rusqlite::Transaction<'_>| {
-                load_config(tx, &h.project, &h.config_id)?;
+                if let Some(c) = &h.config_id {
+                    load_config(tx, &h.project, c)?;
+                }
+                if let Some(p) = &h.pipeline_id {
+                    load_pipeline(tx, &h.project, p)?;
+                }
                 tx.execute(
                     &format!(
-                        "INSERT INTO hooks (id, project_id, config_id, auth, secret, max_body, rate_per_min, created_at) \
-                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW})"
+                        "INSERT INTO hooks (id, project_id, config_id, auth, secret, max_body, rate_per_min, created_at, pipeline_id) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW}, ?8)"
                     ),
                     params![
                         h.id,
                         h.project.as_str(),
-                        h.config_id.as_str(),
+                        h.config_id.as_ref().map(|c| c.as_str()),
                         h.auth,
                         h.secret_sealed,
                         h.max_body as i64,
-                        h.rate_per_min
+                        h.rate_per_min,
+                        h.pipeline_id.as_ref().map(|p| p.as_str()),
                     ],
                 )?;
                 load_hook(tx, Some(&h.project), &h.id)
@@ -2144,7 +2157,7 @@ impl Store for SqliteStore {
         delivery: &str,
         body: Vec<u8>,
         manifest: Value,
-        job: NewJob,
+        what: Fire,
     ) -> Result<Delivered> {
         let (hook, delivery) = (hook.to_string(), delivery.to_string());
         let out = self
@@ -2155,37 +2168,53 @@ impl Store for SqliteStore {
                         .query_row(params![hook, delivery], |r| r.get(0))
                         .optional()?;
                     if let Some(j) = seen {
-                        return Ok(Delivered::Replay(parse(j)?));
+                        return Ok(Delivered::Replay(j));
                     }
-                    let id = JobId::new();
-                    tx.prepare_cached(INSERT_JOB)?.execute(job_params(&id, &job))?;
+                    let (id, kind) = match &what {
+                        Fire::Job(job) => {
+                            let id = JobId::new();
+                            tx.prepare_cached(INSERT_JOB)?.execute(job_params(&id, job))?;
+                            (id.to_string(), DeliveredKind::Job)
+                        }
+                        Fire::Pipeline(p) => {
+                            let project: Option<String> = tx
+                                .query_row("SELECT project_id FROM hooks WHERE id = ?1", [&hook], |r| r.get(0))
+                                .optional()?;
+                            let project: ProjectId = parse(project.ok_or_else(|| StoreError::NotFound(format!("webhook {hook}")))?)?;
+                            let trigger = Trigger::Webhook { id: hook.clone(), delivery: delivery.clone() };
+                            let (run, _) = start_run_tx(tx, &project, p, Some(&trigger))?;
+                            tx.execute(
+                                "UPDATE pipeline_runs SET hook_id = ?2, delivery_id = ?3 WHERE id = ?1",
+                                params![run, hook, delivery],
+                            )?;
+                            (run, DeliveredKind::Run)
+                        }
+                    };
                     tx.execute(
                         &format!(
                             "INSERT INTO hook_deliveries (hook_id, delivery_id, job_id, body, manifest, created_at) \
                              VALUES (?1, ?2, ?3, ?4, ?5, {NOW})"
                         ),
-                        params![hook, delivery, id.to_string(), body, manifest.to_string()],
+                        params![hook, delivery, id, body, manifest.to_string()],
                     )?;
-                    Ok(Delivered::New(id))
+                    Ok(Delivered::New(id, kind))
                 })
             })
             .await?;
-        if matches!(out, Delivered::New(_)) {
+        if matches!(out, Delivered::New(..)) {
             self.announce(Change::Enqueued);
         }
         Ok(out)
     }
 
-    async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<JobId>> {
+    async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<String>> {
         let (hook, delivery) = (hook.to_string(), delivery.to_string());
         self.read(move |c| {
-            c.prepare_cached(
+            Ok(c.prepare_cached(
                 "SELECT job_id FROM hook_deliveries WHERE hook_id = ?1 AND delivery_id = ?2",
             )?
             .query_row(params![hook, delivery], |r| r.get::<_, String>(0))
-            .optional()?
-            .map(parse)
-            .transpose()
+            .optional()?)
         })
         .await
     }
@@ -2580,6 +2609,16 @@ impl Store for SqliteStore {
                             Some(Trigger::Webhook { id: hook, delivery }) => tx
                                 .prepare_cached("SELECT body, manifest FROM hook_deliveries WHERE hook_id = ?1 AND delivery_id = ?2")?
                                 .query_row(params![hook, delivery], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+                                .optional()?
+                                .map(|(body, m)| Ok::<_, StoreError>(WebhookPayload { body, manifest: json(&m)? }))
+                                .transpose()?,
+                            // Every task of a run a webhook started sees its delivery.
+                            Some(Trigger::Pipeline { run, .. }) => tx
+                                .prepare_cached(
+                                    "SELECT d.body, d.manifest FROM pipeline_runs r JOIN hook_deliveries d \
+                                     ON d.hook_id = r.hook_id AND d.delivery_id = r.delivery_id WHERE r.id = ?1",
+                                )?
+                                .query_row([run], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
                                 .optional()?
                                 .map(|(body, m)| Ok::<_, StoreError>(WebhookPayload { body, manifest: json(&m)? }))
                                 .transpose()?,

@@ -255,3 +255,70 @@ async fn signed_webhooks_run_once_and_bad_signatures_are_refused() {
     let (st, _) = api.post(&format!("/v1/hooks/{id}x"), json!({})).await;
     assert_eq!(st, 404);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_webhook_starts_a_pipeline_run_whose_tasks_see_the_body() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    for id in ["w1", "w2"] {
+        let (st, _) = api
+            .post(
+                "/v1/configs",
+                json!({"id": id, "spec": sh("cat /data/in/files/webhook.json")}),
+            )
+            .await;
+        assert_eq!(st, 201);
+    }
+    let (st, _) = api
+        .post(
+            "/v1/pipelines",
+            json!({"id": "wp", "phases": [{"tasks": [{"config": "w1"}]}, {"tasks": [{"config": "w2"}]}]}),
+        )
+        .await;
+    assert_eq!(st, 201);
+    let hook = cli_json(&g, &["webhooks", "create", "--pipeline", "wp"]);
+    let id = hook["id"].as_str().expect("id").to_string();
+    let secret = hook["secret"].as_str().expect("secret").to_string();
+    let (st, body, _) = Send::new(&g, &id, &secret, "standard", "p-1").go();
+    assert_eq!(st, 202, "{body}");
+    let run_id = body["pipeline_run"].as_str().expect("run").to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let run = loop {
+        let (_, r) = api.get(&format!("/v1/pipeline-runs/{run_id}")).await;
+        if r["status"] != "queued" && r["status"] != "running" {
+            break r;
+        }
+        assert!(std::time::Instant::now() < deadline, "{r}");
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    };
+    assert_eq!(run["status"], "succeeded", "{run}");
+    assert_eq!(
+        run["trigger"],
+        json!({"kind": "webhook", "id": id, "delivery": "p-1"})
+    );
+    for t in run["tasks"].as_array().expect("tasks") {
+        let job = t["job"].as_str().expect("job");
+        let out = api.messages(job, "stdout").await.join("\n");
+        assert!(out.contains(r#"{"event":"ping","id":"p-1"}"#), "{out}");
+    }
+    let (st, body, _) = Send::new(&g, &id, &secret, "standard", "p-1").go();
+    assert_eq!(st, 200, "{body}");
+    assert_eq!(body["pipeline_run"], run_id.as_str());
+    let (_, runs) = api.get("/v1/pipelines/wp/runs").await;
+    assert_eq!(
+        runs["runs"].as_array().map(Vec::len),
+        Some(1),
+        "a replay starts nothing"
+    );
+    let (st, err) = api
+        .call(reqwest::Method::DELETE, "/v1/pipelines/wp", None)
+        .await;
+    assert_eq!(st, 409, "{err}");
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .unwrap_or_default()
+            .contains(&id),
+        "{err}"
+    );
+}
