@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 
 #[derive(Subcommand)]
 pub enum WebhooksCommand {
-    /// Make a trigger URL (POST /v1/hooks/ID) that runs a configuration. Its
+    /// Make a trigger URL (POST /v1/hooks/ID) that runs a configuration (or
+    /// starts a pipeline run). A delivery id seen before runs nothing. Its
     /// secret is printed once and stored sealed. Senders sign each delivery
     /// with Standard Webhooks (webhook-id, webhook-timestamp,
     /// webhook-signature: v1,<base64 HMAC-SHA256 of "id.timestamp.body">,
@@ -39,10 +40,10 @@ pub enum WebhooksCommand {
         #[arg(long)]
         rate_limit: Option<u32>,
     },
+    /// List webhooks (never their secrets).
     List,
-    Show {
-        id: String,
-    },
+    /// Show a webhook: its URL, target, limits, whether an old secret is still valid.
+    Show { id: String },
     /// Make a new secret (printed once); the old one keeps working for --grace.
     Rotate {
         id: String,
@@ -50,9 +51,8 @@ pub enum WebhooksCommand {
         #[arg(long)]
         grace: Option<String>,
     },
-    Delete {
-        id: String,
-    },
+    /// Delete a webhook: its URL answers 404 from then on.
+    Delete { id: String },
 }
 
 fn show(g: &Global, v: &Value) {

@@ -131,16 +131,16 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Server (API and scheduler) and worker in one process, on embedded SQLite under --home.
+    /// Server (API, scheduler, notifier) and worker in one process, on embedded SQLite under --home.
     Up {
         #[command(flatten)]
         listen: ListenArgs,
         #[command(flatten)]
         worker: WorkerArgs,
     },
-    /// The HTTP API and the scheduler alone (workers run elsewhere against
-    /// the same store). Several servers may share a store: each schedule
-    /// tick still makes one job.
+    /// The HTTP API, the scheduler (schedules, pipeline runs) and the
+    /// notifier alone (workers run elsewhere against the same store). Several
+    /// servers may share a store: each schedule tick still makes one job.
     Server {
         #[command(flatten)]
         listen: ListenArgs,

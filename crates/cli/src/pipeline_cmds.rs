@@ -17,19 +17,13 @@ pub enum PipelinesCommand {
     /// starts when the one before has ended; the first failure of a task
     /// without continue_on_failure stops the run (`failed`; tasks not started
     /// are `skipped`); failures of the others make it end `warning`.
-    Create {
-        id: String,
-        file: PathBuf,
-    },
+    Create { id: String, file: PathBuf },
     /// Replace a pipeline's phases.
-    Update {
-        id: String,
-        file: PathBuf,
-    },
+    Update { id: String, file: PathBuf },
+    /// List pipelines.
     List,
-    Show {
-        id: String,
-    },
+    /// Show a pipeline's phases and tasks.
+    Show { id: String },
     /// Start a run. The run advances from the store: a restarted server
     /// carries on where it was.
     Run {
@@ -46,9 +40,7 @@ pub enum PipelinesCommand {
         run: Option<String>,
     },
     /// Cancel a run: its queued jobs at once, its running ones within the grace period.
-    Cancel {
-        run: String,
-    },
+    Cancel { run: String },
 }
 
 fn read_pipeline(path: &Path) -> anyhow::Result<Value> {

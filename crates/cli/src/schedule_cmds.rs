@@ -60,20 +60,13 @@ pub enum SchedulesCommand {
     /// List schedules with their status and next tick.
     List,
     /// Show a schedule: the next 5 fire times and its latest ticks.
-    Show {
-        id: String,
-    },
+    Show { id: String },
     /// Stop making jobs until resumed.
-    Pause {
-        id: String,
-    },
+    Pause { id: String },
     /// Resume from now on (the paused time is not caught up).
-    Resume {
-        id: String,
-    },
-    Delete {
-        id: String,
-    },
+    Resume { id: String },
+    /// Delete a schedule (the jobs it made stay).
+    Delete { id: String },
 }
 
 fn show(g: &Global, v: &Value) {
