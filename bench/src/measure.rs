@@ -449,14 +449,14 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
         eprintln!("control plane: store claim+complete of {measured} jobs with {backlog} queued");
         let dir = tempfile::tempdir()?;
         let store = SqliteStore::open(&dir.path().join("gantry.db"))?;
-        let job = || NewJob {
-            project: gantry_core::ProjectId::default_project(),
-            config_id: None,
-            spec: spec.clone(),
-            max_attempts: 1,
-            backoff: Duration::ZERO,
-            token_id: None,
-            token_desc: None,
+        let job = || {
+            NewJob::new(
+                gantry_core::ProjectId::default_project(),
+                None,
+                spec.clone(),
+                1,
+                Duration::ZERO,
+            )
         };
         // The measured jobs first (claims take the oldest), then the backlog behind them.
         store

@@ -43,6 +43,7 @@ fn project_view(p: Project) -> Value {
         "allow": p.allow,
         "import_max_bytes": p.import_max_bytes.unwrap_or(gantry_storage::DEFAULT_IMPORT_MAX_BYTES),
         "retention": p.retention.effective(),
+        "max_running": p.max_running,
         "created_at": rfc3339(p.created_at),
     })
 }
@@ -110,6 +111,8 @@ struct ProjectUpdate {
     import_max_bytes: Option<u64>,
     /// Replaces the retention policy (keys left out: the defaults; 0: no limit).
     retention: Option<Retention>,
+    /// Most jobs running at once; 0 removes the cap.
+    max_running: Option<u32>,
 }
 
 async fn update_project(
@@ -120,14 +123,24 @@ async fn update_project(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&p)?;
     let id = project_id(&id)?;
-    if body.allow.is_none() && body.import_max_bytes.is_none() && body.retention.is_none() {
+    if body.allow.is_none()
+        && body.import_max_bytes.is_none()
+        && body.retention.is_none()
+        && body.max_running.is_none()
+    {
         return Err(ApiError::invalid(
-            "name what to change: allow, import_max_bytes, retention",
+            "name what to change: allow, import_max_bytes, retention, max_running (0 for no cap)",
         ));
     }
     if body.import_max_bytes == Some(0) {
         return Err(ApiError::invalid("import_max_bytes must be positive"));
     }
+    if let Some(m) = body.max_running {
+        if m > 100_000 {
+            return Err(ApiError::invalid("max_running: must be at most 100000"));
+        }
+    }
+    // Everything checked before anything is written.
     let mut project = s.store.get_project(&id).await?;
     if let Some(allow) = &body.allow {
         project = s.store.set_project_allow(&id, allow).await?;
@@ -138,7 +151,13 @@ async fn update_project(
     if let Some(policy) = &body.retention {
         project = s.store.set_project_retention(&id, policy).await?;
     }
-    tracing::info!(project = %id, allow = ?project.allow, import_max_bytes = ?project.import_max_bytes, "project policy changed");
+    if let Some(m) = body.max_running {
+        project = s
+            .store
+            .set_project_max_running(&id, (m > 0).then_some(m))
+            .await?;
+    }
+    tracing::info!(project = %id, allow = ?project.allow, max_running = ?project.max_running, import_max_bytes = ?project.import_max_bytes, "project policy changed");
     Ok(Json(project_view(project)))
 }
 

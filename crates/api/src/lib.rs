@@ -1,12 +1,20 @@
 //! Gantry's HTTP API. Only this crate knows HTTP: routes, wire types (views
-//! separate from the store's records), bearer-token auth and the error table.
+//! separate from the store's records), bearer-token auth and the error table;
+//! and the scheduler loop the server runs beside it ([`scheduler`]).
 #![forbid(unsafe_code)]
+// The OpenAPI document is one `json!` literal.
+#![recursion_limit = "512"]
 
 mod admin_routes;
 mod auth;
 mod error;
+mod hook_routes;
+pub mod notifier;
 mod openapi;
+mod pipeline_routes;
 mod routes;
+mod schedule_routes;
+pub mod scheduler;
 mod storage_routes;
 mod unread;
 mod views;

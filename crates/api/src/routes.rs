@@ -118,6 +118,9 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .merge(crate::storage_routes::routes())
         .merge(crate::admin_routes::routes())
+        .merge(crate::schedule_routes::routes())
+        .merge(crate::hook_routes::routes())
+        .merge(crate::pipeline_routes::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn(count_request))
         .layer(axum::middleware::from_fn(crate::unread::drain_or_close))
@@ -186,16 +189,85 @@ async fn seal_spec(
         vault.seal_params(m);
         Ok(())
     });
+    seal_notify(vault, &mut stored);
     Ok((stored, spec))
 }
 
+/// The longest a submission may be delayed.
+const MAX_DELAY: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Applies a submission's `priority`, `delay` and `run_after`.
+fn apply_timing(job: &mut NewJob, body: &SubmitJob) -> Result<(), ApiError> {
+    if let Some(p) = body.priority {
+        job.priority = gantry_core::spec::check_priority(p, "priority")?;
+    }
+    if body.delay.is_some() && body.run_after.is_some() {
+        return Err(ApiError::invalid(
+            "delay, run_after: send at most one of them",
+        ));
+    }
+    if let Some(d) = &body.delay {
+        let text = match d {
+            Value::Number(n) => format!("{n}s"),
+            Value::String(s) => s.clone(),
+            _ => {
+                return Err(ApiError::invalid(
+                    "delay: must be a duration like 30s or a number of seconds",
+                ))
+            }
+        };
+        let d = gantry_core::units::parse_duration(&text)
+            .map_err(|e| ApiError::invalid(format!("delay: {e}")))?;
+        if d > MAX_DELAY {
+            return Err(ApiError::invalid("delay: must be at most 366 days"));
+        }
+        job.delay = d;
+    }
+    if let Some(t) = &body.run_after {
+        let at = humantime::parse_rfc3339_weak(t).map_err(|e| {
+            ApiError::invalid(format!(
+                "run_after: must be an RFC 3339 time like 2026-01-31T12:00:00Z ({e})"
+            ))
+        })?;
+        let ms = at
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_err(|_| ApiError::invalid("run_after: must be after 1970"))?
+            .as_millis() as i64;
+        let limit = std::time::SystemTime::now() + MAX_DELAY;
+        if at > limit {
+            return Err(ApiError::invalid(
+                "run_after: must be at most 366 days ahead",
+            ));
+        }
+        job.run_at = Some(ms);
+    }
+    Ok(())
+}
+
+/// Seals the `#secret` of each notification target in a spec or pipeline.
+pub fn seal_notify(vault: &Vault, doc: &mut Value) {
+    for n in doc
+        .get_mut("notify")
+        .and_then(Value::as_array_mut)
+        .into_iter()
+        .flatten()
+    {
+        if let Some(Value::String(s)) = n.get_mut("#secret") {
+            if !s.starts_with(gantry_vault::PREFIX) {
+                *s = vault.seal(s);
+            }
+        }
+    }
+}
+
 /// What one submission becomes: its spec (inline or a configuration's)
-/// validated, checked against the project's policy and sealed.
+/// validated, checked against the project's policy and sealed, with its
+/// timing (priority, delay) and the token that sent it.
 async fn prepare_job(s: &AppState, p: &Principal, body: SubmitJob) -> Result<NewJob, ApiError> {
-    let (spec_value, config_id) = match (body.spec, body.config) {
-        (Some(spec), None) => (spec, None),
+    let (spec_value, config_id) = match (&body.spec, &body.config) {
+        (Some(spec), None) => (spec.clone(), None),
         (None, Some(cfg)) => {
-            let cfg = config_id(&cfg)?;
+            let cfg = config_id(cfg)?;
             let stored = s.store.get_config(&p.project, &cfg).await?;
             (stored.spec, Some(cfg))
         }
@@ -206,19 +278,15 @@ async fn prepare_job(s: &AppState, p: &Principal, body: SubmitJob) -> Result<New
         }
     };
     let mut spec_value = spec_value;
-    if let (Some(mode), Some(obj)) = (body.mode, spec_value.as_object_mut()) {
+    if let (Some(mode), Some(obj)) = (&body.mode, spec_value.as_object_mut()) {
         obj.insert("mode".into(), json!(mode));
     }
     let (stored, spec) = seal_spec(s, &p.project, spec_value).await?;
-    Ok(NewJob {
-        project: p.project.clone(),
-        config_id,
-        spec: stored,
-        max_attempts: spec.retry.attempts,
-        backoff: spec.retry.backoff,
-        token_id: Some(p.token_id.clone()),
-        token_desc: Some(p.token_desc.clone()),
-    })
+    let mut job = NewJob::from_spec(p.project.clone(), config_id, stored, &spec);
+    job.token_id = Some(p.token_id.clone());
+    job.token_desc = Some(p.token_desc.clone());
+    apply_timing(&mut job, &body)?;
+    Ok(job)
 }
 
 async fn submit_job(
@@ -332,7 +400,15 @@ async fn get_job(
     loop {
         let job = s.store.get_job(&p.project, id).await?;
         if job.status.is_terminal() || tokio::time::Instant::now() >= deadline {
-            return Ok(Json(job.into()));
+            let mut view: JobView = job.into();
+            view.notifications = s
+                .store
+                .list_notifications(&p.project, "job", &id.to_string())
+                .await?
+                .into_iter()
+                .map(notification_view)
+                .collect();
+            return Ok(Json(view));
         }
         wait_for_change(&mut changes, id, deadline).await;
     }

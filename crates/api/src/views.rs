@@ -1,7 +1,7 @@
 //! Wire types: what clients see. Built from the store's records, never the
 //! records themselves, so internals can change without breaking clients.
 
-use gantry_store::{Attempt, Config, Event, Job};
+use gantry_store::{Attempt, Config, Event, Job, Trigger, Waiting};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -45,6 +45,73 @@ pub struct JobView {
     pub spec: Value,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<AttemptView>,
+    pub priority: u8,
+    /// When the job is (or was last) due.
+    pub run_after: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<Value>,
+    /// For a queued job held back: why, in words.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting: Option<String>,
+    /// What started it, if not a submission: `{"kind": "schedule", "id", "tick"}`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<Value>,
+    /// Outbound notifications of its end, with every delivery attempt (in `GET /v1/jobs/{id}`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub notifications: Vec<Value>,
+}
+
+pub fn notification_view(n: gantry_store::NotificationView) -> Value {
+    serde_json::json!({
+        "url": n.url,
+        "status": n.status,
+        "last_error": n.last_error,
+        "attempts": n.attempts.iter().map(|a| serde_json::json!({
+            "number": a.number,
+            "at": rfc3339(a.at),
+            "status_code": a.status_code,
+            "error": a.error,
+        })).collect::<Vec<_>>(),
+    })
+}
+
+pub fn trigger_view(t: &Trigger) -> Value {
+    match t {
+        Trigger::Schedule { id, tick } => {
+            serde_json::json!({"kind": "schedule", "id": id, "tick": rfc3339(*tick)})
+        }
+        Trigger::Pipeline { run, phase, task } => {
+            serde_json::json!({"kind": "pipeline", "run": run, "phase": phase, "task": task})
+        }
+        Trigger::Webhook { id, delivery } => {
+            serde_json::json!({"kind": "webhook", "id": id, "delivery": delivery})
+        }
+    }
+}
+
+/// A job's reason to wait, as a sentence.
+pub fn waiting_text(w: &Waiting) -> String {
+    match w {
+        Waiting::Delayed { until } => format!("delayed until {}", rfc3339(*until)),
+        Waiting::ConfigLock { job, config } => {
+            format!("waiting for job {job} of configuration {config}")
+        }
+        Waiting::ConcurrencyKey {
+            key,
+            limit,
+            running,
+        } => {
+            let ids: Vec<String> = running.iter().map(|j| j.to_string()).collect();
+            format!(
+                "waiting: concurrency key '{key}' has {} of {limit} jobs running ({})",
+                running.len(),
+                ids.join(", ")
+            )
+        }
+        Waiting::ProjectLimit { project, limit } => {
+            format!("waiting: project '{project}' runs its max_running of {limit} jobs")
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -108,6 +175,14 @@ impl From<Job> for JobView {
             finished_at: j.finished_at.map(rfc3339),
             spec: j.spec,
             attempts: j.attempts.into_iter().map(Into::into).collect(),
+            priority: j.priority,
+            run_after: rfc3339(j.run_after),
+            concurrency: j
+                .concurrency
+                .map(|(key, limit)| serde_json::json!({"key": key, "limit": limit})),
+            waiting: j.waiting.as_ref().map(waiting_text),
+            trigger: j.trigger.as_ref().map(trigger_view),
+            notifications: Vec::new(),
         }
     }
 }
@@ -176,6 +251,12 @@ pub struct SubmitJob {
     pub config: Option<String>,
     /// Keboola's `mode`: `debug` keeps the job's data folder in Storage.
     pub mode: Option<gantry_core::spec::RunMode>,
+    /// 0, 1 or 2; overrides the spec's.
+    pub priority: Option<i64>,
+    /// `30s`, `5m`... or a number of seconds.
+    pub delay: Option<Value>,
+    /// RFC 3339.
+    pub run_after: Option<String>,
 }
 
 #[derive(Deserialize)]

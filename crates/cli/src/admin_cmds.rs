@@ -26,9 +26,10 @@ pub enum ProjectsCommand {
     /// Show one project.
     Show { id: String },
     /// Change a project's policy: what its jobs may loosen, how large an
-    /// import may expand.
+    /// import may expand, what retention keeps, and how many of its jobs run
+    /// at once (enforced where workers claim jobs, across all of them).
     #[command(group(clap::ArgGroup::new("change").required(true).multiple(true).args([
-        "allow", "import_max_size", "keep_jobs_days", "keep_versions", "keep_versions_days", "keep_files_days"
+        "allow", "import_max_size", "max_running", "keep_jobs_days", "keep_versions", "keep_versions_days", "keep_files_days"
     ])))]
     Update {
         id: String,
@@ -53,6 +54,10 @@ pub enum ProjectsCommand {
         /// Retention: files older than this many days go (default 0: none).
         #[arg(long, value_name = "DAYS")]
         keep_files_days: Option<u32>,
+        /// Most jobs of the project running at once; 0 removes the cap.
+        /// Jobs past it wait queued and say why.
+        #[arg(long)]
+        max_running: Option<u32>,
     },
 }
 
@@ -96,7 +101,7 @@ fn allow_text(v: &Value) -> String {
     }
 }
 
-const PROJECT_HEADERS: [&str; 3] = ["ID", "ALLOW", "CREATED"];
+const PROJECT_HEADERS: [&str; 4] = ["ID", "ALLOW", "MAX RUNNING", "CREATED"];
 
 fn project_rows(list: &[Value]) -> Vec<Vec<String>> {
     list.iter()
@@ -104,6 +109,7 @@ fn project_rows(list: &[Value]) -> Vec<Vec<String>> {
             vec![
                 output::s(&p["id"]),
                 allow_text(&p["allow"]),
+                output::s(&p["max_running"]),
                 output::s(&p["created_at"]),
             ]
         })
@@ -150,6 +156,7 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
             keep_versions,
             keep_versions_days,
             keep_files_days,
+            max_running,
         } => {
             let mut body = json!({});
             let changes = [
@@ -173,6 +180,9 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
             }
             if let Some(max) = import_max_size {
                 body["import_max_bytes"] = json!(max);
+            }
+            if let Some(m) = max_running {
+                body["max_running"] = json!(m);
             }
             let p = client
                 .patch(&format!("/v1/projects/{}", enc(&id)), &body)

@@ -14,6 +14,8 @@ pub enum JobsCommand {
     /// Submit a job from a spec file (YAML or JSON).
     Submit {
         spec: PathBuf,
+        #[command(flatten)]
+        timing: Timing,
         /// Wait for the job to end; the exit code follows it.
         #[arg(long)]
         wait: bool,
@@ -50,6 +52,36 @@ pub enum JobsCommand {
     Wait { id: String },
 }
 
+/// When and how urgently a submitted job runs.
+#[derive(clap::Args)]
+pub struct Timing {
+    /// 0 (low), 1 (normal) or 2 (high): higher priority is claimed first;
+    /// a job waiting long rises one level a minute, so none waits forever.
+    /// Overrides the spec's `priority`.
+    #[arg(long)]
+    priority: Option<u8>,
+    /// Hold the job queued this long first (e.g. 30s, 10m, 2h).
+    #[arg(long, conflicts_with = "run_after")]
+    delay: Option<String>,
+    /// Hold the job queued until this RFC 3339 time (e.g. 2026-01-31T12:00:00Z).
+    #[arg(long)]
+    run_after: Option<String>,
+}
+
+impl Timing {
+    fn apply(self, body: &mut Value) {
+        if let Some(p) = self.priority {
+            body["priority"] = json!(p);
+        }
+        if let Some(d) = self.delay {
+            body["delay"] = json!(d);
+        }
+        if let Some(t) = self.run_after {
+            body["run_after"] = json!(t);
+        }
+    }
+}
+
 #[derive(Subcommand)]
 pub enum ConfigsCommand {
     /// Store a spec as a named configuration.
@@ -65,6 +97,8 @@ pub enum ConfigsCommand {
     /// Run a configuration as a job.
     Run {
         id: String,
+        #[command(flatten)]
+        timing: Timing,
         #[arg(long)]
         wait: bool,
         #[arg(long)]
@@ -202,12 +236,14 @@ pub async fn jobs(g: &Global, cmd: JobsCommand) -> anyhow::Result<u8> {
     match cmd {
         JobsCommand::Submit {
             spec,
+            timing,
             wait,
             follow,
             debug,
         } => {
             let spec = read_spec(&spec)?;
             let mut body = json!({ "spec": spec });
+            timing.apply(&mut body);
             if debug {
                 body["mode"] = json!("debug");
             }
@@ -372,11 +408,13 @@ pub async fn configs(g: &Global, cmd: ConfigsCommand) -> anyhow::Result<u8> {
         }
         ConfigsCommand::Run {
             id,
+            timing,
             wait,
             follow,
             debug,
         } => {
             let mut body = json!({ "config": id });
+            timing.apply(&mut body);
             if debug {
                 body["mode"] = json!("debug");
             }

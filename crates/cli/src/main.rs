@@ -9,9 +9,12 @@ mod config;
 mod doctor;
 mod exit;
 mod home;
+mod hook_cmds;
 mod lifecycle_cmds;
 mod output;
+mod pipeline_cmds;
 mod run;
+mod schedule_cmds;
 mod serve;
 mod stage;
 mod storage_cmds;
@@ -98,6 +101,11 @@ struct ListenArgs {
     /// Address the HTTP API listens on.
     #[arg(long, env = "GANTRY_LISTEN", default_value = "127.0.0.1:8420")]
     listen: SocketAddr,
+    /// Let outbound notifications reach loopback, private and link-local
+    /// addresses (refused by default: a spec could otherwise make the server
+    /// call internal services).
+    #[arg(long, env = "GANTRY_ALLOW_PRIVATE_NOTIFY_TARGETS")]
+    allow_private_notify_targets: bool,
 }
 
 #[derive(Args, Clone)]
@@ -124,6 +132,23 @@ struct WorkerArgs {
     /// default: the host of the server URL.
     #[arg(long, env = "GANTRY_STACK_ID")]
     stack_id: Option<String>,
+    /// This worker's id, for several workers sharing one home (and so one
+    /// store). Default: the id kept in $GANTRY_HOME/worker-id. Keep it stable
+    /// across restarts: a restarted worker takes back the jobs its id held.
+    #[arg(long, env = "GANTRY_WORKER_ID", value_parser = parse_worker_id)]
+    worker_id: Option<String>,
+}
+
+fn parse_worker_id(s: &str) -> Result<String, String> {
+    let ok = !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("must be 1 to 64 letters, digits, '-', '_' or '.'".into())
+    }
 }
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
@@ -147,7 +172,7 @@ struct ConfigFile {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Server and worker in one process, on embedded SQLite under --home.
+    /// Server (API, scheduler, notifier) and worker in one process, on embedded SQLite under --home.
     Up {
         #[command(flatten)]
         listen: ListenArgs,
@@ -156,7 +181,9 @@ enum Command {
         #[command(flatten)]
         file: ConfigFile,
     },
-    /// The HTTP API alone (workers run elsewhere against the same store).
+    /// The HTTP API, the scheduler (schedules, pipeline runs) and the
+    /// notifier alone (workers run elsewhere against the same store). Several
+    /// servers may share a store: each schedule tick still makes one job.
     Server {
         #[command(flatten)]
         listen: ListenArgs,
@@ -215,6 +242,16 @@ enum Command {
     /// Stored specs with persisted state.
     #[command(subcommand)]
     Configs(commands::ConfigsCommand),
+    /// Run configurations by themselves: cron or every N seconds, exactly
+    /// once per tick (the servers' schedulers fire them).
+    #[command(subcommand)]
+    Schedules(schedule_cmds::SchedulesCommand),
+    /// Pipelines: phases of configurations run in order, tasks of a phase in parallel.
+    #[command(subcommand)]
+    Pipelines(pipeline_cmds::PipelinesCommand),
+    /// Inbound webhooks: signed trigger URLs that run a configuration.
+    #[command(subcommand)]
+    Webhooks(hook_cmds::WebhooksCommand),
     /// Versioned tables: import, export, versions, restore, compact, pin.
     #[command(subcommand)]
     Tables(storage_cmds::TablesCommand),
@@ -398,8 +435,8 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        Command::Up { listen, worker, .. } => serve::up(&g, listen.listen, worker).await.map(|_| 0),
-        Command::Server { listen, .. } => serve::server(&g, listen.listen).await.map(|_| 0),
+        Command::Up { listen, worker, .. } => serve::up(&g, listen, worker).await.map(|_| 0),
+        Command::Server { listen, .. } => serve::server(&g, listen).await.map(|_| 0),
         Command::Worker {
             worker,
             metrics_listen,
@@ -430,6 +467,9 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
         }
         Command::Jobs(c) => commands::jobs(&g, c).await,
         Command::Configs(c) => commands::configs(&g, c).await,
+        Command::Schedules(c) => schedule_cmds::schedules(&g, c).await,
+        Command::Webhooks(c) => hook_cmds::webhooks(&g, c).await,
+        Command::Pipelines(c) => pipeline_cmds::pipelines(&g, c).await,
         Command::Tables(c) => storage_cmds::tables(&g, c).await,
         Command::Files(c) => storage_cmds::files(&g, c).await,
         Command::Projects(c) => admin_cmds::projects(&g, c).await,

@@ -51,10 +51,13 @@ pub fn job_row(j: &Value) -> Vec<String> {
         format!("{}/{}", s(&j["attempt"]), s(&j["max_attempts"])),
         s(&j["spec"]["image"]),
         s(&j["queued_at"]),
+        j["waiting"].as_str().unwrap_or_default().to_string(),
     ]
 }
 
-pub const JOB_HEADERS: [&str; 6] = ["ID", "STATUS", "ERROR", "ATTEMPT", "IMAGE", "QUEUED"];
+pub const JOB_HEADERS: [&str; 7] = [
+    "ID", "STATUS", "ERROR", "ATTEMPT", "IMAGE", "QUEUED", "WAITING",
+];
 
 pub fn job_detail(j: &Value) {
     let field = |k: &str, v: String| println!("{k:<14}{v}");
@@ -75,6 +78,23 @@ pub fn job_detail(j: &Value) {
         "attempts",
         format!("{} of {}", s(&j["attempt"]), s(&j["max_attempts"])),
     );
+    field("priority", s(&j["priority"]));
+    if let Some(c) = j["concurrency"].as_object() {
+        field(
+            "concurrency",
+            format!("key {} limit {}", s(&c["key"]), s(&c["limit"])),
+        );
+    }
+    if let Some(t) = j["trigger"].as_object() {
+        let at = match t.get("tick") {
+            Some(tick) => format!("tick {}", s(tick)),
+            None => format!("delivery {}", s(&t["delivery"])),
+        };
+        field("trigger", format!("{} {} {at}", s(&t["kind"]), s(&t["id"])));
+    }
+    if let Some(w) = j["waiting"].as_str() {
+        field("waiting", w.to_string());
+    }
     field("worker", s(&j["worker"]));
     field("queued", s(&j["queued_at"]));
     field("started", s(&j["started_at"]));
@@ -82,6 +102,26 @@ pub fn job_detail(j: &Value) {
     if let Some(l) = j["limits"].as_object() {
         let text: Vec<String> = l.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
         field("limits", text.join(" "));
+    }
+    for n in j["notifications"].as_array().into_iter().flatten() {
+        let tries: Vec<String> = n["attempts"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|a| match a["status_code"].as_u64() {
+                Some(c) => c.to_string(),
+                None => s(&a["error"]),
+            })
+            .collect();
+        field(
+            "notify",
+            format!(
+                "{} {} ({})",
+                s(&n["url"]),
+                s(&n["status"]),
+                tries.join(", ")
+            ),
+        );
     }
     if let Some(attempts) = j["attempts"].as_array() {
         for a in attempts {

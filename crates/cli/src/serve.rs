@@ -1,9 +1,9 @@
 //! `gantry up`, `gantry server`, `gantry worker`: open the store and keys,
-//! bootstrap the admin token, start the API and/or the worker, and shut down
+//! bootstrap the admin token, start the API and the scheduler and/or the worker, and shut down
 //! gently on SIGTERM/SIGINT.
 
 use crate::home::Home;
-use crate::{Global, WorkerArgs};
+use crate::{Global, ListenArgs, WorkerArgs};
 use anyhow::Context;
 use gantry_api::{app, ActionAnswer, ActionRequest, ActionRunner, AppState, Readiness};
 use gantry_runtime::{ContainerRuntime, DockerRuntime};
@@ -118,10 +118,13 @@ async fn make_worker(
     runtime: Arc<DockerRuntime>,
     url: String,
 ) -> anyhow::Result<Worker> {
-    let id = o
-        .home
-        .worker_id_or_create()
-        .context("cannot create the worker id")?;
+    let id = match &args.worker_id {
+        Some(id) => id.clone(),
+        None => o
+            .home
+            .worker_id_or_create()
+            .context("cannot create the worker id")?,
+    };
     let mut cfg = WorkerConfig::new(id, args.slots.unwrap_or_else(default_slots), o.home.work());
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.log_cap = args.log_cap;
@@ -229,7 +232,8 @@ async fn serve_http(
     Ok(handle)
 }
 
-pub async fn up(g: &Global, listen: SocketAddr, args: WorkerArgs) -> anyhow::Result<()> {
+pub async fn up(g: &Global, l: ListenArgs, args: WorkerArgs) -> anyhow::Result<()> {
+    let listen = l.listen;
     let o = open(g).await?;
     bootstrap_token(o.store.as_ref(), &o.home).await?;
     let runtime = connect_engine().await?;
@@ -260,14 +264,30 @@ pub async fn up(g: &Global, listen: SocketAddr, args: WorkerArgs) -> anyhow::Res
         actions: Some(Arc::new(actions)),
     };
     let http = serve_http(listener, state, http_stop.clone()).await?;
+    let scheduler = tokio::spawn(gantry_api::scheduler::run(
+        o.store.clone(),
+        shutdown.clone(),
+    ));
+    // Notifications of jobs ending while the worker drains still go out.
+    let notify_stop = CancellationToken::new();
+    let notifier = tokio::spawn(gantry_api::notifier::run(
+        o.store.clone(),
+        o.vault.clone(),
+        l.allow_private_notify_targets,
+        notify_stop.clone(),
+    ));
     // The API stays up while the worker drains, so clients see jobs end.
     worker.run(shutdown).await.context("the worker failed")?;
+    let _ = scheduler.await;
+    notify_stop.cancel();
+    let _ = notifier.await;
     http_stop.cancel();
     let _ = http.await;
     Ok(())
 }
 
-pub async fn server(g: &Global, listen: SocketAddr) -> anyhow::Result<()> {
+pub async fn server(g: &Global, l: ListenArgs) -> anyhow::Result<()> {
+    let listen = l.listen;
     let o = open(g).await?;
     bootstrap_token(o.store.as_ref(), &o.home).await?;
     let shutdown = shutdown_on_signals();
@@ -279,7 +299,19 @@ pub async fn server(g: &Global, listen: SocketAddr) -> anyhow::Result<()> {
         actions: None,
     };
     let (listener, _) = bind(listen).await?;
-    let http = serve_http(listener, state, shutdown).await?;
+    let http = serve_http(listener, state, shutdown.clone()).await?;
+    let scheduler = tokio::spawn(gantry_api::scheduler::run(
+        o.store.clone(),
+        shutdown.clone(),
+    ));
+    let notifier = tokio::spawn(gantry_api::notifier::run(
+        o.store.clone(),
+        o.vault.clone(),
+        l.allow_private_notify_targets,
+        shutdown,
+    ));
+    let _ = scheduler.await;
+    let _ = notifier.await;
     let _ = http.await;
     Ok(())
 }

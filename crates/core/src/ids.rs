@@ -69,6 +69,16 @@ name_id!(
     ConfigId, "configuration id", 128
 );
 
+name_id!(
+    /// A schedule's id within its project.
+    ScheduleId, "schedule id", 128
+);
+
+name_id!(
+    /// A pipeline's id within its project.
+    PipelineId, "pipeline id", 128
+);
+
 impl ProjectId {
     pub fn default_project() -> Self {
         Self("default".to_string())

@@ -9,9 +9,11 @@ pub mod events;
 pub mod ids;
 pub mod job;
 pub mod metadata;
+pub mod pipeline;
+pub mod schedule;
 pub mod spec;
 pub mod units;
 
-pub use ids::{ConfigId, JobId, ProjectId, TableId};
+pub use ids::{ConfigId, JobId, PipelineId, ProjectId, ScheduleId, TableId};
 pub use job::{ErrorKind, JobError, JobStatus};
 pub use spec::{Limits, Network, PullPolicy, Spec, SpecError};

@@ -17,7 +17,7 @@ pub struct SpecError {
 }
 
 impl SpecError {
-    fn at(path: &str, message: impl Into<String>) -> Self {
+    pub fn at(path: &str, message: impl Into<String>) -> Self {
         Self {
             path: path.to_string(),
             message: message.into(),
@@ -80,6 +80,83 @@ pub struct SpecDoc {
     pub user: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub writable_root: Option<bool>,
+    /// 0 (low), 1 (normal, the default) or 2 (high): orders claims before age.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i64>,
+    /// Jobs sharing `key` run at most `limit` at once (instead of the
+    /// configuration lock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency: Option<ConcurrencyDoc>,
+    /// URLs called when the job ends.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<NotifyDoc>,
+}
+
+/// An outbound notification target: a URL called with the job (or pipeline
+/// run) when it ends, signed with the Standard Webhooks scheme when a
+/// `#secret` (`whsec_...`) is given (sealed at rest like `#` parameters).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NotifyDoc {
+    #[serde(default)]
+    pub url: String,
+    /// `failure` (default) or `always`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on: Option<NotifyOn>,
+    #[serde(rename = "#secret", default, skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum NotifyOn {
+    #[default]
+    Failure,
+    Always,
+}
+
+/// Checks notification targets (the path prefix names the list).
+pub fn check_notify(list: &[NotifyDoc], prefix: &str) -> Result<(), SpecError> {
+    if list.len() > 10 {
+        return Err(SpecError::at(prefix, "at most 10 targets"));
+    }
+    for (i, n) in list.iter().enumerate() {
+        let url = n.url.trim();
+        let rest = url
+            .strip_prefix("http://")
+            .or_else(|| url.strip_prefix("https://"));
+        let host = rest
+            .and_then(|r| r.split(['/', '?', '#']).next())
+            .unwrap_or("");
+        if host.is_empty()
+            || url.len() > 2048
+            || url.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(SpecError::at(
+                &format!("{prefix}[{i}].url"),
+                "must be an http:// or https:// URL",
+            ));
+        }
+        if let Some(s) = &n.secret {
+            let sealed = s.starts_with("gantry:enc:");
+            if !sealed && !s.starts_with("whsec_") {
+                return Err(SpecError::at(
+                    &format!("{prefix}[{i}].#secret"),
+                    "must be a Standard Webhooks secret (whsec_ followed by base64)",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConcurrencyDoc {
+    #[serde(default)]
+    pub key: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -489,6 +566,31 @@ pub struct Spec {
     pub user: String,
     /// The container's root filesystem is writable (read-only by default).
     pub writable_root: bool,
+    /// 0..=2; higher is claimed first.
+    pub priority: u8,
+    pub concurrency: Option<Concurrency>,
+}
+
+/// At most `limit` running jobs of a project share `key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Concurrency {
+    pub key: String,
+    pub limit: u32,
+}
+
+pub const DEFAULT_PRIORITY: u8 = 1;
+pub const MAX_PRIORITY: u8 = 2;
+pub const MAX_CONCURRENCY_LIMIT: i64 = 10_000;
+
+/// Checks a priority given as a number (specs, submissions).
+pub fn check_priority(p: i64, path: &str) -> Result<u8, SpecError> {
+    if !(0..=MAX_PRIORITY as i64).contains(&p) {
+        return Err(SpecError::at(
+            path,
+            "must be 0 (low), 1 (normal) or 2 (high)",
+        ));
+    }
+    Ok(p as u8)
 }
 
 /// A way a spec loosens the locked-down defaults. Each must be allowed by the
@@ -767,6 +869,34 @@ impl SpecDoc {
                 ));
             }
         }
+        check_notify(&self.notify, "notify")?;
+        let priority = match self.priority {
+            Some(p) => check_priority(p, "priority")?,
+            None => DEFAULT_PRIORITY,
+        };
+        let concurrency = match &self.concurrency {
+            None => None,
+            Some(c) => {
+                let key = c.key.trim();
+                if key.is_empty() || key.len() > 200 || key.chars().any(char::is_control) {
+                    return Err(SpecError::at(
+                        "concurrency.key",
+                        "must be 1 to 200 characters without control characters",
+                    ));
+                }
+                let limit = c.limit.unwrap_or(1);
+                if !(1..=MAX_CONCURRENCY_LIMIT).contains(&limit) {
+                    return Err(SpecError::at(
+                        "concurrency.limit",
+                        format!("must be between 1 and {MAX_CONCURRENCY_LIMIT}"),
+                    ));
+                }
+                Some(Concurrency {
+                    key: key.to_string(),
+                    limit: limit as u32,
+                })
+            }
+        };
         Ok(Spec {
             image: image.to_string(),
             command: self.command.clone(),
@@ -786,6 +916,8 @@ impl SpecDoc {
             retry,
             user,
             writable_root: self.writable_root.unwrap_or(false),
+            priority,
+            concurrency,
         })
     }
 

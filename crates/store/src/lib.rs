@@ -13,13 +13,13 @@ pub mod retention;
 mod sqlite;
 
 pub use model::*;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, AGING_STEP_MS, NOTIFY_DEADLINE_MS};
 
 use async_trait::async_trait;
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::spec::Loosening;
-use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, TableId};
+use gantry_core::{ConfigId, JobId, JobStatus, PipelineId, ProjectId, ScheduleId, TableId};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -65,6 +65,8 @@ pub trait Store: Send + Sync + 'static {
     /// Sets the cap on an import's decompressed size (`None`: the default).
     async fn set_project_import_max(&self, id: &ProjectId, max: Option<u64>) -> Result<Project>;
     async fn set_project_retention(&self, id: &ProjectId, policy: &Retention) -> Result<Project>;
+    /// Caps the jobs of a project running at once (`None`: no cap).
+    async fn set_project_max_running(&self, id: &ProjectId, max: Option<u32>) -> Result<Project>;
 
     // ---- configurations
     async fn create_config(
@@ -83,6 +85,108 @@ pub trait Store: Send + Sync + 'static {
     async fn list_configs(&self, project: &ProjectId) -> Result<Vec<Config>>;
     async fn delete_config(&self, project: &ProjectId, id: &ConfigId) -> Result<()>;
 
+    // ---- schedules
+    async fn create_schedule(&self, project: &ProjectId, s: NewSchedule) -> Result<ScheduleRow>;
+    async fn list_schedules(&self, project: &ProjectId) -> Result<Vec<ScheduleRow>>;
+    /// With its latest ticks.
+    async fn get_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<ScheduleRow>;
+    /// Pauses (`next_tick` kept) or resumes (from `next_tick`, so the paused
+    /// time is not caught up) a schedule.
+    async fn set_schedule_paused(
+        &self,
+        project: &ProjectId,
+        id: &ScheduleId,
+        paused: bool,
+        next_tick: Option<i64>,
+    ) -> Result<ScheduleRow>;
+    async fn delete_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<()>;
+    /// Unpaused schedules of every project whose next tick is at or before `now`.
+    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRow>>;
+    /// The earliest next tick of any unpaused schedule.
+    async fn next_schedule_tick(&self) -> Result<Option<i64>>;
+    /// Applies a scheduler's decision in one transaction: claims the tick
+    /// (unique per schedule and tick), checks overlap, makes the job, moves
+    /// the schedule on. Exactly once per tick whatever the number of schedulers.
+    async fn fire_tick(&self, f: FireTick) -> Result<Fired>;
+
+    // ---- inbound webhooks
+    async fn create_hook(&self, hook: HookRow) -> Result<HookRow>;
+    async fn list_hooks(&self, project: &ProjectId) -> Result<Vec<HookRow>>;
+    /// `project: None` finds it in any project (the inbound URL has none).
+    async fn get_hook(&self, project: Option<&ProjectId>, id: &str) -> Result<HookRow>;
+    async fn delete_hook(&self, project: &ProjectId, id: &str) -> Result<()>;
+    /// Replaces the secret; the old one stays valid for `grace`.
+    async fn rotate_hook(
+        &self,
+        project: &ProjectId,
+        id: &str,
+        secret_sealed: &str,
+        grace: Duration,
+    ) -> Result<HookRow>;
+    /// Records a delivery and makes its job in one transaction; a delivery id
+    /// seen before returns its job and makes nothing.
+    async fn deliver(
+        &self,
+        hook: &str,
+        delivery: &str,
+        body: Vec<u8>,
+        manifest: Value,
+        what: Fire,
+    ) -> Result<Delivered>;
+    /// The job or pipeline run a delivery made, if it was seen before.
+    async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<String>>;
+
+    // ---- outbound notifications
+    /// Pending notifications due now, leased for `lease` so no other server
+    /// sends them meanwhile; those past their deadline are given up first.
+    async fn due_notifications(&self, lease: Duration, limit: usize) -> Result<Vec<Notification>>;
+    /// Records one delivery attempt: delivered, or retried in `retry_in`
+    /// (given up once that passes the deadline).
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        status_code: Option<u16>,
+        error: Option<&str>,
+        delivered: bool,
+        retry_in: Duration,
+    ) -> Result<()>;
+    /// A job's (`job`) or pipeline run's (`pipeline_run`) notifications with every attempt.
+    async fn list_notifications(
+        &self,
+        project: &ProjectId,
+        kind: &str,
+        subject: &str,
+    ) -> Result<Vec<NotificationView>>;
+
+    // ---- pipelines
+    /// Creates (`create`) or replaces a pipeline; `configs` are the
+    /// configurations it names (a configuration in use cannot be deleted).
+    async fn put_pipeline(
+        &self,
+        project: &ProjectId,
+        id: &PipelineId,
+        doc: &Value,
+        configs: &[ConfigId],
+        create: bool,
+    ) -> Result<PipelineRow>;
+    async fn get_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<PipelineRow>;
+    async fn list_pipelines(&self, project: &ProjectId) -> Result<Vec<PipelineRow>>;
+    async fn delete_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<()>;
+    /// Starts a run (its first phase's jobs are queued in the same transaction).
+    async fn start_pipeline_run(&self, project: &ProjectId, id: &PipelineId)
+        -> Result<PipelineRun>;
+    async fn get_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun>;
+    async fn list_pipeline_runs(
+        &self,
+        project: &ProjectId,
+        pipeline: Option<&PipelineId>,
+    ) -> Result<Vec<PipelineRun>>;
+    /// Cancels a run: its queued jobs at once, its running ones via their workers.
+    async fn cancel_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun>;
+    /// Moves every unfinished run on from what its jobs did (idempotent; any
+    /// server may call it). Returns how many runs changed.
+    async fn advance_pipeline_runs(&self) -> Result<u64>;
+
     // ---- jobs, client side
     async fn enqueue(&self, job: NewJob) -> Result<Job>;
     /// Enqueues many jobs in one transaction; returns their ids in order.
@@ -93,8 +197,14 @@ pub trait Store: Send + Sync + 'static {
     async fn request_cancel(&self, project: &ProjectId, id: JobId) -> Result<Job>;
 
     // ---- jobs, worker side
-    /// Claims up to `max` due jobs for `worker`, each as a new attempt under a lease.
+    /// Claims up to `max` due jobs for `worker`, each as a new attempt under a
+    /// lease: highest effective priority first, then oldest; jobs held back by
+    /// a configuration lock, a concurrency key or the project's `max_running`
+    /// are skipped, never waited on.
     async fn claim(&self, worker: &str, max: usize, lease: Duration) -> Result<Claim>;
+    /// Raises the effective priority of jobs queued for long (one level per
+    /// [`AGING_STEP_MS`]); returns how many changed.
+    async fn age_queue(&self) -> Result<u64>;
     /// Renews the leases of `worker`'s running jobs; returns those asked to cancel.
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<JobId>>;
     async fn record_attempt(&self, id: JobId, attempt: u32, info: &AttemptInfo) -> Result<()>;

@@ -1,6 +1,6 @@
 //! Records the store reads and writes.
 
-use gantry_core::{ConfigId, JobError, JobId, JobStatus, ProjectId};
+use gantry_core::{ConfigId, JobError, JobId, JobStatus, PipelineId, ProjectId, ScheduleId};
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -12,6 +12,8 @@ pub struct Project {
     /// A stable numeric id (Keboola's `KBC_PROJECTID` is numeric).
     pub number: i64,
     pub allow: Vec<gantry_core::spec::Loosening>,
+    /// Most jobs of this project running at once (admin-set); `None`: no cap.
+    pub max_running: Option<u32>,
     pub created_at: i64,
     /// The cap on an import's decompressed size; `None`: the default.
     pub import_max_bytes: Option<u64>,
@@ -100,9 +102,107 @@ pub struct NewJob {
     pub spec: Value,
     pub max_attempts: u32,
     pub backoff: Duration,
+    /// 0..=2; higher is claimed first.
+    pub priority: u8,
+    /// Held queued until this long after submission (by the database clock).
+    pub delay: Duration,
+    /// Held queued until this time (ms since the epoch), if later than `delay`.
+    pub run_at: Option<i64>,
+    /// Jobs sharing the key run at most `limit` at once. `None`: a job of a
+    /// configuration holds that configuration's lock (one at a time).
+    pub concurrency: Option<(String, u32)>,
+    /// What made the job, if not a direct submission.
+    pub trigger: Option<Trigger>,
     /// The public id and description of the token that submitted it.
     pub token_id: Option<String>,
     pub token_desc: Option<String>,
+}
+
+/// What started a job other than a submission; kept on the job.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Trigger {
+    /// A schedule's tick (ms since the epoch).
+    Schedule { id: ScheduleId, tick: i64 },
+    /// A delivery to an inbound webhook.
+    Webhook { id: String, delivery: String },
+    /// A task of a pipeline run.
+    Pipeline { run: String, phase: u32, task: u32 },
+}
+
+impl Trigger {
+    /// The schedule that made the job, if one did.
+    pub fn schedule_id(&self) -> Option<&ScheduleId> {
+        match self {
+            Self::Schedule { id, .. } => Some(id),
+            Self::Webhook { .. } | Self::Pipeline { .. } => None,
+        }
+    }
+}
+
+impl NewJob {
+    /// A job due now, normal priority, under the configuration lock.
+    pub fn new(
+        project: ProjectId,
+        config_id: Option<ConfigId>,
+        spec: Value,
+        max_attempts: u32,
+        backoff: Duration,
+    ) -> Self {
+        Self {
+            project,
+            config_id,
+            spec,
+            max_attempts,
+            backoff,
+            priority: gantry_core::spec::DEFAULT_PRIORITY,
+            delay: Duration::ZERO,
+            run_at: None,
+            concurrency: None,
+            trigger: None,
+            token_id: None,
+            token_desc: None,
+        }
+    }
+
+    /// The queue entry for a validated spec: its retry policy, priority and
+    /// concurrency rule (a configuration's job takes its lock unless the spec
+    /// names a concurrency key).
+    pub fn from_spec(
+        project: ProjectId,
+        config_id: Option<ConfigId>,
+        stored: Value,
+        spec: &gantry_core::Spec,
+    ) -> Self {
+        let mut job = Self::new(
+            project,
+            config_id,
+            stored,
+            spec.retry.attempts,
+            spec.retry.backoff,
+        );
+        job.priority = spec.priority;
+        job.concurrency = spec.concurrency.as_ref().map(|c| (c.key.clone(), c.limit));
+        job
+    }
+}
+
+/// Why a queued job is not running yet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Waiting {
+    /// Delayed (or backing off before a retry) until this time (ms).
+    Delayed { until: i64 },
+    /// Another job of its configuration is running.
+    ConfigLock { job: JobId, config: ConfigId },
+    /// Its concurrency key has `limit` jobs running.
+    ConcurrencyKey {
+        key: String,
+        limit: u32,
+        running: Vec<JobId>,
+    },
+    /// Its project runs `max_running` jobs.
+    ProjectLimit { project: ProjectId, limit: u32 },
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -130,6 +230,93 @@ pub struct Job {
     pub token_desc: Option<String>,
     /// Filled by `get_job`; empty in lists.
     pub attempts: Vec<Attempt>,
+    pub priority: u8,
+    /// When it is (or was last) due (ms).
+    pub run_after: i64,
+    pub concurrency: Option<(String, u32)>,
+    /// For a queued job (in `get_job` and lists): why it waits, if it does.
+    pub waiting: Option<Waiting>,
+    pub trigger: Option<Trigger>,
+}
+
+/// A stored schedule and where it stands.
+#[derive(Clone, Debug, Serialize)]
+pub struct ScheduleRow {
+    pub project: ProjectId,
+    pub id: ScheduleId,
+    /// What it runs: a configuration or a pipeline.
+    pub config_id: Option<ConfigId>,
+    pub pipeline_id: Option<PipelineId>,
+    /// The schedule document as written (validated).
+    pub doc: Value,
+    pub paused: bool,
+    /// The next tick to fire (ms); `None` once it has ended.
+    pub next_tick: Option<i64>,
+    pub last_tick: Option<i64>,
+    /// Jobs made so far.
+    pub runs: u64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    /// Filled by `get_schedule`: the latest ticks, newest first.
+    pub recent: Vec<TickRecord>,
+}
+
+#[derive(Clone, Debug)]
+pub struct NewSchedule {
+    pub id: ScheduleId,
+    pub config_id: Option<ConfigId>,
+    pub pipeline_id: Option<PipelineId>,
+    pub doc: Value,
+    pub next_tick: Option<i64>,
+    pub max_runs: Option<u64>,
+    pub overlap: gantry_core::schedule::Overlap,
+}
+
+/// One tick of a schedule and what came of it.
+#[derive(Clone, Debug, Serialize)]
+pub struct TickRecord {
+    pub tick: i64,
+    /// `job`, `run` (a pipeline run), `skipped` (overlap) or `missed`.
+    pub outcome: String,
+    /// The job or pipeline run it made.
+    pub made: Option<String>,
+    pub note: Option<String>,
+    pub created_at: i64,
+}
+
+/// A scheduler's decision about a due tick, applied by the store only if the
+/// schedule still expects `expected` (else another scheduler got there first).
+#[derive(Clone, Debug)]
+pub struct FireTick {
+    pub project: ProjectId,
+    pub id: ScheduleId,
+    pub expected: i64,
+    /// The tick to run, with its job or pipeline.
+    pub fire: Option<(i64, Fire)>,
+    /// A tick passed over (missed while down, policy `skip`).
+    pub missed: Option<i64>,
+    pub next: Option<i64>,
+}
+
+/// What a tick starts.
+#[derive(Clone, Debug)]
+// One per fired tick, moved once: boxing the job would buy nothing.
+#[allow(clippy::large_enum_variant)]
+pub enum Fire {
+    Job(NewJob),
+    Pipeline(PipelineId),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fired {
+    Job(JobId),
+    /// A pipeline run (its id).
+    Run(String),
+    /// Overlap `skip`: this job (or pipeline run) of the schedule was still queued or running.
+    Skipped(String),
+    Missed,
+    /// Another scheduler fired this tick, or the schedule changed.
+    Lost,
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -166,6 +353,49 @@ pub struct ClaimedJob {
     pub state: Value,
     /// The project's stable numeric id.
     pub project_number: i64,
+    /// For a job made by a webhook: the delivery's body and its manifest.
+    pub webhook: Option<WebhookPayload>,
+}
+
+#[derive(Clone, Debug)]
+pub struct WebhookPayload {
+    pub body: Vec<u8>,
+    /// `{"hook", "delivery", "headers": {...}, "received_at"}`.
+    pub manifest: Value,
+}
+
+/// An inbound webhook: its secret is stored sealed.
+#[derive(Clone, Debug)]
+pub struct HookRow {
+    pub project: ProjectId,
+    pub id: String,
+    /// What it runs: a configuration or a pipeline.
+    pub config_id: Option<ConfigId>,
+    pub pipeline_id: Option<PipelineId>,
+    /// `signature` (Standard Webhooks or GitHub) or `token` (a Gantry bearer token).
+    pub auth: String,
+    pub secret_sealed: String,
+    /// The secret before the last rotation, valid until `old_until` (ms).
+    pub old_secret_sealed: Option<String>,
+    pub old_until: Option<i64>,
+    pub max_body: u64,
+    /// Deliveries per minute accepted.
+    pub rate_per_min: u32,
+    pub created_at: i64,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Delivered {
+    /// The job or pipeline run made (its id).
+    New(String, DeliveredKind),
+    /// This delivery id was seen before: what it made then; nothing new.
+    Replay(String),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeliveredKind {
+    Job,
+    Run,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -318,6 +548,83 @@ pub struct FileInfo {
 pub struct Outputs {
     pub tables: Vec<TableWrite>,
     pub files: Vec<NewFile>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct PipelineRow {
+    pub project: ProjectId,
+    pub id: PipelineId,
+    /// The validated pipeline document (task parameters sealed).
+    pub doc: Value,
+    pub version: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// A pipeline run: a durable entity advanced by the store.
+#[derive(Clone, Debug, Serialize)]
+pub struct PipelineRun {
+    pub id: String,
+    pub project: ProjectId,
+    pub pipeline: PipelineId,
+    /// `queued`, `running`, `succeeded`, `warning`, `failed`, `cancelled`.
+    pub status: String,
+    /// The phase running now (or where it stopped).
+    pub phase: u32,
+    pub phases: u32,
+    pub cancel_requested: bool,
+    pub error: Option<String>,
+    pub created_at: i64,
+    pub started_at: Option<i64>,
+    pub finished_at: Option<i64>,
+    pub tasks: Vec<RunTask>,
+    /// What started it, if not the API.
+    pub trigger: Option<Trigger>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RunTask {
+    pub phase: u32,
+    pub task: u32,
+    pub config_id: ConfigId,
+    pub continue_on_failure: bool,
+    /// `pending`, `skipped`, or its job's status.
+    pub status: String,
+    pub job_id: Option<JobId>,
+    pub error: Option<String>,
+}
+
+/// A notification to send (leased to the caller for a while).
+#[derive(Clone, Debug)]
+pub struct Notification {
+    pub id: i64,
+    pub project: ProjectId,
+    /// `job` or `pipeline_run`.
+    pub subject_kind: String,
+    pub subject_id: String,
+    pub url: String,
+    /// A `whsec_` secret, sealed; `None`: sent unsigned.
+    pub secret_sealed: Option<String>,
+    pub body: String,
+    pub attempts: u32,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NotificationView {
+    pub id: i64,
+    pub url: String,
+    /// `pending`, `delivered` or `failed` (given up).
+    pub status: String,
+    pub attempts: Vec<NotificationAttempt>,
+    pub last_error: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct NotificationAttempt {
+    pub number: u32,
+    pub at: i64,
+    pub status_code: Option<u16>,
+    pub error: Option<String>,
 }
 
 /// One project's queue, for metrics.

@@ -175,6 +175,157 @@ ALTER TABLE projects ADD COLUMN import_max_bytes INTEGER;
 ALTER TABLE projects ADD COLUMN retention TEXT;
 ALTER TABLE table_versions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
 "#,
+    // Priority (with aging into eff_priority), concurrency keys, project caps.
+    r#"
+ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN eff_priority INTEGER NOT NULL DEFAULT 1;
+ALTER TABLE jobs ADD COLUMN concurrency_key TEXT;
+ALTER TABLE jobs ADD COLUMN concurrency_limit INTEGER;
+ALTER TABLE projects ADD COLUMN max_running INTEGER;
+CREATE INDEX jobs_claim ON jobs (eff_priority DESC, run_after, id) WHERE status = 'queued';
+CREATE INDEX jobs_running_config ON jobs (project_id, config_id) WHERE status = 'running';
+CREATE INDEX jobs_running_key ON jobs (project_id, concurrency_key) WHERE status = 'running';
+"#,
+    // Schedules, their ticks (one row per fired tick: exactly once), and what started a job.
+    r#"
+ALTER TABLE jobs ADD COLUMN trigger TEXT;
+ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
+CREATE INDEX jobs_active_by_schedule ON jobs (project_id, schedule_id) WHERE status IN ('queued', 'running');
+CREATE TABLE schedules (
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    id TEXT NOT NULL,
+    config_id TEXT,
+    pipeline_id TEXT,
+    doc TEXT NOT NULL,
+    paused INTEGER NOT NULL DEFAULT 0,
+    next_tick INTEGER,
+    last_tick INTEGER,
+    runs INTEGER NOT NULL DEFAULT 0,
+    max_runs INTEGER,
+    overlap TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+CREATE INDEX schedules_due ON schedules (next_tick) WHERE paused = 0 AND next_tick IS NOT NULL;
+CREATE INDEX schedules_by_config ON schedules (project_id, config_id);
+CREATE TABLE schedule_ticks (
+    project_id TEXT NOT NULL,
+    schedule_id TEXT NOT NULL,
+    tick INTEGER NOT NULL,
+    outcome TEXT NOT NULL,
+    job_id TEXT,
+    note TEXT,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, schedule_id, tick)
+) WITHOUT ROWID;
+"#,
+    // Inbound webhooks (secrets sealed) and their deliveries (one per delivery id).
+    r#"
+CREATE TABLE hooks (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    config_id TEXT,
+    pipeline_id TEXT,
+    auth TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    old_secret TEXT,
+    old_until INTEGER,
+    max_body INTEGER NOT NULL,
+    rate_per_min INTEGER NOT NULL,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX hooks_by_config ON hooks (project_id, config_id);
+CREATE TABLE hook_deliveries (
+    hook_id TEXT NOT NULL,
+    delivery_id TEXT NOT NULL,
+    job_id TEXT NOT NULL,
+    body BLOB NOT NULL,
+    manifest TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (hook_id, delivery_id)
+) WITHOUT ROWID;
+CREATE INDEX hook_deliveries_by_job ON hook_deliveries (job_id);
+"#,
+    // Pipelines, their runs and the runs' tasks (advanced from the store).
+    r#"
+CREATE TABLE pipelines (
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    id TEXT NOT NULL,
+    doc TEXT NOT NULL,
+    version INTEGER NOT NULL DEFAULT 1,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, id)
+);
+CREATE TABLE pipeline_configs (
+    project_id TEXT NOT NULL,
+    config_id TEXT NOT NULL,
+    pipeline_id TEXT NOT NULL,
+    PRIMARY KEY (project_id, config_id, pipeline_id)
+) WITHOUT ROWID;
+CREATE TABLE pipeline_runs (
+    id TEXT PRIMARY KEY,
+    project_id TEXT NOT NULL REFERENCES projects(id),
+    pipeline_id TEXT NOT NULL,
+    status TEXT NOT NULL,
+    phase INTEGER NOT NULL DEFAULT 0,
+    phases INTEGER NOT NULL,
+    warnings INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    started_at INTEGER,
+    finished_at INTEGER
+);
+CREATE INDEX pipeline_runs_open ON pipeline_runs (id) WHERE status IN ('queued', 'running');
+CREATE INDEX pipeline_runs_by_project ON pipeline_runs (project_id, pipeline_id, id);
+ALTER TABLE pipeline_runs ADD COLUMN trigger TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN schedule_id TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN hook_id TEXT;
+ALTER TABLE pipeline_runs ADD COLUMN delivery_id TEXT;
+CREATE INDEX pipeline_runs_active_by_schedule ON pipeline_runs (project_id, schedule_id) WHERE status IN ('queued', 'running');
+CREATE TABLE pipeline_tasks (
+    run_id TEXT NOT NULL,
+    phase INTEGER NOT NULL,
+    task INTEGER NOT NULL,
+    config_id TEXT NOT NULL,
+    continue_on_failure INTEGER NOT NULL,
+    parameters TEXT NOT NULL,
+    status TEXT NOT NULL,
+    job_id TEXT,
+    error TEXT,
+    PRIMARY KEY (run_id, phase, task)
+) WITHOUT ROWID;
+"#,
+    // Outbound notifications and every delivery attempt.
+    r#"
+CREATE TABLE notifications (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    project_id TEXT NOT NULL,
+    subject_kind TEXT NOT NULL,
+    subject_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    secret TEXT,
+    body TEXT NOT NULL,
+    status TEXT NOT NULL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    next_at INTEGER NOT NULL,
+    deadline INTEGER NOT NULL,
+    last_error TEXT,
+    created_at INTEGER NOT NULL
+);
+CREATE INDEX notifications_due ON notifications (next_at) WHERE status = 'pending';
+CREATE INDEX notifications_by_subject ON notifications (project_id, subject_kind, subject_id);
+CREATE TABLE notification_attempts (
+    notification_id INTEGER NOT NULL,
+    number INTEGER NOT NULL,
+    at INTEGER NOT NULL,
+    status_code INTEGER,
+    error TEXT,
+    PRIMARY KEY (notification_id, number)
+) WITHOUT ROWID;
+"#,
 ];
 
 /// Called once the group holding a write has committed (`None`) or failed.
@@ -230,6 +381,549 @@ fn writer_thread(mut conn: Connection, rx: std::sync::mpsc::Receiver<WriteJob>) 
             job(&mut conn)(None);
         }
     }
+}
+
+/// How long a notification is retried before it is given up.
+pub const NOTIFY_DEADLINE_MS: i64 = 10 * 60 * 1000;
+
+/// Queues the notifications a job or run asks for now that it has ended
+/// with `status`; inside the caller's transaction.
+fn queue_notifications(
+    tx: &Connection,
+    project: &str,
+    kind: &str,
+    subject: &str,
+    status: &str,
+    notify: Option<&Value>,
+    body: &Value,
+) -> Result<()> {
+    let Some(list) = notify.and_then(Value::as_array) else {
+        return Ok(());
+    };
+    for n in list {
+        let always = n.get("on").and_then(Value::as_str) == Some("always");
+        if !always && status == "succeeded" {
+            continue;
+        }
+        let Some(url) = n.get("url").and_then(Value::as_str) else {
+            continue;
+        };
+        tx.execute(
+            &format!(
+                "INSERT INTO notifications (project_id, subject_kind, subject_id, url, secret, body, status, next_at, deadline, created_at) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending', {NOW}, {NOW} + ?7, {NOW})"
+            ),
+            params![
+                project,
+                kind,
+                subject,
+                url,
+                n.get("#secret").and_then(Value::as_str),
+                body.to_string(),
+                NOTIFY_DEADLINE_MS
+            ],
+        )?;
+    }
+    Ok(())
+}
+
+/// Queues a job's notifications if it has ended.
+fn notify_job(tx: &Connection, id: &str) -> Result<()> {
+    let job = load_job(tx, None, parse(id.to_string())?)?;
+    if !job.status.is_terminal() {
+        return Ok(());
+    }
+    let body = serde_json::json!({
+        "type": "job.ended",
+        "job": {
+            "id": job.id.to_string(),
+            "project": job.project.as_str(),
+            "config": job.config_id.as_ref().map(|c| c.as_str()),
+            "status": job.status.as_str(),
+            "error": job.error.as_ref().map(|e| serde_json::json!({"kind": e.kind.as_str(), "message": e.message})),
+            "exit_code": job.exit_code,
+            "attempt": job.attempt,
+            "trigger": job.trigger,
+            "queued_at": job.queued_at,
+            "started_at": job.started_at,
+            "finished_at": job.finished_at,
+        }
+    });
+    queue_notifications(
+        tx,
+        job.project.as_str(),
+        "job",
+        id,
+        job.status.as_str(),
+        job.spec.get("notify"),
+        &body,
+    )
+}
+
+/// Queues a pipeline run's notifications (the pipeline's `notify`).
+fn notify_run(tx: &Connection, id: &str) -> Result<()> {
+    let run = load_run(tx, None, id)?;
+    let doc: Option<String> = tx
+        .prepare_cached("SELECT doc FROM pipelines WHERE project_id = ?1 AND id = ?2")?
+        .query_row(params![run.project.as_str(), run.pipeline.as_str()], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let Some(doc) = doc else { return Ok(()) };
+    let doc = json(&doc)?;
+    let body = serde_json::json!({
+        "type": "pipeline_run.ended",
+        "run": {
+            "id": run.id,
+            "project": run.project.as_str(),
+            "pipeline": run.pipeline.as_str(),
+            "status": run.status,
+            "error": run.error,
+            "tasks": run.tasks,
+            "started_at": run.started_at,
+            "finished_at": run.finished_at,
+        }
+    });
+    queue_notifications(
+        tx,
+        run.project.as_str(),
+        "pipeline_run",
+        id,
+        &run.status,
+        doc.get("notify"),
+        &body,
+    )
+}
+
+const RUN_COLS: &str = "id, project_id, pipeline_id, status, phase, phases, cancel_requested, error, created_at, started_at, finished_at, trigger";
+
+fn load_run(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<PipelineRun> {
+    let mut run = c
+        .prepare_cached(&format!(
+            "SELECT {RUN_COLS} FROM pipeline_runs WHERE id = ?1 AND (?2 IS NULL OR project_id = ?2)"
+        ))?
+        .query_row(params![id, project.map(|p| p.as_str())], |r| {
+            Ok(run_from_row(r))
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NotFound(format!("pipeline run {id}")))??;
+    let mut stmt = c.prepare_cached(
+        "SELECT t.phase, t.task, t.config_id, t.continue_on_failure, COALESCE(j.status, t.status), t.job_id, \
+         COALESCE(t.error, j.error_message) FROM pipeline_tasks t LEFT JOIN jobs j ON j.id = t.job_id \
+         WHERE t.run_id = ?1 ORDER BY t.phase, t.task",
+    )?;
+    let rows = stmt.query([id])?;
+    run.tasks = collect_rows(rows, |r| {
+        Ok(RunTask {
+            phase: r.get(0)?,
+            task: r.get(1)?,
+            config_id: parse(r.get(2)?)?,
+            continue_on_failure: r.get(3)?,
+            status: r.get(4)?,
+            job_id: r.get::<_, Option<String>>(5)?.map(parse).transpose()?,
+            error: r.get(6)?,
+        })
+    })?;
+    Ok(run)
+}
+
+fn run_from_row(r: &Row<'_>) -> Result<PipelineRun> {
+    Ok(PipelineRun {
+        id: r.get(0)?,
+        project: parse(r.get(1)?)?,
+        pipeline: parse(r.get(2)?)?,
+        status: r.get(3)?,
+        phase: r.get(4)?,
+        phases: r.get(5)?,
+        cancel_requested: r.get(6)?,
+        error: r.get(7)?,
+        created_at: r.get(8)?,
+        started_at: r.get(9)?,
+        finished_at: r.get(10)?,
+        tasks: Vec::new(),
+        trigger: r
+            .get::<_, Option<String>>(11)?
+            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
+    })
+}
+
+/// What advancing a run did, for announcements after the commit.
+#[derive(Default)]
+struct Advanced {
+    changed: bool,
+    enqueued: bool,
+    cancel: Vec<JobId>,
+}
+
+/// The job of one task: the configuration's stored spec with the task's
+/// parameters merged over its own. `Err` is a reason the task fails at once.
+fn task_job(
+    tx: &Connection,
+    project: &ProjectId,
+    run: &str,
+    phase: u32,
+    task: u32,
+    config: &str,
+    overrides: &str,
+) -> Result<std::result::Result<NewJob, String>> {
+    let config: ConfigId = parse(config.to_string())?;
+    let stored = match load_config(tx, project, &config) {
+        Ok(c) => c.spec,
+        Err(StoreError::NotFound(_)) => {
+            return Ok(Err(format!("configuration {config} not found")))
+        }
+        Err(e) => return Err(e),
+    };
+    let mut spec = stored;
+    if let (Some(params), Value::Object(over)) = (
+        spec.as_object_mut().map(|o| {
+            o.entry("parameters")
+                .or_insert_with(|| Value::Object(Default::default()))
+        }),
+        json(overrides)?,
+    ) {
+        if let Some(p) = params.as_object_mut() {
+            p.extend(over);
+        }
+    }
+    let validated = match gantry_core::Spec::from_value(spec.clone()) {
+        Ok((_, v)) => v,
+        Err(e) => return Ok(Err(format!("configuration {config}: {e}"))),
+    };
+    let mut job = NewJob::from_spec(project.clone(), Some(config), spec, &validated);
+    job.trigger = Some(Trigger::Pipeline {
+        run: run.to_string(),
+        phase,
+        task,
+    });
+    Ok(Ok(job))
+}
+
+/// Starts a run of a pipeline inside the caller's transaction.
+fn start_run_tx(
+    tx: &Connection,
+    project: &ProjectId,
+    id: &PipelineId,
+    trigger: Option<&Trigger>,
+) -> Result<(String, Advanced)> {
+    let p = load_pipeline(tx, project, id)?;
+    let doc: gantry_core::pipeline::PipelineDoc = serde_json::from_value(p.doc)
+        .map_err(|e| StoreError::Corrupt(format!("pipeline {id}: {e}")))?;
+    let run = JobId::new().to_string();
+    tx.execute(
+        &format!(
+            "INSERT INTO pipeline_runs (id, project_id, pipeline_id, status, phases, trigger, schedule_id, created_at) \
+             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW})"
+        ),
+        params![
+            run,
+            project.as_str(),
+            id.as_str(),
+            doc.phases.len() as u32,
+            trigger.and_then(|t| serde_json::to_string(t).ok()),
+            trigger.and_then(Trigger::schedule_id).map(|s| s.to_string()),
+        ],
+    )?;
+    for (i, phase) in doc.phases.iter().enumerate() {
+        for (j, t) in phase.tasks.iter().enumerate() {
+            tx.execute(
+                "INSERT INTO pipeline_tasks (run_id, phase, task, config_id, continue_on_failure, parameters, status) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, 'pending')",
+                params![
+                    run,
+                    i as u32,
+                    j as u32,
+                    t.config,
+                    t.continue_on_failure,
+                    Value::Object(t.parameters.clone()).to_string()
+                ],
+            )?;
+        }
+    }
+    let adv = advance_run(tx, &run)?;
+    Ok((run, adv))
+}
+
+const TERMINAL_RUN: [&str; 4] = ["succeeded", "warning", "failed", "cancelled"];
+
+/// Moves one run on from what its jobs did; idempotent.
+fn advance_run(tx: &Connection, id: &str) -> Result<Advanced> {
+    let mut out = Advanced::default();
+    let row: Option<(String, String, u32, u32, bool, u32)> = tx
+        .prepare_cached(
+            "SELECT project_id, status, phase, phases, cancel_requested, warnings FROM pipeline_runs WHERE id = ?1",
+        )?
+        .query_row([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)))
+        .optional()?;
+    let Some((project, status, mut phase, phases, cancel, mut warnings)) = row else {
+        return Ok(out);
+    };
+    if TERMINAL_RUN.contains(&status.as_str()) {
+        return Ok(out);
+    }
+    let project: ProjectId = parse(project)?;
+    // Task statuses follow their jobs.
+    tx.prepare_cached(
+        "UPDATE pipeline_tasks SET status = (SELECT j.status FROM jobs j WHERE j.id = pipeline_tasks.job_id) \
+         WHERE run_id = ?1 AND job_id IS NOT NULL",
+    )?
+    .execute([id])?;
+    let finish = |tx: &Connection, status: &str, error: Option<String>| -> Result<()> {
+        tx.prepare_cached(&format!(
+            "UPDATE pipeline_runs SET status = ?2, error = COALESCE(?3, error), finished_at = {NOW} WHERE id = ?1"
+        ))?
+        .execute(params![id, status, error])?;
+        notify_run(tx, id)
+    };
+    if cancel {
+        let active: Vec<(String, String)> = tx
+            .prepare_cached(
+                "SELECT job_id, status FROM pipeline_tasks WHERE run_id = ?1 AND status IN ('queued', 'running')",
+            )?
+            .query_map([id], |r| Ok((r.get(0)?, r.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?;
+        let mut still_running = false;
+        for (job, st) in active {
+            if st == "queued" {
+                tx.execute(
+                    &format!("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = {NOW} WHERE id = ?1 AND status = 'queued'"),
+                    [&job],
+                )?;
+                tx.execute(
+                    "UPDATE pipeline_tasks SET status = 'cancelled' WHERE job_id = ?1",
+                    [&job],
+                )?;
+            } else {
+                let n = tx.execute(
+                    "UPDATE jobs SET cancel_requested = 1 WHERE id = ?1 AND status = 'running' AND cancel_requested = 0",
+                    [&job],
+                )?;
+                if n > 0 {
+                    out.cancel.push(parse(job)?);
+                }
+                still_running = true;
+            }
+        }
+        tx.execute(
+            "UPDATE pipeline_tasks SET status = 'skipped' WHERE run_id = ?1 AND status = 'pending'",
+            [id],
+        )?;
+        if !still_running {
+            finish(tx, "cancelled", None)?;
+        }
+        out.changed = true;
+        return Ok(out);
+    }
+    loop {
+        let tasks: Vec<(u32, String, bool, String, String, Option<String>)> = tx
+            .prepare_cached(
+                "SELECT task, config_id, continue_on_failure, status, parameters, error FROM pipeline_tasks \
+                 WHERE run_id = ?1 AND phase = ?2 ORDER BY task",
+            )?
+            .query_map(params![id, phase], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))
+            })?
+            .collect::<rusqlite::Result<_>>()?;
+        if tasks.iter().any(|t| t.3 == "pending") {
+            // Start the phase: every task at once.
+            for (task, config, _, st, overrides, _) in &tasks {
+                if st != "pending" {
+                    continue;
+                }
+                match task_job(tx, &project, id, phase, *task, config, overrides)? {
+                    Ok(job) => {
+                        let jid = JobId::new();
+                        tx.prepare_cached(INSERT_JOB)?
+                            .execute(job_params(&jid, &job))?;
+                        tx.execute(
+                            "UPDATE pipeline_tasks SET status = 'queued', job_id = ?4 WHERE run_id = ?1 AND phase = ?2 AND task = ?3",
+                            params![id, phase, task, jid.to_string()],
+                        )?;
+                        out.enqueued = true;
+                    }
+                    Err(why) => {
+                        tx.execute(
+                            "UPDATE pipeline_tasks SET status = 'failed', error = ?4 WHERE run_id = ?1 AND phase = ?2 AND task = ?3",
+                            params![id, phase, task, why],
+                        )?;
+                    }
+                }
+            }
+            tx.execute(
+                &format!("UPDATE pipeline_runs SET status = 'running', phase = ?2, started_at = COALESCE(started_at, {NOW}) WHERE id = ?1"),
+                params![id, phase],
+            )?;
+            out.changed = true;
+            // A phase whose tasks all failed at once ends now: look again.
+            if out.enqueued {
+                return Ok(out);
+            }
+            continue;
+        }
+        if tasks.iter().any(|t| t.3 == "queued" || t.3 == "running") {
+            return Ok(out);
+        }
+        let hard = tasks.iter().find(|t| t.3 != "succeeded" && !t.2);
+        if let Some((task, config, _, st, _, err)) = hard {
+            tx.execute(
+                "UPDATE pipeline_tasks SET status = 'skipped' WHERE run_id = ?1 AND status = 'pending'",
+                [id],
+            )?;
+            let why = format!(
+                "phase {phase} task {task} (configuration {config}) ended {st}{}",
+                err.as_deref().map(|e| format!(": {e}")).unwrap_or_default()
+            );
+            finish(tx, "failed", Some(why))?;
+            out.changed = true;
+            return Ok(out);
+        }
+        warnings += tasks.iter().filter(|t| t.3 != "succeeded").count() as u32;
+        phase += 1;
+        tx.execute(
+            "UPDATE pipeline_runs SET phase = ?2, warnings = ?3 WHERE id = ?1",
+            params![id, phase.min(phases.saturating_sub(1)), warnings],
+        )?;
+        out.changed = true;
+        if phase >= phases {
+            finish(tx, if warnings > 0 { "warning" } else { "succeeded" }, None)?;
+            return Ok(out);
+        }
+    }
+}
+
+const HOOK_COLS: &str = "project_id, id, config_id, auth, secret, old_secret, old_until, max_body, rate_per_min, created_at, pipeline_id";
+
+fn hook_from_row(r: &Row<'_>) -> Result<HookRow> {
+    Ok(HookRow {
+        project: parse(r.get(0)?)?,
+        id: r.get(1)?,
+        config_id: r.get::<_, Option<String>>(2)?.map(parse).transpose()?,
+        pipeline_id: r.get::<_, Option<String>>(10)?.map(parse).transpose()?,
+        auth: r.get(3)?,
+        secret_sealed: r.get(4)?,
+        old_secret_sealed: r.get(5)?,
+        old_until: r.get(6)?,
+        max_body: r.get::<_, i64>(7)? as u64,
+        rate_per_min: r.get(8)?,
+        created_at: r.get(9)?,
+    })
+}
+
+fn pipeline_from_row(r: &Row<'_>) -> Result<PipelineRow> {
+    Ok(PipelineRow {
+        project: parse(r.get(0)?)?,
+        id: parse(r.get(1)?)?,
+        doc: json(&r.get::<_, String>(2)?)?,
+        version: r.get(3)?,
+        created_at: r.get(4)?,
+        updated_at: r.get(5)?,
+    })
+}
+
+fn load_pipeline(c: &Connection, project: &ProjectId, id: &PipelineId) -> Result<PipelineRow> {
+    c.prepare_cached(
+        "SELECT project_id, id, doc, version, created_at, updated_at FROM pipelines WHERE project_id = ?1 AND id = ?2",
+    )?
+    .query_row(params![project.as_str(), id.as_str()], |r| Ok(pipeline_from_row(r)))
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("pipeline {id}")))?
+}
+
+fn load_hook(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<HookRow> {
+    c.prepare_cached(&format!(
+        "SELECT {HOOK_COLS} FROM hooks WHERE id = ?1 AND (?2 IS NULL OR project_id = ?2)"
+    ))?
+    .query_row(params![id, project.map(|p| p.as_str())], |r| {
+        Ok(hook_from_row(r))
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("webhook {id}")))?
+}
+
+/// A queued job gains one priority level per this long waited (up to the
+/// highest), so low priority is never starved.
+pub const AGING_STEP_MS: i64 = 60_000;
+
+/// The due queued job to claim next: highest effective priority, then oldest,
+/// skipping (never stopping at) jobs held back by a configuration lock, a
+/// concurrency key or their project's `max_running`. Evaluated once per job
+/// claimed, inside the claim's transaction, so jobs claimed just before count.
+const NEXT_CLAIMABLE: &str = "SELECT j.id FROM jobs j INDEXED BY jobs_claim \
+     WHERE j.status = 'queued' AND j.run_after <= CAST(unixepoch('subsec') * 1000 AS INTEGER) \
+     AND (j.config_id IS NULL OR j.concurrency_key IS NOT NULL OR NOT EXISTS ( \
+         SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id AND r.config_id = j.config_id)) \
+     AND (j.concurrency_key IS NULL OR ( \
+         SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id \
+         AND r.concurrency_key = j.concurrency_key) < j.concurrency_limit) \
+     AND (NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = j.project_id AND p.max_running IS NOT NULL) OR ( \
+         SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id) < ( \
+         SELECT max_running FROM projects p WHERE p.id = j.project_id)) \
+     ORDER BY j.eff_priority DESC, j.run_after, j.id LIMIT 1";
+
+/// Why a queued job waits (the same rules as [`NEXT_CLAIMABLE`]), for views.
+fn waiting_reason(c: &Connection, job: &Job) -> Result<Option<Waiting>> {
+    let now: i64 = c.query_row(&format!("SELECT {NOW}"), [], |r| r.get(0))?;
+    if job.run_after > now {
+        return Ok(Some(Waiting::Delayed {
+            until: job.run_after,
+        }));
+    }
+    match (&job.config_id, &job.concurrency) {
+        (Some(cfg), None) => {
+            let holder: Option<String> = c
+                .prepare_cached(
+                    "SELECT id FROM jobs WHERE status = 'running' AND project_id = ?1 AND config_id = ?2 LIMIT 1",
+                )?
+                .query_row(params![job.project.as_str(), cfg.as_str()], |r| r.get(0))
+                .optional()?;
+            if let Some(h) = holder {
+                return Ok(Some(Waiting::ConfigLock {
+                    job: parse(h)?,
+                    config: cfg.clone(),
+                }));
+            }
+        }
+        (_, Some((key, limit))) => {
+            let running: Vec<String> = c
+                .prepare_cached(
+                    "SELECT id FROM jobs WHERE status = 'running' AND project_id = ?1 AND concurrency_key = ?2 ORDER BY id",
+                )?
+                .query_map(params![job.project.as_str(), key], |r| r.get(0))?
+                .collect::<rusqlite::Result<_>>()?;
+            if running.len() as u64 >= *limit as u64 {
+                return Ok(Some(Waiting::ConcurrencyKey {
+                    key: key.clone(),
+                    limit: *limit,
+                    running: running.into_iter().map(parse).collect::<Result<_>>()?,
+                }));
+            }
+        }
+        (None, None) => {}
+    }
+    let cap: Option<(Option<u32>, u64)> = c
+        .prepare_cached(
+            "SELECT max_running, (SELECT COUNT(*) FROM jobs WHERE status = 'running' AND project_id = ?1) \
+             FROM projects WHERE id = ?1",
+        )?
+        .query_row([job.project.as_str()], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()?;
+    if let Some((Some(limit), n)) = cap {
+        if n >= limit as u64 {
+            return Ok(Some(Waiting::ProjectLimit {
+                project: job.project.clone(),
+                limit,
+            }));
+        }
+    }
+    Ok(None)
+}
+
+fn fill_waiting(c: &Connection, job: &mut Job) -> Result<()> {
+    if job.status == JobStatus::Queued {
+        job.waiting = waiting_reason(c, job)?;
+    }
+    Ok(())
 }
 
 #[derive(Clone)]
@@ -369,19 +1063,22 @@ fn allow_json(allow: &[Loosening]) -> String {
     serde_json::to_string(&v).unwrap_or_else(|_| "[]".into())
 }
 
-const PROJECT_COLS: &str = "id, allow, created_at, import_max_bytes, retention, number";
+const PROJECT_COLS: &str =
+    "id, allow, created_at, import_max_bytes, retention, number, max_running";
 
 fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> {
     let (id, allow, created_at): (String, String, i64) = (r.get(0)?, r.get(1)?, r.get(2)?);
     let import_max_bytes: Option<i64> = r.get(3)?;
     let retention: Option<String> = r.get(4)?;
     let number: i64 = r.get(5)?;
+    let max_running: Option<u32> = r.get(6)?;
     Ok((|| {
         Ok(Project {
             id: parse(id)?,
             number,
             allow: serde_json::from_str(&allow)
                 .map_err(|e| StoreError::Corrupt(format!("project allow list: {e}")))?,
+            max_running,
             created_at,
             import_max_bytes: import_max_bytes.map(|n| n.max(0) as u64),
             retention: match retention {
@@ -408,7 +1105,8 @@ fn hash_token(secret: &str) -> String {
 }
 
 const JOB_COLS: &str = "id, project_id, config_id, status, spec, attempt, max_attempts, error_kind, error_message, \
-     exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at, token_id, token_desc";
+     exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at, \
+     priority, run_after, concurrency_key, concurrency_limit, trigger, token_id, token_desc";
 
 fn parse<T: std::str::FromStr<Err = String>>(s: String) -> Result<T> {
     s.parse().map_err(StoreError::Corrupt)
@@ -449,10 +1147,108 @@ fn job_from_row(r: &Row<'_>) -> Result<Job> {
         queued_at: r.get(14)?,
         started_at: r.get(15)?,
         finished_at: r.get(16)?,
-        token_id: r.get(17)?,
-        token_desc: r.get(18)?,
+        token_id: r.get(22)?,
+        token_desc: r.get(23)?,
         attempts: Vec::new(),
+        priority: r.get(17)?,
+        run_after: r.get(18)?,
+        concurrency: match (
+            r.get::<_, Option<String>>(19)?,
+            r.get::<_, Option<u32>>(20)?,
+        ) {
+            (Some(k), Some(l)) => Some((k, l)),
+            _ => None,
+        },
+        waiting: None,
+        trigger: r
+            .get::<_, Option<String>>(21)?
+            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .transpose()?,
     })
+}
+
+const INSERT_JOB: &str = "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, \
+     priority, eff_priority, concurrency_key, concurrency_limit, trigger, schedule_id, token_id, token_desc, run_after, queued_at) \
+     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, ?7, ?7, ?8, ?9, ?12, ?13, ?14, ?15, \
+     MAX(CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?10, COALESCE(?11, 0)), CAST(unixepoch('subsec') * 1000 AS INTEGER))";
+
+fn job_params<'a>(id: &JobId, job: &'a NewJob) -> impl rusqlite::Params + 'a {
+    (
+        id.to_string(),
+        job.project.as_str(),
+        job.config_id.as_ref().map(|c| c.as_str()),
+        job.spec.to_string(),
+        job.max_attempts,
+        job.backoff.as_millis() as i64,
+        job.priority,
+        job.concurrency.as_ref().map(|(k, _)| k.as_str()),
+        job.concurrency.as_ref().map(|(_, l)| *l),
+        job.delay.as_millis() as i64,
+        job.run_at,
+        job.trigger
+            .as_ref()
+            .and_then(|t| serde_json::to_string(t).ok()),
+        job.trigger
+            .as_ref()
+            .and_then(Trigger::schedule_id)
+            .map(|i| i.to_string()),
+        job.token_id.as_deref(),
+        job.token_desc.as_deref(),
+    )
+}
+
+const SCHEDULE_COLS: &str =
+    "project_id, id, config_id, doc, paused, next_tick, last_tick, runs, created_at, updated_at, pipeline_id";
+
+fn schedule_from_row(r: &Row<'_>) -> Result<ScheduleRow> {
+    Ok(ScheduleRow {
+        project: parse(r.get(0)?)?,
+        id: parse(r.get(1)?)?,
+        config_id: r.get::<_, Option<String>>(2)?.map(parse).transpose()?,
+        pipeline_id: r.get::<_, Option<String>>(10)?.map(parse).transpose()?,
+        doc: json(&r.get::<_, String>(3)?)?,
+        paused: r.get(4)?,
+        next_tick: r.get(5)?,
+        last_tick: r.get(6)?,
+        runs: r.get::<_, i64>(7)? as u64,
+        created_at: r.get(8)?,
+        updated_at: r.get(9)?,
+        recent: Vec::new(),
+    })
+}
+
+fn load_schedule(c: &Connection, project: &ProjectId, id: &ScheduleId) -> Result<ScheduleRow> {
+    c.prepare_cached(&format!(
+        "SELECT {SCHEDULE_COLS} FROM schedules WHERE project_id = ?1 AND id = ?2"
+    ))?
+    .query_row(params![project.as_str(), id.as_str()], |r| {
+        Ok(schedule_from_row(r))
+    })
+    .optional()?
+    .ok_or_else(|| StoreError::NotFound(format!("schedule {id}")))?
+}
+
+fn insert_tick(
+    tx: &Connection,
+    f: &FireTick,
+    tick: i64,
+    outcome: &str,
+    made: Option<&str>,
+    note: Option<&str>,
+) -> Result<()> {
+    tx.prepare_cached(&format!(
+        "INSERT INTO schedule_ticks (project_id, schedule_id, tick, outcome, job_id, note, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, {NOW})"
+    ))?
+    .execute(params![
+        f.project.as_str(),
+        f.id.as_str(),
+        tick,
+        outcome,
+        made,
+        note
+    ])?;
+    Ok(())
 }
 
 fn load_job(conn: &Connection, project: Option<&ProjectId>, id: JobId) -> Result<Job> {
@@ -565,6 +1361,7 @@ fn take_back(tx: &Connection, id: &str, reason: &str) -> Result<JobStatus> {
             ),
             params![id, status.as_str(), kind, msg],
         )?;
+        notify_job(tx, id)?;
     }
     Ok(status)
 }
@@ -968,6 +1765,21 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn set_project_max_running(&self, id: &ProjectId, max: Option<u32>) -> Result<Project> {
+        let id = id.clone();
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE projects SET max_running = ?2 WHERE id = ?1",
+                params![id.as_str(), max],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("project '{id}'")));
+            }
+            load_project(c, &id)
+        })
+        .await
+    }
+
     async fn set_project_retention(&self, id: &ProjectId, policy: &Retention) -> Result<Project> {
         let id = id.clone();
         let policy =
@@ -1071,37 +1883,783 @@ impl Store for SqliteStore {
     async fn delete_config(&self, project: &ProjectId, id: &ConfigId) -> Result<()> {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
+            immediate(c, |tx: &Connection| {
+                let users: Vec<String> = tx
+                    .prepare_cached(
+                        "SELECT id FROM schedules WHERE project_id = ?1 AND config_id = ?2 ORDER BY id",
+                    )?
+                    .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !users.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "configuration {id} is used by schedules: {}; delete or change them first",
+                        users.join(", ")
+                    )));
+                }
+                let hooks: Vec<String> = tx
+                    .prepare_cached("SELECT id FROM hooks WHERE project_id = ?1 AND config_id = ?2 ORDER BY id")?
+                    .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let pipes: Vec<String> = tx
+                    .prepare_cached("SELECT pipeline_id FROM pipeline_configs WHERE project_id = ?1 AND config_id = ?2 ORDER BY pipeline_id")?
+                    .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !pipes.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "configuration {id} is used by pipelines: {}; change them first",
+                        pipes.join(", ")
+                    )));
+                }
+                if !hooks.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "configuration {id} is used by webhooks: {}; delete them first",
+                        hooks.join(", ")
+                    )));
+                }
+                let n = tx.execute(
+                    "DELETE FROM configs WHERE project_id = ?1 AND id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("configuration {id}")));
+                }
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn due_notifications(&self, lease: Duration, limit: usize) -> Result<Vec<Notification>> {
+        let lease_ms = lease.as_millis() as i64;
+        self.write(move |c| {
+            immediate(c, |tx: &Connection| {
+                // Given up past the deadline.
+                tx.execute(
+                    &format!(
+                        "UPDATE notifications SET status = 'failed', last_error = COALESCE(last_error, 'not delivered') \
+                         WHERE status = 'pending' AND deadline <= {NOW}"
+                    ),
+                    [],
+                )?;
+                let rows: Vec<Notification> = {
+                    let mut stmt = tx.prepare_cached(&format!(
+                        "SELECT id, project_id, subject_kind, subject_id, url, secret, body, attempts FROM notifications \
+                         WHERE status = 'pending' AND next_at <= {NOW} ORDER BY next_at LIMIT ?1"
+                    ))?;
+                    let rows = stmt.query([limit as i64])?;
+                    collect_rows(rows, |r| {
+                        Ok(Notification {
+                            id: r.get(0)?,
+                            project: parse(r.get(1)?)?,
+                            subject_kind: r.get(2)?,
+                            subject_id: r.get(3)?,
+                            url: r.get(4)?,
+                            secret_sealed: r.get(5)?,
+                            body: r.get(6)?,
+                            attempts: r.get(7)?,
+                        })
+                    })?
+                };
+                // Leased: another server does not send the same attempt.
+                for n in &rows {
+                    tx.execute(
+                        &format!("UPDATE notifications SET next_at = {NOW} + ?2 WHERE id = ?1"),
+                        params![n.id, lease_ms],
+                    )?;
+                }
+                Ok(rows)
+            })
+        })
+        .await
+    }
+
+    async fn record_notification_attempt(
+        &self,
+        id: i64,
+        status_code: Option<u16>,
+        error: Option<&str>,
+        delivered: bool,
+        retry_in: Duration,
+    ) -> Result<()> {
+        let error = error.map(str::to_string);
+        let retry_ms = retry_in.as_millis() as i64;
+        self.write(move |c| {
+            immediate(c, |tx: &Connection| {
+                tx.execute(
+                    &format!(
+                        "INSERT INTO notification_attempts (notification_id, number, at, status_code, error) \
+                         SELECT id, attempts + 1, {NOW}, ?2, ?3 FROM notifications WHERE id = ?1"
+                    ),
+                    params![id, status_code, error],
+                )?;
+                tx.execute(
+                    &format!(
+                        "UPDATE notifications SET attempts = attempts + 1, last_error = ?3, \
+                         status = CASE WHEN ?2 THEN 'delivered' WHEN {NOW} + ?4 >= deadline THEN 'failed' ELSE 'pending' END, \
+                         next_at = {NOW} + ?4 WHERE id = ?1"
+                    ),
+                    params![id, delivered, error, retry_ms],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn list_notifications(
+        &self,
+        project: &ProjectId,
+        kind: &str,
+        subject: &str,
+    ) -> Result<Vec<NotificationView>> {
+        let (project, kind, subject) = (project.clone(), kind.to_string(), subject.to_string());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT id, url, status, attempts, last_error FROM notifications \
+                 WHERE project_id = ?1 AND subject_kind = ?2 AND subject_id = ?3 ORDER BY id",
+            )?;
+            let rows = stmt.query(params![project.as_str(), kind, subject])?;
+            let mut out = collect_rows(rows, |r| {
+                Ok(NotificationView {
+                    id: r.get(0)?,
+                    url: r.get(1)?,
+                    status: r.get(2)?,
+                    attempts: Vec::new(),
+                    last_error: r.get(4)?,
+                })
+            })?;
+            for n in &mut out {
+                let mut stmt = c.prepare_cached(
+                    "SELECT number, at, status_code, error FROM notification_attempts WHERE notification_id = ?1 ORDER BY number",
+                )?;
+                let rows = stmt.query([n.id])?;
+                n.attempts = collect_rows(rows, |r| {
+                    Ok(NotificationAttempt {
+                        number: r.get(0)?,
+                        at: r.get(1)?,
+                        status_code: r.get(2)?,
+                        error: r.get(3)?,
+                    })
+                })?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn put_pipeline(
+        &self,
+        project: &ProjectId,
+        id: &PipelineId,
+        doc: &Value,
+        configs: &[ConfigId],
+        create: bool,
+    ) -> Result<PipelineRow> {
+        let (project, id, doc, configs) = (
+            project.clone(),
+            id.clone(),
+            doc.to_string(),
+            configs.to_vec(),
+        );
+        self.write(move |c| {
+            immediate(c, |tx: &Connection| {
+                for cfg in &configs {
+                    load_config(tx, &project, cfg)?;
+                }
+                let n = if create {
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO pipelines (project_id, id, doc, created_at, updated_at) VALUES (?1, ?2, ?3, {NOW}, {NOW}) \
+                             ON CONFLICT DO NOTHING"
+                        ),
+                        params![project.as_str(), id.as_str(), doc],
+                    )?
+                } else {
+                    tx.execute(
+                        &format!("UPDATE pipelines SET doc = ?3, version = version + 1, updated_at = {NOW} WHERE project_id = ?1 AND id = ?2"),
+                        params![project.as_str(), id.as_str(), doc],
+                    )?
+                };
+                if n == 0 {
+                    return Err(if create {
+                        StoreError::Conflict(format!("pipeline {id} already exists"))
+                    } else {
+                        StoreError::NotFound(format!("pipeline {id}"))
+                    });
+                }
+                tx.execute(
+                    "DELETE FROM pipeline_configs WHERE project_id = ?1 AND pipeline_id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                for cfg in &configs {
+                    tx.execute(
+                        "INSERT OR IGNORE INTO pipeline_configs (project_id, config_id, pipeline_id) VALUES (?1, ?2, ?3)",
+                        params![project.as_str(), cfg.as_str(), id.as_str()],
+                    )?;
+                }
+                load_pipeline(tx, &project, &id)
+            })
+        })
+        .await
+    }
+
+    async fn get_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<PipelineRow> {
+        let (project, id) = (project.clone(), id.clone());
+        self.read(move |c| load_pipeline(c, &project, &id)).await
+    }
+
+    async fn list_pipelines(&self, project: &ProjectId) -> Result<Vec<PipelineRow>> {
+        let project = project.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT project_id, id, doc, version, created_at, updated_at FROM pipelines WHERE project_id = ?1 ORDER BY id",
+            )?;
+            let rows = stmt.query([project.as_str()])?;
+            collect_rows(rows, pipeline_from_row)
+        })
+        .await
+    }
+
+    async fn delete_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<()> {
+        let (project, id) = (project.clone(), id.clone());
+        self.write(move |c| {
+            immediate(c, |tx: &Connection| {
+                let users: Vec<String> = tx
+                    .prepare_cached(
+                        "SELECT id FROM schedules WHERE project_id = ?1 AND pipeline_id = ?2 \
+                         UNION ALL SELECT id FROM hooks WHERE project_id = ?1 AND pipeline_id = ?2 ORDER BY 1",
+                    )?
+                    .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
+                    .collect::<rusqlite::Result<_>>()?;
+                if !users.is_empty() {
+                    return Err(StoreError::Conflict(format!(
+                        "pipeline {id} is used by schedules or webhooks: {}; delete or change them first",
+                        users.join(", ")
+                    )));
+                }
+                let n = tx.execute(
+                    "DELETE FROM pipelines WHERE project_id = ?1 AND id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("pipeline {id}")));
+                }
+                tx.execute(
+                    "DELETE FROM pipeline_configs WHERE project_id = ?1 AND pipeline_id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn start_pipeline_run(
+        &self,
+        project: &ProjectId,
+        id: &PipelineId,
+    ) -> Result<PipelineRun> {
+        let (project, id) = (project.clone(), id.clone());
+        let (run, adv) = self
+            .write(move |c| {
+                immediate(c, |tx: &Connection| {
+                    let (run, adv) = start_run_tx(tx, &project, &id, None)?;
+                    Ok((load_run(tx, None, &run)?, adv))
+                })
+            })
+            .await?;
+        if adv.enqueued {
+            self.announce(Change::Enqueued);
+        }
+        Ok(run)
+    }
+
+    async fn get_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun> {
+        let (project, run) = (project.clone(), run.to_string());
+        self.read(move |c| load_run(c, Some(&project), &run)).await
+    }
+
+    async fn list_pipeline_runs(
+        &self,
+        project: &ProjectId,
+        pipeline: Option<&PipelineId>,
+    ) -> Result<Vec<PipelineRun>> {
+        let (project, pipeline) = (project.clone(), pipeline.cloned());
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {RUN_COLS} FROM pipeline_runs WHERE project_id = ?1 AND (?2 IS NULL OR pipeline_id = ?2) \
+                 ORDER BY id DESC LIMIT 200"
+            ))?;
+            let rows = stmt.query(params![project.as_str(), pipeline.as_ref().map(|p| p.as_str())])?;
+            collect_rows(rows, run_from_row)
+        })
+        .await
+    }
+
+    async fn cancel_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun> {
+        let (project, run) = (project.clone(), run.to_string());
+        let (out, adv) = self
+            .write(move |c| {
+                immediate(c, |tx: &Connection| {
+                    load_run(tx, Some(&project), &run)?;
+                    tx.execute(
+                        "UPDATE pipeline_runs SET cancel_requested = 1 WHERE id = ?1 AND status IN ('queued', 'running')",
+                        [&run],
+                    )?;
+                    let adv = advance_run(tx, &run)?;
+                    Ok((load_run(tx, None, &run)?, adv))
+                })
+            })
+            .await?;
+        for j in adv.cancel {
+            self.announce(Change::CancelRequested(j));
+        }
+        Ok(out)
+    }
+
+    async fn advance_pipeline_runs(&self) -> Result<u64> {
+        let (n, enqueued, cancels) = self
+            .write(|c| {
+                immediate(c, |tx: &Connection| {
+                    let open: Vec<String> = tx
+                        .prepare_cached(
+                            "SELECT id FROM pipeline_runs WHERE status IN ('queued', 'running')",
+                        )?
+                        .query_map([], |r| r.get(0))?
+                        .collect::<rusqlite::Result<_>>()?;
+                    let (mut n, mut enqueued, mut cancels) = (0u64, false, Vec::new());
+                    for id in open {
+                        let adv = advance_run(tx, &id)?;
+                        n += adv.changed as u64;
+                        enqueued |= adv.enqueued;
+                        cancels.extend(adv.cancel);
+                    }
+                    Ok((n, enqueued, cancels))
+                })
+            })
+            .await?;
+        if enqueued {
+            self.announce(Change::Enqueued);
+        }
+        for j in cancels {
+            self.announce(Change::CancelRequested(j));
+        }
+        Ok(n)
+    }
+
+    async fn create_hook(&self, h: HookRow) -> Result<HookRow> {
+        self.write(move |c| {
+            immediate(c, |tx: &Connection| {
+                if let Some(c) = &h.config_id {
+                    load_config(tx, &h.project, c)?;
+                }
+                if let Some(p) = &h.pipeline_id {
+                    load_pipeline(tx, &h.project, p)?;
+                }
+                tx.execute(
+                    &format!(
+                        "INSERT INTO hooks (id, project_id, config_id, auth, secret, max_body, rate_per_min, created_at, pipeline_id) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW}, ?8)"
+                    ),
+                    params![
+                        h.id,
+                        h.project.as_str(),
+                        h.config_id.as_ref().map(|c| c.as_str()),
+                        h.auth,
+                        h.secret_sealed,
+                        h.max_body as i64,
+                        h.rate_per_min,
+                        h.pipeline_id.as_ref().map(|p| p.as_str()),
+                    ],
+                )?;
+                load_hook(tx, Some(&h.project), &h.id)
+            })
+        })
+        .await
+    }
+
+    async fn list_hooks(&self, project: &ProjectId) -> Result<Vec<HookRow>> {
+        let project = project.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {HOOK_COLS} FROM hooks WHERE project_id = ?1 ORDER BY created_at, id"
+            ))?;
+            let rows = stmt.query([project.as_str()])?;
+            collect_rows(rows, hook_from_row)
+        })
+        .await
+    }
+
+    async fn get_hook(&self, project: Option<&ProjectId>, id: &str) -> Result<HookRow> {
+        let (project, id) = (project.cloned(), id.to_string());
+        self.read(move |c| load_hook(c, project.as_ref(), &id))
+            .await
+    }
+
+    async fn delete_hook(&self, project: &ProjectId, id: &str) -> Result<()> {
+        let (project, id) = (project.clone(), id.to_string());
+        self.write(move |c| {
             let n = c.execute(
-                "DELETE FROM configs WHERE project_id = ?1 AND id = ?2",
-                params![project.as_str(), id.as_str()],
+                "DELETE FROM hooks WHERE project_id = ?1 AND id = ?2",
+                params![project.as_str(), id],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!("configuration {id}")));
+                return Err(StoreError::NotFound(format!("webhook {id}")));
             }
             Ok(())
         })
         .await
     }
 
+    async fn rotate_hook(
+        &self,
+        project: &ProjectId,
+        id: &str,
+        secret_sealed: &str,
+        grace: Duration,
+    ) -> Result<HookRow> {
+        let (project, id, secret) = (project.clone(), id.to_string(), secret_sealed.to_string());
+        let grace_ms = grace.as_millis() as i64;
+        self.write(move |c| {
+            let n = c.execute(
+                &format!(
+                    "UPDATE hooks SET old_secret = secret, old_until = {NOW} + ?3, secret = ?4 \
+                     WHERE project_id = ?1 AND id = ?2"
+                ),
+                params![project.as_str(), id, grace_ms, secret],
+            )?;
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("webhook {id}")));
+            }
+            load_hook(c, Some(&project), &id)
+        })
+        .await
+    }
+
+    async fn deliver(
+        &self,
+        hook: &str,
+        delivery: &str,
+        body: Vec<u8>,
+        manifest: Value,
+        what: Fire,
+    ) -> Result<Delivered> {
+        let (hook, delivery) = (hook.to_string(), delivery.to_string());
+        let out = self
+            .write(move |c| {
+                immediate(c, |tx: &Connection| {
+                    let seen: Option<String> = tx
+                        .prepare_cached("SELECT job_id FROM hook_deliveries WHERE hook_id = ?1 AND delivery_id = ?2")?
+                        .query_row(params![hook, delivery], |r| r.get(0))
+                        .optional()?;
+                    if let Some(j) = seen {
+                        return Ok(Delivered::Replay(j));
+                    }
+                    let (id, kind) = match &what {
+                        Fire::Job(job) => {
+                            let id = JobId::new();
+                            tx.prepare_cached(INSERT_JOB)?.execute(job_params(&id, job))?;
+                            (id.to_string(), DeliveredKind::Job)
+                        }
+                        Fire::Pipeline(p) => {
+                            let project: Option<String> = tx
+                                .query_row("SELECT project_id FROM hooks WHERE id = ?1", [&hook], |r| r.get(0))
+                                .optional()?;
+                            let project: ProjectId = parse(project.ok_or_else(|| StoreError::NotFound(format!("webhook {hook}")))?)?;
+                            let trigger = Trigger::Webhook { id: hook.clone(), delivery: delivery.clone() };
+                            let (run, _) = start_run_tx(tx, &project, p, Some(&trigger))?;
+                            tx.execute(
+                                "UPDATE pipeline_runs SET hook_id = ?2, delivery_id = ?3 WHERE id = ?1",
+                                params![run, hook, delivery],
+                            )?;
+                            (run, DeliveredKind::Run)
+                        }
+                    };
+                    tx.execute(
+                        &format!(
+                            "INSERT INTO hook_deliveries (hook_id, delivery_id, job_id, body, manifest, created_at) \
+                             VALUES (?1, ?2, ?3, ?4, ?5, {NOW})"
+                        ),
+                        params![hook, delivery, id, body, manifest.to_string()],
+                    )?;
+                    Ok(Delivered::New(id, kind))
+                })
+            })
+            .await?;
+        if matches!(out, Delivered::New(..)) {
+            self.announce(Change::Enqueued);
+        }
+        Ok(out)
+    }
+
+    async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<String>> {
+        let (hook, delivery) = (hook.to_string(), delivery.to_string());
+        self.read(move |c| {
+            Ok(c.prepare_cached(
+                "SELECT job_id FROM hook_deliveries WHERE hook_id = ?1 AND delivery_id = ?2",
+            )?
+            .query_row(params![hook, delivery], |r| r.get::<_, String>(0))
+            .optional()?)
+        })
+        .await
+    }
+
+    async fn create_schedule(&self, project: &ProjectId, s: NewSchedule) -> Result<ScheduleRow> {
+        let project = project.clone();
+        self.write(move |c| {
+            immediate(c, |tx: &Connection| {
+                if let Some(c) = &s.config_id {
+                    load_config(tx, &project, c)?;
+                }
+                if let Some(p) = &s.pipeline_id {
+                    load_pipeline(tx, &project, p)?;
+                }
+                let n = tx.execute(
+                    &format!(
+                        "INSERT INTO schedules (project_id, id, config_id, doc, next_tick, max_runs, overlap, created_at, updated_at, pipeline_id) \
+                         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, {NOW}, {NOW}, ?8) ON CONFLICT DO NOTHING"
+                    ),
+                    params![
+                        project.as_str(),
+                        s.id.as_str(),
+                        s.config_id.as_ref().map(|c| c.as_str()),
+                        s.doc.to_string(),
+                        s.next_tick,
+                        s.max_runs.map(|m| m as i64),
+                        s.overlap.as_str(),
+                        s.pipeline_id.as_ref().map(|p| p.as_str()),
+                    ],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::Conflict(format!("schedule {} already exists", s.id)));
+                }
+                load_schedule(tx, &project, &s.id)
+            })
+        })
+        .await
+    }
+
+    async fn list_schedules(&self, project: &ProjectId) -> Result<Vec<ScheduleRow>> {
+        let project = project.clone();
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SCHEDULE_COLS} FROM schedules WHERE project_id = ?1 ORDER BY id"
+            ))?;
+            let rows = stmt.query([project.as_str()])?;
+            collect_rows(rows, schedule_from_row)
+        })
+        .await
+    }
+
+    async fn get_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<ScheduleRow> {
+        let (project, id) = (project.clone(), id.clone());
+        self.read(move |c| {
+            let mut s = load_schedule(c, &project, &id)?;
+            let mut stmt = c.prepare_cached(
+                "SELECT tick, outcome, job_id, note, created_at FROM schedule_ticks \
+                 WHERE project_id = ?1 AND schedule_id = ?2 ORDER BY tick DESC LIMIT 20",
+            )?;
+            let rows = stmt.query(params![project.as_str(), id.as_str()])?;
+            s.recent = collect_rows(rows, |r| {
+                Ok(TickRecord {
+                    tick: r.get(0)?,
+                    outcome: r.get(1)?,
+                    made: r.get(2)?,
+                    note: r.get(3)?,
+                    created_at: r.get(4)?,
+                })
+            })?;
+            Ok(s)
+        })
+        .await
+    }
+
+    async fn set_schedule_paused(
+        &self,
+        project: &ProjectId,
+        id: &ScheduleId,
+        paused: bool,
+        next_tick: Option<i64>,
+    ) -> Result<ScheduleRow> {
+        let (project, id) = (project.clone(), id.clone());
+        self.write(move |c| {
+            let n = if paused {
+                c.execute(
+                    &format!("UPDATE schedules SET paused = 1, updated_at = {NOW} WHERE project_id = ?1 AND id = ?2"),
+                    params![project.as_str(), id.as_str()],
+                )?
+            } else {
+                // A schedule that had ended (max_runs) stays ended.
+                c.execute(
+                    &format!(
+                        "UPDATE schedules SET paused = 0, updated_at = {NOW}, \
+                         next_tick = CASE WHEN max_runs IS NOT NULL AND runs >= max_runs THEN NULL ELSE ?3 END \
+                         WHERE project_id = ?1 AND id = ?2"
+                    ),
+                    params![project.as_str(), id.as_str(), next_tick],
+                )?
+            };
+            if n == 0 {
+                return Err(StoreError::NotFound(format!("schedule {id}")));
+            }
+            load_schedule(c, &project, &id)
+        })
+        .await
+    }
+
+    async fn delete_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<()> {
+        let (project, id) = (project.clone(), id.clone());
+        self.write(move |c| {
+            immediate(c, |tx: &Connection| {
+                let n = tx.execute(
+                    "DELETE FROM schedules WHERE project_id = ?1 AND id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                if n == 0 {
+                    return Err(StoreError::NotFound(format!("schedule {id}")));
+                }
+                tx.execute(
+                    "DELETE FROM schedule_ticks WHERE project_id = ?1 AND schedule_id = ?2",
+                    params![project.as_str(), id.as_str()],
+                )?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRow>> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {SCHEDULE_COLS} FROM schedules WHERE paused = 0 AND next_tick IS NOT NULL \
+                 AND next_tick <= ?1 ORDER BY next_tick LIMIT 1000"
+            ))?;
+            let rows = stmt.query([now])?;
+            collect_rows(rows, schedule_from_row)
+        })
+        .await
+    }
+
+    async fn next_schedule_tick(&self) -> Result<Option<i64>> {
+        self.read(|c| {
+            Ok(c.query_row(
+                "SELECT MIN(next_tick) FROM schedules WHERE paused = 0 AND next_tick IS NOT NULL",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn fire_tick(&self, f: FireTick) -> Result<Fired> {
+        let fired = self
+            .write(move |c| {
+                let out = immediate(c, |tx: &Connection| {
+                    // Compare and set: only the scheduler that still sees the
+                    // tick it planned for moves the schedule on.
+                    let row: Option<(String, i64, Option<i64>)> = tx
+                        .prepare_cached(
+                            "SELECT overlap, runs, max_runs FROM schedules \
+                             WHERE project_id = ?1 AND id = ?2 AND paused = 0 AND next_tick = ?3",
+                        )?
+                        .query_row(params![f.project.as_str(), f.id.as_str(), f.expected], |r| {
+                            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+                        })
+                        .optional()?;
+                    let Some((overlap, runs, max_runs)) = row else {
+                        return Ok((Fired::Lost, false));
+                    };
+                    let mut made = 0;
+                    let mut fired = Fired::Missed;
+                    if let Some(tick) = f.missed {
+                        insert_tick(tx, &f, tick, "missed", None, Some("missed while no scheduler ran (missed: skip)"))?;
+                    }
+                    let mut adv = Advanced::default();
+                    if let Some((tick, what)) = &f.fire {
+                        let active: Option<String> = if overlap != "skip" {
+                            None
+                        } else if matches!(what, Fire::Pipeline(_)) {
+                            tx.prepare_cached(
+                                "SELECT id FROM pipeline_runs WHERE project_id = ?1 AND schedule_id = ?2 \
+                                 AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+                            )?
+                            .query_row(params![f.project.as_str(), f.id.as_str()], |r| r.get(0))
+                            .optional()?
+                        } else {
+                            tx.prepare_cached(
+                                "SELECT id FROM jobs WHERE project_id = ?1 AND schedule_id = ?2 \
+                                 AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+                            )?
+                            .query_row(params![f.project.as_str(), f.id.as_str()], |r| r.get(0))
+                            .optional()?
+                        };
+                        fired = match (active, what) {
+                            (Some(prev), _) => {
+                                let note = format!("{prev} of this schedule was still queued or running (overlap: skip)");
+                                insert_tick(tx, &f, *tick, "skipped", None, Some(&note))?;
+                                Fired::Skipped(prev)
+                            }
+                            (None, Fire::Job(job)) => {
+                                let id = JobId::new();
+                                tx.prepare_cached(INSERT_JOB)?.execute(job_params(&id, job))?;
+                                insert_tick(tx, &f, *tick, "job", Some(&id.to_string()), None)?;
+                                made = 1;
+                                Fired::Job(id)
+                            }
+                            (None, Fire::Pipeline(p)) => {
+                                let trigger = Trigger::Schedule { id: f.id.clone(), tick: *tick };
+                                let (run, a) = start_run_tx(tx, &f.project, p, Some(&trigger))?;
+                                adv = a;
+                                insert_tick(tx, &f, *tick, "run", Some(&run), None)?;
+                                made = 1;
+                                Fired::Run(run)
+                            }
+                        };
+                    }
+                    let ended = max_runs.is_some_and(|m| runs + made >= m);
+                    let last = f.fire.as_ref().map(|(t, _)| *t).or(f.missed);
+                    tx.execute(
+                        &format!(
+                            "UPDATE schedules SET next_tick = ?3, last_tick = COALESCE(?4, last_tick), runs = runs + ?5, \
+                             updated_at = {NOW} WHERE project_id = ?1 AND id = ?2"
+                        ),
+                        params![
+                            f.project.as_str(),
+                            f.id.as_str(),
+                            if ended { None } else { f.next },
+                            last,
+                            made
+                        ],
+                    )?;
+                    Ok((fired, adv.enqueued))
+                });
+                match out {
+                    // The unique (schedule, tick) row: someone else fired it.
+                    Err(StoreError::Db(rusqlite::Error::SqliteFailure(e, _)))
+                        if e.code == rusqlite::ErrorCode::ConstraintViolation =>
+                    {
+                        Ok((Fired::Lost, false))
+                    }
+                    other => other,
+                }
+            })
+            .await?;
+        let (fired, enqueued) = fired;
+        if matches!(fired, Fired::Job(_)) || enqueued {
+            self.announce(Change::Enqueued);
+        }
+        Ok(fired)
+    }
+
     async fn enqueue(&self, job: NewJob) -> Result<Job> {
         let id = JobId::new();
         let job = self
             .write(move |c| {
-                c.prepare_cached(&format!(
-                    "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at, token_id, token_desc) \
-                     VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW}, ?7, ?8)"
-                ))?
-                .execute(params![
-                    id.to_string(),
-                    job.project.as_str(),
-                    job.config_id.as_ref().map(|c| c.as_str()),
-                    job.spec.to_string(),
-                    job.max_attempts,
-                    job.backoff.as_millis() as i64,
-                    job.token_id,
-                    job.token_desc,
-                ])?;
-                load_job(c, None, id)
+                c.prepare_cached(INSERT_JOB)?
+                    .execute(job_params(&id, &job))?;
+                let mut job = load_job(c, None, id)?;
+                fill_waiting(c, &mut job)?;
+                Ok(job)
             })
             .await?;
         self.announce(Change::Enqueued);
@@ -1114,22 +2672,10 @@ impl Store for SqliteStore {
                 immediate(c, |tx: &Connection| {
                     let mut ids = Vec::with_capacity(jobs.len());
                     {
-                        let mut stmt = tx.prepare_cached(&format!(
-                            "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, run_after, queued_at, token_id, token_desc) \
-                             VALUES (?1, ?2, ?3, 'queued', ?4, ?5, ?6, {NOW}, {NOW}, ?7, ?8)"
-                        ))?;
+                        let mut stmt = tx.prepare_cached(INSERT_JOB)?;
                         for job in jobs {
                             let id = JobId::new();
-                            stmt.execute(params![
-                                id.to_string(),
-                                job.project.as_str(),
-                                job.config_id.as_ref().map(|c| c.as_str()),
-                                job.spec.to_string(),
-                                job.max_attempts,
-                                job.backoff.as_millis() as i64,
-                                job.token_id,
-                                job.token_desc,
-                            ])?;
+                            stmt.execute(job_params(&id, &job))?;
                             ids.push(id);
                         }
                     }
@@ -1148,6 +2694,7 @@ impl Store for SqliteStore {
         self.read(move |c| {
             let mut job = load_job(c, Some(&project), id)?;
             job.attempts = load_attempts(c, id)?;
+            fill_waiting(c, &mut job)?;
             Ok(job)
         })
         .await
@@ -1167,7 +2714,11 @@ impl Store for SqliteStore {
                 filter.before.map(|b| b.to_string()),
                 filter.limit as i64,
             ])?;
-            collect_rows(rows, job_from_row)
+            let mut jobs = collect_rows(rows, job_from_row)?;
+            for job in &mut jobs {
+                fill_waiting(c, job)?;
+            }
+            Ok(jobs)
         })
         .await
     }
@@ -1184,6 +2735,7 @@ impl Store for SqliteStore {
                                 &format!("UPDATE jobs SET status = 'cancelled', cancel_requested = 1, finished_at = {NOW} WHERE id = ?1"),
                                 [id.to_string()],
                             )?;
+                            notify_job(tx, &id.to_string())?;
                         }
                         JobStatus::Running => {
                             tx.execute("UPDATE jobs SET cancel_requested = 1 WHERE id = ?1", [id.to_string()])?;
@@ -1209,14 +2761,14 @@ impl Store for SqliteStore {
         let claim = self
             .write(move |c| {
                 immediate(c, |tx: &Connection| {
-                    let ids: Vec<String> = tx
-                        .prepare_cached(&format!(
-                            "SELECT id FROM jobs WHERE status = 'queued' AND run_after <= {NOW} ORDER BY run_after, id LIMIT ?1"
-                        ))?
-                        .query_map([max as i64], |r| r.get(0))?
-                        .collect::<rusqlite::Result<_>>()?;
-                    let mut jobs = Vec::with_capacity(ids.len());
-                    for id in &ids {
+                    let mut jobs = Vec::with_capacity(max);
+                    while jobs.len() < max {
+                        let next: Option<String> = tx
+                            .prepare_cached(NEXT_CLAIMABLE)?
+                            .query_row([], |r| r.get(0))
+                            .optional()?;
+                        let Some(id) = next else { break };
+                        let id = &id;
                         tx.prepare_cached(&format!(
                             "UPDATE jobs SET status = 'running', attempt = attempt + 1, worker_id = ?2, \
                              lease_expires = {NOW} + ?3, started_at = {NOW} WHERE id = ?1"
@@ -1238,13 +2790,38 @@ impl Store for SqliteStore {
                                 .unwrap_or_else(|| Value::Object(Default::default())),
                             None => Value::Object(Default::default()),
                         };
+                        let webhook = match &job.trigger {
+                            Some(Trigger::Webhook { id: hook, delivery }) => tx
+                                .prepare_cached("SELECT body, manifest FROM hook_deliveries WHERE hook_id = ?1 AND delivery_id = ?2")?
+                                .query_row(params![hook, delivery], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+                                .optional()?
+                                .map(|(body, m)| Ok::<_, StoreError>(WebhookPayload { body, manifest: json(&m)? }))
+                                .transpose()?,
+                            // Every task of a run a webhook started sees its delivery.
+                            Some(Trigger::Pipeline { run, .. }) => tx
+                                .prepare_cached(
+                                    "SELECT d.body, d.manifest FROM pipeline_runs r JOIN hook_deliveries d \
+                                     ON d.hook_id = r.hook_id AND d.delivery_id = r.delivery_id WHERE r.id = ?1",
+                                )?
+                                .query_row([run], |r| Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, String>(1)?)))
+                                .optional()?
+                                .map(|(body, m)| Ok::<_, StoreError>(WebhookPayload { body, manifest: json(&m)? }))
+                                .transpose()?,
+                            _ => None,
+                        };
                         let project_number: i64 = tx
                             .prepare_cached("SELECT number FROM projects WHERE id = ?1")?
                             .query_row([job.project.as_str()], |r| r.get(0))?;
-                        jobs.push(ClaimedJob { job, state, project_number });
+                        jobs.push(ClaimedJob {
+                            job,
+                            state,
+                            project_number,
+                            webhook,
+                        });
                     }
+                    // Jobs due but held back wake the worker when a job ends, not here.
                     let next_due: Option<i64> = tx.query_row(
-                        &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued'"),
+                        &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued' AND run_after > {NOW}"),
                         [],
                         |r| r.get(0),
                     )?;
@@ -1256,6 +2833,20 @@ impl Store for SqliteStore {
             self.announce(Change::Status(j.job.id, JobStatus::Running));
         }
         Ok(claim)
+    }
+
+    async fn age_queue(&self) -> Result<u64> {
+        self.write(|c| {
+            let aged = format!("MIN(2, priority + ({NOW} - run_after) / {AGING_STEP_MS})");
+            let n = c
+                .prepare_cached(&format!(
+                    "UPDATE jobs SET eff_priority = {aged} WHERE status = 'queued' AND eff_priority < 2 \
+                     AND run_after <= {NOW} - {AGING_STEP_MS} AND {aged} > eff_priority"
+                ))?
+                .execute([])?;
+            Ok(n as u64)
+        })
+        .await
     }
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<JobId>> {
@@ -1369,6 +2960,7 @@ impl Store for SqliteStore {
                                 )?;
                             }
                         }
+                        notify_job(tx, &id.to_string())?;
                         Finish::Done(outcome.status)
                     };
                     Ok(finish)
@@ -1731,7 +3323,11 @@ impl Store for SqliteStore {
 
     async fn check_writable(&self) -> Result<()> {
         self.write(|c| {
-            c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+            // Inside a group commit the write lock is already held (and a
+            // transaction cannot begin inside another).
+            if c.is_autocommit() {
+                c.execute_batch("BEGIN IMMEDIATE; ROLLBACK;")?;
+            }
             Ok(())
         })
         .await

@@ -132,6 +132,16 @@ fn open_up(dir: &Path, inside_in: bool) -> std::io::Result<()> {
     Ok(())
 }
 
+/// A webhook delivery's body as `in/files/webhook.json`, with its manifest
+/// (hook, delivery id, request headers) beside it.
+pub fn write_webhook(dir: &Path, body: &[u8], manifest: &Value) -> std::io::Result<()> {
+    write_file(&dir.join("in/files/webhook.json"), body)?;
+    write_file(
+        &dir.join("in/files/webhook.json.manifest"),
+        &serde_json::to_vec_pretty(manifest).unwrap_or_default(),
+    )
+}
+
 fn write_file(path: &Path, data: &[u8]) -> std::io::Result<()> {
     // Never write through a symlink a previous run may have left.
     if path.symlink_metadata().is_ok() {

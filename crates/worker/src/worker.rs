@@ -169,6 +169,8 @@ impl Worker {
                         Some(_) = tasks.join_next(), if !tasks.is_empty() => break,
                         change = changes.recv() => match change {
                             Ok(Change::Enqueued) | Err(broadcast::error::RecvError::Lagged(_)) => break,
+                            // A job that ends may release one held back by its lock or key.
+                            Ok(Change::Status(_, st)) if st.is_terminal() => break,
                             Ok(Change::CancelRequested(id)) => self.signal_cancel(id),
                             Ok(_) => continue,
                             Err(broadcast::error::RecvError::Closed) => break,
@@ -309,6 +311,9 @@ impl Worker {
             if let Err(e) = self.store.recover_expired().await {
                 tracing::warn!(error = %e, "cannot recover expired leases");
             }
+            if let Err(e) = self.store.age_queue().await {
+                tracing::warn!(error = %e, "cannot age the queue");
+            }
             if last_sweep.elapsed() >= self.cfg.sweep_every {
                 last_sweep = tokio::time::Instant::now();
                 self.sweep().await;
@@ -355,7 +360,7 @@ impl Worker {
                 (end, Some(plan), Some(collected))
             }
             Ok(plan) => (
-                self.execute(&claimed.job.project, &claimed.state, &plan, &tx, &running)
+                self.execute(&claimed, &claimed.state, &plan, &tx, &running)
                     .await,
                 Some(plan),
                 None,
@@ -616,9 +621,7 @@ impl Worker {
                 .get(&row.id)
                 .cloned()
                 .unwrap_or_else(|| serde_json::json!({}));
-            let end = self
-                .execute(&job.project, &state, &row_plan, tx, running)
-                .await;
+            let end = self.execute(claimed, &state, &row_plan, tx, running).await;
             let mut report = match end {
                 AttemptEnd::Finished(r) => r,
                 other => {
@@ -669,14 +672,21 @@ impl Worker {
     /// Lays out the data folder, stages inputs, runs the container.
     async fn execute(
         &self,
-        project: &gantry_core::ProjectId,
+        claimed: &ClaimedJob,
         state: &serde_json::Value,
         plan: &AttemptPlan,
         tx: &mpsc::Sender<LogLine>,
         running: &Running,
     ) -> AttemptEnd {
         let dir = &plan.data_dir;
-        if let Err(e) = datadir::prepare(dir, &plan.spec, Some(state), "run") {
+        let project = &claimed.job.project;
+        let prepared = datadir::prepare(dir, &plan.spec, Some(state), "run").and_then(|p| {
+            if let Some(w) = &claimed.webhook {
+                datadir::write_webhook(dir, &w.body, &w.manifest)?;
+            }
+            Ok(p)
+        });
+        if let Err(e) = prepared {
             return finished(Outcome::failed(
                 ErrorKind::Infrastructure,
                 format!("cannot prepare the data folder: {e}"),

@@ -468,3 +468,71 @@ impl Drop for S3 {
         let _ = self.child.wait();
     }
 }
+
+/// Another `gantry` process on the same home (so the same store): a second
+/// server or worker. Stopped with SIGTERM on drop.
+pub struct Extra {
+    child: Child,
+    pub log: Arc<Mutex<Vec<String>>>,
+}
+
+impl Extra {
+    pub fn spawn(g: &Gantry, args: &[&str]) -> Self {
+        let mut child = Command::new(bin())
+            .args(args)
+            .env("GANTRY_HOME", g.home_path())
+            .env("GANTRY_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn gantry");
+        let stderr = child.stderr.take().expect("stderr");
+        let log: Arc<Mutex<Vec<String>>> = Arc::default();
+        let l = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                l.lock().expect("log").push(line);
+            }
+        });
+        Self { child, log }
+    }
+
+    /// Waits until a line of its log contains `needle`.
+    pub fn wait_log(&self, needle: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            if self
+                .log
+                .lock()
+                .expect("log")
+                .iter()
+                .any(|l| l.contains(needle))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} in {:?}",
+                self.log.lock().expect("log")
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Extra {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

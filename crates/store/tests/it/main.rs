@@ -1,5 +1,8 @@
 //! The SQLite store and queue, for real, in a temporary folder.
 
+mod ordering;
+mod schedules;
+
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::{ConfigId, ErrorKind, JobStatus, ProjectId};
@@ -9,29 +12,27 @@ use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
+pub(crate) fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
     let dir = tempfile::tempdir().expect("tmp");
     let store = SqliteStore::open(&dir.path().join("gantry.db")).expect("open");
     (dir, Arc::new(store))
 }
 
-fn project() -> ProjectId {
+pub(crate) fn project() -> ProjectId {
     ProjectId::default_project()
 }
 
-fn new_job(attempts: u32) -> NewJob {
-    NewJob {
-        project: project(),
-        config_id: None,
-        spec: json!({"image": "x"}),
-        max_attempts: attempts,
-        backoff: Duration::from_millis(0),
-        token_id: None,
-        token_desc: None,
-    }
+pub(crate) fn new_job(attempts: u32) -> NewJob {
+    NewJob::new(
+        project(),
+        None,
+        json!({"image": "x"}),
+        attempts,
+        Duration::from_millis(0),
+    )
 }
 
-const LEASE: Duration = Duration::from_secs(30);
+pub(crate) const LEASE: Duration = Duration::from_secs(30);
 
 #[tokio::test]
 async fn concurrent_claims_never_hand_out_a_job_twice() {
@@ -355,5 +356,28 @@ async fn grouped_writes_keep_their_own_outcomes() {
             .list_events(&project(), j.id, 0, 10)
             .await
             .expect("events");
+    }
+}
+
+/// Regression: `/readyz` asks the store whether it takes writes; inside a
+/// group commit that check must not try to open a second transaction.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_writability_check_holds_inside_a_group_commit() {
+    let (_d, store) = open();
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let s = store.clone();
+        tasks.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                s.check_writable().await
+            } else {
+                s.enqueue(new_job(1)).await.map(|_| ())
+            }
+        }));
+    }
+    for t in tasks {
+        t.await
+            .expect("join")
+            .expect("every check and enqueue succeeds");
     }
 }

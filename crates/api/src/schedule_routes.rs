@@ -1,0 +1,194 @@
+//! `/v1/schedules`: create, list, show (with the next fire times and the
+//! latest ticks), pause, resume, delete. Scoped to the caller's project.
+
+use crate::auth::Auth;
+use crate::routes::{ApiJson, AppState};
+use crate::views::rfc3339;
+use crate::ApiError;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use gantry_core::schedule::{ScheduleDoc, Target};
+use gantry_core::ScheduleId;
+use gantry_store::{NewSchedule, ScheduleRow, StoreError};
+use serde_json::{json, Value};
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/v1/schedules", get(list).post(create))
+        .route("/v1/schedules/{id}", get(show).delete(delete))
+        .route("/v1/schedules/{id}/pause", post(pause))
+        .route("/v1/schedules/{id}/resume", post(resume))
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+fn schedule_id(s: &str) -> Result<ScheduleId, ApiError> {
+    s.parse().map_err(|_| {
+        ApiError::not_found(format!(
+            "schedule {}",
+            s.chars().take(64).collect::<String>()
+        ))
+    })
+}
+
+/// How many upcoming fire times a schedule shows.
+const PREVIEW: usize = 5;
+
+fn view(row: ScheduleRow) -> Value {
+    let status = if row.paused {
+        "paused"
+    } else if row.next_tick.is_none() {
+        "ended"
+    } else {
+        "active"
+    };
+    let next: Vec<String> = match (&row.next_tick, ScheduleDoc::from_value(row.doc.clone())) {
+        (Some(first), Ok((_, s))) => std::iter::once(*first)
+            .chain(s.upcoming(*first, PREVIEW - 1))
+            .map(rfc3339)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let recent: Vec<Value> = row
+        .recent
+        .iter()
+        .map(|t| {
+            json!({
+                "tick": rfc3339(t.tick),
+                "outcome": t.outcome,
+                "job": (t.outcome == "job").then(|| t.made.clone()).flatten(),
+                "run": (t.outcome == "run").then(|| t.made.clone()).flatten(),
+                "note": t.note,
+            })
+        })
+        .collect();
+    json!({
+        "id": row.id,
+        "project": row.project,
+        "config": row.config_id,
+        "pipeline": row.pipeline_id,
+        "status": status,
+        "schedule": row.doc,
+        "runs": row.runs,
+        "next_tick": row.next_tick.map(rfc3339),
+        "last_tick": row.last_tick.map(rfc3339),
+        "next": next,
+        "recent": recent,
+        "created_at": rfc3339(row.created_at),
+        "updated_at": rfc3339(row.updated_at),
+    })
+}
+
+async fn create(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(mut body): ApiJson<Value>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let Some(obj) = body.as_object_mut() else {
+        return Err(ApiError::invalid("send a JSON object"));
+    };
+    let id = match obj.remove("id") {
+        Some(Value::String(id)) => id
+            .parse::<ScheduleId>()
+            .map_err(|e| ApiError::invalid(format!("id: {e}")))?,
+        _ => return Err(ApiError::invalid("id: a schedule id is required")),
+    };
+    let (doc, schedule) = ScheduleDoc::from_value(body)?;
+    let (config_id, pipeline_id) = match &schedule.target {
+        Target::Config(c) => match s.store.get_config(&p.project, c).await {
+            Ok(_) => (Some(c.clone()), None),
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "config: configuration {c} not found in project {}",
+                    p.project
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        },
+        Target::Pipeline(pl) => match s.store.get_pipeline(&p.project, pl).await {
+            Ok(_) => (None, Some(pl.clone())),
+            Err(StoreError::NotFound(_)) => {
+                return Err(ApiError::invalid(format!(
+                    "pipeline: pipeline {pl} not found in project {}",
+                    p.project
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    let row = s
+        .store
+        .create_schedule(
+            &p.project,
+            NewSchedule {
+                id,
+                config_id,
+                pipeline_id,
+                doc: serde_json::to_value(&doc).map_err(ApiError::internal)?,
+                next_tick: schedule.first_tick(now_ms()),
+                max_runs: schedule.max_runs,
+                overlap: schedule.overlap,
+            },
+        )
+        .await?;
+    Ok((StatusCode::CREATED, Json(view(row))))
+}
+
+async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+    let rows = s.store.list_schedules(&p.project).await?;
+    Ok(Json(
+        json!({ "schedules": rows.into_iter().map(view).collect::<Vec<_>>() }),
+    ))
+}
+
+async fn show(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = schedule_id(&id)?;
+    Ok(Json(view(s.store.get_schedule(&p.project, &id).await?)))
+}
+
+async fn pause(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = schedule_id(&id)?;
+    s.store
+        .set_schedule_paused(&p.project, &id, true, None)
+        .await?;
+    Ok(Json(view(s.store.get_schedule(&p.project, &id).await?)))
+}
+
+async fn resume(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let id = schedule_id(&id)?;
+    let row = s.store.get_schedule(&p.project, &id).await?;
+    let (_, schedule) = ScheduleDoc::from_value(row.doc)?;
+    // From now on: the paused time is not caught up.
+    s.store
+        .set_schedule_paused(&p.project, &id, false, schedule.first_tick(now_ms()))
+        .await?;
+    Ok(Json(view(s.store.get_schedule(&p.project, &id).await?)))
+}
+
+async fn delete(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+    Path(id): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    let id = schedule_id(&id)?;
+    s.store.delete_schedule(&p.project, &id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
