@@ -8,6 +8,7 @@ mod error;
 mod openapi;
 mod routes;
 mod storage_routes;
+mod ui;
 mod views;
 
 pub use error::ApiError;

@@ -84,6 +84,7 @@ pub fn app(state: AppState) -> Router {
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .merge(crate::storage_routes::routes())
         .merge(crate::admin_routes::routes())
+        .merge(crate::ui::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn(count_request))
         .with_state(state)
@@ -122,19 +123,19 @@ async fn count_request(req: Request, next: axum::middleware::Next) -> Response {
     resp
 }
 
-fn job_id(s: &str) -> Result<JobId, ApiError> {
+pub(crate) fn job_id(s: &str) -> Result<JobId, ApiError> {
     // A malformed id cannot name any job: answer like a missing one.
     s.parse()
         .map_err(|_| ApiError::not_found(format!("job {}", s.chars().take(64).collect::<String>())))
 }
 
-fn config_id(s: &str) -> Result<ConfigId, ApiError> {
+pub(crate) fn config_id(s: &str) -> Result<ConfigId, ApiError> {
     s.parse().map_err(ApiError::invalid)
 }
 
 /// Validates a spec, checks its loosenings against the project's policy and
 /// seals its secrets; returns what is stored.
-async fn seal_spec(
+pub(crate) async fn seal_spec(
     s: &AppState,
     project: &ProjectId,
     value: Value,
@@ -345,7 +346,7 @@ impl Follow {
 /// Server-sent events: every stored event (`event: log`), live, then one
 /// `event: end` carrying the job once it has ended, or one `event: error`
 /// if the store fails while following.
-fn follow(
+pub(crate) fn follow(
     store: Arc<dyn Store>,
     project: ProjectId,
     id: JobId,

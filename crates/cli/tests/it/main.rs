@@ -3,8 +3,10 @@
 //! `scripts/images.sh` (no registry). Docker must answer: `.ci/run` starts it.
 
 mod api;
+mod browser;
 mod cli;
 mod configs;
+mod dashboard;
 mod engine;
 mod jobs;
 mod keboola;
