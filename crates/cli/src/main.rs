@@ -97,7 +97,7 @@ enum OutputFormat {
 
 #[derive(Args, Clone)]
 struct ListenArgs {
-    /// Address the HTTP API listens on.
+    /// Address the HTTP API and the web dashboard (at /) listen on.
     #[arg(long, env = "GANTRY_LISTEN", default_value = "127.0.0.1:8420")]
     listen: SocketAddr,
 }
@@ -134,14 +134,16 @@ fn parse_size(s: &str) -> Result<u64, String> {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Server and worker in one process, on embedded SQLite under --home.
+    /// Server (HTTP API and web dashboard) and worker in one process, on
+    /// embedded SQLite under --home.
     Up {
         #[command(flatten)]
         listen: ListenArgs,
         #[command(flatten)]
         worker: WorkerArgs,
     },
-    /// The HTTP API alone (workers run elsewhere against the same store).
+    /// The HTTP API and web dashboard alone (workers run elsewhere against
+    /// the same store).
     Server {
         #[command(flatten)]
         listen: ListenArgs,

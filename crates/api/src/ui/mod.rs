@@ -60,7 +60,9 @@ pub fn routes() -> Router<AppState> {
 
 /// Headers on every dashboard response: only our own scripts and styles run
 /// (no inline script, so injected markup cannot execute), no framing, no
-/// referrer (URLs carry ids), no caching of pages that show a project's data.
+/// referrer to other sites (URLs carry ids; `same-origin`, not `no-referrer`,
+/// because with that browsers send `Origin: null` on our own forms), no
+/// caching of pages that show a project's data.
 async fn security_headers(req: Request, next: axum::middleware::Next) -> Response {
     let is_static = req.uri().path().starts_with("/ui/static/");
     let mut resp = next.run(req).await;
@@ -79,7 +81,7 @@ async fn security_headers(req: Request, next: axum::middleware::Next) -> Respons
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     if !is_static {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));

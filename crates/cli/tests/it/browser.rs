@@ -327,8 +327,9 @@ async fn dashboard_in_a_real_browser() {
     b.find("#rerun").await;
     let shot = b.screenshot("03-job-finished").await;
     if std::env::var_os("GANTRY_UPDATE_SCREENSHOT").is_some() {
-        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/dashboard.png");
-        std::fs::copy(&shot, docs).expect("update docs/dashboard.png");
+        let docs = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs");
+        std::fs::create_dir_all(&docs).expect("docs/");
+        std::fs::copy(&shot, docs.join("dashboard.png")).expect("update docs/dashboard.png");
     }
 
     // Re-run makes a new job of the same configuration.
@@ -351,7 +352,17 @@ async fn dashboard_in_a_real_browser() {
     b.screenshot("04-job-cancelled").await;
     assert_eq!(api.wait(&long).await["status"], "cancelled");
 
-    // The jobs list shows all three, and filters by configuration.
+    // The jobs page refreshes itself (htmx): a job submitted meanwhile
+    // appears without a reload.
+    b.goto(&format!("{}/ui/jobs", g.url)).await;
+    b.find("#jobs").await;
+    let listed = b.current_url().await;
+    let fresh = api.submit(sh("echo fresh")).await;
+    b.wait_text("#jobs tbody", "the new job", |t| t.contains(&fresh))
+        .await;
+    assert_eq!(b.current_url().await, listed);
+
+    // The jobs list filters by configuration.
     b.goto(&format!("{}/ui/jobs?config=ticker", g.url)).await;
     let rows = b.text("#jobs tbody").await;
     assert!(rows.contains(&job) && !rows.contains(&long), "{rows}");
