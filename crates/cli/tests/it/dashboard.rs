@@ -363,3 +363,76 @@ async fn dashboard_sign_in_csrf_scoping_secrets_and_escaping() {
     let (s, loc, _) = ui.post("/ui/logout", &[], None, None).await;
     assert_eq!((s, loc.as_str()), (303, "/ui/login"));
 }
+
+/// Paging of the jobs page, alone and filtered by configuration (which the
+/// page fills by reading batches from the store). No worker: jobs stay queued.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_jobs_pages_and_filters_by_configuration() {
+    let g = Gantry::server_only();
+    let api = g.client();
+    assert_eq!(
+        api.post("/v1/configs", json!({"id": "c", "spec": sh("true")}))
+            .await
+            .0,
+        201
+    );
+    let mut of_c = Vec::new();
+    let mut all = Vec::new();
+    for i in 0..60 {
+        let id = if i % 2 == 0 {
+            let (s, job) = api.post("/v1/jobs", json!({"config": "c"})).await;
+            assert_eq!(s, 201, "{job}");
+            let id = job["id"].as_str().expect("id").to_string();
+            of_c.push(id.clone());
+            id
+        } else {
+            api.submit(sh("true")).await
+        };
+        all.push(id);
+    }
+    let mut ui = Ui::new(&g.url);
+    assert_eq!(ui.login(&g.token).await.0, 303);
+    let ids = |page: &str| -> Vec<String> {
+        page.split("<tr class=\"job\" data-id=\"")
+            .skip(1)
+            .map(|r| r[..r.find('"').expect("id end")].to_string())
+            .collect()
+    };
+    let older = |page: &str| -> Option<String> {
+        page.find("id=\"older\" href=\"").map(|_| {
+            between(page, "id=\"older\" href=\"", "\"")
+                .replace("&amp;", "&")
+                .replace("&#x2f;", "/")
+        })
+    };
+    // Every job, newest first, 25 a page.
+    let mut seen = Vec::new();
+    let mut path = "/ui/jobs?status=queued".to_string();
+    loop {
+        let (s, page) = ui.get(&path).await;
+        assert_eq!(s, 200, "{page}");
+        let got = ids(&page);
+        assert!(got.len() <= 25);
+        seen.extend(got);
+        match older(&page) {
+            Some(next) => path = next,
+            None => break,
+        }
+    }
+    let newest_first: Vec<String> = all.iter().rev().cloned().collect();
+    assert_eq!(seen, newest_first);
+    // Only configuration c's jobs, in pages of 25.
+    let (_, page) = ui.get("/ui/jobs?config=c").await;
+    let first = ids(&page);
+    assert_eq!(first.len(), 25);
+    let next = older(&page).expect("an older page");
+    let (_, page) = ui.get(&next).await;
+    let mut got = first;
+    got.extend(ids(&page));
+    assert_eq!(got, of_c.iter().rev().cloned().collect::<Vec<_>>());
+    // A status no job has.
+    let (_, page) = ui.get("/ui/jobs?config=c&status=failed").await;
+    assert!(ids(&page).is_empty() && page.contains("match these filters"));
+    let (s, _) = ui.get("/ui/jobs?status=bogus").await;
+    assert_eq!(s, 400);
+}
