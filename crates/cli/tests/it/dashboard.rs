@@ -163,8 +163,14 @@ async fn dashboard_sign_in_csrf_scoping_secrets_and_escaping() {
     assert_eq!(resp.headers()["x-frame-options"], "DENY");
 
     // A job whose spec and output carry markup and a secret.
-    let mut spec = sh("echo '<script>alert(\"out\")</script>'; echo done");
+    let mut spec = sh("echo '<script>alert(\"out\")</script>'; echo done; \
+                       printf 'a\\n1\\n' > /data/out/tables/result.csv; \
+                       echo hi > /data/out/files/made.txt");
     spec["parameters"] = json!({"#password": "hunter2", "note": "<img src=x onerror=alert(1)>"});
+    spec["storage"] = json!({"output": {
+        "tables": [{"source": "result.csv", "destination": "out.c-main.result"}],
+        "files": [{"source": "made.txt", "tags": ["made"]}]
+    }});
     let job = api.run(spec).await;
     assert_eq!(job["status"], "succeeded", "{job}");
     let id = job["id"].as_str().expect("id");
@@ -182,6 +188,13 @@ async fn dashboard_sign_in_csrf_scoping_secrets_and_escaping() {
         !page.contains("hunter2") && !page.contains("gantry:enc:"),
         "{page}"
     );
+    // Its outputs link to the table version and the file it made.
+    assert!(
+        page.contains("href=\"/ui/tables/out.c-main.result/versions/1\""),
+        "{page}"
+    );
+    assert!(page.contains("made.txt"), "{page}");
+    assert!(page.contains("Effective limits"), "{page}");
     let (s, list) = ui.get("/ui/jobs?status=succeeded").await;
     assert_eq!(s, 200);
     assert!(list.contains(id), "{list}");
@@ -358,6 +371,32 @@ async fn dashboard_sign_in_csrf_scoping_secrets_and_escaping() {
     assert!(!page.contains(&secret), "the secret shows once only");
     let mut ops = Ui::new(&g.url);
     assert_eq!(ops.login(&secret).await.0, 303);
+    // Revoking it in the dashboard ends its session.
+    let (_, tokens) = ui.get("/ui/tokens").await;
+    let ops_row = tokens
+        .split("<tr>")
+        .find(|r| r.contains("&lt;i&gt;ops"))
+        .expect("the ops token's row");
+    let ops_id = between(ops_row, "<td><code>", "</code>").to_string();
+    let (s, loc, _) = ui
+        .post(&format!("/ui/tokens/{ops_id}/revoke"), &[], None, None)
+        .await;
+    assert_eq!((s, loc.as_str()), (303, "/ui/tokens"));
+    assert_eq!(
+        ops.get("/ui/jobs").await.0,
+        303,
+        "a revoked token's session ends"
+    );
+    // Projects: one made here, and a bad name refused with its reason.
+    let (s, _, _) = ui.post("/ui/projects", &[("id", "beta")], None, None).await;
+    assert_eq!(s, 303);
+    let (s, _, page) = ui
+        .post("/ui/projects", &[("id", "Bad Name!")], None, None)
+        .await;
+    assert_eq!(s, 400, "{page}");
+    assert!(page.contains("id=\"error\""), "{page}");
+    let (_, page) = ui.get("/ui/projects").await;
+    assert!(page.contains("<td>beta</td>"), "{page}");
 
     // Signing out clears the cookie.
     let (s, loc, _) = ui.post("/ui/logout", &[], None, None).await;
