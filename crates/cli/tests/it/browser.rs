@@ -24,7 +24,7 @@ struct Driver {
     http: reqwest::Client,
     url: String,
     session: String,
-    _profile: tempfile::TempDir,
+    _scratch: tempfile::TempDir,
 }
 
 impl Drop for Driver {
@@ -55,8 +55,11 @@ impl Driver {
         }
         let http = reqwest::Client::new();
         let port = free_port();
+        // The browser's profile and temporary files, removed with the test.
+        let scratch = tempfile::tempdir().expect("browser scratch dir");
         let child = Command::new(CHROMEDRIVER)
             .arg(format!("--port={port}"))
+            .env("TMPDIR", scratch.path())
             .process_group(0)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -79,7 +82,6 @@ impl Driver {
             assert!(Instant::now() < deadline, "chromedriver did not start");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        let profile = tempfile::tempdir().expect("profile dir");
         let caps = json!({"capabilities": {"alwaysMatch": {
             "browserName": "chrome",
             "goog:chromeOptions": {
@@ -89,7 +91,7 @@ impl Driver {
                     "--no-first-run", "--disable-background-networking",
                     "--disable-component-update", "--disable-sync",
                     "--disable-dev-shm-usage", "--window-size=1200,900",
-                    format!("--user-data-dir={}", profile.path().display()),
+                    format!("--user-data-dir={}", scratch.path().join("profile").display()),
                 ]
             }
         }}});
@@ -111,7 +113,7 @@ impl Driver {
             http,
             url,
             session,
-            _profile: profile,
+            _scratch: scratch,
         }
     }
 
@@ -129,6 +131,12 @@ impl Driver {
             .await
             .expect("json");
         v["value"].clone()
+    }
+
+    /// Ends the session: the browser quits and cleans up after itself.
+    async fn quit(&self) {
+        let url = format!("{}/session/{}", self.url, self.session);
+        let _ = self.http.delete(url).send().await;
     }
 
     async fn goto(&self, url: &str) {
@@ -391,4 +399,5 @@ async fn dashboard_in_a_real_browser() {
         .await;
     assert_eq!(fits, true, "the jobs page overflows a phone's width");
     b.screenshot("07-jobs-phone").await;
+    b.quit().await;
 }
