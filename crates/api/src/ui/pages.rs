@@ -32,6 +32,8 @@ const PAGE: usize = 25;
 /// (the store filters by status only); the page then offers "older" from where
 /// the scan stopped.
 const SCAN: usize = 5000;
+/// Log lines rendered into a job's page (the live log adds the rest).
+const LOG_LINES: usize = 2000;
 /// Rows shown in a table version's preview.
 const PREVIEW_ROWS: u64 = 20;
 
@@ -235,8 +237,10 @@ pub async fn job(
 ) -> Result<Response, UiError> {
     let project = &session.principal.project;
     let job = s.store.get_job(project, job_id(&id)?).await?;
-    let events = s.store.list_events(project, job.id, 0, 1000).await?;
+    let events = s.store.list_events(project, job.id, 0, LOG_LINES).await?;
     let after = events.last().map_or(0, |e| e.seq);
+    // A longer log of an ended job is not put in the page whole.
+    let cut = job.status.is_terminal() && events.len() == LOG_LINES;
     let log: Vec<Value> = events
         .into_iter()
         .map(|e| json!({"stream": e.stream, "message": e.message}))
@@ -280,6 +284,7 @@ pub async fn job(
             files => ser(files),
             log => ser(log),
             after => ser(after),
+            cut => ser(cut),
         },
     )
 }

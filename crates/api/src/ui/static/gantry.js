@@ -2,6 +2,7 @@
 // Text is added with textContent only, never parsed as HTML.
 (function () {
   "use strict";
+  var MAX_LINES = 5000;
   function follow() {
     var log = document.getElementById("log");
     if (!log || log.dataset.live !== "yes" || !window.EventSource) return;
@@ -18,6 +19,11 @@
       span.textContent = String(e.message);
       log.appendChild(span);
       log.appendChild(document.createTextNode("\n"));
+      // Keep the page light on a long log: the newest lines stay.
+      while (log.childNodes.length > 2 * MAX_LINES) {
+        log.removeChild(log.firstChild);
+        log.removeChild(log.firstChild);
+      }
       log.dataset.after = String(e.seq);
       if (atEnd) log.scrollTop = log.scrollHeight;
     });
