@@ -14,6 +14,10 @@ bash scripts/images.sh
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+# The dashboard's browser tests drive Debian's headless chromium through its
+# chromedriver (WebDriver).
+[ -x /usr/bin/chromium ] || need+=(chromium)
+[ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi

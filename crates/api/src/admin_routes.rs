@@ -33,7 +33,7 @@ fn require_admin(p: &Principal) -> Result<(), ApiError> {
     }
 }
 
-fn project_id(s: &str) -> Result<ProjectId, ApiError> {
+pub(crate) fn project_id(s: &str) -> Result<ProjectId, ApiError> {
     s.parse().map_err(ApiError::invalid)
 }
 

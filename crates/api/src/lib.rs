@@ -16,6 +16,7 @@ mod routes;
 mod schedule_routes;
 pub mod scheduler;
 mod storage_routes;
+mod ui;
 mod unread;
 mod views;
 

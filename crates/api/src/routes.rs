@@ -121,6 +121,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::schedule_routes::routes())
         .merge(crate::hook_routes::routes())
         .merge(crate::pipeline_routes::routes())
+        .merge(crate::ui::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn(count_request))
         .layer(axum::middleware::from_fn(crate::unread::drain_or_close))
@@ -160,7 +161,7 @@ async fn count_request(req: Request, next: axum::middleware::Next) -> Response {
     resp
 }
 
-fn job_id(s: &str) -> Result<JobId, ApiError> {
+pub(crate) fn job_id(s: &str) -> Result<JobId, ApiError> {
     // A malformed id cannot name any job: answer like a missing one.
     s.parse()
         .map_err(|_| ApiError::not_found(format!("job {}", s.chars().take(64).collect::<String>())))
@@ -172,7 +173,7 @@ pub(crate) fn config_id(s: &str) -> Result<ConfigId, ApiError> {
 
 /// Validates a spec, checks its loosenings against the project's policy and
 /// seals its secrets; returns what is stored.
-async fn seal_spec(
+pub(crate) async fn seal_spec(
     s: &AppState,
     project: &ProjectId,
     value: Value,
@@ -494,7 +495,7 @@ impl Follow {
 /// Server-sent events: every stored event (`event: log`), live, then one
 /// `event: end` carrying the job once it has ended, or one `event: error`
 /// if the store fails while following.
-fn follow(
+pub(crate) fn follow(
     store: Arc<dyn Store>,
     project: ProjectId,
     id: JobId,

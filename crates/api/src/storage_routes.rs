@@ -323,7 +323,7 @@ fn list(v: Option<&str>) -> Vec<String> {
     .unwrap_or_default()
 }
 
-fn table_id(s: &str) -> Result<gantry_core::TableId, ApiError> {
+pub(crate) fn table_id(s: &str) -> Result<gantry_core::TableId, ApiError> {
     s.parse().map_err(ApiError::invalid)
 }
 
@@ -694,7 +694,7 @@ where
     tokio_util::io::StreamReader::new(stream)
 }
 
-fn file_id(s: &str) -> Result<i64, ApiError> {
+pub(crate) fn file_id(s: &str) -> Result<i64, ApiError> {
     s.parse().map_err(|_| {
         ApiError::not_found(format!("file {}", s.chars().take(32).collect::<String>()))
     })

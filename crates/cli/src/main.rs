@@ -98,7 +98,7 @@ enum OutputFormat {
 
 #[derive(Args, Clone)]
 struct ListenArgs {
-    /// Address the HTTP API listens on.
+    /// Address the HTTP API and the web dashboard (at /) listen on.
     #[arg(long, env = "GANTRY_LISTEN", default_value = "127.0.0.1:8420")]
     listen: SocketAddr,
     /// Let outbound notifications reach loopback, private and link-local
@@ -172,7 +172,8 @@ struct ConfigFile {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Server (API, scheduler, notifier) and worker in one process, on embedded SQLite under --home.
+    /// Server (HTTP API, web dashboard, scheduler, notifier) and worker in
+    /// one process, on embedded SQLite under --home.
     Up {
         #[command(flatten)]
         listen: ListenArgs,
@@ -181,9 +182,10 @@ enum Command {
         #[command(flatten)]
         file: ConfigFile,
     },
-    /// The HTTP API, the scheduler (schedules, pipeline runs) and the
-    /// notifier alone (workers run elsewhere against the same store). Several
-    /// servers may share a store: each schedule tick still makes one job.
+    /// The HTTP API, the web dashboard, the scheduler (schedules, pipeline
+    /// runs) and the notifier alone (workers run elsewhere against the same
+    /// store). Several servers may share a store: each schedule tick still
+    /// makes one job.
     Server {
         #[command(flatten)]
         listen: ListenArgs,

@@ -4,8 +4,10 @@
 
 mod api;
 mod backup;
+mod browser;
 mod cli;
 mod configs;
+mod dashboard;
 mod engine;
 mod jobs;
 mod keboola;
