@@ -14,6 +14,7 @@ bash scripts/images.sh
 need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
+command -v openssl >/dev/null 2>&1 || need+=(openssl)
 # The dashboard's browser tests drive Debian's headless chromium through its
 # chromedriver (WebDriver).
 [ -x /usr/bin/chromium ] || need+=(chromium)

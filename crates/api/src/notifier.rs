@@ -187,6 +187,22 @@ async fn attempt(
         .body(n.body.clone())
         .send()
         .await
-        .map_err(|e| (format!("{e}"), true))?;
+        .map_err(|e| (with_causes(&e), true))?;
     Ok(resp.status().as_u16())
+}
+
+/// An error with its causes ("... : connection refused", "... : invalid
+/// peer certificate: UnknownIssuer"), so a recorded attempt says why.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let c_text = c.to_string();
+        if !text.contains(&c_text) {
+            text.push_str(": ");
+            text.push_str(&c_text);
+        }
+        cause = c.source();
+    }
+    text
 }

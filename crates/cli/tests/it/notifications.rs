@@ -256,3 +256,79 @@ async fn private_targets_are_refused_unless_allowed() {
         "nothing reached the private address"
     );
 }
+
+/// `https://` targets speak TLS and verify the certificate: a receiver with
+/// a self-signed certificate (openssl's own TLS server) is reached, its
+/// certificate refused, and the attempt records why.
+#[tokio::test(flavor = "multi_thread")]
+async fn https_targets_verify_the_certificate() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("port")
+        .port();
+    let mut server = std::process::Command::new("openssl")
+        .args([
+            "s_server",
+            "-quiet",
+            "-www",
+            "-accept",
+            &port.to_string(),
+            "-cert",
+        ])
+        .arg(&cert)
+        .arg("-key")
+        .arg(&key)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("openssl s_server");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "s_server did not start");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let g = Gantry::up(&["--allow-private-notify-targets"]);
+    let api = g.client();
+    let mut spec = sh("exit 3");
+    spec["notify"] = json!([{"url": format!("https://127.0.0.1:{port}/hook")}]);
+    let id = api.submit(spec).await;
+    api.wait(&id).await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let err = loop {
+        let (_, j) = api.get(&format!("/v1/jobs/{id}")).await;
+        if let Some(e) = j["notifications"][0]["last_error"].as_str() {
+            break e.to_string();
+        }
+        assert!(Instant::now() < deadline, "no attempt recorded: {j}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+}
