@@ -99,6 +99,17 @@ async fn secrets_are_encrypted_at_rest_and_reach_only_the_container() {
         vec!["1"]
     );
 
+    // The attempt's data folder (its config.json holds the clear value for
+    // the container) is removed just after the job's end is committed.
+    let work = g.home_path().join("work");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::fs::read_dir(&work).is_ok_and(|mut d| d.next().is_some()) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "data folder left behind"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     // Nothing under the home holds the clear value (database, WAL, anything).
     assert_in_no_file(g.home_path(), secret);
     use std::os::unix::fs::PermissionsExt;
