@@ -26,7 +26,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/pipeline-runs/{id}/cancel", post(cancel_run))
 }
 
-fn pipeline_id(s: &str) -> Result<PipelineId, ApiError> {
+pub(crate) fn pipeline_id(s: &str) -> Result<PipelineId, ApiError> {
     s.parse().map_err(|_| {
         ApiError::not_found(format!(
             "pipeline {}",
@@ -35,7 +35,7 @@ fn pipeline_id(s: &str) -> Result<PipelineId, ApiError> {
     })
 }
 
-fn view(p: PipelineRow) -> Value {
+pub(crate) fn view(p: PipelineRow) -> Value {
     json!({
         "id": p.id,
         "project": p.project,

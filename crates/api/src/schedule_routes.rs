@@ -10,7 +10,7 @@ use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use gantry_core::schedule::{ScheduleDoc, Target};
-use gantry_core::ScheduleId;
+use gantry_core::{ProjectId, ScheduleId};
 use gantry_store::{NewSchedule, ScheduleRow, StoreError};
 use serde_json::{json, Value};
 
@@ -28,7 +28,7 @@ fn now_ms() -> i64 {
         .map_or(0, |d| d.as_millis() as i64)
 }
 
-fn schedule_id(s: &str) -> Result<ScheduleId, ApiError> {
+pub(crate) fn schedule_id(s: &str) -> Result<ScheduleId, ApiError> {
     s.parse().map_err(|_| {
         ApiError::not_found(format!(
             "schedule {}",
@@ -40,7 +40,7 @@ fn schedule_id(s: &str) -> Result<ScheduleId, ApiError> {
 /// How many upcoming fire times a schedule shows.
 const PREVIEW: usize = 5;
 
-fn view(row: ScheduleRow) -> Value {
+pub(crate) fn view(row: ScheduleRow) -> Value {
     let status = if row.paused {
         "paused"
     } else if row.next_tick.is_none() {
@@ -162,10 +162,7 @@ async fn pause(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = schedule_id(&id)?;
-    s.store
-        .set_schedule_paused(&p.project, &id, true, None)
-        .await?;
-    Ok(Json(view(s.store.get_schedule(&p.project, &id).await?)))
+    Ok(Json(set_paused(&s, &p.project, &id, true).await?))
 }
 
 async fn resume(
@@ -174,13 +171,28 @@ async fn resume(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = schedule_id(&id)?;
-    let row = s.store.get_schedule(&p.project, &id).await?;
-    let (_, schedule) = ScheduleDoc::from_value(row.doc)?;
-    // From now on: the paused time is not caught up.
-    s.store
-        .set_schedule_paused(&p.project, &id, false, schedule.first_tick(now_ms()))
-        .await?;
-    Ok(Json(view(s.store.get_schedule(&p.project, &id).await?)))
+    Ok(Json(set_paused(&s, &p.project, &id, false).await?))
+}
+
+/// Pauses or resumes a schedule of the project (the API and the dashboard);
+/// returns its view. A resumed schedule fires from now on: the paused time
+/// is not caught up.
+pub(crate) async fn set_paused(
+    s: &AppState,
+    project: &ProjectId,
+    id: &ScheduleId,
+    paused: bool,
+) -> Result<Value, ApiError> {
+    if paused {
+        s.store.set_schedule_paused(project, id, true, None).await?;
+    } else {
+        let row = s.store.get_schedule(project, id).await?;
+        let (_, schedule) = ScheduleDoc::from_value(row.doc)?;
+        s.store
+            .set_schedule_paused(project, id, false, schedule.first_tick(now_ms()))
+            .await?;
+    }
+    Ok(view(s.store.get_schedule(project, id).await?))
 }
 
 async fn delete(

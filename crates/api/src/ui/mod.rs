@@ -14,6 +14,7 @@
 
 mod pages;
 mod session;
+mod triggers;
 
 use crate::routes::AppState;
 use crate::ApiError;
@@ -43,6 +44,15 @@ pub fn routes() -> Router<AppState> {
         .route("/ui/configs", get(pages::configs))
         .route("/ui/configs/{id}", get(pages::config))
         .route("/ui/configs/{id}/run", post(pages::run_config))
+        .route("/ui/schedules", get(triggers::schedules))
+        .route("/ui/schedules/{id}", get(triggers::schedule))
+        .route("/ui/schedules/{id}/pause", post(triggers::pause_schedule))
+        .route("/ui/schedules/{id}/resume", post(triggers::resume_schedule))
+        .route("/ui/pipelines", get(triggers::pipelines))
+        .route("/ui/pipelines/{id}", get(triggers::pipeline))
+        .route("/ui/pipelines/{id}/run", post(triggers::run_pipeline))
+        .route("/ui/pipeline-runs/{id}", get(triggers::pipeline_run))
+        .route("/ui/pipeline-runs/{id}/cancel", post(triggers::cancel_run))
         .route("/ui/tables", get(pages::tables))
         .route("/ui/tables/{id}", get(pages::table))
         .route("/ui/tables/{id}/versions/{version}", get(pages::preview))
@@ -137,6 +147,15 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("job.html", include_str!("templates/job.html")),
         ("configs.html", include_str!("templates/configs.html")),
         ("config.html", include_str!("templates/config.html")),
+        ("schedules.html", include_str!("templates/schedules.html")),
+        ("schedule.html", include_str!("templates/schedule.html")),
+        ("pipelines.html", include_str!("templates/pipelines.html")),
+        ("pipeline.html", include_str!("templates/pipeline.html")),
+        (
+            "pipeline_run.html",
+            include_str!("templates/pipeline_run.html"),
+        ),
+        ("runs.html", include_str!("templates/runs.html")),
         ("tables.html", include_str!("templates/tables.html")),
         ("table.html", include_str!("templates/table.html")),
         ("preview.html", include_str!("templates/preview.html")),
@@ -230,6 +249,12 @@ mod tests {
             "job.html",
             "configs.html",
             "config.html",
+            "schedules.html",
+            "schedule.html",
+            "pipelines.html",
+            "pipeline.html",
+            "pipeline_run.html",
+            "runs.html",
             "tables.html",
             "table.html",
             "preview.html",

@@ -15,14 +15,14 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
-use gantry_core::{ConfigId, JobId, JobStatus, ProjectId};
+use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, ScheduleId};
 use gantry_storage::csvscan::{Dialect, Scanner};
 use gantry_storage::{ReadFilter, Sink};
-use gantry_store::{Job, JobFilter, NewJob, Store};
+use gantry_store::{Job, JobFilter, NewJob, Store, Trigger};
 use minijinja::context;
 
 /// A template value from anything serializable.
-fn ser(x: impl serde::Serialize) -> minijinja::Value {
+pub(crate) fn ser(x: impl serde::Serialize) -> minijinja::Value {
     minijinja::Value::from(minijinja::value::Serde(x))
 }
 use serde_json::{json, Value};
@@ -51,7 +51,7 @@ fn param<'a>(q: &'a [(String, String)], key: &str) -> Option<&'a str> {
 }
 
 /// `2026-11-22 04:18:23`, UTC.
-fn time(ms: i64) -> String {
+pub(crate) fn time(ms: i64) -> String {
     rfc3339(ms)
         .chars()
         .take(19)
@@ -59,7 +59,7 @@ fn time(ms: i64) -> String {
         .replace('T', " ")
 }
 
-fn took(from: Option<i64>, to: Option<i64>) -> Option<String> {
+pub(crate) fn took(from: Option<i64>, to: Option<i64>) -> Option<String> {
     let (a, b) = (from?, to?);
     let d = std::time::Duration::from_millis((b - a).max(0) as u64);
     Some(humantime::format_duration(std::time::Duration::from_secs(d.as_secs())).to_string()).map(
@@ -73,7 +73,7 @@ fn took(from: Option<i64>, to: Option<i64>) -> Option<String> {
     )
 }
 
-fn job_row(j: &Job) -> Value {
+pub(crate) fn job_row(j: &Job) -> Value {
     json!({
         "id": j.id.to_string(),
         "config": j.config_id.as_ref().map(|c| c.to_string()),
@@ -84,19 +84,81 @@ fn job_row(j: &Job) -> Value {
         "queued": time(j.queued_at),
         "took": took(j.started_at, j.finished_at),
         "cancel_requested": j.cancel_requested,
+        "trigger": trigger_kind(j.trigger.as_ref()),
+        "run": match &j.trigger {
+            Some(Trigger::Pipeline { run, .. }) => Some(run.clone()),
+            _ => None,
+        },
+        "schedule": j.trigger.as_ref().and_then(Trigger::schedule_id).map(|s| s.to_string()),
     })
 }
 
+/// What the jobs page filters on besides the status (which the store filters).
+#[derive(Default)]
+pub(crate) struct Filter {
+    pub config: Option<ConfigId>,
+    /// `schedule`, `webhook`, `pipeline` or `direct` (no trigger).
+    pub trigger: Option<&'static str>,
+    /// A pipeline run's id.
+    pub run: Option<String>,
+    /// Jobs this schedule made.
+    pub schedule: Option<ScheduleId>,
+}
+
+/// The trigger kinds the jobs page filters on.
+pub(crate) const TRIGGERS: [&str; 4] = ["schedule", "webhook", "pipeline", "direct"];
+
+impl Filter {
+    fn is_empty(&self) -> bool {
+        self.config.is_none()
+            && self.trigger.is_none()
+            && self.run.is_none()
+            && self.schedule.is_none()
+    }
+
+    fn keeps(&self, j: &Job) -> bool {
+        if self.config.is_some() && j.config_id != self.config {
+            return false;
+        }
+        if let Some(kind) = self.trigger {
+            if trigger_kind(j.trigger.as_ref()) != kind {
+                return false;
+            }
+        }
+        if let Some(run) = &self.run {
+            match &j.trigger {
+                Some(Trigger::Pipeline { run: r, .. }) if r == run => {}
+                _ => return false,
+            }
+        }
+        if self.schedule.is_some()
+            && j.trigger.as_ref().and_then(Trigger::schedule_id) != self.schedule.as_ref()
+        {
+            return false;
+        }
+        true
+    }
+}
+
+fn trigger_kind(t: Option<&Trigger>) -> &'static str {
+    match t {
+        None => "direct",
+        Some(Trigger::Schedule { .. }) => "schedule",
+        Some(Trigger::Webhook { .. }) => "webhook",
+        Some(Trigger::Pipeline { .. }) => "pipeline",
+    }
+}
+
 /// One page of the project's jobs, newest first, optionally of one status
-/// and one configuration; returns the cursor of the next (older) page.
-async fn jobs_page(
+/// and matching a filter; returns the cursor of the next (older) page.
+pub(crate) async fn jobs_page(
     store: &dyn Store,
     project: &ProjectId,
     status: Option<JobStatus>,
-    config: Option<&ConfigId>,
+    filter: &Filter,
     mut before: Option<JobId>,
 ) -> Result<(Vec<Job>, Option<JobId>), ApiError> {
-    let Some(config) = config else {
+    if filter.is_empty() {
         let jobs = store
             .list_jobs(
                 project,
@@ -129,7 +191,7 @@ async fn jobs_page(
         for j in batch {
             scanned += 1;
             before = Some(j.id);
-            if j.config_id.as_ref() == Some(config) {
+            if filter.keeps(&j) {
                 found.push(j);
                 if found.len() == PAGE {
                     return Ok((found, before));
@@ -156,13 +218,29 @@ pub async fn jobs(
         .transpose()
         .map_err(ApiError::invalid)?;
     let config = param(&q, "config").map(config_id).transpose()?;
+    let trigger =
+        match param(&q, "trigger") {
+            Some(t) => Some(TRIGGERS.into_iter().find(|k| *k == t).ok_or_else(|| {
+                ApiError::invalid("trigger: schedule, webhook, pipeline or direct")
+            })?),
+            None => None,
+        };
+    let run = param(&q, "run").map(str::to_string);
+    if run.as_ref().is_some_and(|r| r.len() > 100) {
+        return Err(ApiError::invalid("run: too long").into());
+    }
+    let filter = Filter {
+        config: config.clone(),
+        trigger,
+        run: run.clone(),
+        schedule: None,
+    };
     let before = param(&q, "before")
         .map(|c| c.parse::<JobId>())
         .transpose()
         .map_err(|_| ApiError::invalid("invalid cursor"))?;
     let project = &session.principal.project;
-    let (jobs, next) =
-        jobs_page(s.store.as_ref(), project, status, config.as_ref(), before).await?;
+    let (jobs, next) = jobs_page(s.store.as_ref(), project, status, &filter, before).await?;
     let configs: Vec<String> = s
         .store
         .list_configs(project)
@@ -176,6 +254,12 @@ pub async fn jobs(
     }
     if let Some(c) = &config {
         next_q.append_pair("config", c.as_str());
+    }
+    if let Some(t) = trigger {
+        next_q.append_pair("trigger", t);
+    }
+    if let Some(r) = &run {
+        next_q.append_pair("run", r);
     }
     let filter_q = next_q.finish();
     let next_url = next.map(|n| {
@@ -194,6 +278,9 @@ pub async fn jobs(
             status => ser(status.map(|s| s.as_str())),
             configs => ser(configs),
             config => ser(config.map(|c| c.to_string())),
+            triggers => ser(TRIGGERS),
+            trigger => ser(trigger),
+            run => ser(run),
             // Auto-refresh only the newest page: older pages do not change order.
             refresh_url => ser(before.is_none().then(|| format!("/ui/jobs?{filter_q}"))),
             next_url => ser(next_url),
@@ -226,7 +313,7 @@ async fn outputs(s: &AppState, project: &ProjectId, id: JobId) -> Result<(Value,
     Ok((Value::Array(tables), Value::Array(files)))
 }
 
-fn pretty(v: &Value) -> String {
+pub(crate) fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_default()
 }
 
@@ -366,7 +453,11 @@ pub async fn config(
     let project = &session.principal.project;
     let id = config_id(&id)?;
     let c = s.store.get_config(project, &id).await?;
-    let (runs, next) = jobs_page(s.store.as_ref(), project, None, Some(&id), None).await?;
+    let filter = Filter {
+        config: Some(id.clone()),
+        ..Filter::default()
+    };
+    let (runs, next) = jobs_page(s.store.as_ref(), project, None, &filter, None).await?;
     render(
         "config.html",
         StatusCode::OK,

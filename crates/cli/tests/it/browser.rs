@@ -376,6 +376,40 @@ async fn dashboard_in_a_real_browser() {
     assert!(rows.contains(&job) && !rows.contains(&long), "{rows}");
     b.screenshot("05-jobs-by-config").await;
 
+    // A pipeline run from its page; the run's page refreshes itself until
+    // the run ends, and its phase view links each task's job.
+    let (s, body) = api
+        .post(
+            "/v1/configs",
+            json!({"id": "quick", "spec": sh("echo quick")}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = api
+        .post(
+            "/v1/pipelines",
+            json!({"id": "two", "phases": [
+                {"name": "first", "tasks": [{"config": "quick"}]},
+                {"name": "second", "tasks": [{"config": "quick"}]},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    b.goto(&format!("{}/ui/pipelines/two", g.url)).await;
+    b.click("#run").await;
+    b.find("#run-status").await;
+    let run_url = b.current_url().await;
+    assert!(run_url.contains("/ui/pipeline-runs/"), "{run_url}");
+    b.wait_text("#run-status", "the run's end", |t| t == "succeeded")
+        .await;
+    assert_eq!(b.current_url().await, run_url, "no reload happened");
+    let phases = b.text("ol.phases").await;
+    assert!(
+        phases.contains("first") && phases.contains("second"),
+        "{phases}"
+    );
+    b.screenshot("06-pipeline-run").await;
+
     // A table's versions, and a preview of the first one.
     b.goto(&format!("{}/ui/tables/in.c-main.people", g.url))
         .await;
@@ -388,7 +422,7 @@ async fn dashboard_in_a_real_browser() {
         "markup shown as text: {preview}"
     );
     assert!(!preview.contains("carol"), "version 1 only: {preview}");
-    b.screenshot("06-table-preview").await;
+    b.screenshot("07-table-preview").await;
 
     // A phone's width: the page does not overflow sideways.
     b.window(390, 844).await;
@@ -398,6 +432,6 @@ async fn dashboard_in_a_real_browser() {
         .script("return document.documentElement.scrollWidth <= window.innerWidth + 1;")
         .await;
     assert_eq!(fits, true, "the jobs page overflows a phone's width");
-    b.screenshot("07-jobs-phone").await;
+    b.screenshot("08-jobs-phone").await;
     b.quit().await;
 }

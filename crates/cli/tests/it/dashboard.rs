@@ -2,7 +2,8 @@
 //! CSRF and cross-origin refusal on every POST, project scoping (another
 //! project's objects are 404), secrets shown as `[hidden]`, everything a job
 //! or a user wrote HTML-escaped, and the cookie-authenticated log stream.
-//! The browser tests are in `browser.rs`.
+//! Schedules, pipelines, pipeline runs and the trigger filters of the jobs
+//! page are covered the same way. The browser tests are in `browser.rs`.
 
 use crate::util::*;
 use serde_json::{json, Value};
@@ -474,4 +475,309 @@ async fn dashboard_jobs_pages_and_filters_by_configuration() {
     assert!(ids(&page).is_empty() && page.contains("match these filters"));
     let (s, _) = ui.get("/ui/jobs?status=bogus").await;
     assert_eq!(s, 400);
+}
+
+/// Waits (bounded) until `check` holds for the API's answer at `path`.
+async fn wait_for(api: &Api, path: &str, check: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (s, body) = api.get(path).await;
+        assert_eq!(s, 200, "{path}: {body}");
+        if check(&body) {
+            return body;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{path} never got there: {body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// Schedules (list, next fire times, ticks and the jobs they made, pause and
+/// resume), pipelines (phases, run button), a pipeline run's phase view and
+/// cancel, the trigger and run filters of the jobs page; CSRF on each new
+/// form, another project's objects 404, markup in a task's parameters and in
+/// an id escaped. No worker: jobs stay queued.
+#[tokio::test(flavor = "multi_thread")]
+async fn dashboard_schedules_pipelines_runs_and_trigger_filters() {
+    let g = Gantry::server_only();
+    let api = g.client();
+    for id in ["c", "d"] {
+        let (s, body) = api
+            .post("/v1/configs", json!({"id": id, "spec": sh("true")}))
+            .await;
+        assert_eq!(s, 201, "{body}");
+    }
+    let (s, body) = api
+        .post(
+            "/v1/pipelines",
+            json!({"id": "etl", "phases": [
+                {"name": "extract", "tasks": [{"config": "c", "parameters": {
+                    "note": "<img src=x onerror=alert(1)>", "#secret": "hunter2"}}]},
+                {"name": "load", "tasks": [{"config": "d", "continue_on_failure": true}]},
+            ]}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, body) = api
+        .post(
+            "/v1/schedules",
+            json!({"id": "often", "config": "c", "every": "2s", "overlap": "allow"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let (s, nightly) = api
+        .post(
+            "/v1/schedules",
+            json!({"id": "nightly", "pipeline": "etl", "cron": "30 3 * * *",
+                   "timezone": "Europe/Prague"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{nightly}");
+    let direct = api.submit(sh("true")).await;
+
+    let mut ui = Ui::new(&g.url);
+    assert_eq!(ui.login(&g.token).await.0, 303);
+    let (s, page) = ui.get("/ui/jobs").await;
+    assert_eq!(s, 200);
+    for link in ["href=\"/ui/schedules\"", "href=\"/ui/pipelines\""] {
+        assert!(page.contains(link), "{link}: {page}");
+    }
+
+    // The list: target, cron or interval, time zone, status, next fire time.
+    let (s, page) = ui.get("/ui/schedules").await;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("data-id=\"often\""), "{page}");
+    assert!(page.contains("every 2s"), "{page}");
+    assert!(page.contains("<code>30 3 * * *</code>"), "{page}");
+    assert!(page.contains("Europe&#x2f;Prague"), "{page}");
+    assert!(
+        page.contains("pipeline <a href=\"/ui/pipelines/etl\">etl</a>"),
+        "{page}"
+    );
+    // A schedule's page: the API's own five next fire times.
+    let (s, page) = ui.get("/ui/schedules/nightly").await;
+    assert_eq!(s, 200, "{page}");
+    let next = nightly["next"].as_array().expect("next");
+    assert_eq!(next.len(), 5);
+    for t in next {
+        let t = t.as_str().expect("time").replace('/', "&#x2f;");
+        assert!(page.contains(&t), "{t}: {page}");
+    }
+    assert!(page.contains("id=\"pause\""), "{page}");
+
+    // Its ticks and the jobs they made.
+    let often = wait_for(&api, "/v1/schedules/often", |v| {
+        v["recent"]
+            .as_array()
+            .is_some_and(|r| r.iter().any(|t| t["job"].is_string()))
+    })
+    .await;
+    let scheduled = often["recent"]
+        .as_array()
+        .and_then(|r| r.iter().find_map(|t| t["job"].as_str()))
+        .expect("a job")
+        .to_string();
+    let (_, page) = ui.get("/ui/schedules/often").await;
+    assert!(
+        page.contains(&format!("href=\"/ui/jobs/{scheduled}\"")),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("<tr class=\"job\" data-id=\"{scheduled}\"")),
+        "{page}"
+    );
+
+    // Pause and resume are CSRF-checked forms.
+    let (s, _, _) = ui
+        .post(
+            "/ui/schedules/often/pause",
+            &[],
+            Some(&"0".repeat(64)),
+            None,
+        )
+        .await;
+    assert_eq!(s, 403);
+    let (s, _, _) = ui
+        .post(
+            "/ui/schedules/often/pause",
+            &[],
+            None,
+            Some("http://evil.example"),
+        )
+        .await;
+    assert_eq!(s, 403);
+    assert_eq!(api.get("/v1/schedules/often").await.1["status"], "active");
+    let (s, loc, _) = ui.post("/ui/schedules/often/pause", &[], None, None).await;
+    assert_eq!((s, loc.as_str()), (303, "/ui/schedules/often"));
+    assert_eq!(api.get("/v1/schedules/often").await.1["status"], "paused");
+    let (_, page) = ui.get("/ui/schedules/often").await;
+    assert!(
+        page.contains("id=\"resume\"") && page.contains(">paused<"),
+        "{page}"
+    );
+    let (s, _, _) = ui.post("/ui/schedules/often/resume", &[], None, None).await;
+    assert_eq!(s, 303);
+    assert_eq!(api.get("/v1/schedules/often").await.1["status"], "active");
+    let (s, _, _) = ui.post("/ui/schedules/often/pause", &[], None, None).await;
+    assert_eq!(s, 303);
+
+    // Pipelines: phases and tasks, a parameter's markup escaped, its secret hidden.
+    let (s, page) = ui.get("/ui/pipelines").await;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("data-id=\"etl\""), "{page}");
+    let (s, page) = ui.get("/ui/pipelines/etl").await;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("extract") && page.contains("load"), "{page}");
+    assert!(page.contains("continue on failure"), "{page}");
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{page}"
+    );
+    assert!(!page.contains("<img src=x"), "{page}");
+    assert!(
+        page.contains("[hidden]") && !page.contains("hunter2"),
+        "{page}"
+    );
+    assert!(!page.contains("gantry:enc:"), "{page}");
+    // The run button (CSRF-checked) starts a run and shows its page.
+    let (s, _, _) = ui.post("/ui/pipelines/etl/run", &[], Some(""), None).await;
+    assert_eq!(s, 403);
+    assert_eq!(
+        api.get("/v1/pipelines/etl/runs").await.1["runs"]
+            .as_array()
+            .map(Vec::len),
+        Some(0)
+    );
+    let (s, loc, _) = ui.post("/ui/pipelines/etl/run", &[], None, None).await;
+    assert_eq!(s, 303, "{loc}");
+    let run = loc
+        .strip_prefix("/ui/pipeline-runs/")
+        .expect("run page")
+        .to_string();
+    let shown = wait_for(&api, &format!("/v1/pipeline-runs/{run}"), |r| {
+        r["tasks"][0]["job"].is_string()
+    })
+    .await;
+    let task_job = shown["tasks"][0]["job"].as_str().expect("job").to_string();
+    let (s, page) = ui.get(&loc).await;
+    assert_eq!(s, 200, "{page}");
+    assert!(page.contains("id=\"run-status\""), "{page}");
+    assert!(
+        page.contains("<b>extract</b>") && page.contains("<b>load</b>"),
+        "{page}"
+    );
+    assert!(
+        page.contains(&format!("href=\"/ui/jobs/{task_job}\"")),
+        "{page}"
+    );
+    assert!(page.contains("id=\"cancel\""), "{page}");
+    let (_, page) = ui.get("/ui/pipelines/etl").await;
+    assert!(page.contains(&format!("data-id=\"{run}\"")), "{page}");
+
+    // The jobs page filters by trigger and by pipeline run.
+    let (_, page) = ui.get("/ui/jobs?trigger=direct").await;
+    assert!(page.contains(&direct), "{page}");
+    assert!(
+        !page.contains(&scheduled) && !page.contains(&task_job),
+        "{page}"
+    );
+    let (_, page) = ui.get("/ui/jobs?trigger=schedule").await;
+    assert!(page.contains(&scheduled), "{page}");
+    assert!(
+        !page.contains(&direct) && !page.contains(&task_job),
+        "{page}"
+    );
+    let (_, page) = ui.get("/ui/jobs?trigger=pipeline").await;
+    assert!(
+        page.contains(&task_job) && !page.contains(&direct),
+        "{page}"
+    );
+    let (_, page) = ui.get(&format!("/ui/jobs?run={run}&config=c")).await;
+    assert!(page.contains(&format!("data-id=\"{task_job}\"")), "{page}");
+    assert!(
+        !page.contains(&direct) && !page.contains(&scheduled),
+        "{page}"
+    );
+    assert!(
+        page.contains("selected>c<") || page.contains(" selected>c"),
+        "{page}"
+    );
+    let (_, page) = ui.get("/ui/jobs?trigger=webhook").await;
+    assert!(page.contains("match these filters"), "{page}");
+    let (s, _) = ui.get("/ui/jobs?trigger=bogus").await;
+    assert_eq!(s, 400);
+
+    // Another project: every schedule, pipeline and run is 404, the forms too.
+    let o = g.cli(&["projects", "create", "acme"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = g.cli(&["tokens", "create", "--project", "acme", "--output", "json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let acme_token = serde_json::from_str::<Value>(&stdout(&o)).expect("json")["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let mut acme = Ui::new(&g.url);
+    assert_eq!(acme.login(&acme_token).await.0, 303);
+    for path in [
+        "/ui/schedules/often".to_string(),
+        "/ui/pipelines/etl".to_string(),
+        format!("/ui/pipeline-runs/{run}"),
+    ] {
+        let (s, page) = acme.get(&path).await;
+        assert_eq!(s, 404, "{path}: {page}");
+    }
+    for path in [
+        "/ui/schedules/often/resume".to_string(),
+        "/ui/pipelines/etl/run".to_string(),
+        format!("/ui/pipeline-runs/{run}/cancel"),
+    ] {
+        let (s, _, page) = acme.post(&path, &[], None, None).await;
+        assert_eq!(s, 404, "{path}: {page}");
+    }
+    assert_eq!(api.get("/v1/schedules/often").await.1["status"], "paused");
+    let (_, page) = acme.get("/ui/schedules").await;
+    assert!(
+        !page.contains("often") && !page.contains("nightly"),
+        "{page}"
+    );
+    let (_, page) = acme.get("/ui/pipelines").await;
+    assert!(!page.contains("etl") && !page.contains(&run), "{page}");
+    let (_, page) = acme.get(&format!("/ui/jobs?run={run}")).await;
+    assert!(!page.contains(&task_job), "{page}");
+
+    // An id with markup is escaped in the 404 page.
+    for path in [
+        "/ui/schedules/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "/ui/pipelines/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+        "/ui/pipeline-runs/%3Cscript%3Ealert(1)%3C%2Fscript%3E",
+    ] {
+        let (s, page) = ui.get(path).await;
+        assert_eq!(s, 404, "{path}: {page}");
+        assert!(!page.contains("<script>alert"), "{page}");
+    }
+    let (s, page) = ui
+        .get("/ui/jobs?run=%3Cscript%3Ealert(1)%3C%2Fscript%3E")
+        .await;
+    assert_eq!(s, 200);
+    assert!(!page.contains("<script>alert"), "{page}");
+    assert!(page.contains("&lt;script&gt;alert(1)"), "{page}");
+
+    // Cancel, CSRF-checked: the run ends cancelled.
+    let cancel = format!("/ui/pipeline-runs/{run}/cancel");
+    let (s, _, _) = ui.post(&cancel, &[], Some(""), None).await;
+    assert_eq!(s, 403);
+    let (s, loc2, _) = ui.post(&cancel, &[], None, None).await;
+    assert_eq!((s, loc2.as_str()), (303, loc.as_str()));
+    let ended = wait_for(&api, &format!("/v1/pipeline-runs/{run}"), |r| {
+        r["status"] == "cancelled"
+    })
+    .await;
+    assert_eq!(ended["cancel_requested"], true, "{ended}");
+    let (_, page) = ui.get(&loc).await;
+    assert!(
+        page.contains(">cancelled<") && !page.contains("id=\"cancel\""),
+        "{page}"
+    );
 }
