@@ -179,7 +179,14 @@ pub fn classify(end: &ContainerEnd, memory_limit: u64, tail: &str) -> Outcome {
             exit_code: Some(end.exit_code),
         };
     }
-    if end.oom_killed {
+    // The engine's OOM flag means some process in the container was killed by
+    // the kernel for the memory limit, not necessarily the main one. A main
+    // process that survives (a shell whose child was killed) and exits 0 has
+    // succeeded, as the exit-code contract says. This also keeps the outcome
+    // from depending on a race: the engine learns of the OOM kill from an event
+    // that travels apart from the exit and may be recorded after it, so the flag
+    // seen after an exit 0 varies from run to run.
+    if end.oom_killed && end.exit_code != 0 {
         return Outcome::failed(
             ErrorKind::Oom,
             format!(
@@ -248,6 +255,25 @@ mod tests {
         let oom = oom.error.expect("error");
         assert_eq!(oom.kind, ErrorKind::Oom);
         assert!(oom.message.contains("64m"), "{}", oom.message);
+        // A child was killed, the main process went on and exited 0: success.
+        let survived = ContainerEnd {
+            exit_code: 0,
+            oom_killed: true,
+            ..Default::default()
+        };
+        let survived = classify(&survived, 64 << 20, "");
+        assert_eq!(survived.status, JobStatus::Succeeded);
+        assert!(survived.error.is_none());
+        // ... and exited non-zero because of it: the OOM is the reason.
+        let gave_up = ContainerEnd {
+            exit_code: 1,
+            oom_killed: true,
+            ..Default::default()
+        };
+        assert_eq!(
+            classify(&gave_up, 64 << 20, "Killed").error.map(|e| e.kind),
+            Some(ErrorKind::Oom)
+        );
         let timed = ContainerEnd {
             exit_code: 143,
             timed_out: true,
