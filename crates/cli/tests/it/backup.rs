@@ -91,6 +91,16 @@ async fn a_backup_of_a_busy_gantry_restores_every_version_byte_for_byte() {
     }
     let o = g.cli(&["projects", "create", "acme"]);
     assert!(o.status.success(), "{}", stderr(&o));
+    // A schedule (yearly, paused: it fires neither before nor after).
+    let (s, sched) = api
+        .post(
+            "/v1/schedules",
+            json!({"id": "yearly", "config": "counter", "cron": "0 0 1 1 *", "timezone": "Europe/Prague"}),
+        )
+        .await;
+    assert_eq!(s, 201, "{sched}");
+    let (s, _) = api.post("/v1/schedules/yearly/pause", json!({})).await;
+    assert_eq!(s, 200);
 
     // Busy: jobs writing tables and imports landing while the backup runs.
     let before = exports(&api).await;
@@ -216,6 +226,13 @@ async fn a_backup_of_a_busy_gantry_restores_every_version_byte_for_byte() {
     );
     let (s, _) = api.get("/v1/projects/acme").await;
     assert_eq!(s, 200);
+    let (s, restored_sched) = api.get("/v1/schedules/yearly").await;
+    assert_eq!(s, 200, "{restored_sched}");
+    assert_eq!(
+        restored_sched["schedule"], sched["schedule"],
+        "{restored_sched}"
+    );
+    assert_eq!(restored_sched["status"], "paused", "{restored_sched}");
 
     // The configuration runs on: its state and its sealed secret came back.
     let (_, state) = api.get("/v1/configs/counter/state").await;
