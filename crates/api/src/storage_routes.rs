@@ -31,7 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/v1/tables/{id}/compact", post(compact_table))
         .route(
             "/v1/tables/{id}/versions/{version}/pin",
-            post(pin_version).delete(unpin_version),
+            post(pin_version).delete(pin_version),
         )
         .route(
             "/v1/files",
@@ -462,27 +462,17 @@ async fn restore_table(
     Ok((StatusCode::CREATED, Json(version_view(v))))
 }
 
-/// Pins a version: retention never removes it.
+/// POST pins a version (retention never removes it); DELETE unpins it.
 async fn pin_version(
     State(s): State<AppState>,
     Auth(p): Auth,
+    method: axum::http::Method,
     Path((id, version)): Path<(String, u64)>,
 ) -> Result<Json<Value>, ApiError> {
+    let pinned = method == axum::http::Method::POST;
     let v = s
         .store
-        .pin_version(&p.project, &table_id(&id)?, version, true)
-        .await?;
-    Ok(Json(version_view(v)))
-}
-
-async fn unpin_version(
-    State(s): State<AppState>,
-    Auth(p): Auth,
-    Path((id, version)): Path<(String, u64)>,
-) -> Result<Json<Value>, ApiError> {
-    let v = s
-        .store
-        .pin_version(&p.project, &table_id(&id)?, version, false)
+        .pin_version(&p.project, &table_id(&id)?, version, pinned)
         .await?;
     Ok(Json(version_view(v)))
 }

@@ -211,32 +211,8 @@ enum Command {
     /// follows the job (0 succeeded, 1 user error, the container's code for
     /// other exits, 124 timed out, 125 image not found, 130 cancelled, 137 OOM).
     Run {
-        /// Spec file (YAML or JSON); or --config.
-        spec: Option<PathBuf>,
-        /// Run a configuration stored on the server (--server / GANTRY_URL)
-        /// instead of a spec file: its spec (sealed secrets open with this
-        /// home's key) and its state as in/state.json.
-        #[arg(long)]
-        config: Option<String>,
-        /// Run this row of a configuration with rows (KBC_CONFIGROWID).
-        #[arg(long)]
-        row: Option<String>,
-        /// Stage the spec's input mapping from the server's Storage into the
-        /// data folder, as a job's would be (a read-only token is enough).
-        #[arg(long)]
-        stage: bool,
-        /// Store the outputs and the new state through the server's API as
-        /// a job would (versions made by `run`, noting the token), when the
-        /// run succeeds.
-        #[arg(long)]
-        commit: bool,
-        /// Data folder mounted at /data (default: a temporary folder, removed
-        /// afterwards). Files you put in in/ are kept; out/ shows the results.
-        #[arg(long)]
-        data: Option<PathBuf>,
-        /// Per-job cap on printed log output.
-        #[arg(long, default_value = "16m", value_parser = parse_size)]
-        log_cap: u64,
+        #[command(flatten)]
+        args: run::RunArgs,
     },
     /// Submit, inspect, follow and cancel jobs.
     #[command(subcommand)]
@@ -444,29 +420,7 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
             metrics_listen,
             ..
         } => serve::worker(&g, worker, metrics_listen).await.map(|_| 0),
-        Command::Run {
-            spec,
-            data,
-            log_cap,
-            config,
-            row,
-            stage,
-            commit,
-        } => {
-            run::run(
-                &g,
-                run::RunArgs {
-                    spec,
-                    data,
-                    log_cap,
-                    config,
-                    row,
-                    stage,
-                    commit,
-                },
-            )
-            .await
-        }
+        Command::Run { args } => run::run(&g, args).await,
         Command::Jobs(c) => commands::jobs(&g, c).await,
         Command::Configs(c) => commands::configs(&g, c).await,
         Command::Schedules(c) => schedule_cmds::schedules(&g, c).await,

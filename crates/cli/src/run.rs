@@ -15,18 +15,34 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 /// Where `gantry run` takes its spec from, and what it asks of a server.
+#[derive(clap::Args)]
 pub struct RunArgs {
+    /// Spec file (YAML or JSON); or --config.
     pub spec: Option<PathBuf>,
-    pub data: Option<PathBuf>,
-    pub log_cap: u64,
-    /// A configuration stored on the server (`--server`), with its state.
+    /// Run a configuration stored on the server (--server / GANTRY_URL)
+    /// instead of a spec file: its spec (sealed secrets open with this
+    /// home's key) and its state as in/state.json.
+    #[arg(long)]
     pub config: Option<String>,
-    /// The row to run of a configuration with rows.
+    /// Run this row of a configuration with rows (KBC_CONFIGROWID).
+    #[arg(long)]
     pub row: Option<String>,
-    /// Stage the spec's input mapping from the server's Storage.
+    /// Stage the spec's input mapping from the server's Storage into the
+    /// data folder, as a job's would be (a read-only token is enough).
+    #[arg(long)]
     pub stage: bool,
-    /// Store the outputs and new state through the server's API.
+    /// Store the outputs and the new state through the server's API as
+    /// a job would (versions made by `run`, noting the token), when the
+    /// run succeeds.
+    #[arg(long)]
     pub commit: bool,
+    /// Data folder mounted at /data (default: a temporary folder, removed
+    /// afterwards). Files you put in in/ are kept; out/ shows the results.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Per-job cap on printed log output.
+    #[arg(long, default_value = "16m", value_parser = gantry_core::units::parse_size)]
+    pub log_cap: u64,
 }
 
 pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<u8> {

@@ -409,4 +409,24 @@ async fn retention_with_a_moved_clock_removes_what_the_policy_says_and_never_wha
     let (s, _) = api.get("/v1/tables/in.c-main.t/export?version=1").await;
     assert_eq!(s, 404);
     assert_eq!(api.get(&format!("/v1/files/{}", file["id"])).await.0, 404);
+
+    // Unpinned, the old version is past the policy at the next run.
+    let o = g.cli(&["tables", "pin", "in.c-main.t", "--version", "2", "--unpin"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let pinned: Vec<bool> = api
+        .versions("in.c-main.t")
+        .await
+        .iter()
+        .map(|v| v["pinned"].as_bool().expect("pinned"))
+        .collect();
+    assert_eq!(pinned, vec![false, false, false]);
+    let o = g.cli(&["retention", "--at", &later]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let left: Vec<u64> = api
+        .versions("in.c-main.t")
+        .await
+        .iter()
+        .map(|v| v["version"].as_u64().expect("n"))
+        .collect();
+    assert_eq!(left, vec![5, 4]);
 }
