@@ -18,6 +18,9 @@ use tokio_util::sync::CancellationToken;
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often to look for due notifications without a wake-up (retries, and
+/// jobs that ended in another process).
+const POLL: Duration = Duration::from_secs(1);
 
 /// Whether an address is one a notification may not reach by default.
 pub fn is_private(ip: IpAddr) -> bool {
@@ -93,6 +96,7 @@ pub async fn run(
     stop: CancellationToken,
 ) {
     tracing::info!(allow_private, "notifier started");
+    let mut changes = store.subscribe();
     loop {
         match store.due_notifications(TIMEOUT * 3, 20).await {
             Ok(list) => {
@@ -102,9 +106,28 @@ pub async fn run(
             }
             Err(e) => tracing::warn!(error = %e, "cannot read due notifications"),
         }
-        tokio::select! {
-            _ = stop.cancelled() => break,
-            _ = tokio::time::sleep(Duration::from_millis(250)) => {}
+        // A job or run ending in this process may have queued some: look at
+        // once. Others (and retries, due in a second or more) are found by
+        // the poll, which reads before it writes.
+        let sleep = tokio::time::sleep(POLL);
+        tokio::pin!(sleep);
+        loop {
+            tokio::select! {
+                _ = stop.cancelled() => break,
+                _ = &mut sleep => break,
+                c = changes.recv() => match c {
+                    Ok(gantry_store::Change::Status(_, st)) if st.is_terminal() => break,
+                    Ok(_) => continue,
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        (&mut sleep).await;
+                        break;
+                    }
+                },
+            }
+        }
+        if stop.is_cancelled() {
+            break;
         }
     }
     tracing::info!("notifier stopped");

@@ -1931,6 +1931,19 @@ impl Store for SqliteStore {
 
     async fn due_notifications(&self, lease: Duration, limit: usize) -> Result<Vec<Notification>> {
         let lease_ms = lease.as_millis() as i64;
+        // Polled by every server: a read first, so an idle store costs no
+        // write transaction (nor the writer thread, nor a cross-process lock).
+        let pending = self
+            .read(|c| {
+                Ok(c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM notifications WHERE status = 'pending')",
+                )?
+                .query_row([], |r| r.get::<_, bool>(0))?)
+            })
+            .await?;
+        if !pending {
+            return Ok(Vec::new());
+        }
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
                 // Given up past the deadline.
@@ -2218,6 +2231,19 @@ impl Store for SqliteStore {
     }
 
     async fn advance_pipeline_runs(&self) -> Result<u64> {
+        // Called by every server's scheduler each time it wakes: a read first,
+        // so no write transaction while no run is open.
+        let open = self
+            .read(|c| {
+                Ok(c.prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM pipeline_runs WHERE status IN ('queued', 'running'))",
+                )?
+                .query_row([], |r| r.get::<_, bool>(0))?)
+            })
+            .await?;
+        if !open {
+            return Ok(0);
+        }
         let (n, enqueued, cancels) = self
             .write(|c| {
                 immediate(c, |tx: &Connection| {
