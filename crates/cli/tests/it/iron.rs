@@ -282,8 +282,12 @@ async fn a_schedule_fires_completes_after_run_times_and_can_be_cancelled() {
     assert_eq!(tasks.len(), 1, "{tasks:?}");
     let t = &tasks[0];
     assert!(t["schedule_id"].is_string(), "{t}");
-    assert_eq!(t["status"], "complete", "{t}");
     let id = t["id"].as_str().expect("id");
+    // The schedule is complete once it has made its last task; the task
+    // itself may still run.
+    api.wait(id).await;
+    let (_, t) = api.get(&format!("/2/projects/default/tasks/{id}")).await;
+    assert_eq!(t["status"], "complete", "{t}");
     let log = api
         .req(Method::GET, &format!("/2/projects/default/tasks/{id}/log"))
         .send()
@@ -335,6 +339,26 @@ async fn webhooks_tokens_tenancy_and_the_quirks_of_the_wire() {
         "the log is text whatever Accept says"
     );
     assert_eq!(log.text().await.expect("text"), "raw body, not JSON\n");
+    // Nothing in an Iron request loosens the sandbox: no network unless the
+    // project allows bridge-network.
+    let (_, job) = g.client().get(&format!("/v1/jobs/{id}")).await;
+    assert_eq!(job["spec"]["limits"]["network"], "none", "{job}");
+    assert!(g
+        .cli(&["projects", "update", "default", "--allow", "bridge-network"])
+        .status
+        .success());
+    let r = http
+        .post(format!("{base}/tasks/webhook?code_name=hook&oauth={token}"))
+        .body("again")
+        .send()
+        .await
+        .expect("webhook");
+    let made: Value = r.json().await.expect("json");
+    let (_, job) = g
+        .client()
+        .get(&format!("/v1/jobs/{}", made["id"].as_str().expect("id")))
+        .await;
+    assert_eq!(job["spec"]["limits"]["network"], "bridge", "{job}");
 
     // A wrong token: 401 with Iron's body.
     let r = http
@@ -605,6 +629,26 @@ print(json.dumps({"id": made.id, "sha": hashlib.sha256(open(path, "rb").read()).
         .contains("zipped_1.zip"));
     let bytes = r.bytes().await.expect("bytes");
     assert!(bytes.starts_with(b"PK\x03\x04"));
+    // A file part that is no zip is refused, and nothing is registered.
+    let body = "--XX\r\nContent-Disposition: form-data; name=\"data\"\r\n\r\n\
+        {\"name\": \"notzip\", \"runtime\": \"sh\", \"file_name\": \"a.sh\"}\r\n\
+        --XX\r\nContent-Disposition: form-data; name=\"file\"; filename=\"a.zip\"\r\n\r\n\
+        #!/bin/sh\necho hi\n\r\n--XX--\r\n";
+    let r = reqwest::Client::new()
+        .post(format!("{}/2/projects/default/codes", g.url))
+        .header("Authorization", format!("OAuth {token}"))
+        .header("Content-Type", "multipart/form-data; boundary=XX")
+        .body(body)
+        .send()
+        .await
+        .expect("upload");
+    assert_eq!(r.status(), 400);
+    let (_, codes) = g.client().get("/2/projects/default/codes").await;
+    assert_eq!(
+        codes["codes"].as_array().expect("codes").len(),
+        1,
+        "{codes}"
+    );
     let (status, body) = g
         .client()
         .call(
