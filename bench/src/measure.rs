@@ -3,7 +3,8 @@
 use crate::procs::{percentile, timed, Gantry};
 use crate::{Args, Report, Row};
 use anyhow::{bail, Context};
-use gantry_store::{NewJob, SqliteStore, Store};
+use gantry_store::{prelude::*, NewJob};
+use gantry_store_sqlite::SqliteStore;
 use serde_json::{json, Value};
 use std::path::Path;
 use std::process::Command;

@@ -203,7 +203,7 @@ async fn commit_run(
         .await?;
     let who = format!("gantry run, token {} ({})", p.token_id, p.token_desc);
     for w in &mut collected.outputs.tables {
-        w.made_by = "run".into();
+        w.made_by = gantry_store::MadeBy::Run;
         w.note = Some(match &w.note {
             Some(n) => format!("{n} by {who}"),
             None => format!("by {who}"),
@@ -398,7 +398,7 @@ async fn create_table(
         incremental: false,
         primary_key: Some(body.primary_key),
         delete_where: None,
-        made_by: "create".into(),
+        made_by: gantry_store::MadeBy::Create,
     };
     s.storage
         .import(&p.project, &table, stream, how, opts)
@@ -538,7 +538,7 @@ async fn import_table(
         incremental: flag(&q, "incremental")?,
         primary_key: pk,
         delete_where: None,
-        made_by: "import".into(),
+        made_by: gantry_store::MadeBy::Import,
     };
     let stream = body.into_data_stream();
     let v = s

@@ -135,7 +135,7 @@ impl From<Attempt> for AttemptView {
         Self {
             number: a.number,
             worker: a.worker_id,
-            status: a.status,
+            status: a.status.into(),
             error: a.error.map(|e| ErrorView {
                 kind: e.kind.as_str().into(),
                 message: e.message,

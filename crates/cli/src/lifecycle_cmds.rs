@@ -66,10 +66,12 @@ pub async fn backup(g: &Global, dest: &str) -> anyhow::Result<u8> {
         let snap = scratch(&home, "backup");
         let result = async {
             let (db, s) = (home.db(), snap.clone());
-            tokio::task::spawn_blocking(move || gantry_store::backup::snapshot(&db, &s)).await??;
-            let s = snap.clone();
-            let keys = tokio::task::spawn_blocking(move || gantry_store::backup::object_keys(&s))
+            tokio::task::spawn_blocking(move || gantry_store_sqlite::backup::snapshot(&db, &s))
                 .await??;
+            let s = snap.clone();
+            let keys =
+                tokio::task::spawn_blocking(move || gantry_store_sqlite::backup::object_keys(&s))
+                    .await??;
             let copied = from.copy_to(&objects, &keys).await?;
             root.put_file(DB, &snap).await?;
             anyhow::Ok((keys.len(), copied))
@@ -128,11 +130,12 @@ pub async fn restore(g: &Global, src: &str) -> anyhow::Result<u8> {
             .with_context(|| format!("{src} holds no backup ({DB})"))?;
         let t = tmp.clone();
         let keys =
-            tokio::task::spawn_blocking(move || gantry_store::backup::object_keys(&t)).await??;
+            tokio::task::spawn_blocking(move || gantry_store_sqlite::backup::object_keys(&t))
+                .await??;
         let copied = objects.copy_to(&to, &keys).await?;
         std::fs::rename(&tmp, home.db())?;
         // Migrates a backup of an older Gantry forward.
-        gantry_store::SqliteStore::open(&home.db())?;
+        gantry_store_sqlite::SqliteStore::open(&home.db())?;
         anyhow::Ok((keys.len(), copied))
     }
     .await;
@@ -168,7 +171,7 @@ pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> any
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     let mut cutoff = now - grace.as_millis() as i64;
-    if let Some(start) = gantry_store::backup::oldest_running_attempt(&db)? {
+    if let Some(start) = gantry_store_sqlite::backup::oldest_running_attempt(&db)? {
         // Object times come from another clock (the filesystem's coarse one,
         // S3's whole seconds): a margin so that an object written just after
         // the start never looks older than it.
@@ -177,7 +180,7 @@ pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> any
     let swept = objects
         .sweep(
             || {
-                Ok(gantry_store::backup::live_object_keys(&db)?
+                Ok(gantry_store_sqlite::backup::live_object_keys(&db)?
                     .into_iter()
                     .collect())
             },
@@ -212,9 +215,10 @@ pub async fn retention(g: &Global, dry_run: bool, at: Option<String>) -> anyhow:
     };
     let now_ms = now.duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     let objects = Objects::open(&storage_url(g, &home)).context("cannot open the object store")?;
-    let removed =
-        tokio::task::spawn_blocking(move || gantry_store::retention::run(&db, now_ms, dry_run))
-            .await??;
+    let removed = tokio::task::spawn_blocking(move || {
+        gantry_store_sqlite::retention::run(&db, now_ms, dry_run)
+    })
+    .await??;
     let verb = if dry_run { "would remove" } else { "removed" };
     for r in &removed {
         for (table, version) in &r.versions {

@@ -93,7 +93,7 @@ impl Storage {
             loaded_rows: 0,
             loaded_bytes: 0,
             segments: vec![segment.clone()],
-            made_by: "compact".into(),
+            made_by: gantry_store::MadeBy::Compact,
             note: Some(format!(
                 "compacted version {} ({} segments) into one",
                 v.version,

@@ -316,7 +316,7 @@ impl Storage {
                 incremental: spec.incremental,
                 primary_key: spec.primary_key.clone(),
                 delete_where: spec.delete_where.clone(),
-                made_by: "job".into(),
+                made_by: gantry_store::MadeBy::Job,
             };
             let (mut write, rewritten) =
                 self.plan_load(project, load, &opts)

@@ -39,8 +39,8 @@ pub struct LoadOptions {
     pub incremental: bool,
     pub primary_key: Option<Vec<String>>,
     pub delete_where: Option<DeleteWhere>,
-    /// `import`, `job` or `restore`.
-    pub made_by: String,
+    /// What makes the version (an import unless said otherwise).
+    pub made_by: gantry_store::MadeBy,
 }
 
 /// Segments written for one load, not yet part of any version.
@@ -743,7 +743,7 @@ impl Storage {
             segments: load.segments.clone(),
             loaded_rows,
             loaded_bytes,
-            made_by: opts.made_by.clone(),
+            made_by: opts.made_by,
             note: None,
             metadata: None,
         };
@@ -907,7 +907,7 @@ impl Storage {
             loaded_rows: old.rows,
             loaded_bytes: old.bytes,
             segments: old.segments,
-            made_by: "restore".into(),
+            made_by: gantry_store::MadeBy::Restore,
             note: Some(format!("restored from version {version}")),
             metadata: old.metadata,
         };

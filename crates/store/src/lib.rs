@@ -1,21 +1,31 @@
-//! Gantry's metadata store and durable job queue.
+//! Gantry's metadata store and durable job queue: the contract.
 //!
-//! [`Store`] is the seam: the API and workers see only this trait.
-//! [`SqliteStore`] is the embedded implementation (WAL, full sync for job
-//! state changes, `BEGIN IMMEDIATE` claims); a Postgres implementation can
-//! follow with the same contract. Leases are timed by the database's clock.
-//! The store also announces changes ([`Change`]) so waiters wake at once.
+//! This crate names no database driver. It holds the traits every backend
+//! implements, split by concern ([`AccountStore`], [`ConfigStore`],
+//! [`TriggerStore`], [`QueueStore`], [`EventStore`], [`CatalogStore`],
+//! [`ChangeFeed`], [`HealthStore`]) and combined by [`Store`] (implemented
+//! for every type that implements them all, so `Arc<dyn Store>` is the one
+//! handle the API and workers hold); the records ([`model`]); a
+//! driver-neutral [`StoreError`]; the domain [`rules`] each backend calls
+//! inside its transactions (retries, lost leases, the table-version merge,
+//! tokens, announcements); the [`migrate`] plan both backends follow; and,
+//! behind the `testing` feature, the conformance suite every backend runs.
+//!
+//! Backends: `gantry-store-sqlite` (embedded, the default). Leases are timed
+//! by the database's clock. A store announces changes ([`Change`]) so waiters
+//! wake at once.
 #![forbid(unsafe_code)]
 
-pub mod backup;
 mod iron;
-mod model;
-pub mod retention;
-mod sqlite;
+pub mod migrate;
+pub mod model;
+pub mod rules;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use iron::*;
 pub use model::*;
-pub use sqlite::{SqliteStore, AGING_STEP_MS, NOTIFY_DEADLINE_MS};
+pub use rules::{AGING_STEP_MS, NOTIFY_DEADLINE_MS};
 
 use async_trait::async_trait;
 use gantry_core::events::LogLine;
@@ -26,24 +36,90 @@ use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+/// What a store call can fail with, whatever the database behind it.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// The thing named does not exist, or not in the caller's project
+    /// (tenancy answers exactly this, never another project's data).
     #[error("{0} not found")]
     NotFound(String),
+    /// The write contradicts what is stored (a duplicate, a version that
+    /// moved on, something still in use).
     #[error("{0}")]
     Conflict(String),
+    /// The database cannot be reached or is busy for now (a lost
+    /// connection, a lock held too long, a pool with no free connection):
+    /// the same call may succeed later. See [`StoreError::is_retryable`].
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// The database refused the statement (a bug or a broken invariant).
     #[error("database error: {0}")]
-    Db(#[from] rusqlite::Error),
+    Database(String),
+    /// The database's schema is newer than this binary knows: it refuses
+    /// to touch it (a newer Gantry migrated it).
+    #[error("the database's schema is at version {found}, newer than the {known} this Gantry knows; run a Gantry at least as new as the one that last opened it")]
+    SchemaTooNew { found: i64, known: i64 },
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
     #[error("the store's worker thread failed: {0}")]
     Internal(String),
 }
 
+impl StoreError {
+    /// Whether the same call may succeed if made again later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, Self::Unavailable(_))
+    }
+}
+
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
+/// The whole store: every concern. Implemented for each type that
+/// implements all of them; callers hold `Arc<dyn Store>`.
+pub trait Store:
+    AccountStore
+    + ConfigStore
+    + TriggerStore
+    + QueueStore
+    + EventStore
+    + CatalogStore
+    + ChangeFeed
+    + HealthStore
+    + IronStore
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<T> Store for T where
+    T: AccountStore
+        + ConfigStore
+        + TriggerStore
+        + QueueStore
+        + EventStore
+        + CatalogStore
+        + ChangeFeed
+        + HealthStore
+        + IronStore
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// Every store trait, for callers that hold a concrete backend (method
+/// calls on `dyn Store` need no import).
+pub mod prelude {
+    pub use crate::{
+        AccountStore, CatalogStore, ChangeFeed, ConfigStore, EventStore, HealthStore, IronStore,
+        QueueStore, Store, TriggerStore,
+    };
+}
+
+/// Tokens and projects (tenancy).
 #[async_trait]
-pub trait Store: IronStore + Send + Sync + 'static {
+pub trait AccountStore: Send + Sync {
     // ---- tokens
     async fn token_count(&self) -> Result<u64>;
     /// Creates a token and returns its secret; only its hash is stored.
@@ -69,8 +145,11 @@ pub trait Store: IronStore + Send + Sync + 'static {
     async fn set_project_retention(&self, id: &ProjectId, policy: &Retention) -> Result<Project>;
     /// Caps the jobs of a project running at once (`None`: no cap).
     async fn set_project_max_running(&self, id: &ProjectId, max: Option<u32>) -> Result<Project>;
+}
 
-    // ---- configurations
+/// Configurations (a spec and its state from the last successful run).
+#[async_trait]
+pub trait ConfigStore: Send + Sync {
     async fn create_config(
         &self,
         project: &ProjectId,
@@ -86,7 +165,12 @@ pub trait Store: IronStore + Send + Sync + 'static {
     async fn get_config(&self, project: &ProjectId, id: &ConfigId) -> Result<Config>;
     async fn list_configs(&self, project: &ProjectId) -> Result<Vec<Config>>;
     async fn delete_config(&self, project: &ProjectId, id: &ConfigId) -> Result<()>;
+}
 
+/// What starts jobs besides a submission: schedules, inbound webhooks,
+/// pipelines (and their runs), and the notifications sent when they end.
+#[async_trait]
+pub trait TriggerStore: Send + Sync {
     // ---- schedules
     async fn create_schedule(&self, project: &ProjectId, s: NewSchedule) -> Result<ScheduleRow>;
     async fn list_schedules(&self, project: &ProjectId) -> Result<Vec<ScheduleRow>>;
@@ -188,7 +272,11 @@ pub trait Store: IronStore + Send + Sync + 'static {
     /// Moves every unfinished run on from what its jobs did (idempotent; any
     /// server may call it). Returns how many runs changed.
     async fn advance_pipeline_runs(&self) -> Result<u64>;
+}
 
+/// The durable job queue and its attempts (leases, fencing, retries).
+#[async_trait]
+pub trait QueueStore: Send + Sync {
     // ---- jobs, client side
     async fn enqueue(&self, job: NewJob) -> Result<Job>;
     /// Enqueues many jobs in one transaction; returns their ids in order.
@@ -226,8 +314,11 @@ pub trait Store: IronStore + Send + Sync + 'static {
     async fn recover_expired(&self) -> Result<Vec<JobId>>;
     /// Takes back every job still leased to `worker` (a previous run of this worker).
     async fn recover_worker(&self, worker: &str) -> Result<Vec<JobId>>;
+}
 
-    // ---- events
+/// A job's log lines and system events.
+#[async_trait]
+pub trait EventStore: Send + Sync {
     async fn append_events(&self, id: JobId, attempt: u32, lines: &[LogLine]) -> Result<()>;
     async fn list_events(
         &self,
@@ -236,8 +327,12 @@ pub trait Store: IronStore + Send + Sync + 'static {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Event>>;
+}
 
-    // ---- storage metadata (contents live in the object store)
+/// The catalog of tables (versions) and files; contents live in the object
+/// store.
+#[async_trait]
+pub trait CatalogStore: Send + Sync {
     async fn commit_table(&self, project: &ProjectId, write: TableWrite) -> Result<TableVersion>;
     /// Commits what a `gantry run --commit` produced, in one transaction:
     /// its table versions and files (no job), and its new state into the
@@ -281,13 +376,19 @@ pub trait Store: IronStore + Send + Sync + 'static {
         tags: &[String],
         limit: usize,
     ) -> Result<Vec<FileInfo>>;
+}
 
-    // ---- health
+/// Readiness and figures for metrics.
+#[async_trait]
+pub trait HealthStore: Send + Sync {
     async fn check_writable(&self) -> Result<()>;
     async fn count_by_status(&self) -> Result<Vec<(JobStatus, u64)>>;
     /// Queue and Storage figures for metrics, read in one snapshot.
     async fn figures(&self) -> Result<StoreFigures>;
+}
 
+/// Changes committed, announced to subscribers (see [`rules::announce`]).
+pub trait ChangeFeed: Send + Sync {
     /// Changes committed from now on (in this process).
     fn subscribe(&self) -> broadcast::Receiver<Change>;
 }

@@ -319,12 +319,113 @@ pub enum Fired {
     Lost,
 }
 
+/// Where an attempt stands (stored and shown as its snake_case name).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::AsRefStr,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum AttemptStatus {
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+    /// Its lease was lost (its worker died or restarted).
+    Lost,
+    /// Its worker gave the job back unstarted or unfinished (a graceful stop); not counted.
+    HandedBack,
+}
+
+impl AttemptStatus {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+
+    /// The attempt status of a job status reported at an attempt's end.
+    pub fn ended(status: JobStatus) -> Self {
+        match status {
+            JobStatus::Succeeded => Self::Succeeded,
+            JobStatus::Failed => Self::Failed,
+            JobStatus::Cancelled => Self::Cancelled,
+            JobStatus::TimedOut => Self::TimedOut,
+            JobStatus::Queued | JobStatus::Running => Self::Running,
+        }
+    }
+}
+
+impl From<AttemptStatus> for String {
+    fn from(s: AttemptStatus) -> Self {
+        s.as_str().to_string()
+    }
+}
+
+impl PartialEq<&str> for AttemptStatus {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// What made a table version: the truth is the writers (`gantry tables
+/// import`/`create`, a job's output mapping, a `gantry run --commit`,
+/// compaction, a restore of an older version).
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::AsRefStr,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum MadeBy {
+    /// An import (`POST .../import`, `gantry tables import`).
+    #[default]
+    Import,
+    /// An empty table created explicitly (`POST /v1/tables`).
+    Create,
+    /// A job's output mapping, committed with its status.
+    Job,
+    /// A `gantry run --commit` (no job).
+    Run,
+    /// Compaction (replaced rows dropped).
+    Compact,
+    /// A restore of an older version.
+    Restore,
+}
+
+impl MadeBy {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl PartialEq<&str> for MadeBy {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Attempt {
     pub number: u32,
     pub worker_id: String,
-    /// `running`, a final job status, `lost` (worker died) or `handed_back`.
-    pub status: String,
+    pub status: AttemptStatus,
     pub error: Option<JobError>,
     pub exit_code: Option<i64>,
     pub image_digest: Option<String>,
@@ -483,8 +584,7 @@ pub struct TableVersion {
     /// What this load brought.
     pub loaded_rows: u64,
     pub loaded_bytes: u64,
-    /// `import`, `job`, `restore` or `delete`.
-    pub made_by: String,
+    pub made_by: MadeBy,
     pub job_id: Option<JobId>,
     pub note: Option<String>,
     pub created_at: i64,
@@ -517,7 +617,7 @@ pub struct TableWrite {
     pub segments: Vec<Segment>,
     pub loaded_rows: u64,
     pub loaded_bytes: u64,
-    pub made_by: String,
+    pub made_by: MadeBy,
     pub note: Option<String>,
     /// Metadata this load brings (merged over the table's).
     pub metadata: Option<Value>,

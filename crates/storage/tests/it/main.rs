@@ -5,7 +5,8 @@ use gantry_core::spec::WhereOperator;
 use gantry_core::{ProjectId, TableId};
 use gantry_storage::csvscan::Dialect;
 use gantry_storage::{CsvInput, DeleteWhere, LoadOptions, ReadFilter, Storage, StorageError};
-use gantry_store::{SqliteStore, Store};
+use gantry_store::Store;
+use gantry_store_sqlite::SqliteStore;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -55,7 +56,7 @@ fn opts(incremental: bool, pk: Option<&[&str]>) -> LoadOptions {
         incremental,
         primary_key: pk.map(|k| k.iter().map(|s| s.to_string()).collect()),
         delete_where: None,
-        made_by: "import".into(),
+        made_by: gantry_store::MadeBy::Import,
     }
 }
 
@@ -679,7 +680,7 @@ async fn segments_without_a_stored_header_still_read() {
                 }],
                 loaded_rows: 2,
                 loaded_bytes: 8,
-                made_by: "import".into(),
+                made_by: gantry_store::MadeBy::Import,
                 note: None,
                 metadata: None,
             },

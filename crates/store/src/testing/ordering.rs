@@ -2,10 +2,10 @@
 //! configuration lock, concurrency keys and project caps, all decided in the
 //! claim's transaction so they hold across workers.
 
-use crate::{new_job, open, project, LEASE};
+use super::{new_job, project, Backend, LEASE};
+use crate::{Store, Waiting};
 use gantry_core::job::Outcome;
 use gantry_core::{ConfigId, JobId, JobStatus};
-use gantry_store::{Store, Waiting};
 use serde_json::json;
 use std::time::Duration;
 
@@ -28,9 +28,8 @@ async fn finish(store: &dyn Store, id: JobId, worker: &str) {
         .expect("finish");
 }
 
-#[tokio::test]
-async fn priority_orders_claims_before_age_and_aging_lifts_waiting_jobs() {
-    let (dir, store) = open();
+pub async fn priority_orders_claims_before_age_and_aging_lifts_waiting_jobs(b: &dyn Backend) {
+    let store = b.store();
     let mut ids = Vec::new();
     for p in [0u8, 1, 2, 1] {
         let mut j = new_job(1);
@@ -51,12 +50,11 @@ async fn priority_orders_claims_before_age_and_aging_lifts_waiting_jobs() {
     let mut high = new_job(1);
     high.priority = 2;
     let high = store.enqueue(high).await.expect("enqueue").id;
-    let conn = rusqlite::Connection::open(dir.path().join("gantry.db")).expect("db");
-    conn.execute(
-        "UPDATE jobs SET run_after = run_after - ?2 WHERE id = ?1",
-        rusqlite::params![low.to_string(), 2 * gantry_store::AGING_STEP_MS + 1000],
+    b.backdate(
+        low,
+        Duration::from_millis(2 * crate::AGING_STEP_MS as u64 + 1000),
     )
-    .expect("backdate");
+    .await;
     assert_eq!(store.age_queue().await.expect("age"), 1);
     assert_eq!(claim_one(store.as_ref(), "w").await, Some(low));
     assert_eq!(claim_one(store.as_ref(), "w").await, Some(high));
@@ -64,9 +62,8 @@ async fn priority_orders_claims_before_age_and_aging_lifts_waiting_jobs() {
     assert_eq!(job.priority, 0, "aging does not change the asked priority");
 }
 
-#[tokio::test]
-async fn delayed_jobs_wait_and_say_until_when() {
-    let (_d, store) = open();
+pub async fn delayed_jobs_wait_and_say_until_when(b: &dyn Backend) {
+    let store = b.store();
     let mut j = new_job(1);
     j.delay = Duration::from_millis(400);
     let id = store.enqueue(j).await.expect("enqueue").id;
@@ -85,9 +82,8 @@ async fn delayed_jobs_wait_and_say_until_when() {
     assert_eq!(claim_one(store.as_ref(), "w").await, Some(id));
 }
 
-#[tokio::test]
-async fn the_configuration_lock_holds_across_workers_and_never_blocks_others() {
-    let (_d, store) = open();
+pub async fn the_configuration_lock_holds_across_workers_and_never_blocks_others(b: &dyn Backend) {
+    let store = b.store();
     let cfg: ConfigId = "etl".parse().expect("id");
     store
         .create_config(&project(), &cfg, &json!({"image": "x"}))
@@ -120,9 +116,8 @@ async fn the_configuration_lock_holds_across_workers_and_never_blocks_others() {
     assert_eq!(claim_one(store.as_ref(), "w2").await, Some(second));
 }
 
-#[tokio::test]
-async fn a_concurrency_key_limits_running_jobs_across_workers() {
-    let (_d, store) = open();
+pub async fn a_concurrency_key_limits_running_jobs_across_workers(b: &dyn Backend) {
+    let store = b.store();
     let mut keyed = Vec::new();
     for _ in 0..3 {
         let mut j = new_job(1);
@@ -147,9 +142,8 @@ async fn a_concurrency_key_limits_running_jobs_across_workers() {
     assert_eq!(claim_one(store.as_ref(), "w1").await, Some(keyed[2]));
 }
 
-#[tokio::test]
-async fn a_project_cap_holds_its_jobs_back() {
-    let (_d, store) = open();
+pub async fn a_project_cap_holds_its_jobs_back(b: &dyn Backend) {
+    let store = b.store();
     store
         .set_project_max_running(&project(), Some(1))
         .await

@@ -4,24 +4,23 @@ use super::{
     collect_rows, fill_waiting, immediate, job_from_row, job_params, load_config, parse,
     SqliteStore, INSERT_JOB, JOB_COLS, NOW,
 };
-use crate::iron::*;
-use crate::{Change, Job, NewJob, Result, StoreError};
+use crate::error::{Error, Result};
 use async_trait::async_trait;
 use gantry_core::{JobId, ProjectId};
+use gantry_store::{
+    Change, IronCode, IronCodeDoc, IronCodeRev, IronSchedule, IronStore, IronTask, IronTaskFilter,
+    Job, NewIronSchedule, NewJob,
+};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
-/// A fresh 24-hex id, shaped like Iron's.
-fn new_id() -> String {
-    let bytes: [u8; 12] = rand::random();
-    hex::encode(bytes)
-}
+use gantry_store::rules::iron_id as new_id;
 
 fn doc<T: serde::de::DeserializeOwned>(s: &str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(s).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 fn to_text<T: serde::Serialize>(v: &T) -> Result<String> {
-    serde_json::to_string(v).map_err(|e| StoreError::Internal(e.to_string()))
+    serde_json::to_string(v).map_err(|e| Error::Internal(e.to_string()))
 }
 
 const CODE_SELECT: &str = "SELECT c.project_id, c.id, c.name, c.created_at, c.updated_at, \
@@ -54,9 +53,7 @@ fn load_code(c: &Connection, project: &ProjectId, id: &str) -> Result<IronCode> 
     ))?
     .query_row(params![project.as_str(), id], |r| Ok(code_from_row(r)))
     .optional()?
-    .ok_or_else(|| {
-        StoreError::NotFound(format!("code {}", id.chars().take(64).collect::<String>()))
-    })?
+    .ok_or_else(|| Error::NotFound(format!("code {}", id.chars().take(64).collect::<String>())))?
 }
 
 const SCHEDULE_COLS: &str =
@@ -83,7 +80,7 @@ fn load_schedule(c: &Connection, project: &ProjectId, id: &str) -> Result<IronSc
     .query_row(params![project.as_str(), id], |r| Ok(schedule_from_row(r)))
     .optional()?
     .ok_or_else(|| {
-        StoreError::NotFound(format!(
+        Error::NotFound(format!(
             "schedule {}",
             id.chars().take(64).collect::<String>()
         ))
@@ -118,7 +115,7 @@ fn task_of(c: &Connection, job: &Job) -> Result<Option<IronTask>> {
     };
     let (code_rev, code_history_id) = match load_code(c, &job.project, &s.code_id) {
         Ok(code) => (code.latest.rev, code.latest.id),
-        Err(StoreError::NotFound(_)) => (0, String::new()),
+        Err(Error::NotFound(_)) => (0, String::new()),
         Err(e) => return Err(e),
     };
     Ok(Some(IronTask {
@@ -146,7 +143,7 @@ impl IronStore for SqliteStore {
         project: &ProjectId,
         name: &str,
         code: &IronCodeDoc,
-    ) -> Result<IronCode> {
+    ) -> gantry_store::Result<IronCode> {
         let (project, name, text) = (project.clone(), name.to_owned(), to_text(code)?);
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -192,7 +189,7 @@ impl IronStore for SqliteStore {
         project: &ProjectId,
         offset: u64,
         limit: u64,
-    ) -> Result<Vec<IronCode>> {
+    ) -> gantry_store::Result<Vec<IronCode>> {
         let project = project.clone();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -204,12 +201,16 @@ impl IronStore for SqliteStore {
         .await
     }
 
-    async fn get_iron_code(&self, project: &ProjectId, id: &str) -> Result<IronCode> {
+    async fn get_iron_code(&self, project: &ProjectId, id: &str) -> gantry_store::Result<IronCode> {
         let (project, id) = (project.clone(), id.to_owned());
         self.read(move |c| load_code(c, &project, &id)).await
     }
 
-    async fn find_iron_code(&self, project: &ProjectId, name: &str) -> Result<IronCode> {
+    async fn find_iron_code(
+        &self,
+        project: &ProjectId,
+        name: &str,
+    ) -> gantry_store::Result<IronCode> {
         let (project, name) = (project.clone(), name.to_owned());
         self.read(move |c| {
             c.prepare_cached(&format!(
@@ -218,7 +219,7 @@ impl IronStore for SqliteStore {
             .query_row(params![project.as_str(), name], |r| Ok(code_from_row(r)))
             .optional()?
             .ok_or_else(|| {
-                StoreError::NotFound(format!(
+                Error::NotFound(format!(
                     "code '{}'",
                     name.chars().take(64).collect::<String>()
                 ))
@@ -233,7 +234,7 @@ impl IronStore for SqliteStore {
         id: &str,
         offset: u64,
         limit: u64,
-    ) -> Result<Vec<IronCodeRev>> {
+    ) -> gantry_store::Result<Vec<IronCodeRev>> {
         let (project, id) = (project.clone(), id.to_owned());
         self.read(move |c| {
             let code = load_code(c, &project, &id)?;
@@ -256,7 +257,7 @@ impl IronStore for SqliteStore {
         .await
     }
 
-    async fn delete_iron_code(&self, project: &ProjectId, id: &str) -> Result<()> {
+    async fn delete_iron_code(&self, project: &ProjectId, id: &str) -> gantry_store::Result<()> {
         let (project, id) = (project.clone(), id.to_owned());
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -265,7 +266,7 @@ impl IronStore for SqliteStore {
                     params![project.as_str(), id],
                 )?;
                 if n == 0 {
-                    return Err(StoreError::NotFound(format!(
+                    return Err(Error::NotFound(format!(
                         "code {}",
                         id.chars().take(64).collect::<String>()
                     )));
@@ -280,7 +281,10 @@ impl IronStore for SqliteStore {
         .await
     }
 
-    async fn queue_iron_tasks(&self, tasks: Vec<(JobId, NewJob, IronTask)>) -> Result<()> {
+    async fn queue_iron_tasks(
+        &self,
+        tasks: Vec<(JobId, NewJob, IronTask)>,
+    ) -> gantry_store::Result<()> {
         if tasks.is_empty() {
             return Ok(());
         }
@@ -312,12 +316,15 @@ impl IronStore for SqliteStore {
         Ok(())
     }
 
-    async fn get_iron_task(&self, project: &ProjectId, id: JobId) -> Result<(Job, IronTask)> {
+    async fn get_iron_task(
+        &self,
+        project: &ProjectId,
+        id: JobId,
+    ) -> gantry_store::Result<(Job, IronTask)> {
         let project = project.clone();
         self.read(move |c| {
             let mut job = super::load_job(c, Some(&project), id)?;
-            let task =
-                task_of(c, &job)?.ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+            let task = task_of(c, &job)?.ok_or_else(|| Error::NotFound(format!("task {id}")))?;
             job.attempts = super::load_attempts(c, id)?;
             fill_waiting(c, &mut job)?;
             Ok((job, task))
@@ -329,12 +336,12 @@ impl IronStore for SqliteStore {
         &self,
         project: &ProjectId,
         f: &IronTaskFilter,
-    ) -> Result<Vec<(Job, IronTask)>> {
+    ) -> gantry_store::Result<Vec<(Job, IronTask)>> {
         let (project, f) = (project.clone(), f.clone());
         self.read(move |c| {
             let statuses: Vec<String> = f.statuses.iter().map(|s| s.to_string()).collect();
             let statuses = serde_json::to_string(&statuses)
-                .map_err(|e| StoreError::Internal(e.to_string()))?;
+                .map_err(|e| Error::Internal(e.to_string()))?;
             let sql = format!(
                 "SELECT {JOB_COLS} FROM jobs WHERE project_id = ?1 \
                  AND (id IN (SELECT job_id FROM iron_tasks WHERE project_id = ?1 AND (?2 IS NULL OR code_name = ?2)) \
@@ -371,13 +378,13 @@ impl IronStore for SqliteStore {
         id: JobId,
         percent: u8,
         msg: Option<String>,
-    ) -> Result<()> {
+    ) -> gantry_store::Result<()> {
         let project = project.clone();
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
                 let job = super::load_job(tx, Some(&project), id)?;
                 let mut task = task_of(tx, &job)?
-                    .ok_or_else(|| StoreError::NotFound(format!("task {id}")))?;
+                    .ok_or_else(|| Error::NotFound(format!("task {id}")))?;
                 task.percent = Some(percent);
                 task.progress_msg = msg;
                 tx.execute(
@@ -395,7 +402,7 @@ impl IronStore for SqliteStore {
         &self,
         project: &ProjectId,
         s: NewIronSchedule,
-    ) -> Result<IronSchedule> {
+    ) -> gantry_store::Result<IronSchedule> {
         let project = project.clone();
         let (doc_text, spec_text, sched_doc) = (
             to_text(&s.doc)?,
@@ -412,7 +419,7 @@ impl IronStore for SqliteStore {
                     params![project.as_str(), s.config_id.as_str(), spec_text],
                 )?;
                 if n == 0 {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(Error::Conflict(format!(
                         "configuration {} already exists",
                         s.config_id
                     )));
@@ -435,7 +442,7 @@ impl IronStore for SqliteStore {
                     ],
                 )?;
                 if n == 0 {
-                    return Err(StoreError::Conflict(format!("schedule {} already exists", sch.id)));
+                    return Err(Error::Conflict(format!("schedule {} already exists", sch.id)));
                 }
                 tx.execute(
                     &format!(
@@ -458,7 +465,11 @@ impl IronStore for SqliteStore {
         .await
     }
 
-    async fn get_iron_schedule(&self, project: &ProjectId, id: &str) -> Result<IronSchedule> {
+    async fn get_iron_schedule(
+        &self,
+        project: &ProjectId,
+        id: &str,
+    ) -> gantry_store::Result<IronSchedule> {
         let (project, id) = (project.clone(), id.to_owned());
         self.read(move |c| load_schedule(c, &project, &id)).await
     }
@@ -468,7 +479,7 @@ impl IronStore for SqliteStore {
         project: &ProjectId,
         offset: u64,
         limit: u64,
-    ) -> Result<Vec<IronSchedule>> {
+    ) -> gantry_store::Result<Vec<IronSchedule>> {
         let project = project.clone();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -481,7 +492,11 @@ impl IronStore for SqliteStore {
         .await
     }
 
-    async fn cancel_iron_schedule(&self, project: &ProjectId, id: &str) -> Result<IronSchedule> {
+    async fn cancel_iron_schedule(
+        &self,
+        project: &ProjectId,
+        id: &str,
+    ) -> gantry_store::Result<IronSchedule> {
         let (project, id) = (project.clone(), id.to_owned());
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -509,7 +524,7 @@ impl IronStore for SqliteStore {
         &self,
         project: &ProjectId,
         code_id: &str,
-    ) -> Result<Vec<IronSchedule>> {
+    ) -> gantry_store::Result<Vec<IronSchedule>> {
         let (project, code_id) = (project.clone(), code_id.to_owned());
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(

@@ -1,42 +1,16 @@
-//! The SQLite store and queue, for real, in a temporary folder.
+//! The queue: claims, attempts, leases, fencing, events, cancels.
 
-mod ordering;
-mod schedules;
-
+use super::{new_job, project, Backend, LEASE};
+use crate::{Change, Finish, JobFilter, StoreError};
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::{ConfigId, ErrorKind, JobStatus, ProjectId};
-use gantry_store::{Change, Finish, JobFilter, NewJob, SqliteStore, Store, StoreError};
 use serde_json::json;
 use std::collections::HashSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-pub(crate) fn open() -> (tempfile::TempDir, Arc<SqliteStore>) {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = SqliteStore::open(&dir.path().join("gantry.db")).expect("open");
-    (dir, Arc::new(store))
-}
-
-pub(crate) fn project() -> ProjectId {
-    ProjectId::default_project()
-}
-
-pub(crate) fn new_job(attempts: u32) -> NewJob {
-    NewJob::new(
-        project(),
-        None,
-        json!({"image": "x"}),
-        attempts,
-        Duration::from_millis(0),
-    )
-}
-
-pub(crate) const LEASE: Duration = Duration::from_secs(30);
-
-#[tokio::test]
-async fn concurrent_claims_never_hand_out_a_job_twice() {
-    let (_d, store) = open();
+pub async fn concurrent_claims_never_hand_out_a_job_twice(b: &dyn Backend) {
+    let store = b.store();
     for _ in 0..200 {
         store.enqueue(new_job(1)).await.expect("enqueue");
     }
@@ -63,9 +37,8 @@ async fn concurrent_claims_never_hand_out_a_job_twice() {
     assert_eq!(unique.len(), 200);
 }
 
-#[tokio::test]
-async fn retries_count_failures_and_success_saves_state() {
-    let (_d, store) = open();
+pub async fn retries_count_failures_and_success_saves_state(b: &dyn Backend) {
+    let store = b.store();
     let cfg: ConfigId = "etl".parse().expect("id");
     store
         .create_config(&project(), &cfg, &json!({"image": "x"}))
@@ -135,9 +108,8 @@ async fn retries_count_failures_and_success_saves_state() {
     assert_eq!(f, Finish::Done(JobStatus::Failed));
 }
 
-#[tokio::test]
-async fn expired_leases_are_taken_back_and_late_results_are_fenced_off() {
-    let (_d, store) = open();
+pub async fn expired_leases_are_taken_back_and_late_results_are_fenced_off(b: &dyn Backend) {
+    let store = b.store();
     let id = store.enqueue(new_job(2)).await.expect("enqueue").id;
     store
         .claim("dead", 1, Duration::from_millis(1))
@@ -193,9 +165,8 @@ async fn expired_leases_are_taken_back_and_late_results_are_fenced_off() {
     assert_eq!(job.error.map(|e| e.kind), Some(ErrorKind::Infrastructure));
 }
 
-#[tokio::test]
-async fn hand_back_does_not_use_up_an_attempt_and_recover_worker_takes_all() {
-    let (_d, store) = open();
+pub async fn hand_back_does_not_use_up_an_attempt_and_recover_worker_takes_all(b: &dyn Backend) {
+    let store = b.store();
     let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
     store.claim("w", 1, LEASE).await.expect("claim");
     store.hand_back(id, 1, "w").await.expect("hand back");
@@ -212,9 +183,8 @@ async fn hand_back_does_not_use_up_an_attempt_and_recover_worker_takes_all() {
     assert_eq!(job.attempts[0].status, "handed_back");
 }
 
-#[tokio::test]
-async fn events_are_numbered_and_changes_announced() {
-    let (_d, store) = open();
+pub async fn events_are_numbered_and_changes_announced(b: &dyn Backend) {
+    let store = b.store();
     let mut changes = store.subscribe();
     let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
     assert_eq!(changes.recv().await.expect("change"), Change::Enqueued);
@@ -263,121 +233,4 @@ async fn events_are_numbered_and_changes_announced() {
         .await
         .expect("list");
     assert_eq!(page.len(), 2);
-}
-
-#[tokio::test]
-async fn tokens_are_stored_hashed() {
-    let (dir, store) = open();
-    assert_eq!(store.token_count().await.expect("count"), 0);
-    let secret = store
-        .create_token(&project(), true, "admin")
-        .await
-        .expect("token")
-        .secret;
-    let p = store
-        .authenticate(&secret)
-        .await
-        .expect("auth")
-        .expect("known");
-    assert!(p.admin);
-    assert!(store
-        .authenticate("gty_wrong")
-        .await
-        .expect("auth")
-        .is_none());
-    drop(store);
-    let db = std::fs::read(dir.path().join("gantry.db")).expect("db");
-    let wal = std::fs::read(dir.path().join("gantry.db-wal")).unwrap_or_default();
-    for bytes in [db, wal] {
-        assert!(!bytes.windows(secret.len()).any(|w| w == secret.as_bytes()));
-    }
-}
-
-/// Writes that arrive together commit together (group commit), yet each
-/// keeps its own outcome: a failing one (a duplicate configuration) is
-/// rolled back alone, and every acknowledged write is there afterwards,
-/// also for a fresh connection.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn grouped_writes_keep_their_own_outcomes() {
-    let (dir, store) = open();
-    let cfg: ConfigId = "dup".parse().expect("id");
-    store
-        .create_config(&project(), &cfg, &json!({"image": "x"}))
-        .await
-        .expect("first");
-    let mut tasks = Vec::new();
-    for i in 0..400 {
-        let s = store.clone();
-        let cfg = cfg.clone();
-        tasks.push(tokio::spawn(async move {
-            match i % 4 {
-                0 => s
-                    .create_config(&project(), &cfg, &json!({"image": "y"}))
-                    .await
-                    .map(|_| "config"),
-                1 => {
-                    let id = s.enqueue(new_job(1)).await?.id;
-                    s.append_events(id, 1, &[LogLine::system("info", format!("line {i}"))])
-                        .await
-                        .map(|_| "events")
-                }
-                _ => s.enqueue(new_job(1)).await.map(|_| "job"),
-            }
-        }));
-    }
-    let (mut jobs, mut conflicts) = (0, 0);
-    for t in tasks {
-        match t.await.expect("join") {
-            Ok("job") | Ok("events") => jobs += 1,
-            Err(StoreError::Conflict(_)) => conflicts += 1,
-            other => panic!("unexpected: {other:?}"),
-        }
-    }
-    assert_eq!((jobs, conflicts), (300, 100));
-    let cfgs = store.list_configs(&project()).await.expect("configs");
-    assert_eq!(cfgs.len(), 1);
-    assert_eq!(cfgs[0].spec["image"], "x", "the duplicates changed nothing");
-    drop(store);
-    let again = SqliteStore::open(&dir.path().join("gantry.db")).expect("reopen");
-    let all = again
-        .list_jobs(
-            &project(),
-            &JobFilter {
-                status: None,
-                limit: 1000,
-                before: None,
-            },
-        )
-        .await
-        .expect("list");
-    assert_eq!(all.len(), 300);
-    for j in all.iter().filter(|j| j.status == JobStatus::Queued).take(3) {
-        let _ = again
-            .list_events(&project(), j.id, 0, 10)
-            .await
-            .expect("events");
-    }
-}
-
-/// Regression: `/readyz` asks the store whether it takes writes; inside a
-/// group commit that check must not try to open a second transaction.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn the_writability_check_holds_inside_a_group_commit() {
-    let (_d, store) = open();
-    let mut tasks = Vec::new();
-    for i in 0..200 {
-        let s = store.clone();
-        tasks.push(tokio::spawn(async move {
-            if i % 2 == 0 {
-                s.check_writable().await
-            } else {
-                s.enqueue(new_job(1)).await.map(|_| ())
-            }
-        }));
-    }
-    for t in tasks {
-        t.await
-            .expect("join")
-            .expect("every check and enqueue succeeds");
-    }
 }

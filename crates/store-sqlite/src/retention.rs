@@ -8,7 +8,8 @@
 //! back. The objects no remaining row names are returned for the caller to
 //! delete after the commit (a crash in between leaves them to the sweep).
 
-use crate::{Result, Retention, Segment, StoreError};
+use crate::error::{Error as StoreError, Result};
+use gantry_store::{Retention, Segment};
 use rusqlite::{params, Connection, OpenFlags, TransactionBehavior};
 use std::collections::HashSet;
 use std::path::Path;
@@ -33,7 +34,11 @@ pub struct Removed {
 
 /// Applies every project's policy as of `now_ms` to the database at `db`
 /// (which a running Gantry may be using).
-pub fn run(db: &Path, now_ms: i64, dry_run: bool) -> Result<Vec<Removed>> {
+pub fn run(db: &Path, now_ms: i64, dry_run: bool) -> gantry_store::Result<Vec<Removed>> {
+    Ok(run_sql(db, now_ms, dry_run)?)
+}
+
+fn run_sql(db: &Path, now_ms: i64, dry_run: bool) -> Result<Vec<Removed>> {
     let mut c = Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,

@@ -1,14 +1,13 @@
 //! Schedule ticks: exactly one job per tick however many schedulers race.
 
-use crate::{new_job, open, project};
+use super::{new_job, project, Backend};
+use crate::{Fire, FireTick, Fired, NewSchedule, Trigger};
 use gantry_core::schedule::Overlap;
 use gantry_core::{ConfigId, ScheduleId};
-use gantry_store::{Fire, FireTick, Fired, NewSchedule, Store, Trigger};
 use serde_json::json;
 
-#[tokio::test]
-async fn racing_schedulers_fire_each_tick_once() {
-    let (_d, store) = open();
+pub async fn racing_schedulers_fire_each_tick_once(b: &dyn Backend) {
+    let store = b.store();
     let cfg: ConfigId = "c".parse().expect("id");
     store
         .create_config(&project(), &cfg, &json!({"image": "x"}))

@@ -1,4 +1,6 @@
-//! The embedded SQLite implementation of [`Store`].
+//! The embedded SQLite backend of Gantry's store (`gantry_store::Store`).
+//! SQL and row mapping only: the domain decisions are
+//! `gantry_store::rules`, called inside each transaction.
 //!
 //! One writer connection owned by a writer thread, and one reader connection
 //! behind a mutex used from blocking threads. WAL lets reads run beside
@@ -12,368 +14,52 @@
 //! is simply what arrived during the previous commit. A write is answered
 //! only after the commit that holds it, so nothing acknowledged can be lost.
 
-use crate::*;
+#![forbid(unsafe_code)]
+
+pub mod backup;
+mod error;
+pub mod retention;
+
+use async_trait::async_trait;
+use error::{Error, Result};
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
-use gantry_core::{ErrorKind, JobError};
-use rand::RngCore;
+use gantry_core::spec::Loosening;
+use gantry_core::{
+    ConfigId, ErrorKind, JobError, JobId, JobStatus, PipelineId, ProjectId, ScheduleId, TableId,
+};
+use gantry_store::migrate::{self, Migration};
+use gantry_store::rules::{self, AGING_STEP_MS, NOTIFY_DEADLINE_MS};
+use gantry_store::*;
 use rusqlite::{params, Connection, OptionalExtension, Row, TransactionBehavior};
-use sha2::{Digest, Sha256};
+use serde_json::Value;
 use std::path::Path;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::broadcast;
 
 mod iron;
 
 /// Milliseconds since the epoch, by the database's clock.
 const NOW: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
-const MIGRATIONS: &[&str] = &[
-    r#"
-CREATE TABLE projects (
-    id TEXT PRIMARY KEY,
-    created_at INTEGER NOT NULL
+/// The schema, one `.sql` file per step; `PRAGMA user_version` records
+/// the last applied (the numbering of the array these files came from, so
+/// databases made before keep their version).
+pub const MIGRATIONS: &[Migration] = gantry_store::migrations!(
+    "../migrations",
+    1 "0001_initial.sql",
+    2 "0002_storage.sql",
+    3 "0003_project_allow.sql",
+    4 "0004_keboola_ids.sql",
+    5 "0005_lifecycle.sql",
+    6 "0006_priority_concurrency.sql",
+    7 "0007_schedules.sql",
+    8 "0008_hooks.sql",
+    9 "0009_pipelines.sql",
+    10 "0010_notifications.sql",
+    11 "0011_iron.sql",
 );
-INSERT INTO projects (id, created_at) VALUES ('default', CAST(unixepoch('subsec') * 1000 AS INTEGER));
-
-CREATE TABLE tokens (
-    hash TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    admin INTEGER NOT NULL,
-    description TEXT NOT NULL,
-    created_at INTEGER NOT NULL
-);
-
-CREATE TABLE configs (
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    id TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    state TEXT NOT NULL DEFAULT '{}',
-    version INTEGER NOT NULL DEFAULT 1,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (project_id, id)
-);
-
-CREATE TABLE jobs (
-    id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    config_id TEXT,
-    status TEXT NOT NULL,
-    spec TEXT NOT NULL,
-    attempt INTEGER NOT NULL DEFAULT 0,
-    failures INTEGER NOT NULL DEFAULT 0,
-    max_attempts INTEGER NOT NULL,
-    backoff_ms INTEGER NOT NULL,
-    run_after INTEGER NOT NULL,
-    worker_id TEXT,
-    lease_expires INTEGER,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    error_kind TEXT,
-    error_message TEXT,
-    exit_code INTEGER,
-    image_digest TEXT,
-    limits TEXT,
-    event_seq INTEGER NOT NULL DEFAULT 0,
-    queued_at INTEGER NOT NULL,
-    started_at INTEGER,
-    finished_at INTEGER
-);
-CREATE INDEX jobs_due ON jobs (run_after, id) WHERE status = 'queued';
-CREATE INDEX jobs_leases ON jobs (lease_expires) WHERE status = 'running';
-CREATE INDEX jobs_by_worker ON jobs (worker_id) WHERE status = 'running';
-CREATE INDEX jobs_by_project ON jobs (project_id, id);
-
-CREATE TABLE attempts (
-    job_id TEXT NOT NULL REFERENCES jobs(id),
-    number INTEGER NOT NULL,
-    worker_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    error_kind TEXT,
-    error_message TEXT,
-    exit_code INTEGER,
-    image_digest TEXT,
-    started_at INTEGER NOT NULL,
-    finished_at INTEGER,
-    PRIMARY KEY (job_id, number)
-) WITHOUT ROWID;
-
-CREATE TABLE events (
-    job_id TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    attempt INTEGER NOT NULL,
-    time INTEGER NOT NULL,
-    stream TEXT NOT NULL,
-    level TEXT NOT NULL,
-    message TEXT NOT NULL,
-    data TEXT,
-    PRIMARY KEY (job_id, seq)
-) WITHOUT ROWID;
-"#,
-    r#"
-CREATE TABLE storage_tables (
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (project_id, id)
-) WITHOUT ROWID;
-
-CREATE TABLE table_versions (
-    project_id TEXT NOT NULL,
-    table_id TEXT NOT NULL,
-    version INTEGER NOT NULL,
-    columns TEXT NOT NULL,
-    primary_key TEXT NOT NULL,
-    segments TEXT NOT NULL,
-    rows INTEGER NOT NULL,
-    bytes INTEGER NOT NULL,
-    loaded_rows INTEGER NOT NULL,
-    loaded_bytes INTEGER NOT NULL,
-    made_by TEXT NOT NULL,
-    job_id TEXT,
-    note TEXT,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (project_id, table_id, version)
-) WITHOUT ROWID;
-
-CREATE TABLE files (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    name TEXT NOT NULL,
-    tags TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    object_key TEXT NOT NULL,
-    job_id TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX files_by_project ON files (project_id, id);
-
-CREATE TABLE file_tags (
-    file_id INTEGER NOT NULL REFERENCES files(id),
-    tag TEXT NOT NULL,
-    PRIMARY KEY (tag, file_id)
-) WITHOUT ROWID;
-"#,
-    r#"
-ALTER TABLE projects ADD COLUMN allow TEXT NOT NULL DEFAULT '[]';
-CREATE INDEX tokens_by_project ON tokens (project_id);
-"#,
-    // Keboola's Common Interface: a stable numeric project id (KBC_PROJECTID;
-    // a rowid is not stable across VACUUM), and the token a job was submitted
-    // with (KBC_TOKENID, KBC_TOKENDESC).
-    r#"
-ALTER TABLE projects ADD COLUMN number INTEGER;
-UPDATE projects SET number = rowid;
-CREATE UNIQUE INDEX projects_by_number ON projects (number);
-ALTER TABLE jobs ADD COLUMN token_id TEXT;
-ALTER TABLE jobs ADD COLUMN token_desc TEXT;
-ALTER TABLE table_versions ADD COLUMN metadata TEXT;
-"#,
-    // Data lifecycle: a project's cap on the decompressed size of an import
-    // and its retention policy (JSON; NULL: the defaults), pinned versions.
-    r#"
-ALTER TABLE projects ADD COLUMN import_max_bytes INTEGER;
-ALTER TABLE projects ADD COLUMN retention TEXT;
-ALTER TABLE table_versions ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0;
-"#,
-    // Priority (with aging into eff_priority), concurrency keys, project caps.
-    r#"
-ALTER TABLE jobs ADD COLUMN priority INTEGER NOT NULL DEFAULT 1;
-ALTER TABLE jobs ADD COLUMN eff_priority INTEGER NOT NULL DEFAULT 1;
-ALTER TABLE jobs ADD COLUMN concurrency_key TEXT;
-ALTER TABLE jobs ADD COLUMN concurrency_limit INTEGER;
-ALTER TABLE projects ADD COLUMN max_running INTEGER;
-CREATE INDEX jobs_claim ON jobs (eff_priority DESC, run_after, id) WHERE status = 'queued';
-CREATE INDEX jobs_running_config ON jobs (project_id, config_id) WHERE status = 'running';
-CREATE INDEX jobs_running_key ON jobs (project_id, concurrency_key) WHERE status = 'running';
-"#,
-    // Schedules, their ticks (one row per fired tick: exactly once), and what started a job.
-    r#"
-ALTER TABLE jobs ADD COLUMN trigger TEXT;
-ALTER TABLE jobs ADD COLUMN schedule_id TEXT;
-CREATE INDEX jobs_active_by_schedule ON jobs (project_id, schedule_id) WHERE status IN ('queued', 'running');
-CREATE TABLE schedules (
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    id TEXT NOT NULL,
-    config_id TEXT,
-    pipeline_id TEXT,
-    doc TEXT NOT NULL,
-    paused INTEGER NOT NULL DEFAULT 0,
-    next_tick INTEGER,
-    last_tick INTEGER,
-    runs INTEGER NOT NULL DEFAULT 0,
-    max_runs INTEGER,
-    overlap TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (project_id, id)
-);
-CREATE INDEX schedules_due ON schedules (next_tick) WHERE paused = 0 AND next_tick IS NOT NULL;
-CREATE INDEX schedules_by_config ON schedules (project_id, config_id);
-CREATE TABLE schedule_ticks (
-    project_id TEXT NOT NULL,
-    schedule_id TEXT NOT NULL,
-    tick INTEGER NOT NULL,
-    outcome TEXT NOT NULL,
-    job_id TEXT,
-    note TEXT,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (project_id, schedule_id, tick)
-) WITHOUT ROWID;
-"#,
-    // Inbound webhooks (secrets sealed) and their deliveries (one per delivery id).
-    r#"
-CREATE TABLE hooks (
-    id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    config_id TEXT,
-    pipeline_id TEXT,
-    auth TEXT NOT NULL,
-    secret TEXT NOT NULL,
-    old_secret TEXT,
-    old_until INTEGER,
-    max_body INTEGER NOT NULL,
-    rate_per_min INTEGER NOT NULL,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX hooks_by_config ON hooks (project_id, config_id);
-CREATE TABLE hook_deliveries (
-    hook_id TEXT NOT NULL,
-    delivery_id TEXT NOT NULL,
-    job_id TEXT NOT NULL,
-    body BLOB NOT NULL,
-    manifest TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (hook_id, delivery_id)
-) WITHOUT ROWID;
-CREATE INDEX hook_deliveries_by_job ON hook_deliveries (job_id);
-"#,
-    // Pipelines, their runs and the runs' tasks (advanced from the store).
-    r#"
-CREATE TABLE pipelines (
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    id TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    version INTEGER NOT NULL DEFAULT 1,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (project_id, id)
-);
-CREATE TABLE pipeline_configs (
-    project_id TEXT NOT NULL,
-    config_id TEXT NOT NULL,
-    pipeline_id TEXT NOT NULL,
-    PRIMARY KEY (project_id, config_id, pipeline_id)
-) WITHOUT ROWID;
-CREATE TABLE pipeline_runs (
-    id TEXT PRIMARY KEY,
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    pipeline_id TEXT NOT NULL,
-    status TEXT NOT NULL,
-    phase INTEGER NOT NULL DEFAULT 0,
-    phases INTEGER NOT NULL,
-    warnings INTEGER NOT NULL DEFAULT 0,
-    cancel_requested INTEGER NOT NULL DEFAULT 0,
-    error TEXT,
-    created_at INTEGER NOT NULL,
-    started_at INTEGER,
-    finished_at INTEGER
-);
-CREATE INDEX pipeline_runs_open ON pipeline_runs (id) WHERE status IN ('queued', 'running');
-CREATE INDEX pipeline_runs_by_project ON pipeline_runs (project_id, pipeline_id, id);
-ALTER TABLE pipeline_runs ADD COLUMN trigger TEXT;
-ALTER TABLE pipeline_runs ADD COLUMN schedule_id TEXT;
-ALTER TABLE pipeline_runs ADD COLUMN hook_id TEXT;
-ALTER TABLE pipeline_runs ADD COLUMN delivery_id TEXT;
-CREATE INDEX pipeline_runs_active_by_schedule ON pipeline_runs (project_id, schedule_id) WHERE status IN ('queued', 'running');
-CREATE TABLE pipeline_tasks (
-    run_id TEXT NOT NULL,
-    phase INTEGER NOT NULL,
-    task INTEGER NOT NULL,
-    config_id TEXT NOT NULL,
-    continue_on_failure INTEGER NOT NULL,
-    parameters TEXT NOT NULL,
-    status TEXT NOT NULL,
-    job_id TEXT,
-    error TEXT,
-    PRIMARY KEY (run_id, phase, task)
-) WITHOUT ROWID;
-"#,
-    // Outbound notifications and every delivery attempt.
-    r#"
-CREATE TABLE notifications (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
-    project_id TEXT NOT NULL,
-    subject_kind TEXT NOT NULL,
-    subject_id TEXT NOT NULL,
-    url TEXT NOT NULL,
-    secret TEXT,
-    body TEXT NOT NULL,
-    status TEXT NOT NULL,
-    attempts INTEGER NOT NULL DEFAULT 0,
-    next_at INTEGER NOT NULL,
-    deadline INTEGER NOT NULL,
-    last_error TEXT,
-    created_at INTEGER NOT NULL
-);
-CREATE INDEX notifications_due ON notifications (next_at) WHERE status = 'pending';
-CREATE INDEX notifications_by_subject ON notifications (project_id, subject_kind, subject_id);
-CREATE TABLE notification_attempts (
-    notification_id INTEGER NOT NULL,
-    number INTEGER NOT NULL,
-    at INTEGER NOT NULL,
-    status_code INTEGER,
-    error TEXT,
-    PRIMARY KEY (notification_id, number)
-) WITHOUT ROWID;
-"#,
-    // IronWorker: codes and their revisions, the Iron fields of tasks (a
-    // task is a job), Iron schedules (each stands on a configuration and a
-    // schedule of Gantry's).
-    r#"
-CREATE TABLE iron_codes (
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    id TEXT NOT NULL,
-    name TEXT NOT NULL,
-    rev INTEGER NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (project_id, id),
-    UNIQUE (project_id, name)
-);
-CREATE TABLE iron_code_revisions (
-    project_id TEXT NOT NULL,
-    code_id TEXT NOT NULL,
-    rev INTEGER NOT NULL,
-    id TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    PRIMARY KEY (project_id, code_id, rev)
-);
-CREATE TABLE iron_tasks (
-    job_id TEXT PRIMARY KEY REFERENCES jobs(id),
-    project_id TEXT NOT NULL,
-    code_name TEXT NOT NULL,
-    doc TEXT NOT NULL
-);
-CREATE INDEX iron_tasks_by_code ON iron_tasks (project_id, code_name, job_id);
-CREATE TABLE iron_schedules (
-    project_id TEXT NOT NULL REFERENCES projects(id),
-    id TEXT NOT NULL,
-    code_id TEXT NOT NULL,
-    code_name TEXT NOT NULL,
-    doc TEXT NOT NULL,
-    schedule_id TEXT NOT NULL,
-    config_id TEXT NOT NULL,
-    cancelled INTEGER NOT NULL DEFAULT 0,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL,
-    PRIMARY KEY (project_id, id)
-);
-CREATE INDEX iron_schedules_by_config ON iron_schedules (project_id, config_id);
-"#,
-];
 
 /// Called once the group holding a write has committed (`None`) or failed.
 type Finisher = Box<dyn FnOnce(Option<&str>) + Send>;
@@ -430,9 +116,6 @@ fn writer_thread(mut conn: Connection, rx: std::sync::mpsc::Receiver<WriteJob>) 
     }
 }
 
-/// How long a notification is retried before it is given up.
-pub const NOTIFY_DEADLINE_MS: i64 = 10 * 60 * 1000;
-
 /// Queues the notifications a job or run asks for now that it has ended
 /// with `status`; inside the caller's transaction.
 fn queue_notifications(
@@ -444,17 +127,7 @@ fn queue_notifications(
     notify: Option<&Value>,
     body: &Value,
 ) -> Result<()> {
-    let Some(list) = notify.and_then(Value::as_array) else {
-        return Ok(());
-    };
-    for n in list {
-        let always = n.get("on").and_then(Value::as_str) == Some("always");
-        if !always && status == "succeeded" {
-            continue;
-        }
-        let Some(url) = n.get("url").and_then(Value::as_str) else {
-            continue;
-        };
+    for n in rules::notifications_due(status, notify) {
         tx.execute(
             &format!(
                 "INSERT INTO notifications (project_id, subject_kind, subject_id, url, secret, body, status, next_at, deadline, created_at) \
@@ -464,8 +137,8 @@ fn queue_notifications(
                 project,
                 kind,
                 subject,
-                url,
-                n.get("#secret").and_then(Value::as_str),
+                n.url,
+                n.secret_sealed,
                 body.to_string(),
                 NOTIFY_DEADLINE_MS
             ],
@@ -553,7 +226,7 @@ fn load_run(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<Pip
             Ok(run_from_row(r))
         })
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("pipeline run {id}")))??;
+        .ok_or_else(|| Error::NotFound(format!("pipeline run {id}")))??;
     let mut stmt = c.prepare_cached(
         "SELECT t.phase, t.task, t.config_id, t.continue_on_failure, COALESCE(j.status, t.status), t.job_id, \
          COALESCE(t.error, j.error_message) FROM pipeline_tasks t LEFT JOIN jobs j ON j.id = t.job_id \
@@ -590,7 +263,7 @@ fn run_from_row(r: &Row<'_>) -> Result<PipelineRun> {
         tasks: Vec::new(),
         trigger: r
             .get::<_, Option<String>>(11)?
-            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .map(|t| serde_json::from_str(&t).map_err(|e| Error::Corrupt(e.to_string())))
             .transpose()?,
     })
 }
@@ -617,9 +290,7 @@ fn task_job(
     let config: ConfigId = parse(config.to_string())?;
     let stored = match load_config(tx, project, &config) {
         Ok(c) => c.spec,
-        Err(StoreError::NotFound(_)) => {
-            return Ok(Err(format!("configuration {config} not found")))
-        }
+        Err(Error::NotFound(_)) => return Ok(Err(format!("configuration {config} not found"))),
         Err(e) => return Err(e),
     };
     let mut spec = stored;
@@ -655,8 +326,8 @@ fn start_run_tx(
     trigger: Option<&Trigger>,
 ) -> Result<(String, Advanced)> {
     let p = load_pipeline(tx, project, id)?;
-    let doc: gantry_core::pipeline::PipelineDoc = serde_json::from_value(p.doc)
-        .map_err(|e| StoreError::Corrupt(format!("pipeline {id}: {e}")))?;
+    let doc: gantry_core::pipeline::PipelineDoc =
+        serde_json::from_value(p.doc).map_err(|e| Error::Corrupt(format!("pipeline {id}: {e}")))?;
     let run = JobId::new().to_string();
     tx.execute(
         &format!(
@@ -874,7 +545,7 @@ fn load_pipeline(c: &Connection, project: &ProjectId, id: &PipelineId) -> Result
     )?
     .query_row(params![project.as_str(), id.as_str()], |r| Ok(pipeline_from_row(r)))
     .optional()?
-    .ok_or_else(|| StoreError::NotFound(format!("pipeline {id}")))?
+    .ok_or_else(|| Error::NotFound(format!("pipeline {id}")))?
 }
 
 fn load_hook(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<HookRow> {
@@ -885,12 +556,8 @@ fn load_hook(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<Ho
         Ok(hook_from_row(r))
     })
     .optional()?
-    .ok_or_else(|| StoreError::NotFound(format!("webhook {id}")))?
+    .ok_or_else(|| Error::NotFound(format!("webhook {id}")))?
 }
-
-/// A queued job gains one priority level per this long waited (up to the
-/// highest), so low priority is never starved.
-pub const AGING_STEP_MS: i64 = 60_000;
 
 /// The due queued job to claim next: highest effective priority, then oldest,
 /// skipping (never stopping at) jobs held back by a configuration lock, a
@@ -991,11 +658,14 @@ fn open_conn(path: &Path) -> Result<Connection> {
 
 impl SqliteStore {
     /// Opens (creating and migrating) the database at `path`.
-    pub fn open(path: &Path) -> Result<Self> {
+    pub fn open(path: &Path) -> gantry_store::Result<Self> {
+        Ok(Self::open_inner(path)?)
+    }
+
+    fn open_inner(path: &Path) -> Result<Self> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|e| {
-                StoreError::Internal(format!("cannot create {}: {e}", dir.display()))
-            })?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Error::Internal(format!("cannot create {}: {e}", dir.display())))?;
         }
         let mut writer = open_conn(path)?;
         migrate(&mut writer)?;
@@ -1006,7 +676,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("gantry-store-writer".into())
             .spawn(move || writer_thread(writer, rx))
-            .map_err(|e| StoreError::Internal(format!("cannot start the writer thread: {e}")))?;
+            .map_err(|e| Error::Internal(format!("cannot start the writer thread: {e}")))?;
         Ok(Self {
             writer: tx,
             reader: Arc::new(Mutex::new(reader)),
@@ -1019,13 +689,13 @@ impl SqliteStore {
     async fn write<T: Send + 'static>(
         &self,
         f: impl FnOnce(&mut Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    ) -> gantry_store::Result<T> {
         let (tx, rx) = tokio::sync::oneshot::channel();
         let job: WriteJob = Box::new(move |c| {
             let out = f(c);
             Box::new(move |failed: Option<&str>| {
                 let out = match failed {
-                    Some(e) => Err(StoreError::Internal(format!("the commit failed: {e}"))),
+                    Some(e) => Err(Error::Internal(format!("the commit failed: {e}"))),
                     None => out,
                 };
                 let _ = tx.send(out);
@@ -1033,24 +703,26 @@ impl SqliteStore {
         });
         self.writer
             .send(job)
-            .map_err(|_| StoreError::Internal("the writer thread is gone".into()))?;
-        rx.await
-            .map_err(|_| StoreError::Internal("the writer thread stopped".into()))?
+            .map_err(|_| Error::Internal("the writer thread is gone".into()))?;
+        Ok(rx
+            .await
+            .map_err(|_| Error::Internal("the writer thread stopped".into()))??)
     }
 
     async fn read<T: Send + 'static>(
         &self,
         f: impl FnOnce(&Connection) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    ) -> gantry_store::Result<T> {
         let conn = self.reader.clone();
-        tokio::task::spawn_blocking(move || {
+        let out = tokio::task::spawn_blocking(move || {
             let guard = conn
                 .lock()
-                .map_err(|_| StoreError::Internal("reader lock poisoned".into()))?;
+                .map_err(|_| Error::Internal("reader lock poisoned".into()))?;
             f(&guard)
         })
         .await
-        .map_err(|e| StoreError::Internal(e.to_string()))?
+        .map_err(|e| Error::Internal(e.to_string()))??;
+        Ok(out)
     }
 
     fn announce(&self, change: Change) {
@@ -1059,16 +731,25 @@ impl SqliteStore {
     }
 }
 
+/// Brings the schema to [`MIGRATIONS`]' newest version, each step in its
+/// own `BEGIN IMMEDIATE` transaction (which also keeps two processes
+/// opening one database from migrating it twice: the second waits, then
+/// finds the version moved on). Refuses a schema newer than this binary knows.
 fn migrate(conn: &mut Connection) -> Result<()> {
-    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
-    for (i, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-        immediate(conn, |tx: &Connection| {
-            tx.execute_batch(sql)?;
-            tx.pragma_update(None, "user_version", (i + 1) as i64)?;
-            Ok(())
+    loop {
+        let done = immediate(conn, |tx: &Connection| {
+            let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+            let Some(next) = migrate::pending(version, MIGRATIONS)?.first() else {
+                return Ok(true);
+            };
+            tx.execute_batch(next.sql)?;
+            tx.pragma_update(None, "user_version", next.version)?;
+            Ok(false)
         })?;
+        if done {
+            return Ok(());
+        }
     }
-    Ok(())
 }
 
 /// Runs `f` atomically: in its own `BEGIN IMMEDIATE` transaction, or, inside
@@ -1124,13 +805,13 @@ fn project_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<Project>> 
             id: parse(id)?,
             number,
             allow: serde_json::from_str(&allow)
-                .map_err(|e| StoreError::Corrupt(format!("project allow list: {e}")))?,
+                .map_err(|e| Error::Corrupt(format!("project allow list: {e}")))?,
             max_running,
             created_at,
             import_max_bytes: import_max_bytes.map(|n| n.max(0) as u64),
             retention: match retention {
                 Some(j) => serde_json::from_str(&j)
-                    .map_err(|e| StoreError::Corrupt(format!("project retention: {e}")))?,
+                    .map_err(|e| Error::Corrupt(format!("project retention: {e}")))?,
                 None => Retention::default(),
             },
         })
@@ -1144,23 +825,25 @@ fn load_project(c: &Connection, id: &ProjectId) -> Result<Project> {
         project_from_row,
     )
     .optional()?
-    .ok_or_else(|| StoreError::NotFound(format!("project '{id}'")))?
-}
-
-fn hash_token(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
+    .ok_or_else(|| Error::NotFound(format!("project '{id}'")))?
 }
 
 const JOB_COLS: &str = "id, project_id, config_id, status, spec, attempt, max_attempts, error_kind, error_message, \
      exit_code, worker_id, image_digest, limits, cancel_requested, queued_at, started_at, finished_at, \
      priority, run_after, concurrency_key, concurrency_limit, trigger, token_id, token_desc";
 
+/// A stored name of an enum (`strum`), or `Corrupt`.
+fn parse_str<T: std::str::FromStr>(s: &str) -> Result<T> {
+    s.parse()
+        .map_err(|_| Error::Corrupt(format!("unknown value '{s}'")))
+}
+
 fn parse<T: std::str::FromStr<Err = String>>(s: String) -> Result<T> {
-    s.parse().map_err(StoreError::Corrupt)
+    s.parse().map_err(Error::Corrupt)
 }
 
 fn json(s: &str) -> Result<Value> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(s).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 fn job_error(kind: Option<String>, message: Option<String>) -> Result<Option<JobError>> {
@@ -1209,7 +892,7 @@ fn job_from_row(r: &Row<'_>) -> Result<Job> {
         waiting: None,
         trigger: r
             .get::<_, Option<String>>(21)?
-            .map(|t| serde_json::from_str(&t).map_err(|e| StoreError::Corrupt(e.to_string())))
+            .map(|t| serde_json::from_str(&t).map_err(|e| Error::Corrupt(e.to_string())))
             .transpose()?,
     })
 }
@@ -1272,7 +955,7 @@ fn load_schedule(c: &Connection, project: &ProjectId, id: &ScheduleId) -> Result
         Ok(schedule_from_row(r))
     })
     .optional()?
-    .ok_or_else(|| StoreError::NotFound(format!("schedule {id}")))?
+    .ok_or_else(|| Error::NotFound(format!("schedule {id}")))?
 }
 
 fn insert_tick(
@@ -1305,7 +988,7 @@ fn load_job(conn: &Connection, project: Option<&ProjectId>, id: JobId) -> Result
     let mut rows = stmt.query(params![id.to_string(), project.map(|p| p.as_str())])?;
     match rows.next()? {
         Some(row) => job_from_row(row),
-        None => Err(StoreError::NotFound(format!("job {id}"))),
+        None => Err(Error::NotFound(format!("job {id}"))),
     }
 }
 
@@ -1332,7 +1015,7 @@ fn load_attempts(conn: &Connection, id: JobId) -> Result<Vec<Attempt>> {
         Ok(Attempt {
             number: r.get(0)?,
             worker_id: r.get(1)?,
-            status: r.get(2)?,
+            status: parse_str(&r.get::<_, String>(2)?)?,
             error: job_error(r.get(3)?, r.get(4)?)?,
             exit_code: r.get(5)?,
             image_digest: r.get(6)?,
@@ -1362,12 +1045,13 @@ fn load_config(conn: &Connection, project: &ProjectId, id: &ConfigId) -> Result<
         Ok(config_from_row(r))
     })
     .optional()?
-    .ok_or_else(|| StoreError::NotFound(format!("configuration {id}")))?
+    .ok_or_else(|| Error::NotFound(format!("configuration {id}")))?
 }
 
 /// Takes back one running job whose attempt is gone: counts a failure and
 /// either queues it again or fails it for good.
-fn take_back(tx: &Connection, id: &str, reason: &str) -> Result<JobStatus> {
+fn take_back(tx: &Connection, id: &str, lost: rules::LeaseLost) -> Result<JobStatus> {
+    let reason = lost.reason();
     let (attempt, failures, max_attempts, cancel): (u32, u32, u32, bool) = tx.query_row(
         "SELECT attempt, failures, max_attempts, cancel_requested FROM jobs WHERE id = ?1",
         [id],
@@ -1380,13 +1064,13 @@ fn take_back(tx: &Connection, id: &str, reason: &str) -> Result<JobStatus> {
         ),
         params![id, attempt, reason],
     )?;
-    let status = if cancel {
-        JobStatus::Cancelled
-    } else if failures + 1 < max_attempts {
-        JobStatus::Queued
-    } else {
-        JobStatus::Failed
-    };
+    let status = rules::after_lost_lease(
+        rules::Attempts {
+            failures,
+            max_attempts,
+        },
+        cancel,
+    );
     if status == JobStatus::Queued {
         tx.execute(
             &format!(
@@ -1417,7 +1101,7 @@ fn take_back_where(
     conn: &mut Connection,
     condition: &str,
     arg: Option<&str>,
-    reason: &str,
+    lost: rules::LeaseLost,
 ) -> Result<Vec<(JobId, JobStatus)>> {
     immediate(conn, |tx: &Connection| {
         let ids: Vec<String> = {
@@ -1436,7 +1120,7 @@ fn take_back_where(
         };
         let mut out = Vec::new();
         for id in ids {
-            let status = take_back(tx, &id, reason)?;
+            let status = take_back(tx, &id, lost)?;
             out.push((parse::<JobId>(id)?, status));
         }
         Ok(out)
@@ -1448,7 +1132,7 @@ fn strings_json(v: &[String]) -> String {
 }
 
 fn strings(s: &str) -> Result<Vec<String>> {
-    serde_json::from_str(s).map_err(|e| StoreError::Corrupt(e.to_string()))
+    serde_json::from_str(s).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
 const VERSION_COLS: &str =
@@ -1460,12 +1144,12 @@ fn version_from_row(r: &Row<'_>) -> Result<TableVersion> {
         columns: strings(&r.get::<_, String>(1)?)?,
         primary_key: strings(&r.get::<_, String>(2)?)?,
         segments: serde_json::from_str(&r.get::<_, String>(3)?)
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            .map_err(|e| Error::Corrupt(e.to_string()))?,
         rows: r.get::<_, i64>(4)? as u64,
         bytes: r.get::<_, i64>(5)? as u64,
         loaded_rows: r.get::<_, i64>(6)? as u64,
         loaded_bytes: r.get::<_, i64>(7)? as u64,
-        made_by: r.get(8)?,
+        made_by: parse_str(&r.get::<_, String>(8)?)?,
         job_id: r.get::<_, Option<String>>(9)?.map(parse).transpose()?,
         note: r.get(10)?,
         created_at: r.get(11)?,
@@ -1496,7 +1180,7 @@ fn load_version(
         .optional()?;
     match found {
         Some(v) => v,
-        None => Err(StoreError::NotFound(match version {
+        None => Err(Error::NotFound(match version {
             Some(v) => format!("version {v} of table {id}"),
             None => format!("table {id}"),
         })),
@@ -1512,7 +1196,7 @@ fn table_info(conn: &Connection, project: &ProjectId, id: &TableId) -> Result<Ta
             Ok((r.get(0)?, r.get(1)?))
         })
         .optional()?
-        .ok_or_else(|| StoreError::NotFound(format!("table {id}")))?;
+        .ok_or_else(|| Error::NotFound(format!("table {id}")))?;
     let v = load_version(conn, project, id, None)?;
     Ok(TableInfo {
         project: project.clone(),
@@ -1536,50 +1220,17 @@ fn apply_table_write(
 ) -> Result<TableVersion> {
     let current = match load_version(tx, project, &w.table, None) {
         Ok(v) => Some(v),
-        Err(StoreError::NotFound(_)) => None,
+        Err(Error::NotFound(_)) => None,
         Err(e) => return Err(e),
     };
-    let (columns, segments, rows, bytes) = match (&w.kind, &current) {
-        (WriteKind::Append, Some(cur)) => {
-            let mut columns = cur.columns.clone();
-            for c in &w.columns {
-                if !columns.contains(c) {
-                    columns.push(c.clone());
-                }
-            }
-            let mut segments = cur.segments.clone();
-            segments.extend(w.segments.iter().cloned());
-            (
-                columns,
-                segments,
-                cur.rows + w.loaded_rows,
-                cur.bytes + w.loaded_bytes,
-            )
-        }
-        (WriteKind::Rewrite { base_version }, cur) => {
-            if cur.as_ref().map(|c| c.version) != Some(*base_version) {
-                return Err(StoreError::Conflict(format!(
-                    "table {} changed while this load was prepared; try again",
-                    w.table
-                )));
-            }
-            let rows = w.segments.iter().map(|s| s.rows).sum();
-            let bytes = w.segments.iter().map(|s| s.bytes).sum();
-            (w.columns.clone(), w.segments.clone(), rows, bytes)
-        }
-        _ => (
-            w.columns.clone(),
-            w.segments.clone(),
-            w.loaded_rows,
-            w.loaded_bytes,
-        ),
-    };
-    let version = current.as_ref().map_or(1, |c| c.version + 1);
-    // Metadata belongs to the table: a load updates its keys, keeps the rest.
-    let metadata = gantry_core::metadata::merge(
-        current.as_ref().and_then(|c| c.metadata.as_ref()),
-        w.metadata.as_ref(),
-    );
+    let rules::NextVersion {
+        version,
+        columns,
+        segments,
+        rows,
+        bytes,
+        metadata,
+    } = rules::next_version(current.as_ref(), w)?;
     tx.prepare_cached(&format!(
         "INSERT INTO table_versions (project_id, table_id, version, columns, primary_key, segments, rows, bytes, \
          loaded_rows, loaded_bytes, made_by, job_id, note, created_at, metadata) \
@@ -1591,12 +1242,12 @@ fn apply_table_write(
         version as i64,
         strings_json(&columns),
         strings_json(&w.primary_key),
-        serde_json::to_string(&segments).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        serde_json::to_string(&segments).map_err(|e| Error::Corrupt(e.to_string()))?,
         rows as i64,
         bytes as i64,
         w.loaded_rows as i64,
         w.loaded_bytes as i64,
-        w.made_by,
+        w.made_by.as_str(),
         job.map(|j| j.to_string()),
         w.note,
         metadata.map(|m| m.to_string()),
@@ -1659,12 +1310,12 @@ fn load_file(conn: &Connection, project: &ProjectId, id: i64) -> Result<FileInfo
     ))?
     .query_row(params![id, project.as_str()], |r| Ok(file_from_row(r)))
     .optional()?
-    .ok_or_else(|| StoreError::NotFound(format!("file {id}")))?
+    .ok_or_else(|| Error::NotFound(format!("file {id}")))?
 }
 
 #[async_trait]
-impl Store for SqliteStore {
-    async fn token_count(&self) -> Result<u64> {
+impl AccountStore for SqliteStore {
+    async fn token_count(&self) -> gantry_store::Result<u64> {
         self.read(|c| Ok(c.query_row("SELECT COUNT(*) FROM tokens", [], |r| r.get(0))?))
             .await
     }
@@ -1674,11 +1325,8 @@ impl Store for SqliteStore {
         project: &ProjectId,
         admin: bool,
         description: &str,
-    ) -> Result<NewToken> {
-        let mut raw = [0u8; 24];
-        rand::rngs::OsRng.fill_bytes(&mut raw);
-        let secret = format!("gty_{}", hex::encode(raw));
-        let hash = hash_token(&secret);
+    ) -> gantry_store::Result<NewToken> {
+        let rules::MintedToken { secret, hash } = rules::mint_token();
         let (project, description) = (project.to_string(), description.to_string());
         let info = self
             .write(move |c| {
@@ -1696,8 +1344,8 @@ impl Store for SqliteStore {
         Ok(NewToken { secret, info })
     }
 
-    async fn authenticate(&self, secret: &str) -> Result<Option<Principal>> {
-        let hash = hash_token(secret);
+    async fn authenticate(&self, secret: &str) -> gantry_store::Result<Option<Principal>> {
+        let hash = rules::hash_token(secret);
         self.read(move |c| {
             let row: Option<(String, bool, String)> = c
                 .prepare_cached(
@@ -1709,7 +1357,7 @@ impl Store for SqliteStore {
                 Ok(Principal {
                     project: parse(p)?,
                     admin,
-                    token_id: hash[..12].to_string(),
+                    token_id: rules::token_public_id(&hash).to_string(),
                     token_desc: description,
                 })
             })
@@ -1718,7 +1366,10 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenInfo>> {
+    async fn list_tokens(
+        &self,
+        project: Option<&ProjectId>,
+    ) -> gantry_store::Result<Vec<TokenInfo>> {
         let project = project.map(|p| p.to_string());
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -1730,22 +1381,25 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_token(&self, id: &str) -> Result<()> {
-        if id.len() != 12 || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+    async fn delete_token(&self, id: &str) -> gantry_store::Result<()> {
+        let Some(id) = rules::parse_token_public_id(id) else {
             return Err(StoreError::NotFound(format!("token '{id}'")));
-        }
-        let id = id.to_ascii_lowercase();
+        };
         self.write(move |c| {
             let n = c.execute("DELETE FROM tokens WHERE substr(hash, 1, 12) = ?1", [&id])?;
             match n {
-                0 => Err(StoreError::NotFound(format!("token '{id}'"))),
+                0 => Err(Error::NotFound(format!("token '{id}'"))),
                 _ => Ok(()),
             }
         })
         .await
     }
 
-    async fn create_project(&self, id: &ProjectId, allow: &[Loosening]) -> Result<Project> {
+    async fn create_project(
+        &self,
+        id: &ProjectId,
+        allow: &[Loosening],
+    ) -> gantry_store::Result<Project> {
         let (id, allow) = (id.clone(), allow_json(allow));
         self.write(move |c| {
             let n = c.execute(
@@ -1757,21 +1411,19 @@ impl Store for SqliteStore {
                 params![id.as_str(), allow],
             )?;
             if n == 0 {
-                return Err(StoreError::Conflict(format!(
-                    "project '{id}' already exists"
-                )));
+                return Err(Error::Conflict(format!("project '{id}' already exists")));
             }
             load_project(c, &id)
         })
         .await
     }
 
-    async fn get_project(&self, id: &ProjectId) -> Result<Project> {
+    async fn get_project(&self, id: &ProjectId) -> gantry_store::Result<Project> {
         let id = id.clone();
         self.read(move |c| load_project(c, &id)).await
     }
 
-    async fn list_projects(&self) -> Result<Vec<Project>> {
+    async fn list_projects(&self) -> gantry_store::Result<Vec<Project>> {
         self.read(|c| {
             let mut stmt =
                 c.prepare_cached(&format!("SELECT {PROJECT_COLS} FROM projects ORDER BY id"))?;
@@ -1781,7 +1433,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn set_project_allow(&self, id: &ProjectId, allow: &[Loosening]) -> Result<Project> {
+    async fn set_project_allow(
+        &self,
+        id: &ProjectId,
+        allow: &[Loosening],
+    ) -> gantry_store::Result<Project> {
         let (id, allow) = (id.clone(), allow_json(allow));
         self.write(move |c| {
             let n = c.execute(
@@ -1789,14 +1445,18 @@ impl Store for SqliteStore {
                 params![id.as_str(), allow],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!("project '{id}'")));
+                return Err(Error::NotFound(format!("project '{id}'")));
             }
             load_project(c, &id)
         })
         .await
     }
 
-    async fn set_project_import_max(&self, id: &ProjectId, max: Option<u64>) -> Result<Project> {
+    async fn set_project_import_max(
+        &self,
+        id: &ProjectId,
+        max: Option<u64>,
+    ) -> gantry_store::Result<Project> {
         let id = id.clone();
         let max = max.map(|n| n.min(i64::MAX as u64) as i64);
         self.write(move |c| {
@@ -1805,14 +1465,18 @@ impl Store for SqliteStore {
                 params![id.as_str(), max],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!("project '{id}'")));
+                return Err(Error::NotFound(format!("project '{id}'")));
             }
             load_project(c, &id)
         })
         .await
     }
 
-    async fn set_project_max_running(&self, id: &ProjectId, max: Option<u32>) -> Result<Project> {
+    async fn set_project_max_running(
+        &self,
+        id: &ProjectId,
+        max: Option<u32>,
+    ) -> gantry_store::Result<Project> {
         let id = id.clone();
         self.write(move |c| {
             let n = c.execute(
@@ -1820,57 +1484,42 @@ impl Store for SqliteStore {
                 params![id.as_str(), max],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!("project '{id}'")));
+                return Err(Error::NotFound(format!("project '{id}'")));
             }
             load_project(c, &id)
         })
         .await
     }
 
-    async fn set_project_retention(&self, id: &ProjectId, policy: &Retention) -> Result<Project> {
+    async fn set_project_retention(
+        &self,
+        id: &ProjectId,
+        policy: &Retention,
+    ) -> gantry_store::Result<Project> {
         let id = id.clone();
-        let policy =
-            serde_json::to_string(policy).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let policy = serde_json::to_string(policy).map_err(|e| Error::Internal(e.to_string()))?;
         self.write(move |c| {
             let n = c.execute(
                 "UPDATE projects SET retention = ?2 WHERE id = ?1",
                 params![id.as_str(), policy],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!("project '{id}'")));
+                return Err(Error::NotFound(format!("project '{id}'")));
             }
             load_project(c, &id)
         })
         .await
     }
+}
 
-    async fn pin_version(
-        &self,
-        project: &ProjectId,
-        table: &TableId,
-        version: u64,
-        pinned: bool,
-    ) -> Result<TableVersion> {
-        let (project, table) = (project.clone(), table.clone());
-        self.write(move |c| {
-            let n = c.execute(
-                "UPDATE table_versions SET pinned = ?4 WHERE project_id = ?1 AND table_id = ?2 AND version = ?3",
-                params![project.as_str(), table.as_str(), version as i64, pinned as i64],
-            )?;
-            if n == 0 {
-                return Err(StoreError::NotFound(format!("version {version} of table {table}")));
-            }
-            load_version(c, &project, &table, Some(version))
-        })
-        .await
-    }
-
+#[async_trait]
+impl ConfigStore for SqliteStore {
     async fn create_config(
         &self,
         project: &ProjectId,
         id: &ConfigId,
         spec: &Value,
-    ) -> Result<Config> {
+    ) -> gantry_store::Result<Config> {
         let (project, id, spec) = (project.clone(), id.clone(), spec.to_string());
         self.write(move |c| {
             let inserted = c.execute(
@@ -1881,7 +1530,7 @@ impl Store for SqliteStore {
                 params![project.as_str(), id.as_str(), spec],
             )?;
             if inserted == 0 {
-                return Err(StoreError::Conflict(format!("configuration {id} already exists")));
+                return Err(Error::Conflict(format!("configuration {id} already exists")));
             }
             load_config(c, &project, &id)
         })
@@ -1893,7 +1542,7 @@ impl Store for SqliteStore {
         project: &ProjectId,
         id: &ConfigId,
         spec: &Value,
-    ) -> Result<Config> {
+    ) -> gantry_store::Result<Config> {
         let (project, id, spec) = (project.clone(), id.clone(), spec.to_string());
         self.write(move |c| {
             let n = c.execute(
@@ -1903,19 +1552,19 @@ impl Store for SqliteStore {
                 params![project.as_str(), id.as_str(), spec],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!("configuration {id}")));
+                return Err(Error::NotFound(format!("configuration {id}")));
             }
             load_config(c, &project, &id)
         })
         .await
     }
 
-    async fn get_config(&self, project: &ProjectId, id: &ConfigId) -> Result<Config> {
+    async fn get_config(&self, project: &ProjectId, id: &ConfigId) -> gantry_store::Result<Config> {
         let (project, id) = (project.clone(), id.clone());
         self.read(move |c| load_config(c, &project, &id)).await
     }
 
-    async fn list_configs(&self, project: &ProjectId) -> Result<Vec<Config>> {
+    async fn list_configs(&self, project: &ProjectId) -> gantry_store::Result<Vec<Config>> {
         let project = project.clone();
         self.read(move |c| {
             let mut stmt = c.prepare(&format!(
@@ -1927,7 +1576,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_config(&self, project: &ProjectId, id: &ConfigId) -> Result<()> {
+    async fn delete_config(&self, project: &ProjectId, id: &ConfigId) -> gantry_store::Result<()> {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -1938,7 +1587,7 @@ impl Store for SqliteStore {
                     .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 if !users.is_empty() {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(Error::Conflict(format!(
                         "configuration {id} is used by schedules: {}; delete or change them first",
                         users.join(", ")
                     )));
@@ -1952,13 +1601,13 @@ impl Store for SqliteStore {
                     .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 if !pipes.is_empty() {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(Error::Conflict(format!(
                         "configuration {id} is used by pipelines: {}; change them first",
                         pipes.join(", ")
                     )));
                 }
                 if !hooks.is_empty() {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(Error::Conflict(format!(
                         "configuration {id} is used by webhooks: {}; delete them first",
                         hooks.join(", ")
                     )));
@@ -1968,15 +1617,22 @@ impl Store for SqliteStore {
                     params![project.as_str(), id.as_str()],
                 )?;
                 if n == 0 {
-                    return Err(StoreError::NotFound(format!("configuration {id}")));
+                    return Err(Error::NotFound(format!("configuration {id}")));
                 }
                 Ok(())
             })
         })
         .await
     }
+}
 
-    async fn due_notifications(&self, lease: Duration, limit: usize) -> Result<Vec<Notification>> {
+#[async_trait]
+impl TriggerStore for SqliteStore {
+    async fn due_notifications(
+        &self,
+        lease: Duration,
+        limit: usize,
+    ) -> gantry_store::Result<Vec<Notification>> {
         let lease_ms = lease.as_millis() as i64;
         // Polled by every server: a read first, so an idle store costs no
         // write transaction (nor the writer thread, nor a cross-process lock).
@@ -2040,7 +1696,7 @@ impl Store for SqliteStore {
         error: Option<&str>,
         delivered: bool,
         retry_in: Duration,
-    ) -> Result<()> {
+    ) -> gantry_store::Result<()> {
         let error = error.map(str::to_string);
         let retry_ms = retry_in.as_millis() as i64;
         self.write(move |c| {
@@ -2071,7 +1727,7 @@ impl Store for SqliteStore {
         project: &ProjectId,
         kind: &str,
         subject: &str,
-    ) -> Result<Vec<NotificationView>> {
+    ) -> gantry_store::Result<Vec<NotificationView>> {
         let (project, kind, subject) = (project.clone(), kind.to_string(), subject.to_string());
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
@@ -2114,7 +1770,7 @@ impl Store for SqliteStore {
         doc: &Value,
         configs: &[ConfigId],
         create: bool,
-    ) -> Result<PipelineRow> {
+    ) -> gantry_store::Result<PipelineRow> {
         let (project, id, doc, configs) = (
             project.clone(),
             id.clone(),
@@ -2142,9 +1798,9 @@ impl Store for SqliteStore {
                 };
                 if n == 0 {
                     return Err(if create {
-                        StoreError::Conflict(format!("pipeline {id} already exists"))
+                        Error::Conflict(format!("pipeline {id} already exists"))
                     } else {
-                        StoreError::NotFound(format!("pipeline {id}"))
+                        Error::NotFound(format!("pipeline {id}"))
                     });
                 }
                 tx.execute(
@@ -2163,12 +1819,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<PipelineRow> {
+    async fn get_pipeline(
+        &self,
+        project: &ProjectId,
+        id: &PipelineId,
+    ) -> gantry_store::Result<PipelineRow> {
         let (project, id) = (project.clone(), id.clone());
         self.read(move |c| load_pipeline(c, &project, &id)).await
     }
 
-    async fn list_pipelines(&self, project: &ProjectId) -> Result<Vec<PipelineRow>> {
+    async fn list_pipelines(&self, project: &ProjectId) -> gantry_store::Result<Vec<PipelineRow>> {
         let project = project.clone();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(
@@ -2180,7 +1840,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn delete_pipeline(&self, project: &ProjectId, id: &PipelineId) -> Result<()> {
+    async fn delete_pipeline(
+        &self,
+        project: &ProjectId,
+        id: &PipelineId,
+    ) -> gantry_store::Result<()> {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -2192,7 +1856,7 @@ impl Store for SqliteStore {
                     .query_map(params![project.as_str(), id.as_str()], |r| r.get(0))?
                     .collect::<rusqlite::Result<_>>()?;
                 if !users.is_empty() {
-                    return Err(StoreError::Conflict(format!(
+                    return Err(Error::Conflict(format!(
                         "pipeline {id} is used by schedules or webhooks: {}; delete or change them first",
                         users.join(", ")
                     )));
@@ -2202,7 +1866,7 @@ impl Store for SqliteStore {
                     params![project.as_str(), id.as_str()],
                 )?;
                 if n == 0 {
-                    return Err(StoreError::NotFound(format!("pipeline {id}")));
+                    return Err(Error::NotFound(format!("pipeline {id}")));
                 }
                 tx.execute(
                     "DELETE FROM pipeline_configs WHERE project_id = ?1 AND pipeline_id = ?2",
@@ -2218,7 +1882,7 @@ impl Store for SqliteStore {
         &self,
         project: &ProjectId,
         id: &PipelineId,
-    ) -> Result<PipelineRun> {
+    ) -> gantry_store::Result<PipelineRun> {
         let (project, id) = (project.clone(), id.clone());
         let (run, adv) = self
             .write(move |c| {
@@ -2234,7 +1898,11 @@ impl Store for SqliteStore {
         Ok(run)
     }
 
-    async fn get_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun> {
+    async fn get_pipeline_run(
+        &self,
+        project: &ProjectId,
+        run: &str,
+    ) -> gantry_store::Result<PipelineRun> {
         let (project, run) = (project.clone(), run.to_string());
         self.read(move |c| load_run(c, Some(&project), &run)).await
     }
@@ -2243,7 +1911,7 @@ impl Store for SqliteStore {
         &self,
         project: &ProjectId,
         pipeline: Option<&PipelineId>,
-    ) -> Result<Vec<PipelineRun>> {
+    ) -> gantry_store::Result<Vec<PipelineRun>> {
         let (project, pipeline) = (project.clone(), pipeline.cloned());
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -2256,7 +1924,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn cancel_pipeline_run(&self, project: &ProjectId, run: &str) -> Result<PipelineRun> {
+    async fn cancel_pipeline_run(
+        &self,
+        project: &ProjectId,
+        run: &str,
+    ) -> gantry_store::Result<PipelineRun> {
         let (project, run) = (project.clone(), run.to_string());
         let (out, adv) = self
             .write(move |c| {
@@ -2277,7 +1949,7 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn advance_pipeline_runs(&self) -> Result<u64> {
+    async fn advance_pipeline_runs(&self) -> gantry_store::Result<u64> {
         // Called by every server's scheduler each time it wakes: a read first,
         // so no write transaction while no run is open.
         let open = self
@@ -2320,7 +1992,7 @@ impl Store for SqliteStore {
         Ok(n)
     }
 
-    async fn create_hook(&self, h: HookRow) -> Result<HookRow> {
+    async fn create_hook(&self, h: HookRow) -> gantry_store::Result<HookRow> {
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
                 if let Some(c) = &h.config_id {
@@ -2351,7 +2023,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_hooks(&self, project: &ProjectId) -> Result<Vec<HookRow>> {
+    async fn list_hooks(&self, project: &ProjectId) -> gantry_store::Result<Vec<HookRow>> {
         let project = project.clone();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -2363,13 +2035,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_hook(&self, project: Option<&ProjectId>, id: &str) -> Result<HookRow> {
+    async fn get_hook(
+        &self,
+        project: Option<&ProjectId>,
+        id: &str,
+    ) -> gantry_store::Result<HookRow> {
         let (project, id) = (project.cloned(), id.to_string());
         self.read(move |c| load_hook(c, project.as_ref(), &id))
             .await
     }
 
-    async fn delete_hook(&self, project: &ProjectId, id: &str) -> Result<()> {
+    async fn delete_hook(&self, project: &ProjectId, id: &str) -> gantry_store::Result<()> {
         let (project, id) = (project.clone(), id.to_string());
         self.write(move |c| {
             let n = c.execute(
@@ -2377,7 +2053,7 @@ impl Store for SqliteStore {
                 params![project.as_str(), id],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!("webhook {id}")));
+                return Err(Error::NotFound(format!("webhook {id}")));
             }
             Ok(())
         })
@@ -2390,7 +2066,7 @@ impl Store for SqliteStore {
         id: &str,
         secret_sealed: &str,
         grace: Duration,
-    ) -> Result<HookRow> {
+    ) -> gantry_store::Result<HookRow> {
         let (project, id, secret) = (project.clone(), id.to_string(), secret_sealed.to_string());
         let grace_ms = grace.as_millis() as i64;
         self.write(move |c| {
@@ -2402,7 +2078,7 @@ impl Store for SqliteStore {
                 params![project.as_str(), id, grace_ms, secret],
             )?;
             if n == 0 {
-                return Err(StoreError::NotFound(format!("webhook {id}")));
+                return Err(Error::NotFound(format!("webhook {id}")));
             }
             load_hook(c, Some(&project), &id)
         })
@@ -2416,7 +2092,7 @@ impl Store for SqliteStore {
         body: Vec<u8>,
         manifest: Value,
         what: Fire,
-    ) -> Result<Delivered> {
+    ) -> gantry_store::Result<Delivered> {
         let (hook, delivery) = (hook.to_string(), delivery.to_string());
         let out = self
             .write(move |c| {
@@ -2438,7 +2114,7 @@ impl Store for SqliteStore {
                             let project: Option<String> = tx
                                 .query_row("SELECT project_id FROM hooks WHERE id = ?1", [&hook], |r| r.get(0))
                                 .optional()?;
-                            let project: ProjectId = parse(project.ok_or_else(|| StoreError::NotFound(format!("webhook {hook}")))?)?;
+                            let project: ProjectId = parse(project.ok_or_else(|| Error::NotFound(format!("webhook {hook}")))?)?;
                             let trigger = Trigger::Webhook { id: hook.clone(), delivery: delivery.clone() };
                             let (run, _) = start_run_tx(tx, &project, p, Some(&trigger))?;
                             tx.execute(
@@ -2465,7 +2141,11 @@ impl Store for SqliteStore {
         Ok(out)
     }
 
-    async fn find_delivery(&self, hook: &str, delivery: &str) -> Result<Option<String>> {
+    async fn find_delivery(
+        &self,
+        hook: &str,
+        delivery: &str,
+    ) -> gantry_store::Result<Option<String>> {
         let (hook, delivery) = (hook.to_string(), delivery.to_string());
         self.read(move |c| {
             Ok(c.prepare_cached(
@@ -2477,7 +2157,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_schedule(&self, project: &ProjectId, s: NewSchedule) -> Result<ScheduleRow> {
+    async fn create_schedule(
+        &self,
+        project: &ProjectId,
+        s: NewSchedule,
+    ) -> gantry_store::Result<ScheduleRow> {
         let project = project.clone();
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -2504,7 +2188,7 @@ impl Store for SqliteStore {
                     ],
                 )?;
                 if n == 0 {
-                    return Err(StoreError::Conflict(format!("schedule {} already exists", s.id)));
+                    return Err(Error::Conflict(format!("schedule {} already exists", s.id)));
                 }
                 load_schedule(tx, &project, &s.id)
             })
@@ -2512,7 +2196,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_schedules(&self, project: &ProjectId) -> Result<Vec<ScheduleRow>> {
+    async fn list_schedules(&self, project: &ProjectId) -> gantry_store::Result<Vec<ScheduleRow>> {
         let project = project.clone();
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -2524,7 +2208,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<ScheduleRow> {
+    async fn get_schedule(
+        &self,
+        project: &ProjectId,
+        id: &ScheduleId,
+    ) -> gantry_store::Result<ScheduleRow> {
         let (project, id) = (project.clone(), id.clone());
         self.read(move |c| {
             let mut s = load_schedule(c, &project, &id)?;
@@ -2553,7 +2241,7 @@ impl Store for SqliteStore {
         id: &ScheduleId,
         paused: bool,
         next_tick: Option<i64>,
-    ) -> Result<ScheduleRow> {
+    ) -> gantry_store::Result<ScheduleRow> {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
             let n = if paused {
@@ -2573,14 +2261,18 @@ impl Store for SqliteStore {
                 )?
             };
             if n == 0 {
-                return Err(StoreError::NotFound(format!("schedule {id}")));
+                return Err(Error::NotFound(format!("schedule {id}")));
             }
             load_schedule(c, &project, &id)
         })
         .await
     }
 
-    async fn delete_schedule(&self, project: &ProjectId, id: &ScheduleId) -> Result<()> {
+    async fn delete_schedule(
+        &self,
+        project: &ProjectId,
+        id: &ScheduleId,
+    ) -> gantry_store::Result<()> {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -2589,7 +2281,7 @@ impl Store for SqliteStore {
                     params![project.as_str(), id.as_str()],
                 )?;
                 if n == 0 {
-                    return Err(StoreError::NotFound(format!("schedule {id}")));
+                    return Err(Error::NotFound(format!("schedule {id}")));
                 }
                 tx.execute(
                     "DELETE FROM schedule_ticks WHERE project_id = ?1 AND schedule_id = ?2",
@@ -2601,7 +2293,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn due_schedules(&self, now: i64) -> Result<Vec<ScheduleRow>> {
+    async fn due_schedules(&self, now: i64) -> gantry_store::Result<Vec<ScheduleRow>> {
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
                 "SELECT {SCHEDULE_COLS} FROM schedules WHERE paused = 0 AND next_tick IS NOT NULL \
@@ -2613,7 +2305,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn next_schedule_tick(&self) -> Result<Option<i64>> {
+    async fn next_schedule_tick(&self) -> gantry_store::Result<Option<i64>> {
         self.read(|c| {
             Ok(c.query_row(
                 "SELECT MIN(next_tick) FROM schedules WHERE paused = 0 AND next_tick IS NOT NULL",
@@ -2624,7 +2316,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn fire_tick(&self, f: FireTick) -> Result<Fired> {
+    async fn fire_tick(&self, f: FireTick) -> gantry_store::Result<Fired> {
         let fired = self
             .write(move |c| {
                 let out = immediate(c, |tx: &Connection| {
@@ -2708,7 +2400,7 @@ impl Store for SqliteStore {
                 });
                 match out {
                     // The unique (schedule, tick) row: someone else fired it.
-                    Err(StoreError::Db(rusqlite::Error::SqliteFailure(e, _)))
+                    Err(Error::Sql(rusqlite::Error::SqliteFailure(e, _)))
                         if e.code == rusqlite::ErrorCode::ConstraintViolation =>
                     {
                         Ok((Fired::Lost, false))
@@ -2723,8 +2415,11 @@ impl Store for SqliteStore {
         }
         Ok(fired)
     }
+}
 
-    async fn enqueue(&self, job: NewJob) -> Result<Job> {
+#[async_trait]
+impl QueueStore for SqliteStore {
+    async fn enqueue(&self, job: NewJob) -> gantry_store::Result<Job> {
         let id = JobId::new();
         let job = self
             .write(move |c| {
@@ -2739,7 +2434,7 @@ impl Store for SqliteStore {
         Ok(job)
     }
 
-    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> Result<Vec<JobId>> {
+    async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> gantry_store::Result<Vec<JobId>> {
         let ids = self
             .write(move |c| {
                 immediate(c, |tx: &Connection| {
@@ -2762,7 +2457,7 @@ impl Store for SqliteStore {
         Ok(ids)
     }
 
-    async fn get_job(&self, project: &ProjectId, id: JobId) -> Result<Job> {
+    async fn get_job(&self, project: &ProjectId, id: JobId) -> gantry_store::Result<Job> {
         let project = project.clone();
         self.read(move |c| {
             let mut job = load_job(c, Some(&project), id)?;
@@ -2773,7 +2468,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn list_jobs(&self, project: &ProjectId, filter: &JobFilter) -> Result<Vec<Job>> {
+    async fn list_jobs(
+        &self,
+        project: &ProjectId,
+        filter: &JobFilter,
+    ) -> gantry_store::Result<Vec<Job>> {
         let (project, filter) = (project.clone(), filter.clone());
         self.read(move |c| {
             let sql = format!(
@@ -2796,7 +2495,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn request_cancel(&self, project: &ProjectId, id: JobId) -> Result<Job> {
+    async fn request_cancel(&self, project: &ProjectId, id: JobId) -> gantry_store::Result<Job> {
         let project = project.clone();
         let job = self
             .write(move |c| {
@@ -2820,15 +2519,16 @@ impl Store for SqliteStore {
                 })
             })
             .await?;
-        match job.status {
-            JobStatus::Cancelled => self.announce(Change::Status(id, JobStatus::Cancelled)),
-            JobStatus::Running => self.announce(Change::CancelRequested(id)),
-            _ => {}
-        }
+        self.announce_all(rules::announce_cancel(id, job.status));
         Ok(job)
     }
 
-    async fn claim(&self, worker: &str, max: usize, lease: Duration) -> Result<Claim> {
+    async fn claim(
+        &self,
+        worker: &str,
+        max: usize,
+        lease: Duration,
+    ) -> gantry_store::Result<Claim> {
         let worker = worker.to_string();
         let lease_ms = lease.as_millis() as i64;
         let claim = self
@@ -2908,7 +2608,7 @@ impl Store for SqliteStore {
         Ok(claim)
     }
 
-    async fn age_queue(&self) -> Result<u64> {
+    async fn age_queue(&self) -> gantry_store::Result<u64> {
         self.write(|c| {
             let aged = format!("MIN(2, priority + ({NOW} - run_after) / {AGING_STEP_MS})");
             let n = c
@@ -2922,7 +2622,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<JobId>> {
+    async fn heartbeat(&self, worker: &str, lease: Duration) -> gantry_store::Result<Vec<JobId>> {
         let worker = worker.to_string();
         let lease_ms = lease.as_millis() as i64;
         self.write(move |c| {
@@ -2939,7 +2639,12 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn record_attempt(&self, id: JobId, attempt: u32, info: &AttemptInfo) -> Result<()> {
+    async fn record_attempt(
+        &self,
+        id: JobId,
+        attempt: u32,
+        info: &AttemptInfo,
+    ) -> gantry_store::Result<()> {
         let info = info.clone();
         self.write(move |c| {
             let limits = info.limits.as_ref().map(|l| l.to_string());
@@ -2965,7 +2670,7 @@ impl Store for SqliteStore {
         outcome: &Outcome,
         new_state: Option<&Value>,
         outputs: &Outputs,
-    ) -> Result<Finish> {
+    ) -> gantry_store::Result<Finish> {
         let (worker, outcome, outputs) = (worker.to_string(), outcome.clone(), outputs.clone());
         let new_state = new_state.map(|s| s.to_string());
         let finish = self
@@ -3000,17 +2705,21 @@ impl Store for SqliteStore {
                             "UPDATE attempts SET status = ?3, error_kind = ?4, error_message = ?5, exit_code = ?6, finished_at = {NOW} \
                              WHERE job_id = ?1 AND number = ?2"
                         ))?
-                        .execute(params![id.to_string(), attempt, outcome.status.as_str(), kind, message, outcome.exit_code],
+                        .execute(params![id.to_string(), attempt, AttemptStatus::ended(outcome.status).as_str(), kind, message, outcome.exit_code],
                     )?;
-                    let retry = outcome.is_retryable() && failures + 1 < max_attempts;
-                    let finish = if retry {
+                    let next = rules::after_attempt(
+                        &outcome,
+                        rules::Attempts { failures, max_attempts },
+                        Duration::from_millis(backoff_ms.max(0) as u64),
+                    );
+                    let finish = if let rules::AfterAttempt::Retry { backoff } = next {
                         tx.prepare_cached(&format!(
                                 "UPDATE jobs SET status = 'queued', failures = failures + 1, worker_id = NULL, lease_expires = NULL, \
                                  run_after = {NOW} + ?2, error_kind = ?3, error_message = ?4, exit_code = ?5 WHERE id = ?1"
                             ))?
                             .execute(params![id.to_string(), backoff_ms, kind, message, outcome.exit_code],
                         )?;
-                        Finish::Retrying { after: Duration::from_millis(backoff_ms as u64) }
+                        Finish::Retrying { after: backoff }
                     } else {
                         tx.prepare_cached(&format!(
                                 "UPDATE jobs SET status = ?2, failures = failures + ?3, lease_expires = NULL, error_kind = ?4, \
@@ -3019,13 +2728,13 @@ impl Store for SqliteStore {
                             .execute(params![
                                 id.to_string(),
                                 outcome.status.as_str(),
-                                (outcome.status != JobStatus::Succeeded) as u32,
+                                matches!(next, rules::AfterAttempt::End { failed: true, .. }) as u32,
                                 kind,
                                 message,
                                 outcome.exit_code
                             ],
                         )?;
-                        if outcome.status == JobStatus::Succeeded {
+                        if matches!(next, rules::AfterAttempt::End { save_state: true, .. }) {
                             if let (Some(cfg), Some(state)) = (config_id, new_state) {
                                 tx.execute(
                                     "UPDATE configs SET state = ?3 WHERE project_id = ?1 AND id = ?2",
@@ -3040,18 +2749,11 @@ impl Store for SqliteStore {
                 })
             })
             .await?;
-        match &finish {
-            Finish::Done(s) => self.announce(Change::Status(id, *s)),
-            Finish::Retrying { .. } => {
-                self.announce(Change::Status(id, JobStatus::Queued));
-                self.announce(Change::Enqueued);
-            }
-            Finish::Stale => {}
-        }
+        self.announce_all(rules::announce_finish(id, &finish));
         Ok(finish)
     }
 
-    async fn hand_back(&self, id: JobId, attempt: u32, worker: &str) -> Result<()> {
+    async fn hand_back(&self, id: JobId, attempt: u32, worker: &str) -> gantry_store::Result<()> {
         let worker = worker.to_string();
         let n = self
             .write(move |c| {
@@ -3076,27 +2778,26 @@ impl Store for SqliteStore {
             })
             .await?;
         if n > 0 {
-            self.announce(Change::Status(id, JobStatus::Queued));
-            self.announce(Change::Enqueued);
+            self.announce_all(rules::announce_handed_back(id));
         }
         Ok(())
     }
 
-    async fn recover_expired(&self) -> Result<Vec<JobId>> {
+    async fn recover_expired(&self) -> gantry_store::Result<Vec<JobId>> {
         let taken = self
             .write(|c| {
                 take_back_where(
                     c,
                     &format!("lease_expires < {NOW}"),
                     None,
-                    "the worker running this attempt stopped renewing its lease",
+                    rules::LeaseLost::Expired,
                 )
             })
             .await?;
         Ok(self.announce_taken(taken))
     }
 
-    async fn recover_worker(&self, worker: &str) -> Result<Vec<JobId>> {
+    async fn recover_worker(&self, worker: &str) -> gantry_store::Result<Vec<JobId>> {
         let worker = worker.to_string();
         let taken = self
             .write(move |c| {
@@ -3104,14 +2805,22 @@ impl Store for SqliteStore {
                     c,
                     "worker_id = ?1",
                     Some(&worker),
-                    "the worker running this attempt restarted",
+                    rules::LeaseLost::WorkerRestarted,
                 )
             })
             .await?;
         Ok(self.announce_taken(taken))
     }
+}
 
-    async fn append_events(&self, id: JobId, attempt: u32, lines: &[LogLine]) -> Result<()> {
+#[async_trait]
+impl EventStore for SqliteStore {
+    async fn append_events(
+        &self,
+        id: JobId,
+        attempt: u32,
+        lines: &[LogLine],
+    ) -> gantry_store::Result<()> {
         if lines.is_empty() {
             return Ok(());
         }
@@ -3169,7 +2878,7 @@ impl Store for SqliteStore {
         id: JobId,
         after: u64,
         limit: usize,
-    ) -> Result<Vec<Event>> {
+    ) -> gantry_store::Result<Vec<Event>> {
         let project = project.clone();
         self.read(move |c| {
             let exists: bool = c
@@ -3178,7 +2887,7 @@ impl Store for SqliteStore {
                 .optional()?
                 .unwrap_or(false);
             if !exists {
-                return Err(StoreError::NotFound(format!("job {id}")));
+                return Err(Error::NotFound(format!("job {id}")));
             }
             let mut stmt = c.prepare_cached(
                 "SELECT seq, attempt, time, stream, level, message, data FROM events \
@@ -3202,6 +2911,30 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
+
+#[async_trait]
+impl CatalogStore for SqliteStore {
+    async fn pin_version(
+        &self,
+        project: &ProjectId,
+        table: &TableId,
+        version: u64,
+        pinned: bool,
+    ) -> gantry_store::Result<TableVersion> {
+        let (project, table) = (project.clone(), table.clone());
+        self.write(move |c| {
+            let n = c.execute(
+                "UPDATE table_versions SET pinned = ?4 WHERE project_id = ?1 AND table_id = ?2 AND version = ?3",
+                params![project.as_str(), table.as_str(), version as i64, pinned as i64],
+            )?;
+            if n == 0 {
+                return Err(Error::NotFound(format!("version {version} of table {table}")));
+            }
+            load_version(c, &project, &table, Some(version))
+        })
+        .await
+    }
 
     async fn commit_run(
         &self,
@@ -3210,7 +2943,7 @@ impl Store for SqliteStore {
         row: Option<&str>,
         new_state: Option<&Value>,
         outputs: &Outputs,
-    ) -> Result<()> {
+    ) -> gantry_store::Result<()> {
         let project = project.clone();
         let config = config.cloned();
         let row = row.map(str::to_string);
@@ -3227,7 +2960,7 @@ impl Store for SqliteStore {
                         )
                         .optional()?;
                     let Some(current) = current else {
-                        return Err(StoreError::NotFound(format!("configuration {cfg}")));
+                        return Err(Error::NotFound(format!("configuration {cfg}")));
                     };
                     if let Some(state) = new_state {
                         let state = match &row {
@@ -3262,7 +2995,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn commit_table(&self, project: &ProjectId, write: TableWrite) -> Result<TableVersion> {
+    async fn commit_table(
+        &self,
+        project: &ProjectId,
+        write: TableWrite,
+    ) -> gantry_store::Result<TableVersion> {
         let project = project.clone();
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -3272,12 +3009,16 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn get_table(&self, project: &ProjectId, id: &TableId) -> Result<TableInfo> {
+    async fn get_table(
+        &self,
+        project: &ProjectId,
+        id: &TableId,
+    ) -> gantry_store::Result<TableInfo> {
         let (project, id) = (project.clone(), id.clone());
         self.read(move |c| table_info(c, &project, &id)).await
     }
 
-    async fn list_tables(&self, project: &ProjectId) -> Result<Vec<TableInfo>> {
+    async fn list_tables(&self, project: &ProjectId) -> gantry_store::Result<Vec<TableInfo>> {
         let project = project.clone();
         self.read(move |c| {
             let ids: Vec<String> = c
@@ -3291,7 +3032,11 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn table_versions(&self, project: &ProjectId, id: &TableId) -> Result<Vec<TableVersion>> {
+    async fn table_versions(
+        &self,
+        project: &ProjectId,
+        id: &TableId,
+    ) -> gantry_store::Result<Vec<TableVersion>> {
         let (project, id) = (project.clone(), id.clone());
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&format!(
@@ -3300,7 +3045,7 @@ impl Store for SqliteStore {
             let rows = stmt.query(params![project.as_str(), id.as_str()])?;
             let out = collect_rows(rows, version_from_row)?;
             if out.is_empty() {
-                return Err(StoreError::NotFound(format!("table {id}")));
+                return Err(Error::NotFound(format!("table {id}")));
             }
             Ok(out)
         })
@@ -3312,13 +3057,17 @@ impl Store for SqliteStore {
         project: &ProjectId,
         id: &TableId,
         version: Option<u64>,
-    ) -> Result<TableVersion> {
+    ) -> gantry_store::Result<TableVersion> {
         let (project, id) = (project.clone(), id.clone());
         self.read(move |c| load_version(c, &project, &id, version))
             .await
     }
 
-    async fn delete_table(&self, project: &ProjectId, id: &TableId) -> Result<Vec<String>> {
+    async fn delete_table(
+        &self,
+        project: &ProjectId,
+        id: &TableId,
+    ) -> gantry_store::Result<Vec<String>> {
         let (project, id) = (project.clone(), id.clone());
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -3333,7 +3082,7 @@ impl Store for SqliteStore {
                     params![project.as_str(), id.as_str()],
                 )?;
                 if n == 0 {
-                    return Err(StoreError::NotFound(format!("table {id}")));
+                    return Err(Error::NotFound(format!("table {id}")));
                 }
                 tx.execute(
                     "DELETE FROM table_versions WHERE project_id = ?1 AND table_id = ?2",
@@ -3342,7 +3091,7 @@ impl Store for SqliteStore {
                 let mut keys = std::collections::BTreeSet::new();
                 for s in segments {
                     let segs: Vec<Segment> =
-                        serde_json::from_str(&s).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                        serde_json::from_str(&s).map_err(|e| Error::Corrupt(e.to_string()))?;
                     keys.extend(segs.into_iter().map(|s| s.key));
                 }
                 Ok(keys.into_iter().collect())
@@ -3351,13 +3100,17 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn create_file(&self, project: &ProjectId, file: NewFile) -> Result<FileInfo> {
+    async fn create_file(
+        &self,
+        project: &ProjectId,
+        file: NewFile,
+    ) -> gantry_store::Result<FileInfo> {
         let project = project.clone();
         self.write(move |c| immediate(c, |tx: &Connection| insert_file(tx, &project, &file, None)))
             .await
     }
 
-    async fn get_file(&self, project: &ProjectId, id: i64) -> Result<FileInfo> {
+    async fn get_file(&self, project: &ProjectId, id: i64) -> gantry_store::Result<FileInfo> {
         let project = project.clone();
         self.read(move |c| load_file(c, &project, id)).await
     }
@@ -3367,7 +3120,7 @@ impl Store for SqliteStore {
         project: &ProjectId,
         tags: &[String],
         limit: usize,
-    ) -> Result<Vec<FileInfo>> {
+    ) -> gantry_store::Result<Vec<FileInfo>> {
         let (project, tags) = (project.clone(), tags.to_vec());
         self.read(move |c| {
             // Files having every tag: count matching tags per file.
@@ -3393,8 +3146,11 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
-    async fn check_writable(&self) -> Result<()> {
+#[async_trait]
+impl HealthStore for SqliteStore {
+    async fn check_writable(&self) -> gantry_store::Result<()> {
         self.write(|c| {
             // Inside a group commit the write lock is already held (and a
             // transaction cannot begin inside another).
@@ -3406,7 +3162,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn count_by_status(&self) -> Result<Vec<(JobStatus, u64)>> {
+    async fn count_by_status(&self) -> gantry_store::Result<Vec<(JobStatus, u64)>> {
         self.read(|c| {
             let mut stmt = c.prepare_cached("SELECT status, COUNT(*) FROM jobs GROUP BY status")?;
             let rows = stmt.query([])?;
@@ -3417,7 +3173,7 @@ impl Store for SqliteStore {
         .await
     }
 
-    async fn figures(&self) -> Result<StoreFigures> {
+    async fn figures(&self) -> gantry_store::Result<StoreFigures> {
         self.read(|c| {
             let tx = c.unchecked_transaction()?;
             let by_status = {
@@ -3479,7 +3235,9 @@ impl Store for SqliteStore {
         })
         .await
     }
+}
 
+impl ChangeFeed for SqliteStore {
     fn subscribe(&self) -> broadcast::Receiver<Change> {
         self.changes.subscribe()
     }
@@ -3487,15 +3245,14 @@ impl Store for SqliteStore {
 
 impl SqliteStore {
     fn announce_taken(&self, taken: Vec<(JobId, JobStatus)>) -> Vec<JobId> {
-        let mut requeued = false;
-        for (id, status) in &taken {
-            self.announce(Change::Status(*id, *status));
-            requeued |= *status == JobStatus::Queued;
-        }
-        if requeued {
-            self.announce(Change::Enqueued);
-        }
+        self.announce_all(rules::announce_taken(&taken));
         taken.into_iter().map(|(id, _)| id).collect()
+    }
+
+    fn announce_all(&self, changes: Vec<Change>) {
+        for c in changes {
+            self.announce(c);
+        }
     }
 }
 
@@ -3513,9 +3270,9 @@ mod tests {
         let path = dir.path().join("gantry.db");
         {
             let mut conn = Connection::open(&path).expect("open");
-            for (i, sql) in MIGRATIONS[..3].iter().enumerate() {
-                conn.execute_batch(sql).expect("old migration");
-                conn.pragma_update(None, "user_version", (i + 1) as i64)
+            for m in &MIGRATIONS[..3] {
+                conn.execute_batch(m.sql).expect("old migration");
+                conn.pragma_update(None, "user_version", m.version)
                     .expect("version");
             }
             let tx = conn.transaction().expect("tx");

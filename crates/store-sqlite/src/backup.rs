@@ -1,7 +1,8 @@
 //! Backups of the metadata: a consistent copy of a live database made with
 //! SQLite's online backup API, and the object keys a copy names.
 
-use crate::{Result, Segment, StoreError};
+use crate::error::{Error as StoreError, Result};
+use gantry_store::Segment;
 use rusqlite::{Connection, OpenFlags};
 use std::collections::BTreeSet;
 use std::path::Path;
@@ -10,7 +11,11 @@ use std::path::Path;
 /// this or another process) to a new file `dest`. The copy is made in one
 /// backup step, that is one read transaction: it is the database as of one
 /// commit, and writers are not blocked (WAL). `dest` must not exist.
-pub fn snapshot(src: &Path, dest: &Path) -> Result<()> {
+pub fn snapshot(src: &Path, dest: &Path) -> gantry_store::Result<()> {
+    Ok(snapshot_sql(src, dest)?)
+}
+
+fn snapshot_sql(src: &Path, dest: &Path) -> Result<()> {
     if dest.exists() {
         return Err(StoreError::Conflict(format!(
             "{} already exists",
@@ -57,7 +62,11 @@ pub fn snapshot(src: &Path, dest: &Path) -> Result<()> {
 
 /// Every object key the database at `db` names: the segments of every
 /// table version and every file, each once, sorted.
-pub fn object_keys(db: &Path) -> Result<Vec<String>> {
+pub fn object_keys(db: &Path) -> gantry_store::Result<Vec<String>> {
+    Ok(object_keys_sql(db)?)
+}
+
+fn object_keys_sql(db: &Path) -> Result<Vec<String>> {
     let c = Connection::open_with_flags(db, OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     keys_of(&c)
 }
@@ -89,7 +98,11 @@ fn keys_in(c: &Connection) -> Result<Vec<String>> {
 
 /// When the oldest attempt still running started (ms since the epoch), in
 /// the database at `db`: an attempt may commit objects uploaded since then.
-pub fn oldest_running_attempt(db: &Path) -> Result<Option<i64>> {
+pub fn oldest_running_attempt(db: &Path) -> gantry_store::Result<Option<i64>> {
+    Ok(oldest_running_attempt_sql(db)?)
+}
+
+fn oldest_running_attempt_sql(db: &Path) -> Result<Option<i64>> {
     let c = Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -103,7 +116,11 @@ pub fn oldest_running_attempt(db: &Path) -> Result<Option<i64>> {
 }
 
 /// [`object_keys`] of the live database at `db`, in one read transaction.
-pub fn live_object_keys(db: &Path) -> Result<Vec<String>> {
+pub fn live_object_keys(db: &Path) -> gantry_store::Result<Vec<String>> {
+    Ok(live_object_keys_sql(db)?)
+}
+
+fn live_object_keys_sql(db: &Path) -> Result<Vec<String>> {
     let c = Connection::open_with_flags(
         db,
         OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
