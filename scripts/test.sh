@@ -29,4 +29,19 @@ if [ ! -x "$moto" ]; then
   /var/tmp/gantry-moto/bin/pip install --quiet --disable-pip-version-check 'moto[server]'
 fi
 export GANTRY_TEST_MOTO="$moto"
+# Iron.io's own clients for the IronWorker API tests: Python's iron-worker
+# (PyPI) and, where Node is installed, the npm iron_worker client.
+iron=/var/tmp/gantry-iron/bin/python
+if ! "$iron" -c 'import iron_worker' >/dev/null 2>&1; then
+  python3 -m venv /var/tmp/gantry-iron
+  /var/tmp/gantry-iron/bin/pip install --quiet --disable-pip-version-check 'iron-worker==1.3.8'
+fi
+export GANTRY_TEST_IRON_PYTHON="$iron"
+if command -v npm >/dev/null 2>&1; then
+  if [ ! -d /var/tmp/gantry-iron-node/node_modules/iron_worker ]; then
+    mkdir -p /var/tmp/gantry-iron-node
+    (cd /var/tmp/gantry-iron-node && npm init -y >/dev/null && npm install --silent iron_worker >/dev/null)
+  fi
+  export GANTRY_TEST_IRON_NODE=/var/tmp/gantry-iron-node
+fi
 cargo test --workspace --locked "$@"

@@ -38,6 +38,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+mod iron;
+
 /// Milliseconds since the epoch, by the database's clock.
 const NOW: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
@@ -56,6 +58,7 @@ pub const MIGRATIONS: &[Migration] = gantry_store::migrations!(
     8 "0008_hooks.sql",
     9 "0009_pipelines.sql",
     10 "0010_notifications.sql",
+    11 "0011_iron.sql",
 );
 
 /// Called once the group holding a write has committed (`None`) or failed.

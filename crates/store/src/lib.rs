@@ -16,12 +16,14 @@
 //! wake at once.
 #![forbid(unsafe_code)]
 
+mod iron;
 pub mod migrate;
 pub mod model;
 pub mod rules;
 #[cfg(feature = "testing")]
 pub mod testing;
 
+pub use iron::*;
 pub use model::*;
 pub use rules::{AGING_STEP_MS, NOTIFY_DEADLINE_MS};
 
@@ -83,6 +85,7 @@ pub trait Store:
     + CatalogStore
     + ChangeFeed
     + HealthStore
+    + IronStore
     + Send
     + Sync
     + 'static
@@ -98,6 +101,7 @@ impl<T> Store for T where
         + CatalogStore
         + ChangeFeed
         + HealthStore
+        + IronStore
         + Send
         + Sync
         + 'static
@@ -108,8 +112,8 @@ impl<T> Store for T where
 /// calls on `dyn Store` need no import).
 pub mod prelude {
     pub use crate::{
-        AccountStore, CatalogStore, ChangeFeed, ConfigStore, EventStore, HealthStore, QueueStore,
-        Store, TriggerStore,
+        AccountStore, CatalogStore, ChangeFeed, ConfigStore, EventStore, HealthStore, IronStore,
+        QueueStore, Store, TriggerStore,
     };
 }
 

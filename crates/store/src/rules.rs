@@ -173,6 +173,14 @@ pub struct MintedToken {
     pub hash: String,
 }
 
+/// A fresh id for an IronWorker object (a code, a revision, a schedule):
+/// 12 random bytes in hex, shaped like Iron's own ids.
+pub fn iron_id() -> String {
+    let mut raw = [0u8; 12];
+    rand::rngs::OsRng.fill_bytes(&mut raw);
+    hex::encode(raw)
+}
+
 /// Mints a token: `gty_` and 24 random bytes in hex.
 pub fn mint_token() -> MintedToken {
     let mut raw = [0u8; 24];

@@ -9,6 +9,7 @@ mod cli;
 mod configs;
 mod dashboard;
 mod engine;
+mod iron;
 mod jobs;
 mod keboola;
 mod lifecycle;

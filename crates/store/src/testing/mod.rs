@@ -13,11 +13,13 @@
 //! on one backend and fails on another names a backend bug.
 
 mod contract;
+mod iron;
 mod ordering;
 mod queue;
 mod schedules;
 
 pub use contract::*;
+pub use iron::*;
 pub use ordering::*;
 pub use queue::*;
 pub use schedules::*;
@@ -84,6 +86,8 @@ macro_rules! conformance_suite {
             files_are_listed_by_every_tag_asked,
             tokens_are_revoked_by_public_id,
             a_token_authenticates_by_its_secret_only,
+            // IronWorker's objects
+            iron_codes_tasks_and_schedules,
         );
     };
 }
