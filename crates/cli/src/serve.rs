@@ -51,16 +51,14 @@ async fn open(g: &Global) -> anyhow::Result<Opened> {
 
 /// On first start: creates the admin token, prints it once, saves it 0600.
 async fn bootstrap_token(store: &dyn Store, home: &Home) -> anyhow::Result<()> {
-    if store.token_count().await? > 0 {
+    // Atomic in the store: of servers starting together on an empty
+    // database, exactly one makes it.
+    let Some(token) = store
+        .bootstrap_admin_token("admin token created on first start")
+        .await?
+    else {
         return Ok(());
-    }
-    let token = store
-        .create_token(
-            &gantry_core::ProjectId::default_project(),
-            true,
-            "admin token created on first start",
-        )
-        .await?;
+    };
     let token = token.secret;
     gantry_vault::write_private(&home.token(), token.as_bytes())
         .context("cannot save the admin token")?;

@@ -1348,6 +1348,36 @@ impl AccountStore for SqliteStore {
         Ok(NewToken { secret, info })
     }
 
+    async fn bootstrap_admin_token(
+        &self,
+        description: &str,
+    ) -> gantry_store::Result<Option<NewToken>> {
+        let rules::MintedToken { secret, hash } = rules::mint_token();
+        let description = description.to_string();
+        let info = self
+            .write(move |c| {
+                immediate(c, |tx: &Connection| {
+                    let n = tx.execute(
+                        &format!(
+                            "INSERT INTO tokens (hash, project_id, admin, description, created_at) \
+                             SELECT ?1, 'default', 1, ?2, {NOW} WHERE NOT EXISTS (SELECT 1 FROM tokens)"
+                        ),
+                        params![hash, description],
+                    )?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    Ok(Some(tx.query_row(
+                        &format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = ?1"),
+                        [&hash],
+                        token_from_row,
+                    )??))
+                })
+            })
+            .await?;
+        Ok(info.map(|info| NewToken { secret, info }))
+    }
+
     async fn authenticate(&self, secret: &str) -> gantry_store::Result<Option<Principal>> {
         let hash = rules::hash_token(secret);
         self.read(move |c| {

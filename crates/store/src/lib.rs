@@ -133,6 +133,10 @@ pub trait AccountStore: Send + Sync {
         admin: bool,
         description: &str,
     ) -> Result<NewToken>;
+    /// Creates the first admin token of the `default` project if no token
+    /// exists yet, atomically (two servers starting together on an empty
+    /// database make exactly one); `None` when one already existed.
+    async fn bootstrap_admin_token(&self, description: &str) -> Result<Option<NewToken>>;
     async fn authenticate(&self, secret: &str) -> Result<Option<Principal>>;
     async fn list_tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenInfo>>;
     /// Revokes the token with this public id.

@@ -92,6 +92,7 @@ macro_rules! conformance_suite {
             iron_codes_tasks_and_schedules,
             // the fleet
             workers_register_claim_by_tags_drain_and_stop,
+            the_admin_token_is_bootstrapped_once,
         );
     };
 }

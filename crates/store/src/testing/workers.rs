@@ -114,3 +114,33 @@ pub async fn workers_register_claim_by_tags_drain_and_stop(b: &dyn Backend) {
         Err(StoreError::NotFound(_))
     ));
 }
+
+/// Servers starting together on an empty store make one admin token.
+pub async fn the_admin_token_is_bootstrapped_once(b: &dyn Backend) {
+    let store = b.store();
+    let tries: Vec<_> = (0..8)
+        .map(|_| {
+            let s = store.clone();
+            tokio::spawn(async move { s.bootstrap_admin_token("first").await })
+        })
+        .collect();
+    let mut made = Vec::new();
+    for t in tries {
+        if let Some(tok) = t.await.expect("join").expect("bootstrap") {
+            made.push(tok);
+        }
+    }
+    assert_eq!(made.len(), 1, "exactly one admin token");
+    let p = store
+        .authenticate(&made[0].secret)
+        .await
+        .expect("auth")
+        .expect("valid");
+    assert!(p.admin);
+    assert_eq!(store.token_count().await.expect("count"), 1);
+    assert!(store
+        .bootstrap_admin_token("again")
+        .await
+        .expect("b")
+        .is_none());
+}
