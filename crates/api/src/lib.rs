@@ -20,6 +20,7 @@ mod storage_routes;
 mod ui;
 mod unread;
 mod views;
+mod worker_routes;
 
 pub use error::ApiError;
 pub use routes::{

@@ -111,6 +111,11 @@ pub fn waiting_text(w: &Waiting) -> String {
         Waiting::ProjectLimit { project, limit } => {
             format!("waiting: project '{project}' runs its max_running of {limit} jobs")
         }
+        Waiting::NoWorker { tags } => format!(
+            "waiting: no live worker has the tags {} (start one with `gantry worker --tags {}`)",
+            tags.join(", "),
+            tags.join(",")
+        ),
     }
 }
 

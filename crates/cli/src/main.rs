@@ -18,6 +18,7 @@ mod schedule_cmds;
 mod serve;
 mod stage;
 mod storage_cmds;
+mod worker_cmds;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
@@ -66,6 +67,12 @@ struct Global {
     /// Default: $GANTRY_HOME/objects.
     #[arg(long, global = true, env = "GANTRY_STORAGE_URL")]
     storage_url: Option<String>,
+    /// The secret key sealing `#` parameters, given to every server and
+    /// worker of a fleet (32 bytes; refused unless only its owner may read
+    /// it, e.g. mode 0600). Default: $GANTRY_HOME/secret.key, created on
+    /// first start.
+    #[arg(long, global = true, env = "GANTRY_SECRET_KEY_FILE")]
+    secret_key_file: Option<PathBuf>,
     /// Gantry's own log lines (on stderr): plain text or one JSON object a line.
     #[arg(
         long,
@@ -137,6 +144,18 @@ struct WorkerArgs {
     /// across restarts: a restarted worker takes back the jobs its id held.
     #[arg(long, env = "GANTRY_WORKER_ID", value_parser = parse_worker_id)]
     worker_id: Option<String>,
+    /// This worker's tags, comma-separated (e.g. `gpu,eu`): a job whose spec
+    /// names `worker_tags` runs only on a worker that has them all. Jobs
+    /// without `worker_tags` run on any worker.
+    #[arg(long, env = "GANTRY_WORKER_TAGS", value_delimiter = ',', value_parser = parse_tag)]
+    tags: Vec<String>,
+}
+
+fn parse_tag(s: &str) -> Result<String, String> {
+    let t = s.trim().to_string();
+    gantry_core::spec::check_worker_tags(std::slice::from_ref(&t), "tags")
+        .map(|()| t)
+        .map_err(|e| e.to_string())
 }
 
 fn parse_worker_id(s: &str) -> Result<String, String> {
@@ -224,6 +243,9 @@ enum Command {
     /// once per tick (the servers' schedulers fire them).
     #[command(subcommand)]
     Schedules(schedule_cmds::SchedulesCommand),
+    /// The fleet's workers: list them, drain one (admin token).
+    #[command(subcommand)]
+    Workers(worker_cmds::WorkersCommand),
     /// Pipelines: phases of configurations run in order, tasks of a phase in parallel.
     #[command(subcommand)]
     Pipelines(pipeline_cmds::PipelinesCommand),
@@ -424,6 +446,7 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
         Command::Jobs(c) => commands::jobs(&g, c).await,
         Command::Configs(c) => commands::configs(&g, c).await,
         Command::Schedules(c) => schedule_cmds::schedules(&g, c).await,
+        Command::Workers(c) => worker_cmds::workers(&g, c).await,
         Command::Webhooks(c) => hook_cmds::webhooks(&g, c).await,
         Command::Pipelines(c) => pipeline_cmds::pipelines(&g, c).await,
         Command::Tables(c) => storage_cmds::tables(&g, c).await,

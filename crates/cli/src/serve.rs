@@ -30,7 +30,10 @@ async fn open(g: &Global) -> anyhow::Result<Opened> {
         .with_context(|| format!("cannot create the home folder {}", g.home.display()))?;
     let store = SqliteStore::open(&home.db())
         .with_context(|| format!("cannot open the database {}", home.db().display()))?;
-    let vault = Vault::open_or_create(&home.key())?;
+    let vault = match &g.secret_key_file {
+        Some(path) => Vault::open_given(path)?,
+        None => Vault::open_or_create(&home.key())?,
+    };
     let store: Arc<dyn Store> = Arc::new(store);
     let url = match &g.storage_url {
         Some(u) => u.clone(),
@@ -48,16 +51,14 @@ async fn open(g: &Global) -> anyhow::Result<Opened> {
 
 /// On first start: creates the admin token, prints it once, saves it 0600.
 async fn bootstrap_token(store: &dyn Store, home: &Home) -> anyhow::Result<()> {
-    if store.token_count().await? > 0 {
+    // Atomic in the store: of servers starting together on an empty
+    // database, exactly one makes it.
+    let Some(token) = store
+        .bootstrap_admin_token("admin token created on first start")
+        .await?
+    else {
         return Ok(());
-    }
-    let token = store
-        .create_token(
-            &gantry_core::ProjectId::default_project(),
-            true,
-            "admin token created on first start",
-        )
-        .await?;
+    };
     let token = token.secret;
     gantry_vault::write_private(&home.token(), token.as_bytes())
         .context("cannot save the admin token")?;
@@ -129,6 +130,7 @@ async fn make_worker(
     let mut cfg = WorkerConfig::new(id, args.slots.unwrap_or_else(default_slots), o.home.work());
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.log_cap = args.log_cap;
+    cfg.tags = args.tags.clone();
     cfg.stack_id = args
         .stack_id
         .clone()

@@ -87,6 +87,10 @@ pub struct SpecDoc {
     /// configuration lock).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub concurrency: Option<ConcurrencyDoc>,
+    /// Runs only on a worker started with every one of these tags
+    /// (`gantry worker --tags gpu`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub worker_tags: Vec<String>,
     /// URLs called when the job ends.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub notify: Vec<NotifyDoc>,
@@ -198,6 +202,10 @@ pub struct RetryDoc {
     pub attempts: Option<i64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backoff: Option<SizeOrNumber>,
+    /// Attempts that may be lost with their workers (a worker killed, its
+    /// host gone) before the job fails; they do not use up `attempts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lost_attempts: Option<i64>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -569,6 +577,7 @@ pub struct Spec {
     /// 0..=2; higher is claimed first.
     pub priority: u8,
     pub concurrency: Option<Concurrency>,
+    pub worker_tags: Vec<String>,
 }
 
 /// At most `limit` running jobs of a project share `key`.
@@ -581,6 +590,38 @@ pub struct Concurrency {
 pub const DEFAULT_PRIORITY: u8 = 1;
 pub const MAX_PRIORITY: u8 = 2;
 pub const MAX_CONCURRENCY_LIMIT: i64 = 10_000;
+
+/// The largest `retry.lost_attempts`.
+pub const MAX_LOST_ATTEMPTS: i64 = 20;
+
+/// Most tags a spec may ask of its worker, or a worker may have.
+pub const MAX_WORKER_TAGS: usize = 16;
+
+/// Checks worker tags: 1-64 characters of `a-z`, `0-9`, `-`, `_`, `.`;
+/// at most [`MAX_WORKER_TAGS`], no duplicates.
+pub fn check_worker_tags(tags: &[String], path: &str) -> Result<(), SpecError> {
+    if tags.len() > MAX_WORKER_TAGS {
+        return Err(SpecError::at(
+            path,
+            format!("at most {MAX_WORKER_TAGS} tags"),
+        ));
+    }
+    for (i, t) in tags.iter().enumerate() {
+        let ok = (1..=64).contains(&t.len())
+            && t.chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "-_.".contains(c));
+        if !ok {
+            return Err(SpecError::at(
+                &format!("{path}[{i}]"),
+                "must be 1-64 characters of a-z, 0-9, '-', '_' and '.'",
+            ));
+        }
+        if tags[..i].contains(t) {
+            return Err(SpecError::at(&format!("{path}[{i}]"), "is given twice"));
+        }
+    }
+    Ok(())
+}
 
 /// Checks a priority given as a number (specs, submissions).
 pub fn check_priority(p: i64, path: &str) -> Result<u8, SpecError> {
@@ -897,6 +938,7 @@ impl SpecDoc {
                 })
             }
         };
+        check_worker_tags(&self.worker_tags, "worker_tags")?;
         Ok(Spec {
             image: image.to_string(),
             command: self.command.clone(),
@@ -918,6 +960,7 @@ impl SpecDoc {
             writable_root: self.writable_root.unwrap_or(false),
             priority,
             concurrency,
+            worker_tags: self.worker_tags.clone(),
         })
     }
 
@@ -978,6 +1021,14 @@ impl SpecDoc {
         let Some(doc) = &self.retry else {
             return Ok(retry);
         };
+        if let Some(l) = doc.lost_attempts {
+            if !(1..=MAX_LOST_ATTEMPTS).contains(&l) {
+                return Err(SpecError::at(
+                    "retry.lost_attempts",
+                    format!("must be between 1 and {MAX_LOST_ATTEMPTS}"),
+                ));
+            }
+        }
         if let Some(a) = doc.attempts {
             if !(1..=MAX_ATTEMPTS).contains(&a) {
                 return Err(SpecError::at(

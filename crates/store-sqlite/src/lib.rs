@@ -39,6 +39,7 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 
 mod iron;
+mod workers;
 
 /// Milliseconds since the epoch, by the database's clock.
 const NOW: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
@@ -59,6 +60,7 @@ pub const MIGRATIONS: &[Migration] = gantry_store::migrations!(
     9 "0009_pipelines.sql",
     10 "0010_notifications.sql",
     11 "0011_iron.sql",
+    12 "0012_workers.sql",
 );
 
 /// Called once the group holding a write has committed (`None`) or failed.
@@ -573,6 +575,8 @@ const NEXT_CLAIMABLE: &str = "SELECT j.id FROM jobs j INDEXED BY jobs_claim \
      AND (NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = j.project_id AND p.max_running IS NOT NULL) OR ( \
          SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id) < ( \
          SELECT max_running FROM projects p WHERE p.id = j.project_id)) \
+     AND (j.worker_tags IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(j.worker_tags) t \
+         WHERE t.value NOT IN (SELECT value FROM json_each(?1)))) \
      ORDER BY j.eff_priority DESC, j.run_after, j.id LIMIT 1";
 
 /// Why a queued job waits (the same rules as [`NEXT_CLAIMABLE`]), for views.
@@ -630,7 +634,7 @@ fn waiting_reason(c: &Connection, job: &Job) -> Result<Option<Waiting>> {
             }));
         }
     }
-    Ok(None)
+    workers::no_worker_for(c, job)
 }
 
 fn fill_waiting(c: &Connection, job: &mut Job) -> Result<()> {
@@ -1052,10 +1056,10 @@ fn load_config(conn: &Connection, project: &ProjectId, id: &ConfigId) -> Result<
 /// either queues it again or fails it for good.
 fn take_back(tx: &Connection, id: &str, lost: rules::LeaseLost) -> Result<JobStatus> {
     let reason = lost.reason();
-    let (attempt, failures, max_attempts, cancel): (u32, u32, u32, bool) = tx.query_row(
-        "SELECT attempt, failures, max_attempts, cancel_requested FROM jobs WHERE id = ?1",
+    let (attempt, cancel, max_lost): (u32, bool, Option<u32>) = tx.query_row(
+        "SELECT attempt, cancel_requested, json_extract(spec, '$.retry.lost_attempts') FROM jobs WHERE id = ?1",
         [id],
-        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
     )?;
     tx.execute(
         &format!(
@@ -1064,30 +1068,30 @@ fn take_back(tx: &Connection, id: &str, lost: rules::LeaseLost) -> Result<JobSta
         ),
         params![id, attempt, reason],
     )?;
-    let status = rules::after_lost_lease(
-        rules::Attempts {
-            failures,
-            max_attempts,
-        },
-        cancel,
-    );
+    let lost_so_far: u32 = tx.query_row(
+        "SELECT COUNT(*) FROM attempts WHERE job_id = ?1 AND status = 'lost'",
+        [id],
+        |r| r.get(0),
+    )?;
+    let max_lost = max_lost.unwrap_or(rules::DEFAULT_MAX_LOST);
+    let status = rules::after_lost_lease(lost_so_far, max_lost, cancel);
     if status == JobStatus::Queued {
         tx.execute(
             &format!(
-                "UPDATE jobs SET status = 'queued', failures = failures + 1, worker_id = NULL, lease_expires = NULL, \
+                "UPDATE jobs SET status = 'queued', worker_id = NULL, lease_expires = NULL, \
                  run_after = {NOW} WHERE id = ?1"
             ),
             [id],
         )?;
     } else {
         let (kind, msg) = if status == JobStatus::Failed {
-            (Some("infrastructure"), Some(reason))
+            (Some("infrastructure"), Some(lost.exhausted(max_lost)))
         } else {
             (None, None)
         };
         tx.execute(
             &format!(
-                "UPDATE jobs SET status = ?2, failures = failures + 1, lease_expires = NULL, error_kind = ?3, \
+                "UPDATE jobs SET status = ?2, lease_expires = NULL, error_kind = ?3, \
                  error_message = ?4, finished_at = {NOW} WHERE id = ?1"
             ),
             params![id, status.as_str(), kind, msg],
@@ -1342,6 +1346,36 @@ impl AccountStore for SqliteStore {
             })
             .await?;
         Ok(NewToken { secret, info })
+    }
+
+    async fn bootstrap_admin_token(
+        &self,
+        description: &str,
+    ) -> gantry_store::Result<Option<NewToken>> {
+        let rules::MintedToken { secret, hash } = rules::mint_token();
+        let description = description.to_string();
+        let info = self
+            .write(move |c| {
+                immediate(c, |tx: &Connection| {
+                    let n = tx.execute(
+                        &format!(
+                            "INSERT INTO tokens (hash, project_id, admin, description, created_at) \
+                             SELECT ?1, 'default', 1, ?2, {NOW} WHERE NOT EXISTS (SELECT 1 FROM tokens)"
+                        ),
+                        params![hash, description],
+                    )?;
+                    if n == 0 {
+                        return Ok(None);
+                    }
+                    Ok(Some(tx.query_row(
+                        &format!("SELECT {TOKEN_COLS} FROM tokens WHERE hash = ?1"),
+                        [&hash],
+                        token_from_row,
+                    )??))
+                })
+            })
+            .await?;
+        Ok(info.map(|info| NewToken { secret, info }))
     }
 
     async fn authenticate(&self, secret: &str) -> gantry_store::Result<Option<Principal>> {
@@ -2535,10 +2569,14 @@ impl QueueStore for SqliteStore {
             .write(move |c| {
                 immediate(c, |tx: &Connection| {
                     let mut jobs = Vec::with_capacity(max);
+                    // A drained worker claims nothing; a worker's tags (none
+                    // for one that never registered) pick the jobs it may take.
+                    let (tags, state) = workers::tags_and_state(tx, &worker)?;
+                    let max = if state == WorkerState::Draining { 0 } else { max };
                     while jobs.len() < max {
                         let next: Option<String> = tx
                             .prepare_cached(NEXT_CLAIMABLE)?
-                            .query_row([], |r| r.get(0))
+                            .query_row([&tags], |r| r.get(0))
                             .optional()?;
                         let Some(id) = next else { break };
                         let id = &id;

@@ -22,10 +22,12 @@ pub mod model;
 pub mod rules;
 #[cfg(feature = "testing")]
 pub mod testing;
+mod workers;
 
 pub use iron::*;
 pub use model::*;
 pub use rules::{AGING_STEP_MS, NOTIFY_DEADLINE_MS};
+pub use workers::*;
 
 use async_trait::async_trait;
 use gantry_core::events::LogLine;
@@ -86,6 +88,7 @@ pub trait Store:
     + ChangeFeed
     + HealthStore
     + IronStore
+    + WorkerStore
     + Send
     + Sync
     + 'static
@@ -102,6 +105,7 @@ impl<T> Store for T where
         + ChangeFeed
         + HealthStore
         + IronStore
+        + WorkerStore
         + Send
         + Sync
         + 'static
@@ -113,7 +117,7 @@ impl<T> Store for T where
 pub mod prelude {
     pub use crate::{
         AccountStore, CatalogStore, ChangeFeed, ConfigStore, EventStore, HealthStore, IronStore,
-        QueueStore, Store, TriggerStore,
+        QueueStore, Store, TriggerStore, WorkerStore,
     };
 }
 
@@ -129,6 +133,10 @@ pub trait AccountStore: Send + Sync {
         admin: bool,
         description: &str,
     ) -> Result<NewToken>;
+    /// Creates the first admin token of the `default` project if no token
+    /// exists yet, atomically (two servers starting together on an empty
+    /// database make exactly one); `None` when one already existed.
+    async fn bootstrap_admin_token(&self, description: &str) -> Result<Option<NewToken>>;
     async fn authenticate(&self, secret: &str) -> Result<Option<Principal>>;
     async fn list_tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenInfo>>;
     /// Revokes the token with this public id.

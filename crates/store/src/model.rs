@@ -203,6 +203,8 @@ pub enum Waiting {
     },
     /// Its project runs `max_running` jobs.
     ProjectLimit { project: ProjectId, limit: u32 },
+    /// No live worker has every tag it asks for (`worker_tags`).
+    NoWorker { tags: Vec<String> },
 }
 
 #[derive(Clone, Debug, Serialize)]

@@ -78,17 +78,34 @@ impl LeaseLost {
     }
 }
 
-/// The job's next status after its running attempt was lost: cancelled if
-/// a cancel was asked for, queued again while attempts are left, otherwise
-/// failed (as infrastructure, with [`LeaseLost::reason`]). The lost attempt
-/// counts as a failure.
-pub fn after_lost_lease(n: Attempts, cancel_requested: bool) -> JobStatus {
+/// How many attempts of one job may be lost with their workers before it
+/// fails (a spec's `retry.lost_attempts` overrides it): a job that keeps
+/// killing its worker must not loop forever.
+pub const DEFAULT_MAX_LOST: u32 = 3;
+
+/// The job's next status after its running attempt was lost (`lost`
+/// attempts lost so far, this one included): cancelled if a cancel was
+/// asked for, queued again while fewer than `max_lost` were lost, otherwise
+/// failed (as infrastructure, with [`LeaseLost::exhausted`]). A lost
+/// attempt is Gantry's fault, not the job's: it does not use up
+/// `retry.attempts`.
+pub fn after_lost_lease(lost: u32, max_lost: u32, cancel_requested: bool) -> JobStatus {
     if cancel_requested {
         JobStatus::Cancelled
-    } else if n.failures + 1 < n.max_attempts {
+    } else if lost < max_lost {
         JobStatus::Queued
     } else {
         JobStatus::Failed
+    }
+}
+
+impl LeaseLost {
+    /// Why a job failed after its last allowed lost attempt.
+    pub fn exhausted(self, max_lost: u32) -> String {
+        format!(
+            "{}; {max_lost} attempts of this job were lost with their workers (the bound retry.lost_attempts), so it is not run again",
+            self.reason()
+        )
     }
 }
 
@@ -326,13 +343,13 @@ mod tests {
     }
 
     #[test]
-    fn a_lost_lease_requeues_while_attempts_are_left_and_a_cancel_wins() {
-        assert_eq!(after_lost_lease(n(0, 2), false), JobStatus::Queued);
-        assert_eq!(after_lost_lease(n(1, 2), false), JobStatus::Failed);
-        assert_eq!(after_lost_lease(n(0, 1), false), JobStatus::Failed);
-        assert_eq!(after_lost_lease(n(0, 5), true), JobStatus::Cancelled);
-        assert!(LeaseLost::Expired.reason().contains("lease"));
-        assert!(LeaseLost::WorkerRestarted.reason().contains("restarted"));
+    fn a_lost_lease_requeues_until_the_lost_bound_and_a_cancel_wins() {
+        assert_eq!(after_lost_lease(1, 3, false), JobStatus::Queued);
+        assert_eq!(after_lost_lease(2, 3, false), JobStatus::Queued);
+        assert_eq!(after_lost_lease(3, 3, false), JobStatus::Failed);
+        assert_eq!(after_lost_lease(1, 1, false), JobStatus::Failed);
+        assert_eq!(after_lost_lease(1, 5, true), JobStatus::Cancelled);
+        assert!(LeaseLost::Expired.exhausted(3).contains("3 attempts"));
     }
 
     fn seg(key: &str, rows: u64) -> Segment {

@@ -26,6 +26,8 @@ pub enum VaultError {
     },
     #[error("the key file {0} is not 32 bytes; it may be damaged")]
     BadKey(String),
+    #[error("the key file {path} may be read by others (mode {mode:o}): run `chmod 600 {path}`")]
+    LooseKey { path: String, mode: u32 },
     #[error("a secret value cannot be decrypted (was it sealed with another key?)")]
     Decrypt,
 }
@@ -62,6 +64,24 @@ impl Vault {
             return Err(VaultError::BadKey(path.display().to_string()));
         }
         Ok(Self::from_key(&key))
+    }
+
+    /// Opens a key given by an operator (a fleet shares one): it must exist,
+    /// be 32 bytes, and be readable by its owner only.
+    pub fn open_given(path: &Path) -> Result<Self, VaultError> {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::metadata(path).map_err(|source| VaultError::KeyFile {
+            path: path.display().to_string(),
+            source,
+        })?;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(VaultError::LooseKey {
+                path: path.display().to_string(),
+                mode,
+            });
+        }
+        Self::open_existing(path)
     }
 
     /// Opens an existing key; never creates one.
@@ -198,6 +218,13 @@ mod tests {
         assert_eq!(mode, 0o600);
         let sealed = v1.seal("hunter2");
         let v2 = Vault::open_or_create(&path).expect("reopen");
+        // Given explicitly (a fleet's shared key): only its owner may read it.
+        assert!(Vault::open_given(&path).is_ok());
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .expect("chmod");
+        let e = Vault::open_given(&path).expect_err("loose");
+        assert!(e.to_string().contains("chmod 600"), "{e}");
+        assert!(Vault::open_given(&dir.path().join("missing")).is_err());
         assert_eq!(v2.open(&sealed).expect("open"), "hunter2");
         assert!(Vault::from_key(&[7u8; 32]).open(&sealed).is_err());
     }

@@ -44,6 +44,9 @@ pub struct WorkerConfig {
     pub url: String,
     /// `KBC_STACKID` of jobs: a stack name, by default the URL's host.
     pub stack_id: String,
+    /// Jobs whose spec names `worker_tags` run only on a worker that has
+    /// them all.
+    pub tags: Vec<String>,
 }
 
 impl WorkerConfig {
@@ -60,6 +63,7 @@ impl WorkerConfig {
             sweep_every: Duration::from_secs(60),
             url: "http://127.0.0.1:8420".into(),
             stack_id: "127.0.0.1:8420".into(),
+            tags: Vec::new(),
         }
     }
 }
@@ -146,6 +150,7 @@ impl Worker {
     /// grace period and hands the rest back to the queue.
     pub async fn run(self, shutdown: CancellationToken) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.cfg.work_dir)?;
+        self.register().await;
         self.recover_own().await;
         let mut changes = self.store.subscribe();
         let mut tasks: JoinSet<()> = JoinSet::new();
@@ -238,8 +243,26 @@ impl Worker {
         }
         upkeep_stop.cancel();
         let _ = upkeep.await;
+        if let Err(e) = self.store.worker_stopped(&self.cfg.id).await {
+            tracing::warn!(error = %e, "cannot record that this worker stopped");
+        }
         tracing::info!(worker = %self.cfg.id, "worker stopped");
         Ok(())
+    }
+
+    /// Says who this worker is to the fleet (`gantry workers list`); retried
+    /// by the heartbeat when the store does not answer yet.
+    async fn register(&self) {
+        let w = gantry_store::NewWorker {
+            id: self.cfg.id.clone(),
+            host: hostname(),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            tags: self.cfg.tags.clone(),
+            slots: self.cfg.slots as u32,
+        };
+        if let Err(e) = self.store.register_worker(w).await {
+            tracing::warn!(error = %e, "cannot register this worker; retrying with the heartbeat");
+        }
     }
 
     /// At start: jobs still leased to this worker id belong to a previous run
@@ -307,6 +330,14 @@ impl Worker {
             match self.store.heartbeat(&self.cfg.id, self.cfg.lease).await {
                 Ok(cancels) => cancels.into_iter().for_each(|id| self.signal_cancel(id)),
                 Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+            }
+            match self.store.worker_beat(&self.cfg.id).await {
+                Ok(gantry_store::WorkerState::Draining) => {
+                    tracing::debug!("drained: claiming nothing more")
+                }
+                Ok(_) => {}
+                Err(gantry_store::StoreError::NotFound(_)) => self.register().await,
+                Err(e) => tracing::warn!(error = %e, "worker heartbeat failed"),
             }
             if let Err(e) = self.store.recover_expired().await {
                 tracing::warn!(error = %e, "cannot recover expired leases");
@@ -829,6 +860,15 @@ fn finished(outcome: Outcome) -> AttemptEnd {
         limits: serde_json::Value::Null,
         new_state: None,
     })
+}
+
+/// This machine's name, for the fleet's listing.
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_string())
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown".into())
 }
 
 fn humanize(d: Duration) -> String {

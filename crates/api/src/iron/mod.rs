@@ -378,6 +378,13 @@ pub fn task_spec(
         }
         (None, _) => {}
     }
+    // Iron's clusters are Gantry's worker tags: a task of cluster `gpu` runs
+    // only on a worker started with `--tags gpu`.
+    if task.cluster != "default" {
+        gantry_core::spec::check_worker_tags(std::slice::from_ref(&task.cluster), "cluster")
+            .map_err(|e| IronError::bad(e.to_string()))?;
+        spec["worker_tags"] = json!([task.cluster]);
+    }
     if let Some(n) = code.max_concurrency.filter(|n| *n > 0) {
         spec["concurrency"] = json!({"key": format!("iron-code-{}", rev.code_id), "limit": n});
     }

@@ -12,6 +12,7 @@
 //! Handlers are thin: they call the store and storage like the API does and
 //! hand records to a template.
 
+mod fleet;
 mod pages;
 mod session;
 mod triggers;
@@ -65,6 +66,8 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/ui/tokens", get(pages::tokens).post(pages::create_token))
         .route("/ui/tokens/{id}/revoke", post(pages::revoke_token))
+        .route("/ui/workers", get(fleet::workers))
+        .route("/ui/workers/{id}/drain", post(fleet::drain))
         .layer(axum::middleware::from_fn(security_headers))
 }
 
@@ -162,6 +165,7 @@ static TEMPLATES: LazyLock<Environment<'static>> = LazyLock::new(|| {
         ("files.html", include_str!("templates/files.html")),
         ("projects.html", include_str!("templates/projects.html")),
         ("tokens.html", include_str!("templates/tokens.html")),
+        ("workers.html", include_str!("templates/workers.html")),
     ] {
         if let Err(e) = env.add_template(name, text) {
             // Templates are compiled into the binary; a unit test renders each.
@@ -261,6 +265,7 @@ mod tests {
             "files.html",
             "projects.html",
             "tokens.html",
+            "workers.html",
         ] {
             assert!(TEMPLATES.get_template(name).is_ok(), "{name}");
         }

@@ -432,6 +432,32 @@ except HTTPError as e:
     let t: Value = r.json().await.expect("json");
     assert_eq!(t["priority"], 0, "{t}");
     assert_eq!(t["cluster"], "default", "{t}");
+
+    // A cluster is a worker tag: no worker here has `gpu`, so the task
+    // waits and its job says why; a cluster that is no valid tag is refused.
+    let r = http
+        .post(format!("{base}/tasks"))
+        .bearer_auth(&token)
+        .json(&json!({"tasks": [{"code_name": "hook", "payload": "", "cluster": "gpu"}]}))
+        .send()
+        .await
+        .expect("queue");
+    let body: Value = r.json().await.expect("json");
+    let gpu = body["tasks"][0]["id"].as_str().expect("id").to_string();
+    let (_, job) = g.client().get(&format!("/v1/jobs/{gpu}")).await;
+    assert_eq!(job["spec"]["worker_tags"], json!(["gpu"]), "{job}");
+    assert!(
+        job["waiting"].as_str().unwrap_or_default().contains("gpu"),
+        "{job}"
+    );
+    let r = http
+        .post(format!("{base}/tasks"))
+        .bearer_auth(&token)
+        .json(&json!({"tasks": [{"code_name": "hook", "payload": "", "cluster": "Not A Tag"}]}))
+        .send()
+        .await
+        .expect("queue");
+    assert_eq!(r.status(), 400);
     for key in [
         "start_at",
         "end_at",

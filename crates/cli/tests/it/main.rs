@@ -9,6 +9,7 @@ mod cli;
 mod configs;
 mod dashboard;
 mod engine;
+mod fleet;
 mod iron;
 mod jobs;
 mod keboola;

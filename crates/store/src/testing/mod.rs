@@ -17,12 +17,14 @@ mod iron;
 mod ordering;
 mod queue;
 mod schedules;
+mod workers;
 
 pub use contract::*;
 pub use iron::*;
 pub use ordering::*;
 pub use queue::*;
 pub use schedules::*;
+pub use workers::*;
 
 use crate::{NewJob, Store};
 use async_trait::async_trait;
@@ -88,6 +90,9 @@ macro_rules! conformance_suite {
             a_token_authenticates_by_its_secret_only,
             // IronWorker's objects
             iron_codes_tasks_and_schedules,
+            // the fleet
+            workers_register_claim_by_tags_drain_and_stop,
+            the_admin_token_is_bootstrapped_once,
         );
     };
 }

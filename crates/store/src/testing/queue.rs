@@ -152,8 +152,33 @@ pub async fn expired_leases_are_taken_back_and_late_results_are_fenced_off(b: &d
         .expect("finish");
     assert_eq!(done, Finish::Done(JobStatus::Succeeded));
 
-    // Out of attempts, a lost lease fails the job as infrastructure.
+    // A lost attempt does not use up `retry.attempts` (one here): the job
+    // runs again until the bound of lost attempts (3 by default), then it
+    // fails as infrastructure, saying which bound stopped it.
     let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
+    for lost in 1..=crate::rules::DEFAULT_MAX_LOST {
+        let c = store
+            .claim("dead", 1, Duration::from_millis(1))
+            .await
+            .expect("claim");
+        assert_eq!(c.jobs.len(), 1, "lost {lost}: claimed again");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        store.recover_expired().await.expect("recover");
+        let job = store.get_job(&project(), id).await.expect("job");
+        if lost < crate::rules::DEFAULT_MAX_LOST {
+            assert_eq!(job.status, JobStatus::Queued, "lost {lost}");
+        } else {
+            assert_eq!(job.status, JobStatus::Failed);
+            let e = job.error.expect("error");
+            assert_eq!(e.kind, ErrorKind::Infrastructure);
+            assert!(e.message.contains("retry.lost_attempts"), "{}", e.message);
+            assert_eq!(job.attempts.len(), 3);
+        }
+    }
+    // A spec's own bound.
+    let mut one = new_job(5);
+    one.spec = serde_json::json!({"image": "x", "retry": {"lost_attempts": 1}});
+    let id = store.enqueue(one).await.expect("enqueue").id;
     store
         .claim("dead", 1, Duration::from_millis(1))
         .await
@@ -161,8 +186,7 @@ pub async fn expired_leases_are_taken_back_and_late_results_are_fenced_off(b: &d
     tokio::time::sleep(Duration::from_millis(20)).await;
     store.recover_expired().await.expect("recover");
     let job = store.get_job(&project(), id).await.expect("job");
-    assert_eq!(job.status, JobStatus::Failed);
-    assert_eq!(job.error.map(|e| e.kind), Some(ErrorKind::Infrastructure));
+    assert_eq!(job.status, JobStatus::Failed, "one lost attempt allowed");
 }
 
 pub async fn hand_back_does_not_use_up_an_attempt_and_recover_worker_takes_all(b: &dyn Backend) {
@@ -177,10 +201,11 @@ pub async fn hand_back_does_not_use_up_an_attempt_and_recover_worker_takes_all(b
     let job = store.get_job(&project(), id).await.expect("job");
     assert_eq!(
         job.status,
-        JobStatus::Failed,
-        "attempt 2 was lost and only one failure was allowed"
+        JobStatus::Queued,
+        "a lost attempt is run again, even with one attempt allowed"
     );
     assert_eq!(job.attempts[0].status, "handed_back");
+    assert_eq!(job.attempts[1].status, "lost");
 }
 
 pub async fn events_are_numbered_and_changes_announced(b: &dyn Backend) {
