@@ -128,6 +128,7 @@ async fn make_worker(
     let mut cfg = WorkerConfig::new(id, args.slots.unwrap_or_else(default_slots), o.home.work());
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.log_cap = args.log_cap;
+    cfg.images = args.images.config();
     cfg.stack_id = args
         .stack_id
         .clone()

@@ -8,10 +8,12 @@
 #![forbid(unsafe_code)]
 
 pub mod backup;
+pub mod images;
 mod model;
 pub mod retention;
 mod sqlite;
 
+pub use images::*;
 pub use model::*;
 pub use sqlite::{SqliteStore, AGING_STEP_MS, NOTIFY_DEADLINE_MS};
 
@@ -41,7 +43,7 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+pub trait Store: ImageCatalog + Send + Sync + 'static {
     // ---- tokens
     async fn token_count(&self) -> Result<u64>;
     /// Creates a token and returns its secret; only its hash is stored.

@@ -22,6 +22,8 @@ use sha2::{Digest, Sha256};
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
+mod images;
+
 /// Milliseconds since the epoch, by the database's clock.
 const NOW: &str = "CAST(unixepoch('subsec') * 1000 AS INTEGER)";
 
@@ -324,6 +326,44 @@ CREATE TABLE notification_attempts (
     status_code INTEGER,
     error TEXT,
     PRIMARY KEY (notification_id, number)
+) WITHOUT ROWID;
+"#,
+    // Image catalogue (issue 15): registry logins, stacks, code packages,
+    // the images each worker's engine holds for Gantry.
+    r#"
+CREATE TABLE registry_logins (
+    project_id TEXT NOT NULL,
+    host TEXT NOT NULL,
+    username TEXT NOT NULL,
+    secret TEXT NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, host)
+) WITHOUT ROWID;
+CREATE TABLE stacks (
+    name TEXT PRIMARY KEY,
+    image TEXT NOT NULL,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;
+CREATE TABLE code_packages (
+    project_id TEXT NOT NULL,
+    name TEXT NOT NULL,
+    rev INTEGER NOT NULL,
+    object_key TEXT NOT NULL,
+    sha256 TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (project_id, name, rev)
+) WITHOUT ROWID;
+CREATE TABLE engine_images (
+    worker_id TEXT NOT NULL,
+    reference TEXT NOT NULL,
+    image_id TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    warm INTEGER NOT NULL DEFAULT 0,
+    last_used INTEGER NOT NULL,
+    created_at INTEGER NOT NULL,
+    PRIMARY KEY (worker_id, reference)
 ) WITHOUT ROWID;
 "#,
 ];

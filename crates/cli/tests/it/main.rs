@@ -9,6 +9,7 @@ mod cli;
 mod configs;
 mod dashboard;
 mod engine;
+mod images;
 mod jobs;
 mod keboola;
 mod lifecycle;
