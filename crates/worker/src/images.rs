@@ -20,7 +20,6 @@ use gantry_store::{EngineImage, Store, StoreError};
 use gantry_vault::Vault;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -54,7 +53,6 @@ pub struct Images {
     pub vault: Vault,
     pub runtime: Arc<dyn ContainerRuntime>,
     pub worker_id: String,
-    pub work_dir: PathBuf,
     pub cfg: ImageConfig,
 }
 

@@ -101,7 +101,6 @@ impl Worker {
             vault: vault.clone(),
             runtime: runtime.clone(),
             worker_id: cfg.id.clone(),
-            work_dir: cfg.work_dir.clone(),
             cfg: cfg.images.clone(),
         };
         Self {

@@ -1,5 +1,6 @@
 //! The SQLite store and queue, for real, in a temporary folder.
 
+mod images;
 mod ordering;
 mod schedules;
 
