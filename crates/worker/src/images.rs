@@ -97,7 +97,7 @@ impl Images {
             let (r, h) = self.code_image(project, &code, spec, tx).await?;
             (r, "package", h)
         } else if let Some(build) = spec.build.clone() {
-            let (r, h) = self.git_image(&build, spec, tx).await?;
+            let (r, h) = self.git_image(project, &build, spec, tx).await?;
             (r, "git", h)
         } else {
             let image = spec.image.clone();
@@ -119,7 +119,7 @@ impl Images {
         .await;
         let record = EngineImage {
             worker_id: self.worker_id.clone(),
-            reference,
+            reference: reference.clone(),
             image_id: held.id.clone(),
             kind: kind.into(),
             size: held.size,
@@ -130,7 +130,9 @@ impl Images {
         if let Err(e) = self.store.touch_image(&record).await {
             tracing::warn!(error = %e, "cannot record an image's use");
         }
-        spec.image = held.id;
+        // By name (the log and the job's steps keep showing it); the name
+        // now points at `held.id`, which the attempt records as its digest.
+        spec.image = reference;
         spec.pull = PullPolicy::Never;
         Ok(())
     }
@@ -141,10 +143,18 @@ impl Images {
         project: &ProjectId,
         image: &str,
     ) -> Result<Option<RegistryAuth>, Outcome> {
-        let host = registry_host(image);
+        self.login_for_host(project, &registry_host(image)).await
+    }
+
+    /// The project's login to `host` (registries and git servers alike).
+    async fn login_for_host(
+        &self,
+        project: &ProjectId,
+        host: &str,
+    ) -> Result<Option<RegistryAuth>, Outcome> {
         let login = self
             .store
-            .registry_login(project, &host)
+            .registry_login(project, host)
             .await
             .map_err(|e| infra(format!("cannot read the registry login of {host}: {e}")))?;
         match login {
@@ -422,6 +432,7 @@ impl Images {
     /// A build from git, tagged by commit; a commit built before is reused.
     async fn git_image(
         &self,
+        project: &ProjectId,
         build: &GitBuild,
         spec: &Spec,
         tx: &mpsc::Sender<LogLine>,
@@ -432,17 +443,33 @@ impl Images {
                 build.url
             )));
         }
-        let deadline = tokio::time::Instant::now() + build.timeout;
-        let repo = &hex(&Sha256::digest(build.url.as_bytes()))[..24];
+        // Not under the work folder: its sweep removes what no attempt owns.
+        let dir = tempfile::Builder::new()
+            .prefix("gantry-git-")
+            .tempdir()
+            .map_err(|e| infra(format!("cannot make a folder for the fetch: {e}")))?;
+        let auth = match git_http_host(&build.url) {
+            Some(host) => self.login_for_host(project, &host).await?,
+            None => None,
+        };
+        let git = GitCtx::new(
+            dir.path(),
+            auth,
+            tokio::time::Instant::now() + build.timeout,
+        )?;
+        // A repository fetched with a project's login is that project's:
+        // another project's job never reuses its image without its own login.
+        let mut key = build.url.clone();
+        if git.auth.is_some() {
+            key.push('\n');
+            key.push_str(project.as_str());
+        }
+        let repo = &hex(&Sha256::digest(key.as_bytes()))[..24];
         let commit = if is_commit(&build.git_ref) {
             build.git_ref.clone()
         } else {
             let out = self
-                .git(
-                    &["ls-remote", "--", &build.url, &build.git_ref],
-                    None,
-                    deadline,
-                )
+                .git(&git, &["ls-remote", "--", &build.url, &build.git_ref])
                 .await?;
             let found = out
                 .lines()
@@ -471,32 +498,32 @@ impl Images {
             return Ok((tag, h));
         }
         say(tx, "info", format!("fetching {} at {commit}", build.url)).await;
-        // Not under the work folder: its sweep removes what no attempt owns.
-        let dir = tempfile::Builder::new()
-            .prefix("gantry-git-")
-            .tempdir()
-            .map_err(|e| infra(format!("cannot make a folder for the fetch: {e}")))?;
-        self.git(&["init", "-q", "--bare", "."], Some(dir.path()), deadline)
+        self.git(&git, &["init", "-q", "--bare", "repo.git"])
             .await?;
+        let fetch_ref = if is_commit(&build.git_ref) {
+            commit.as_str()
+        } else {
+            build.git_ref.as_str()
+        };
         self.git(
+            &git,
             &[
+                "--git-dir",
+                "repo.git",
                 "fetch",
                 "-q",
                 "--depth",
                 "1",
                 "--",
                 &build.url,
-                &build.git_ref,
+                fetch_ref,
             ],
-            Some(dir.path()),
-            deadline,
         )
         .await?;
         let fetched = self
             .git(
-                &["rev-parse", "FETCH_HEAD^{commit}"],
-                Some(dir.path()),
-                deadline,
+                &git,
+                &["--git-dir", "repo.git", "rev-parse", "FETCH_HEAD^{commit}"],
             )
             .await?;
         let fetched = fetched.trim().to_string();
@@ -507,15 +534,23 @@ impl Images {
             let t = format!("gantry-git/{repo}:{fetched}");
             (fetched, t)
         };
-        let tree = format!("{commit}:{}", build.context.trim_start_matches("./"));
         let tree = if build.context == "." {
             commit.clone()
         } else {
-            tree
+            format!("{commit}:{}", build.context.trim_start_matches("./"))
         };
         let context = self
-            .git_bytes(&["archive", "--format=tar", &tree], dir.path(), deadline)
+            .git_run(
+                &git,
+                &["--git-dir", "repo.git", "archive", "--format=tar", &tree],
+            )
             .await?;
+        if context.len() > MAX_GIT_CONTEXT {
+            return Err(build_error(format!(
+                "the build context is larger than {} MiB",
+                MAX_GIT_CONTEXT >> 20
+            )));
+        }
         let mut labels = BTreeMap::new();
         labels.insert("io.gantry.source".to_string(), "git".to_string());
         labels.insert("io.gantry.git.commit".to_string(), commit.clone());
@@ -527,8 +562,10 @@ impl Images {
             network: spec.limits.network.as_str().to_string(),
             labels,
         };
-        let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-        self.build(&req, context, left, tx).await?;
+        let left = git
+            .deadline
+            .saturating_duration_since(tokio::time::Instant::now());
+        self.build(&req, Bytes::from(context), left, tx).await?;
         let held = self
             .held(&tag)
             .await?
@@ -536,13 +573,14 @@ impl Images {
         Ok((tag, held))
     }
 
-    fn git_command(&self, args: &[&str], dir: Option<&std::path::Path>) -> tokio::process::Command {
+    fn git_command(&self, git: &GitCtx, args: &[&str]) -> tokio::process::Command {
         let mut allowed = "https:http:git".to_string();
         if self.cfg.git_allow_file {
             allowed.push_str(":file");
         }
         let mut cmd = tokio::process::Command::new("git");
         cmd.args(args)
+            .current_dir(git.dir)
             .env("GIT_ALLOW_PROTOCOL", allowed)
             .env("GIT_TERMINAL_PROMPT", "0")
             .env("GIT_CONFIG_NOSYSTEM", "1")
@@ -551,67 +589,49 @@ impl Images {
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
             .kill_on_drop(true);
-        if let Some(d) = dir {
-            cmd.current_dir(d);
+        // A login reaches git through its askpass program and this child's
+        // environment only: never on a command line or in a URL.
+        if let (Some(askpass), Some(auth)) = (&git.askpass, &git.auth) {
+            cmd.env("GIT_ASKPASS", askpass)
+                .env("GANTRY_GIT_USERNAME", &auth.username)
+                .env("GANTRY_GIT_PASSWORD", &auth.password);
         }
         cmd
     }
 
-    async fn git_bytes(
-        &self,
-        args: &[&str],
-        dir: &std::path::Path,
-        deadline: tokio::time::Instant,
-    ) -> Result<Bytes, Outcome> {
-        let out = self.git_run(args, Some(dir), deadline).await?;
-        if out.len() > MAX_GIT_CONTEXT {
-            return Err(build_error(format!(
-                "the build context is larger than {} MiB",
-                MAX_GIT_CONTEXT >> 20
-            )));
-        }
-        Ok(Bytes::from(out))
-    }
-
-    async fn git(
-        &self,
-        args: &[&str],
-        dir: Option<&std::path::Path>,
-        deadline: tokio::time::Instant,
-    ) -> Result<String, Outcome> {
-        let out = self.git_run(args, dir, deadline).await?;
+    async fn git(&self, git: &GitCtx<'_>, args: &[&str]) -> Result<String, Outcome> {
+        let out = self.git_run(git, args).await?;
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
 
-    async fn git_run(
-        &self,
-        args: &[&str],
-        dir: Option<&std::path::Path>,
-        deadline: tokio::time::Instant,
-    ) -> Result<Vec<u8>, Outcome> {
+    async fn git_run(&self, git: &GitCtx<'_>, args: &[&str]) -> Result<Vec<u8>, Outcome> {
+        let verb = args
+            .iter()
+            .find(|a| !a.starts_with('-') && !a.ends_with(".git"))
+            .copied()
+            .unwrap_or("git");
         let child = self
-            .git_command(args, dir)
+            .git_command(git, args)
             .spawn()
             .map_err(|e| infra(format!("cannot run git: {e}")))?;
-        let limit = deadline
+        let limit = git
+            .deadline
             .saturating_duration_since(tokio::time::Instant::now())
             .min(GIT_TIMEOUT);
         let out = match tokio::time::timeout(limit, child.wait_with_output()).await {
             Err(_) => {
                 return Err(build_error(format!(
-                    "git {} ran longer than the build's limit",
-                    args[0]
+                    "git {verb} ran longer than the build's limit"
                 )))
             }
-            Ok(r) => r.map_err(|e| infra(format!("git {}: {e}", args[0])))?,
+            Ok(r) => r.map_err(|e| infra(format!("git {verb}: {e}")))?,
         };
         if !out.status.success() {
             let err = String::from_utf8_lossy(&out.stderr);
             let tail: Vec<&str> = err.lines().rev().take(10).collect();
             let tail: Vec<&str> = tail.into_iter().rev().collect();
             return Err(build_error(format!(
-                "git {} failed: {}",
-                args[0],
+                "git {verb} failed: {}",
                 tail.join("\n")
             )));
         }
@@ -706,6 +726,59 @@ impl Images {
     }
 }
 
+/// One git build's scratch folder, login and deadline.
+struct GitCtx<'a> {
+    dir: &'a std::path::Path,
+    auth: Option<RegistryAuth>,
+    /// A program git asks for the login (prints it from its environment).
+    askpass: Option<std::path::PathBuf>,
+    deadline: tokio::time::Instant,
+}
+
+impl<'a> GitCtx<'a> {
+    fn new(
+        dir: &'a std::path::Path,
+        auth: Option<RegistryAuth>,
+        deadline: tokio::time::Instant,
+    ) -> Result<Self, Outcome> {
+        let askpass = match &auth {
+            None => None,
+            Some(_) => {
+                use std::io::Write;
+                use std::os::unix::fs::OpenOptionsExt;
+                let path = dir.join("askpass");
+                let mut f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .create_new(true)
+                    .mode(0o700)
+                    .open(&path)
+                    .map_err(|e| infra(format!("cannot write git's askpass: {e}")))?;
+                f.write_all(
+                    b"#!/bin/sh\ncase \"$1\" in\n  Username*) printf '%s\\n' \"$GANTRY_GIT_USERNAME\" ;;\n  *) printf '%s\\n' \"$GANTRY_GIT_PASSWORD\" ;;\nesac\n",
+                )
+                .map_err(|e| infra(format!("cannot write git's askpass: {e}")))?;
+                Some(path)
+            }
+        };
+        Ok(Self {
+            dir,
+            auth,
+            askpass,
+            deadline,
+        })
+    }
+}
+
+/// `host[:port]` of an http(s) git URL (a login is looked up for it).
+fn git_http_host(url: &str) -> Option<String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))?;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let host = authority.rsplit('@').next()?;
+    (!host.is_empty()).then(|| host.to_string())
+}
+
 fn is_commit(r: &str) -> bool {
     r.len() == 40 && r.chars().all(|c| c.is_ascii_hexdigit())
 }
@@ -723,5 +796,10 @@ mod tests {
         assert_eq!(path_of("127.0.0.1:5000/team/app:1"), "team/app:1");
         assert_eq!(path_of("team/app:1"), "team/app:1");
         assert_eq!(path_of("busybox"), "busybox");
+        assert_eq!(
+            git_http_host("https://u@git.example:8443/team/app.git").as_deref(),
+            Some("git.example:8443")
+        );
+        assert_eq!(git_http_host("git://h/r"), None);
     }
 }

@@ -850,3 +850,143 @@ async fn image_gc_removes_the_least_recently_used_past_the_budget_never_warm_or_
     docker(&["rm", &container]);
     docker(&["rmi", newer, warm, used]);
 }
+
+/// `git http-backend` behind HTTP basic auth (bob / the password), served
+/// by a few lines of Python's http.server.
+struct HttpGit {
+    child: Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+const HTTP_GIT: &str = r#"
+import base64, http.server, os, subprocess, sys
+root, port, login = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+want = "Basic " + base64.b64encode(login.encode()).decode()
+class H(http.server.BaseHTTPRequestHandler):
+    def log_message(self, *a): pass
+    def do_GET(self): self.git()
+    def do_POST(self): self.git()
+    def git(self):
+        if self.headers.get("Authorization") != want:
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        path, _, query = self.path.partition("?")
+        body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL="1", PATH_INFO=path,
+                   QUERY_STRING=query, REQUEST_METHOD=self.command, REMOTE_USER="bob",
+                   CONTENT_TYPE=self.headers.get("Content-Type", ""))
+        out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
+        head, _, rest = out.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode().split("\r\n"):
+            k, _, v = line.partition(": ")
+            if k.lower() == "status":
+                status = int(v.split()[0])
+            elif k:
+                headers.append((k, v))
+        self.send_response(status)
+        for k, v in headers:
+            self.send_header(k, v)
+        self.send_header("Content-Length", str(len(rest)))
+        self.end_headers()
+        self.wfile.write(rest)
+http.server.ThreadingHTTPServer(("127.0.0.1", port), H).serve_forever()
+"#;
+
+impl HttpGit {
+    fn start(password: &str, tag: &str) -> Self {
+        let dir = tempfile::tempdir().expect("tmp");
+        let work = dir.path().join("work");
+        std::fs::create_dir(&work).expect("work");
+        git(&work, &["init", "-q", "-b", "main"]);
+        std::fs::write(
+            work.join("Dockerfile"),
+            format!("FROM {IMAGE}\nCMD [\"echo\", \"private build {tag}\"]\n"),
+        )
+        .expect("Dockerfile");
+        git(&work, &["add", "."]);
+        git(&work, &["commit", "-q", "-m", "private"]);
+        git(dir.path(), &["clone", "-q", "--bare", "work", "repo.git"]);
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg("-c")
+            .arg(HTTP_GIT)
+            .arg(dir.path())
+            .arg(port.to_string())
+            .arg(format!("bob:{password}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3");
+        wait_port(port);
+        Self {
+            child,
+            port,
+            _dir: dir,
+        }
+    }
+}
+
+impl Drop for HttpGit {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn git_builds_over_http_use_the_projects_login_and_no_other_projects() {
+    let g = Gantry::up(&[]);
+    let api = g.client();
+    let tag = format!("h{}", std::process::id());
+    let server = HttpGit::start("git-pa55", &tag);
+    let host = format!("127.0.0.1:{}", server.port);
+    let spec = json!({"build": {"git": format!("http://{host}/repo.git"), "ref": "main"}});
+
+    // No login: git is refused, and asks nobody (no terminal prompt).
+    let job = api.run(spec.clone()).await;
+    let (kind, message) = error_of(&job);
+    assert_eq!(kind, "build_error", "{job}");
+    assert!(message.contains("git ls-remote failed"), "{message}");
+
+    // The project's login for the host (the same store as registry logins).
+    let o = cli_with_stdin(
+        &g,
+        &[
+            "registries",
+            "add",
+            &host,
+            "--username",
+            "bob",
+            "--password-stdin",
+        ],
+        "git-pa55\n",
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let job = api.run(spec.clone()).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let id = job["id"].as_str().expect("id");
+    assert_eq!(
+        api.messages(id, "stdout").await,
+        vec![format!("private build {tag}")]
+    );
+    let events = serde_json::to_string(&api.events(id).await).expect("json");
+    assert!(!events.contains("git-pa55"), "{events}");
+    assert!(!g.log.lock().expect("log").join("\n").contains("git-pa55"));
+
+    // Another project: neither the login nor the image built with it.
+    assert!(g.cli(&["projects", "create", "other"]).status.success());
+    let o = g.cli(&["tokens", "create", "--project", "other", "--output", "json"]);
+    let created: Value = serde_json::from_str(&stdout(&o)).expect("json");
+    let other = Api {
+        http: reqwest::Client::new(),
+        url: g.url.clone(),
+        token: Some(created["token"].as_str().expect("token").to_string()),
+    };
+    let job = other.run(spec).await;
+    assert_eq!(error_of(&job).0, "build_error", "{job}");
+}
