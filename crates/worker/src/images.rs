@@ -130,6 +130,18 @@ impl Images {
         if let Err(e) = self.store.touch_image(&record).await {
             tracing::warn!(error = %e, "cannot record an image's use");
         }
+        // Processors' images under the same policy and the project's logins
+        // (their steps copy this spec, so they run with `never` below too).
+        let mut extra: Vec<String> = std::iter::once(&spec.processors)
+            .chain(spec.rows.iter().map(|r| &r.processors))
+            .flat_map(|p| p.before.iter().chain(p.after.iter()))
+            .map(|p| p.definition.image())
+            .collect();
+        extra.sort();
+        extra.dedup();
+        for image in extra {
+            self.pulled(project, &image, spec.pull, tx).await?;
+        }
         // By name (the log and the job's steps keep showing it); the name
         // now points at `held.id`, which the attempt records as its digest.
         spec.image = reference;

@@ -273,6 +273,20 @@ async fn private_registry_logins_are_sealed_used_for_their_host_only_and_say_whe
     let id = job["id"].as_str().expect("id");
     assert_eq!(api.messages(id, "stdout").await, vec!["private"]);
 
+    // A processor's image from the same registry is pulled with the login too.
+    docker(&["rmi", &image]);
+    let (component, version) = image.rsplit_once(':').expect("tag");
+    let job = api
+        .run(json!({"image": IMAGE, "command": ["true"], "processors": {"before": [
+            {"definition": {"component": component, "tag": version}, "command": ["echo", "processed"]}
+        ]}}))
+        .await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let stdout_lines = api
+        .messages(job["id"].as_str().expect("id"), "stdout")
+        .await;
+    assert_eq!(stdout_lines, vec!["processed"]);
+
     // Listed without the password, in the API and the CLI.
     let (status, list) = api.get("/v1/registries").await;
     assert_eq!(status, 200);
