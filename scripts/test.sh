@@ -15,6 +15,9 @@ need=()
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v rsyslogd >/dev/null 2>&1 || [ -x /usr/sbin/rsyslogd ] || need+=(rsyslog)
 command -v openssl >/dev/null 2>&1 || need+=(openssl)
+# htpasswd for the private-registry tests; git (and `git daemon`) for builds from git.
+command -v htpasswd >/dev/null 2>&1 || need+=(apache2-utils)
+command -v git >/dev/null 2>&1 || need+=(git)
 # The dashboard's browser tests drive Debian's headless chromium through its
 # chromedriver (WebDriver).
 [ -x /usr/bin/chromium ] || need+=(chromium)

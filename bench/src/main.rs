@@ -6,6 +6,7 @@
 #![forbid(unsafe_code)]
 
 mod chart;
+mod images;
 mod measure;
 mod procs;
 
@@ -29,7 +30,7 @@ pub struct Args {
     /// The image used for no-op and log jobs (built by scripts/images.sh).
     #[arg(long, default_value = "gantry-test/busybox:2")]
     pub image: String,
-    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory, storage, lifecycle.
+    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory, storage, lifecycle, images.
     #[arg(long)]
     pub only: Vec<String>,
 }
@@ -114,6 +115,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.wants("lifecycle") {
         measure::lifecycle(&args, &mut report)?;
+    }
+    if args.wants("images") {
+        images::images(&args, &mut report)?;
     }
     report.notes.push(format!(
         "Harness run time: {:.0} s.",

@@ -9,6 +9,7 @@ mod admin_routes;
 mod auth;
 mod error;
 mod hook_routes;
+mod image_routes;
 mod iron;
 pub mod notifier;
 mod openapi;

@@ -123,6 +123,7 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::pipeline_routes::routes())
         .merge(crate::iron::routes())
         .merge(crate::worker_routes::routes())
+        .merge(crate::image_routes::routes())
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError::not_found("route") })
         .layer(axum::middleware::from_fn(count_request))

@@ -11,7 +11,7 @@ pub fn for_job(status: JobStatus, kind: Option<ErrorKind>, exit_code: Option<i64
         JobStatus::Failed => match kind {
             Some(ErrorKind::UserError) => 1,
             Some(ErrorKind::Oom) => 137,
-            Some(ErrorKind::ImageNotFound) => 125,
+            Some(ErrorKind::ImageNotFound) | Some(ErrorKind::BuildError) => 125,
             Some(ErrorKind::ApplicationError) => match exit_code {
                 Some(c) if (2..=255).contains(&c) => c as u8,
                 _ => 2,

@@ -10,6 +10,7 @@ mod doctor;
 mod exit;
 mod home;
 mod hook_cmds;
+mod image_cmds;
 mod lifecycle_cmds;
 mod output;
 mod pipeline_cmds;
@@ -149,6 +150,8 @@ struct WorkerArgs {
     /// without `worker_tags` run on any worker.
     #[arg(long, env = "GANTRY_WORKER_TAGS", value_delimiter = ',', value_parser = parse_tag)]
     tags: Vec<String>,
+    #[command(flatten)]
+    images: image_cmds::ImageArgs,
 }
 
 fn parse_tag(s: &str) -> Result<String, String> {
@@ -258,6 +261,18 @@ enum Command {
     /// Tagged files: upload, download, list.
     #[command(subcommand)]
     Files(storage_cmds::FilesCommand),
+    /// Private registry logins of the project (sealed; used for its pulls only).
+    #[command(subcommand)]
+    Registries(image_cmds::RegistriesCommand),
+    /// Stacks: named base images code packages run on.
+    #[command(subcommand)]
+    Stacks(image_cmds::StacksCommand),
+    /// Code packages: revisioned zip/tar.gz archives of code run on a stack.
+    #[command(subcommand)]
+    Packages(image_cmds::PackagesCommand),
+    /// Images on this machine's engine: warm, export, import; list what workers hold.
+    #[command(subcommand)]
+    Images(image_cmds::ImagesCommand),
     /// Projects (tenants) and their policies: loosenings, import cap, retention (admin token).
     #[command(subcommand)]
     Projects(admin_cmds::ProjectsCommand),
@@ -451,6 +466,10 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
         Command::Pipelines(c) => pipeline_cmds::pipelines(&g, c).await,
         Command::Tables(c) => storage_cmds::tables(&g, c).await,
         Command::Files(c) => storage_cmds::files(&g, c).await,
+        Command::Registries(c) => image_cmds::registries(&g, c).await,
+        Command::Stacks(c) => image_cmds::stacks(&g, c).await,
+        Command::Packages(c) => image_cmds::packages(&g, c).await,
+        Command::Images(c) => image_cmds::images(&g, c).await,
         Command::Projects(c) => admin_cmds::projects(&g, c).await,
         Command::Tokens(c) => admin_cmds::tokens(&g, c).await,
         Command::Backup { dest } => lifecycle_cmds::backup(&g, &dest).await,

@@ -131,6 +131,7 @@ async fn make_worker(
     cfg.shutdown_grace = args.shutdown_grace;
     cfg.log_cap = args.log_cap;
     cfg.tags = args.tags.clone();
+    cfg.images = args.images.config();
     cfg.stack_id = args
         .stack_id
         .clone()

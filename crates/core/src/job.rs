@@ -65,6 +65,9 @@ pub enum ErrorKind {
     ImageNotFound,
     InvalidOutput,
     Infrastructure,
+    /// The job's image could not be built (a code package or git build);
+    /// not retried: the same source builds the same way.
+    BuildError,
 }
 
 impl ErrorKind {
@@ -76,6 +79,7 @@ impl ErrorKind {
             Self::ImageNotFound => "image_not_found",
             Self::InvalidOutput => "invalid_output",
             Self::Infrastructure => "infrastructure",
+            Self::BuildError => "build_error",
         }
     }
 
@@ -96,6 +100,7 @@ impl std::str::FromStr for ErrorKind {
             Self::ImageNotFound,
             Self::InvalidOutput,
             Self::Infrastructure,
+            Self::BuildError,
         ]
         .into_iter()
         .find(|k| k.as_str() == s)

@@ -7,6 +7,7 @@
 
 pub mod events;
 pub mod ids;
+pub mod image_source;
 pub mod job;
 pub mod metadata;
 pub mod pipeline;

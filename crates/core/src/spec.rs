@@ -74,6 +74,12 @@ pub struct SpecDoc {
     pub limits: Option<LimitsDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pull: Option<PullPolicy>,
+    /// A code package on a stack instead of `image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub code: Option<crate::image_source::CodeDoc>,
+    /// An image built from git instead of `image`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub build: Option<crate::image_source::BuildDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retry: Option<RetryDoc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -569,6 +575,9 @@ pub struct Spec {
     pub mode: RunMode,
     pub limits: Limits,
     pub pull: PullPolicy,
+    /// Where the image comes from when `image` is empty (filled by the worker).
+    pub code: Option<crate::image_source::CodeSource>,
+    pub build: Option<crate::image_source::GitBuild>,
     pub retry: Retry,
     /// `uid[:gid]`, numeric, or `root`.
     pub user: String,
@@ -796,7 +805,8 @@ fn clean_serde_message(msg: &str) -> String {
 impl SpecDoc {
     pub fn validate(&self) -> Result<Spec, SpecError> {
         let image = self.image.trim();
-        if image.is_empty() {
+        let (code, build) = crate::image_source::check_sources(self)?;
+        if image.is_empty() && code.is_none() && build.is_none() {
             return Err(SpecError::at("image", "is required and must not be empty"));
         }
         if image.len() > 512 || image.chars().any(|c| c.is_whitespace() || c.is_control()) {
@@ -955,6 +965,8 @@ impl SpecDoc {
             shared_code_row_ids: self.shared_code_row_ids.clone(),
             limits,
             pull: self.pull.unwrap_or_default(),
+            code,
+            build,
             retry,
             user,
             writable_root: self.writable_root.unwrap_or(false),

@@ -4,8 +4,8 @@ use crate::*;
 use bollard::container::LogOutput;
 use bollard::models::{ContainerCreateBody, HostConfig, HostConfigLogConfig};
 use bollard::query_parameters::{
-    AttachContainerOptions, CreateContainerOptions, CreateImageOptions, InspectContainerOptions,
-    ListContainersOptions, RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
+    AttachContainerOptions, CreateContainerOptions, InspectContainerOptions, ListContainersOptions,
+    RemoveContainerOptions, StopContainerOptions, WaitContainerOptions,
 };
 use bollard::Docker;
 use futures_util::{StreamExt, TryStreamExt};
@@ -13,13 +13,13 @@ use std::collections::HashMap;
 use std::future::Future;
 
 /// Bound on ordinary engine calls (create, start, inspect, remove ...).
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+pub(crate) const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// Bound on a pull that makes no progress at all.
-const PULL_STALL_TIMEOUT: Duration = Duration::from_secs(300);
+pub(crate) const PULL_STALL_TIMEOUT: Duration = Duration::from_secs(300);
 
 #[derive(Clone)]
 pub struct DockerRuntime {
-    docker: Docker,
+    pub(crate) docker: Docker,
 }
 
 impl DockerRuntime {
@@ -100,14 +100,16 @@ fn message_of(e: &bollard::errors::Error) -> String {
     }
 }
 
-async fn timed<T>(fut: impl Future<Output = Result<T, bollard::errors::Error>>) -> Result<T> {
+pub(crate) async fn timed<T>(
+    fut: impl Future<Output = Result<T, bollard::errors::Error>>,
+) -> Result<T> {
     match tokio::time::timeout(CALL_TIMEOUT, fut).await {
         Ok(r) => r.map_err(engine),
         Err(_) => Err(RuntimeError::Timeout(CALL_TIMEOUT)),
     }
 }
 
-async fn timed_raw<T>(
+pub(crate) async fn timed_raw<T>(
     fut: impl Future<Output = Result<T, bollard::errors::Error>>,
 ) -> Result<Result<T, bollard::errors::Error>> {
     tokio::time::timeout(CALL_TIMEOUT, fut)
@@ -130,59 +132,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn pull(&self, image: &str, progress: &(dyn Fn(String) + Send + Sync)) -> Result<()> {
-        let (repo, tag) = split_reference(image);
-        let options = CreateImageOptions {
-            from_image: Some(repo.to_string()),
-            tag: tag.map(str::to_string),
-            ..Default::default()
-        };
-        let mut stream = self.docker.create_image(Some(options), None, None);
-        let fail = |message: String| RuntimeError::PullFailed {
-            image: image.to_string(),
-            message,
-        };
-        let mut last = String::new();
-        loop {
-            let next = tokio::time::timeout(PULL_STALL_TIMEOUT, stream.next())
-                .await
-                .map_err(|_| fail("no progress for 5 minutes".into()))?;
-            match next {
-                None => return Ok(()),
-                Some(Ok(info)) => {
-                    if let Some(err) = info.error {
-                        return Err(fail(err));
-                    }
-                    let line = [
-                        info.id.as_deref(),
-                        info.status.as_deref(),
-                        info.progress.as_deref(),
-                    ]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
-                    // Download ticks repeat; report only changes of phase.
-                    let phase = [info.id.as_deref(), info.status.as_deref()]
-                        .into_iter()
-                        .flatten()
-                        .collect::<Vec<_>>()
-                        .join(" ");
-                    if !line.is_empty() && phase != last {
-                        progress(line);
-                        last = phase;
-                    }
-                }
-                Some(Err(e))
-                    if matches!(status_of(&e), Some(404) | Some(401) | Some(403) | Some(400)) =>
-                {
-                    return Err(RuntimeError::ImageNotFound(format!(
-                        "{image} ({})",
-                        message_of(&e)
-                    )))
-                }
-                Some(Err(e)) => return Err(fail(message_of(&e))),
-            }
-        }
+        self.pull_auth(image, None, progress).await
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String> {
@@ -363,6 +313,52 @@ impl ContainerRuntime for DockerRuntime {
             })
             .collect())
     }
+
+    async fn pull_with(
+        &self,
+        image: &str,
+        auth: Option<&RegistryAuth>,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<()> {
+        self.pull_auth(image, auth, progress).await
+    }
+
+    async fn registry_digest(&self, image: &str, auth: Option<&RegistryAuth>) -> Result<String> {
+        self.registry_digest_of(image, auth).await
+    }
+
+    async fn held_image(&self, image: &str) -> Result<Option<HeldImage>> {
+        self.held(image).await
+    }
+
+    async fn tag(&self, source: &str, target: &str) -> Result<()> {
+        self.tag_image(source, target).await
+    }
+
+    async fn build(
+        &self,
+        req: &BuildRequest,
+        context: Bytes,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<String> {
+        self.build_image(req, context, progress).await
+    }
+
+    async fn remove_image(&self, reference: &str) -> Result<()> {
+        self.remove_image_named(reference).await
+    }
+
+    async fn images_in_use(&self) -> Result<Vec<String>> {
+        self.used_images().await
+    }
+
+    async fn export_images(&self, images: &[String], dest: &std::path::Path) -> Result<u64> {
+        self.export_to(images, dest).await
+    }
+
+    async fn import_images(&self, src: &std::path::Path) -> Result<Vec<String>> {
+        self.import_from(src).await
+    }
 }
 
 fn is_exec_error(msg: &str) -> bool {
@@ -372,7 +368,7 @@ fn is_exec_error(msg: &str) -> bool {
 }
 
 /// Splits `repo[:tag][@digest]` into what the pull API wants.
-fn split_reference(image: &str) -> (&str, Option<&str>) {
+pub(crate) fn split_reference(image: &str) -> (&str, Option<&str>) {
     if image.contains('@') {
         return (image, None);
     }

@@ -6,8 +6,10 @@
 #![forbid(unsafe_code)]
 
 mod docker;
+mod registry;
 
 pub use docker::{DockerRuntime, EngineInfo};
+pub use registry::{registry_host, BuildRequest, HeldImage, RegistryAuth};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -28,6 +30,17 @@ pub enum RuntimeError {
     Timeout(Duration),
     #[error("container engine error: {0}")]
     Engine(String),
+    /// The registry refused the credentials (or asked for some).
+    #[error("authentication to the registry failed for {image}: {message}")]
+    AuthFailed { image: String, message: String },
+    /// The registry did not answer (down, unresolvable, timing out).
+    #[error("the registry of {image} does not answer: {message}")]
+    Unreachable { image: String, message: String },
+    /// A build's own step failed; `message` ends with its output's tail.
+    #[error("the build failed: {0}")]
+    BuildFailed(String),
+    #[error("this container runtime cannot {0}")]
+    Unsupported(&'static str),
 }
 
 pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
@@ -97,4 +110,63 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn remove(&self, id: &str) -> Result<()>;
     /// Containers (running or not) carrying `label=value`.
     async fn list_labelled(&self, label: &str, value: Option<&str>) -> Result<Vec<ContainerInfo>>;
+
+    // ---- images beyond a plain pull (private registries, builds, bundles, GC).
+    // Defaults keep small runtimes (test fakes) compiling; `DockerRuntime`
+    // implements them all (`registry.rs`).
+
+    /// Pulls with a registry login for the image's host.
+    async fn pull_with(
+        &self,
+        image: &str,
+        auth: Option<&RegistryAuth>,
+        progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<()> {
+        match auth {
+            None => self.pull(image, progress).await,
+            Some(_) => Err(RuntimeError::Unsupported("pull with credentials")),
+        }
+    }
+    /// The digest the registry gives the image's tag now (no pull).
+    async fn registry_digest(&self, _image: &str, _auth: Option<&RegistryAuth>) -> Result<String> {
+        Err(RuntimeError::Unsupported("ask a registry for a digest"))
+    }
+    /// The local image: id, repository digests, size; `None` when absent.
+    async fn held_image(&self, image: &str) -> Result<Option<HeldImage>> {
+        Ok(self.image_id(image).await?.map(|id| HeldImage {
+            id,
+            repo_digests: Vec::new(),
+            size: 0,
+        }))
+    }
+    /// Gives the image `source` the extra name `target`.
+    async fn tag(&self, _source: &str, _target: &str) -> Result<()> {
+        Err(RuntimeError::Unsupported("tag images"))
+    }
+    /// Builds `context` (a tar) into `req.tag`, streaming output lines;
+    /// returns the image id.
+    async fn build(
+        &self,
+        _req: &BuildRequest,
+        _context: Bytes,
+        _progress: &(dyn Fn(String) + Send + Sync),
+    ) -> Result<String> {
+        Err(RuntimeError::Unsupported("build images"))
+    }
+    /// Removes one name of an image (the image goes with its last name).
+    async fn remove_image(&self, _reference: &str) -> Result<()> {
+        Err(RuntimeError::Unsupported("remove images"))
+    }
+    /// Ids of the images any container (running or not) was made from.
+    async fn images_in_use(&self) -> Result<Vec<String>> {
+        Err(RuntimeError::Unsupported("list containers by image"))
+    }
+    /// Writes the images as one bundle (`docker save` format) to `dest`.
+    async fn export_images(&self, _images: &[String], _dest: &std::path::Path) -> Result<u64> {
+        Err(RuntimeError::Unsupported("export images"))
+    }
+    /// Loads a bundle written by `export_images`; returns the engine's report lines.
+    async fn import_images(&self, _src: &std::path::Path) -> Result<Vec<String>> {
+        Err(RuntimeError::Unsupported("import images"))
+    }
 }

@@ -15,6 +15,7 @@ mod backup;
 mod compact;
 pub mod csvscan;
 pub mod mapping;
+pub mod packages;
 mod read;
 mod sink;
 mod sweep;

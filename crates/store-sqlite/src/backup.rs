@@ -88,7 +88,8 @@ fn keys_in(c: &Connection) -> Result<Vec<String>> {
             .map_err(|e| StoreError::Corrupt(format!("segments of a version: {e}")))?;
         keys.extend(segments.into_iter().map(|s| s.key));
     }
-    let mut stmt = c.prepare("SELECT object_key FROM files")?;
+    let mut stmt =
+        c.prepare("SELECT object_key FROM files UNION ALL SELECT object_key FROM code_packages")?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         keys.insert(r.get::<_, String>(0)?);

@@ -38,6 +38,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+mod images;
 mod iron;
 mod workers;
 
@@ -61,6 +62,7 @@ pub const MIGRATIONS: &[Migration] = gantry_store::migrations!(
     10 "0010_notifications.sql",
     11 "0011_iron.sql",
     12 "0012_workers.sql",
+    13 "0013_images.sql",
 );
 
 /// Called once the group holding a write has committed (`None`) or failed.

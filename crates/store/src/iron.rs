@@ -49,6 +49,10 @@ pub struct IronCodeDoc {
     /// The uploaded zip: a Storage file of the project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub zip_file: Option<i64>,
+    /// A legacy runtime zip is also a code package (`NAME@REV`) that runs
+    /// on the stack named like its runtime.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub package: Option<String>,
     /// The Storage file holding `config` (staged for tasks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub config_file: Option<IronFile>,

@@ -16,6 +16,7 @@
 //! wake at once.
 #![forbid(unsafe_code)]
 
+pub mod images;
 mod iron;
 pub mod migrate;
 pub mod model;
@@ -24,6 +25,7 @@ pub mod rules;
 pub mod testing;
 mod workers;
 
+pub use images::*;
 pub use iron::*;
 pub use model::*;
 pub use rules::{AGING_STEP_MS, NOTIFY_DEADLINE_MS};
@@ -89,6 +91,7 @@ pub trait Store:
     + HealthStore
     + IronStore
     + WorkerStore
+    + ImageCatalog
     + Send
     + Sync
     + 'static
@@ -106,6 +109,7 @@ impl<T> Store for T where
         + HealthStore
         + IronStore
         + WorkerStore
+        + ImageCatalog
         + Send
         + Sync
         + 'static
@@ -116,8 +120,8 @@ impl<T> Store for T where
 /// calls on `dyn Store` need no import).
 pub mod prelude {
     pub use crate::{
-        AccountStore, CatalogStore, ChangeFeed, ConfigStore, EventStore, HealthStore, IronStore,
-        QueueStore, Store, TriggerStore, WorkerStore,
+        AccountStore, CatalogStore, ChangeFeed, ConfigStore, EventStore, HealthStore, ImageCatalog,
+        IronStore, QueueStore, Store, TriggerStore, WorkerStore,
     };
 }
 

@@ -200,6 +200,14 @@ async fn ensure_image(
     events: &mpsc::Sender<LogLine>,
 ) -> Result<String, Outcome> {
     let image = &spec.image;
+    if image.is_empty() {
+        // `code` and `build` are resolved by a worker (`images::Images`).
+        return Err(Outcome::failed(
+            ErrorKind::UserError,
+            "a spec with code or build runs on a server (gantry up), not with gantry run",
+            None,
+        ));
+    }
     let present = rt.image_id(image).await.map_err(infra)?;
     let must_pull = match spec.pull {
         PullPolicy::Always => true,

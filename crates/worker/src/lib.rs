@@ -11,6 +11,7 @@ pub mod attempt;
 pub mod datadir;
 pub mod debug;
 pub mod fault;
+pub mod images;
 pub mod logs;
 pub mod processors;
 mod worker;

@@ -47,6 +47,8 @@ pub struct WorkerConfig {
     /// Jobs whose spec names `worker_tags` run only on a worker that has
     /// them all.
     pub tags: Vec<String>,
+    /// Mirrors, warm images, git and image GC settings.
+    pub images: crate::images::ImageConfig,
 }
 
 impl WorkerConfig {
@@ -64,6 +66,7 @@ impl WorkerConfig {
             url: "http://127.0.0.1:8420".into(),
             stack_id: "127.0.0.1:8420".into(),
             tags: Vec::new(),
+            images: Default::default(),
         }
     }
 }
@@ -85,6 +88,7 @@ pub struct Worker {
     /// Whether the container engine answered last time we looked. While it
     /// does not, nothing is claimed: jobs stay queued instead of failing.
     engine_up: Arc<AtomicBool>,
+    images: crate::images::Images,
 }
 
 impl Worker {
@@ -95,6 +99,14 @@ impl Worker {
         vault: Vault,
         cfg: WorkerConfig,
     ) -> Self {
+        let images = crate::images::Images {
+            store: store.clone(),
+            storage: storage.clone(),
+            vault: vault.clone(),
+            runtime: runtime.clone(),
+            worker_id: cfg.id.clone(),
+            cfg: cfg.images.clone(),
+        };
         Self {
             store,
             storage,
@@ -103,6 +115,7 @@ impl Worker {
             cfg,
             running: Arc::default(),
             engine_up: Arc::new(AtomicBool::new(true)),
+            images,
         }
     }
 
@@ -156,6 +169,7 @@ impl Worker {
         let mut tasks: JoinSet<()> = JoinSet::new();
         let upkeep_stop = CancellationToken::new();
         let upkeep = tokio::spawn(self.clone().upkeep(upkeep_stop.clone()));
+        let image_upkeep = tokio::spawn(self.clone().image_upkeep(upkeep_stop.clone()));
         tracing::info!(worker = %self.cfg.id, slots = self.cfg.slots, "worker started");
         self.publish_slots();
         gantry_metrics::global()
@@ -246,6 +260,7 @@ impl Worker {
         if let Err(e) = self.store.worker_stopped(&self.cfg.id).await {
             tracing::warn!(error = %e, "cannot record that this worker stopped");
         }
+        let _ = image_upkeep.await;
         tracing::info!(worker = %self.cfg.id, "worker stopped");
         Ok(())
     }
@@ -352,6 +367,29 @@ impl Worker {
         }
     }
 
+    /// Warm images and image GC, at start and every sweep period; apart from
+    /// the heartbeats, as a pull may take long.
+    async fn image_upkeep(self, stop: CancellationToken) {
+        let images = self.images.clone();
+        loop {
+            let work = async {
+                images.keep_warm().await;
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_millis() as i64);
+                images.collect_garbage(now).await;
+            };
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = work => {}
+            }
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                _ = tokio::time::sleep(self.cfg.sweep_every) => {}
+            }
+        }
+    }
+
     /// Publishes this worker's running jobs and free slots.
     fn publish_slots(&self) {
         let running = self.running.lock().map_or(0, |m| m.len());
@@ -385,7 +423,14 @@ impl Worker {
 
         let dir = datadir::attempt_dir(&self.cfg.work_dir, &id.to_string(), attempt);
         // A configuration with rows collects each row's outputs as it goes.
-        let (end, plan, rows_collected) = match self.plan(&claimed, dir.clone()).await {
+        let planned = match self.plan(&claimed, dir.clone()).await {
+            Ok(mut plan) => match self.images.resolve(&job.project, &mut plan.spec, &tx).await {
+                Ok(()) => Ok(plan),
+                Err(o) => Err(o),
+            },
+            Err(o) => Err(o),
+        };
+        let (end, plan, rows_collected) = match planned {
             Ok(plan) if !plan.spec.rows.is_empty() => {
                 let (end, collected) = self.execute_rows(&claimed, &plan, &tx, &running).await;
                 (end, Some(plan), Some(collected))
@@ -396,6 +441,12 @@ impl Worker {
                 Some(plan),
                 None,
             ),
+            Err(outcome)
+                if outcome.error.as_ref().map(|e| e.kind) == Some(ErrorKind::Infrastructure)
+                    && self.runtime.ping().await.is_err() =>
+            {
+                (AttemptEnd::EngineAway, None, None)
+            }
             Err(outcome) => (finished(outcome), None, None),
         };
         crate::fault::point("after-exit");

@@ -206,6 +206,31 @@ async fn stats(
     ))
 }
 
+/// The code package a legacy zip of the code named `name` is kept as.
+pub fn package_name(name: &str) -> String {
+    format!(
+        "iron-{}",
+        &hex::encode(Sha256::digest(name.as_bytes()))[..16]
+    )
+}
+
+/// The file a legacy zip runs: a relative path inside it.
+fn check_file_name(f: &str) -> IronResult<()> {
+    let ok = !f.is_empty()
+        && f.len() <= 255
+        && !f.starts_with('/')
+        && f.split('/').all(|part| !part.is_empty() && part != "..")
+        && f.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+    if ok {
+        Ok(())
+    } else {
+        Err(IronError::bad(
+            "file_name must be a relative path inside the zip (letters, digits, . _ - /)",
+        ))
+    }
+}
+
 /// Python 3's `iron-worker` 1.3.8 writes the zip part as the text of a
 /// Python bytes literal (`b'PK\x03\x04...'`): decode that back to bytes.
 /// `None` when the part is not such a literal.
@@ -354,6 +379,7 @@ fn code_doc(data: &Value) -> IronResult<(String, IronCodeDoc)> {
         runtime: opt_str(obj.get("runtime"), "runtime")?.filter(|r| !r.is_empty()),
         file_name: opt_str(obj.get("file_name"), "file_name")?.filter(|f| !f.is_empty()),
         zip_file: None,
+        package: None,
         config_file: None,
         checksum: None,
     };
@@ -374,6 +400,7 @@ async fn register(State(s): State<AppState>, IronAuth(p): IronAuth, mp: Multipar
             ));
         }
         doc.checksum = Some(hex::encode(Sha256::digest(&bytes)));
+        let zip_bytes = bytes.clone();
         let (key, size) = s
             .storage
             .upload(&p.project, "code.zip", std::io::Cursor::new(bytes))
@@ -391,6 +418,21 @@ async fn register(State(s): State<AppState>, IronAuth(p): IronAuth, mp: Multipar
             )
             .await?;
         doc.zip_file = Some(f.id);
+        // A legacy runtime zip (no image) runs as a code package on the
+        // stack named like its runtime: keep it as one (checked entry by
+        // entry: no absolute paths, `..`, links out, devices, bombs).
+        if doc.image.is_none() {
+            let file = doc.file_name.clone().ok_or_else(|| {
+                IronError::bad("file_name is required with a zip: the file to run")
+            })?;
+            check_file_name(&file)?;
+            let pkg = package_name(&name);
+            let rev = s
+                .storage
+                .put_package(&p.project, &pkg, bytes::Bytes::from(zip_bytes))
+                .await?;
+            doc.package = Some(format!("{pkg}@{}", rev.rev));
+        }
     }
     if doc.image.is_none() && doc.zip_file.is_none() {
         return Err(IronError::bad(

@@ -55,9 +55,20 @@ async fn not_found() -> IronError {
     IronError::new(StatusCode::NOT_FOUND, "Not found")
 }
 
-/// Iron's stacks: the runtimes a legacy zip code may name.
-async fn stacks(_auth: IronAuth) -> Response {
-    json_ok(json!(Vec::<String>::new()))
+/// Iron's stacks: the runtimes a legacy zip code may name (Gantry's stacks,
+/// which an admin registers with `gantry stacks add NAME IMAGE`).
+async fn stacks(
+    axum::extract::State(s): axum::extract::State<AppState>,
+    _auth: IronAuth,
+) -> IronResult {
+    let names: Vec<String> = s
+        .store
+        .list_stacks()
+        .await?
+        .into_iter()
+        .map(|st| st.name)
+        .collect();
+    Ok(json_ok(json!(names)))
 }
 
 /// Every `/2` answer has a `Content-Type` (Iron's Python client indexes the
@@ -327,13 +338,6 @@ pub fn task_spec(
     network: &str,
 ) -> IronResult<Value> {
     let code = &rev.doc;
-    let Some(image) = code.image.clone() else {
-        return Err(IronError::bad(format!(
-            "code '{}' is a {} runtime zip: Gantry runs Docker-image codes (register one with an image)",
-            rev.name,
-            code.runtime.as_deref().unwrap_or("legacy")
-        )));
-    };
     let mut env: Map<String, Value> = code
         .env_vars
         .iter()
@@ -353,7 +357,6 @@ pub fn task_spec(
         env.insert("TASK_ID".into(), json!(id));
     }
     let mut spec = json!({
-        "image": image,
         "env": env,
         "limits": {"timeout": format!("{}s", task.timeout), "network": network},
         "retry": {"attempts": code.retries + 1, "backoff": format!("{}s", code.retries_delay)},
@@ -362,11 +365,45 @@ pub fn task_spec(
     if !files.is_empty() {
         spec["storage"] = json!({"input": {"files": files}});
     }
-    let command = code
-        .command
-        .as_deref()
-        .map(str::trim)
-        .filter(|c| !c.is_empty());
+    // An image code runs its command; a legacy runtime zip runs its file
+    // with the runtime's interpreter and Iron's arguments, on the stack
+    // named like the runtime.
+    let legacy;
+    let command = match (&code.image, &code.package) {
+        (Some(image), _) => {
+            spec["image"] = json!(image);
+            code.command
+                .as_deref()
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+        }
+        (None, Some(package)) => {
+            let runtime = code.runtime.clone().unwrap_or_else(|| "python".into());
+            spec["code"] = json!({"package": package, "stack": runtime});
+            let file = code.file_name.clone().unwrap_or_default();
+            let run = match runtime.as_str() {
+                "sh" | "bash" | "shell" => format!("sh '{file}'"),
+                "python" | "python3" => format!("python3 '{file}'"),
+                "binary" => format!("'./{file}'"),
+                other => format!("{other} '{file}'"),
+            };
+            let config = if code.config_file.is_some() {
+                " -config \"$CONFIG_FILE\""
+            } else {
+                ""
+            };
+            legacy = format!(
+                "exec {run} -payload \"$PAYLOAD_FILE\"{config} -id \"$TASK_ID\" -d \"$TASK_DIR\""
+            );
+            Some(legacy.as_str())
+        }
+        (None, None) => {
+            return Err(IronError::bad(format!(
+                "code '{}' has neither an image nor a zip to run",
+                rev.name
+            )))
+        }
+    };
     match (command, task_id) {
         (Some(cmd), Some(_)) => spec["command"] = json!(["/bin/sh", "-c", cmd]),
         (Some(cmd), None) => {
@@ -389,6 +426,23 @@ pub fn task_spec(
         spec["concurrency"] = json!({"key": format!("iron-code-{}", rev.code_id), "limit": n});
     }
     Ok(spec)
+}
+
+/// A legacy runtime zip runs on the stack named like its runtime: refuses
+/// a task when an admin has registered no such stack.
+pub async fn check_stack(s: &AppState, rev: &IronCodeRev) -> IronResult<()> {
+    if rev.doc.image.is_some() || rev.doc.package.is_none() {
+        return Ok(());
+    }
+    let runtime = rev.doc.runtime.clone().unwrap_or_else(|| "python".into());
+    match s.store.get_stack(&runtime).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::NotFound(_)) => Err(IronError::bad(format!(
+            "code '{}' is a {runtime} runtime zip and there is no stack named '{runtime}' to run it on: an admin registers one with `gantry stacks add {runtime} IMAGE`",
+            rev.name
+        ))),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Stores a string (a payload, a code's config) as a Storage file of the

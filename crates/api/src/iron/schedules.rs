@@ -210,6 +210,7 @@ async fn prepare(
         }
         Err(e) => return Err(e.into()),
     };
+    check_stack(s, &code.latest).await?;
     let payload = match o.get("payload") {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),

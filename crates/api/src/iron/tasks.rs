@@ -209,6 +209,7 @@ async fn prepare(
             format!("payload is too big (at most {MAX_PAYLOAD} bytes)"),
         ));
     }
+    check_stack(s, &code.latest).await?;
     let delay = q.delay.unwrap_or(0) as u64;
     if delay > MAX_DELAY {
         return Err(IronError::bad(format!(

@@ -609,19 +609,22 @@ except HTTPError as e:
 }
 
 /// Python 3's `postCode` sends the zip as the text of a bytes literal
-/// (`b'PK...'`); Gantry decodes it, keeps the zip, and answers a download
-/// with the real bytes. Such a code without an image cannot run here: its
-/// tasks are refused with a message that says why.
+/// (`b'PK...'`); Gantry decodes it, keeps the zip (downloadable as it was)
+/// and runs it as a legacy runtime code: its file, with Iron's
+/// `-payload/-config/-id/-d` arguments, on the stack named like its runtime
+/// (refused, saying how to add one, until an admin registers it).
 #[tokio::test(flavor = "multi_thread")]
-async fn a_python_zip_upload_is_decoded_stored_and_downloadable() {
-    let g = Gantry::server_only();
+async fn a_python_zip_upload_is_decoded_stored_and_runs_on_its_runtimes_stack() {
+    let g = Gantry::up(&[]);
     let token = g.token.clone();
     let script = r#"
 import json, os, sys, tempfile, zipfile, hashlib
 from iron_worker import IronWorker, CodePackage
 d = tempfile.mkdtemp()
 with open(os.path.join(d, "worker.py"), "w") as f:
-    f.write("print('hi')\n")
+    f.write("import sys\nargs = dict(zip(sys.argv[1::2], sys.argv[2::2]))\n"
+            "print('payload', open(args['-payload']).read())\n"
+            "print('id', args['-id'], 'dir', args['-d'])\n")
 path = os.path.join(d, "w.zip")
 with zipfile.ZipFile(path, "w") as z:
     z.write(os.path.join(d, "worker.py"), "worker.py")
@@ -675,12 +678,15 @@ print(json.dumps({"id": made.id, "sha": hashlib.sha256(open(path, "rb").read()).
         1,
         "{codes}"
     );
-    let (status, body) = g
-        .client()
+
+    // No stack for the runtime yet: refused, saying how to add one.
+    let api = g.client();
+    let queue = json!({"tasks": [{"code_name": "zipped", "payload": "{\"n\": 7}"}]});
+    let (status, body) = api
         .call(
             Method::POST,
             "/2/projects/default/tasks",
-            Some(json!({"tasks": [{"code_name": "zipped", "payload": ""}]})),
+            Some(queue.clone()),
         )
         .await;
     assert_eq!(status, 400, "{body}");
@@ -688,9 +694,34 @@ print(json.dumps({"id": made.id, "sha": hashlib.sha256(open(path, "rb").read()).
         body["msg"]
             .as_str()
             .expect("msg")
-            .contains("python runtime zip"),
+            .contains("gantry stacks add python"),
         "{body}"
     );
+    // An admin registers the stack; the task runs the zip's file on it.
+    let o = g.cli(&["stacks", "add", "python", "gantry-test/python:1"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, stacks) = api.get("/2/stacks").await;
+    assert_eq!(stacks, json!(["python"]));
+    let (status, body) = api
+        .call(Method::POST, "/2/projects/default/tasks", Some(queue))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let task = body["tasks"][0]["id"].as_str().expect("id").to_string();
+    let job = api.wait(&task).await;
+    assert_eq!(job["status"], "succeeded", "{job}");
+    let log = api
+        .req(
+            Method::GET,
+            &format!("/2/projects/default/tasks/{task}/log"),
+        )
+        .send()
+        .await
+        .expect("log")
+        .text()
+        .await
+        .expect("text");
+    assert!(log.contains("payload {\"n\": 7}"), "{log}");
+    assert!(log.contains(&format!("id {task} dir /tmp")), "{log}");
 }
 
 /// The npm client (Iron's Node.js binding) queues a task and reads it back.

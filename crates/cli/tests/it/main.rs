@@ -10,6 +10,7 @@ mod configs;
 mod dashboard;
 mod engine;
 mod fleet;
+mod images;
 mod iron;
 mod jobs;
 mod keboola;

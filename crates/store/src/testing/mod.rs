@@ -13,6 +13,7 @@
 //! on one backend and fails on another names a backend bug.
 
 mod contract;
+mod images;
 mod iron;
 mod ordering;
 mod queue;
@@ -20,6 +21,7 @@ mod schedules;
 mod workers;
 
 pub use contract::*;
+pub use images::*;
 pub use iron::*;
 pub use ordering::*;
 pub use queue::*;
@@ -93,6 +95,8 @@ macro_rules! conformance_suite {
             // the fleet
             workers_register_claim_by_tags_drain_and_stop,
             the_admin_token_is_bootstrapped_once,
+            // the image catalogue
+            logins_are_per_project_revisions_count_up_and_images_list_oldest_use_first,
         );
     };
 }
