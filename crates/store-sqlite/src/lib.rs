@@ -63,6 +63,7 @@ pub const MIGRATIONS: &[Migration] = gantry_store::migrations!(
     11 "0011_iron.sql",
     12 "0012_workers.sql",
     13 "0013_images.sql",
+    14 "0014_sparse_job_indexes.sql",
 );
 
 /// Called once the group holding a write has committed (`None`) or failed.
@@ -153,6 +154,13 @@ fn queue_notifications(
 
 /// Queues a job's notifications if it has ended.
 fn notify_job(tx: &Connection, id: &str) -> Result<()> {
+    // Most jobs ask for no notification: say so without reading the job.
+    let asks: bool = tx
+        .prepare_cached("SELECT json_type(spec, '$.notify') = 'array' FROM jobs WHERE id = ?1")?
+        .query_row([id], |r| Ok(r.get::<_, Option<bool>>(0)?.unwrap_or(false)))?;
+    if !asks {
+        return Ok(());
+    }
     let job = load_job(tx, None, parse(id.to_string())?)?;
     if !job.status.is_terminal() {
         return Ok(());
@@ -563,11 +571,17 @@ fn load_hook(c: &Connection, project: Option<&ProjectId>, id: &str) -> Result<Ho
     .ok_or_else(|| Error::NotFound(format!("webhook {id}")))?
 }
 
-/// The due queued job to claim next: highest effective priority, then oldest,
-/// skipping (never stopping at) jobs held back by a configuration lock, a
-/// concurrency key or their project's `max_running`. Evaluated once per job
-/// claimed, inside the claim's transaction, so jobs claimed just before count.
-const NEXT_CLAIMABLE: &str = "SELECT j.id FROM jobs j INDEXED BY jobs_claim \
+/// The due queued jobs to claim next, in order: highest effective priority,
+/// then oldest, skipping (never stopping at) jobs held back by a
+/// configuration lock, a concurrency key or their project's `max_running`.
+/// Evaluated inside the claim's transaction, so jobs claimed just before
+/// count; `free` says whether claiming the job can hold any other back (it
+/// has a configuration, a key, or a capped project): the claim takes a run
+/// of jobs that are free and evaluates again after one that is not, so each
+/// pick is what a one-at-a-time evaluation would pick.
+pub const NEXT_CLAIMABLE: &str = "SELECT j.id, j.config_id IS NULL AND j.concurrency_key IS NULL AND NOT EXISTS ( \
+         SELECT 1 FROM projects p WHERE p.id = j.project_id AND p.max_running IS NOT NULL) \
+     FROM jobs j INDEXED BY jobs_claim \
      WHERE j.status = 'queued' AND j.run_after <= CAST(unixepoch('subsec') * 1000 AS INTEGER) \
      AND (j.config_id IS NULL OR j.concurrency_key IS NOT NULL OR NOT EXISTS ( \
          SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id AND r.config_id = j.config_id)) \
@@ -578,8 +592,8 @@ const NEXT_CLAIMABLE: &str = "SELECT j.id FROM jobs j INDEXED BY jobs_claim \
          SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id) < ( \
          SELECT max_running FROM projects p WHERE p.id = j.project_id)) \
      AND (j.worker_tags IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(j.worker_tags) t \
-         WHERE t.value NOT IN (SELECT value FROM json_each(?1)))) \
-     ORDER BY j.eff_priority DESC, j.run_after, j.id LIMIT 1";
+         WHERE t.value NOT IN (SELECT value FROM json_each(?2)))) \
+     ORDER BY j.eff_priority DESC, j.run_after, j.id LIMIT ?1";
 
 /// Why a queued job waits (the same rules as [`NEXT_CLAIMABLE`]), for views.
 fn waiting_reason(c: &Connection, job: &Job) -> Result<Option<Waiting>> {
@@ -659,6 +673,9 @@ fn open_conn(path: &Path) -> Result<Connection> {
     conn.pragma_update(None, "journal_mode", "WAL")?;
     conn.pragma_update(None, "synchronous", "FULL")?;
     conn.pragma_update(None, "foreign_keys", "ON")?;
+    // Savepoints (one per write of a group commit) journal the pages they
+    // change; in memory, not in a temporary file written page by page.
+    conn.pragma_update(None, "temp_store", "MEMORY")?;
     Ok(conn)
 }
 
@@ -2575,24 +2592,31 @@ impl QueueStore for SqliteStore {
                     // for one that never registered) pick the jobs it may take.
                     let (tags, state) = workers::tags_and_state(tx, &worker)?;
                     let max = if state == WorkerState::Draining { 0 } else { max };
+                    let mut numbers: std::collections::HashMap<ProjectId, i64> = Default::default();
+                    let mut next: std::collections::VecDeque<(String, bool)> = Default::default();
                     while jobs.len() < max {
-                        let next: Option<String> = tx
-                            .prepare_cached(NEXT_CLAIMABLE)?
-                            .query_row([&tags], |r| r.get(0))
-                            .optional()?;
-                        let Some(id) = next else { break };
-                        let id = &id;
-                        tx.prepare_cached(&format!(
-                            "UPDATE jobs SET status = 'running', attempt = attempt + 1, worker_id = ?2, \
-                             lease_expires = {NOW} + ?3, started_at = {NOW} WHERE id = ?1"
-                        ))?
-                        .execute(params![id, worker, lease_ms])?;
+                        if next.is_empty() {
+                            next = tx
+                                .prepare_cached(NEXT_CLAIMABLE)?
+                                .query_map(params![(max - jobs.len()) as i64, tags], |r| Ok((r.get(0)?, r.get(1)?)))?
+                                .collect::<rusqlite::Result<_>>()?;
+                        }
+                        let Some((id, free)) = next.pop_front() else { break };
+                        if !free {
+                            // Claiming it may hold back those listed after it.
+                            next.clear();
+                        }
+                        let job = tx
+                            .prepare_cached(&format!(
+                                "UPDATE jobs SET status = 'running', attempt = attempt + 1, worker_id = ?2, \
+                                 lease_expires = {NOW} + ?3, started_at = {NOW} WHERE id = ?1 RETURNING {JOB_COLS}"
+                            ))?
+                            .query_row(params![id, worker, lease_ms], |r| Ok(job_from_row(r)))??;
                         tx.prepare_cached(&format!(
                             "INSERT INTO attempts (job_id, number, worker_id, status, started_at) \
-                             SELECT id, attempt, worker_id, 'running', {NOW} FROM jobs WHERE id = ?1"
+                             VALUES (?1, ?2, ?3, 'running', {NOW})"
                         ))?
-                        .execute([id])?;
-                        let job = load_job(tx, None, parse(id.clone())?)?;
+                        .execute(params![id, job.attempt, worker])?;
                         let state = match &job.config_id {
                             Some(cfg) => tx
                                 .prepare_cached("SELECT state FROM configs WHERE project_id = ?1 AND id = ?2")?
@@ -2622,9 +2646,16 @@ impl QueueStore for SqliteStore {
                                 .transpose()?,
                             _ => None,
                         };
-                        let project_number: i64 = tx
-                            .prepare_cached("SELECT number FROM projects WHERE id = ?1")?
-                            .query_row([job.project.as_str()], |r| r.get(0))?;
+                        let project_number = match numbers.get(&job.project) {
+                            Some(n) => *n,
+                            None => {
+                                let n: i64 = tx
+                                    .prepare_cached("SELECT number FROM projects WHERE id = ?1")?
+                                    .query_row([job.project.as_str()], |r| r.get(0))?;
+                                numbers.insert(job.project.clone(), n);
+                                n
+                            }
+                        };
                         jobs.push(ClaimedJob {
                             job,
                             state,
@@ -2633,11 +2664,11 @@ impl QueueStore for SqliteStore {
                         });
                     }
                     // Jobs due but held back wake the worker when a job ends, not here.
-                    let next_due: Option<i64> = tx.query_row(
-                        &format!("SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued' AND run_after > {NOW}"),
-                        [],
-                        |r| r.get(0),
-                    )?;
+                    let next_due: Option<i64> = tx
+                        .prepare_cached(&format!(
+                            "SELECT MIN(run_after) - {NOW} FROM jobs WHERE status = 'queued' AND run_after > {NOW}"
+                        ))?
+                        .query_row([], |r| r.get(0))?;
                     Ok(Claim { jobs, next_due: next_due.map(|ms| Duration::from_millis(ms.max(0) as u64)) })
                 })
             })
@@ -2716,17 +2747,19 @@ impl QueueStore for SqliteStore {
         let finish = self
             .write(move |c| {
                 immediate(c, |tx: &Connection| {
-                    let row: Option<(u32, u32, i64, Option<String>, String)> = tx
+                    type Row = (u32, u32, i64, Option<String>, String, Option<bool>);
+                    let row: Option<Row> = tx
                         .prepare_cached(
-                            "SELECT failures, max_attempts, backoff_ms, config_id, project_id FROM jobs \
+                            "SELECT failures, max_attempts, backoff_ms, config_id, project_id, \
+                             json_type(spec, '$.notify') = 'array' FROM jobs \
                              WHERE id = ?1 AND attempt = ?2 AND worker_id = ?3 AND status = 'running'",
                         )?
                         .query_row(
                             params![id.to_string(), attempt, worker],
-                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+                            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?)),
                         )
                         .optional()?;
-                    let Some((failures, max_attempts, backoff_ms, config_id, project)) = row else {
+                    let Some((failures, max_attempts, backoff_ms, config_id, project, notify)) = row else {
                         return Ok(Finish::Stale);
                     };
                     // Outputs become visible in the same transaction as the status.
@@ -2782,7 +2815,9 @@ impl QueueStore for SqliteStore {
                                 )?;
                             }
                         }
-                        notify_job(tx, &id.to_string())?;
+                        if notify == Some(true) {
+                            notify_job(tx, &id.to_string())?;
+                        }
                         Finish::Done(outcome.status)
                     };
                     Ok(finish)

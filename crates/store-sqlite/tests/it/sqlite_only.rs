@@ -274,3 +274,44 @@ async fn opening_one_database_twice_at_once_migrates_it_once() {
     );
     assert_eq!(store.list_projects().await.expect("projects").len(), 1);
 }
+
+/// The hold-back lookups of a claim (and of why a job waits) use their
+/// sparse indexes; none scans the jobs.
+#[test]
+fn the_hold_back_lookups_use_their_indexes() {
+    let Sqlite { dir, store } = open_sqlite();
+    drop(store);
+    let conn = rusqlite::Connection::open(dir.path().join("gantry.db")).expect("db");
+    let plan = |sql: &str| -> String {
+        let mut stmt = conn
+            .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+            .expect("plan");
+        let rows: Vec<String> = stmt
+            .query_map([], |r| r.get::<_, String>(3))
+            .expect("rows")
+            .collect::<rusqlite::Result<_>>()
+            .expect("collect");
+        rows.join("\n")
+    };
+    let claim = plan(
+        &gantry_store_sqlite::NEXT_CLAIMABLE
+            .replace("?1", "8")
+            .replace("?2", "'[]'"),
+    );
+    for index in ["jobs_claim", "jobs_running_config", "jobs_running_key"] {
+        assert!(claim.contains(index), "{index} not used:\n{claim}");
+    }
+    let by_config = plan(
+        "SELECT id FROM jobs WHERE status = 'running' AND project_id = 'p' AND config_id = 'c' LIMIT 1",
+    );
+    assert!(by_config.contains("jobs_running_config"), "{by_config}");
+    let by_key = plan(
+        "SELECT id FROM jobs WHERE status = 'running' AND project_id = 'p' AND concurrency_key = 'k' ORDER BY id",
+    );
+    // (Sorted by id, SQLite prefers the project's index; either way no scan.)
+    assert!(!by_key.contains("SCAN jobs"), "{by_key}");
+    let by_schedule = plan(
+        "SELECT id FROM jobs WHERE project_id = 'p' AND schedule_id = 's' AND status IN ('queued', 'running') ORDER BY id LIMIT 1",
+    );
+    assert!(!by_schedule.contains("SCAN jobs"), "{by_schedule}");
+}

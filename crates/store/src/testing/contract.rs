@@ -397,3 +397,131 @@ pub async fn a_token_authenticates_by_its_secret_only(b: &dyn Backend) {
     );
     assert_eq!(store.list_tokens(None).await.expect("list").len(), 1);
 }
+
+/// A webhook delivery makes its job once: the same delivery id again
+/// answers what it made the first time and makes nothing; the job sees the
+/// delivery's body when claimed.
+pub async fn a_webhook_delivery_makes_its_job_once(b: &dyn Backend) {
+    let store = b.store();
+    let cfg: ConfigId = "hooked".parse().expect("id");
+    store
+        .create_config(&project(), &cfg, &json!({"image": "x"}))
+        .await
+        .expect("config");
+    store
+        .create_hook(crate::HookRow {
+            project: project(),
+            id: "h1".into(),
+            config_id: Some(cfg.clone()),
+            pipeline_id: None,
+            auth: "signature".into(),
+            secret_sealed: "sealed".into(),
+            old_secret_sealed: None,
+            old_until: None,
+            max_body: 1024,
+            rate_per_min: 60,
+            created_at: 0,
+        })
+        .await
+        .expect("hook");
+    let job = |delivery: &str| {
+        let mut j = new_job(1);
+        j.config_id = Some(cfg.clone());
+        j.trigger = Some(crate::Trigger::Webhook {
+            id: "h1".into(),
+            delivery: delivery.into(),
+        });
+        crate::Fire::Job(j)
+    };
+    let first = store
+        .deliver(
+            "h1",
+            "d1",
+            b"{\"a\":1}".to_vec(),
+            json!({"hook": "h1"}),
+            job("d1"),
+        )
+        .await
+        .expect("deliver");
+    let crate::Delivered::New(made, crate::DeliveredKind::Job) = first else {
+        panic!("expected a new job: {first:?}");
+    };
+    let again = store
+        .deliver(
+            "h1",
+            "d1",
+            b"{\"a\":2}".to_vec(),
+            json!({"hook": "h1"}),
+            job("d1"),
+        )
+        .await
+        .expect("replay");
+    assert_eq!(again, crate::Delivered::Replay(made.clone()));
+    assert_eq!(
+        store.find_delivery("h1", "d1").await.expect("find"),
+        Some(made.clone())
+    );
+    assert_eq!(store.find_delivery("h1", "d2").await.expect("find"), None);
+    let all = JobFilter {
+        status: None,
+        limit: 10,
+        before: None,
+    };
+    assert_eq!(
+        store.list_jobs(&project(), &all).await.expect("jobs").len(),
+        1
+    );
+    let claim = store.claim("w", 1, super::LEASE).await.expect("claim");
+    assert_eq!(claim.jobs[0].job.id.to_string(), made);
+    let payload = claim.jobs[0].webhook.as_ref().expect("payload");
+    assert_eq!(payload.body, b"{\"a\":1}", "the first delivery's body");
+}
+
+/// A job that ends queues the notifications its spec asks for (every one
+/// on failure, `on: always` ones on success), and a job that asks for none
+/// queues none.
+pub async fn notifications_are_queued_as_a_job_asks(b: &dyn Backend) {
+    let store = b.store();
+    let run = |spec: serde_json::Value, ok: bool| {
+        let store = store.clone();
+        async move {
+            let mut j = new_job(1);
+            j.spec = spec;
+            let id = store.enqueue(j).await.expect("enqueue").id;
+            let claim = store.claim("w", 1, super::LEASE).await.expect("claim");
+            assert_eq!(claim.jobs[0].job.id, id);
+            let outcome = if ok {
+                Outcome::succeeded(0)
+            } else {
+                Outcome::failed(gantry_core::ErrorKind::UserError, "bad", Some(1))
+            };
+            store
+                .finish_attempt(id, 1, "w", &outcome, None, &Default::default())
+                .await
+                .expect("finish");
+            store
+                .list_notifications(&project(), "job", &id.to_string())
+                .await
+                .expect("notifications")
+                .into_iter()
+                .map(|n| n.url)
+                .collect::<Vec<_>>()
+        }
+    };
+    let notify = json!([
+        {"url": "https://a.example/h"},
+        {"url": "https://b.example/h", "on": "always"}
+    ]);
+    assert!(run(json!({"image": "x"}), false).await.is_empty());
+    assert_eq!(
+        run(json!({"image": "x", "notify": notify}), false).await,
+        vec!["https://a.example/h", "https://b.example/h"]
+    );
+    assert_eq!(
+        run(json!({"image": "x", "notify": notify}), true).await,
+        vec!["https://b.example/h"]
+    );
+    assert!(run(json!({"image": "x", "notify": "nonsense"}), false)
+        .await
+        .is_empty());
+}

@@ -4,7 +4,7 @@
 //! [`conformance_suite!`](crate::conformance_suite), which makes one test
 //! per case:
 //!
-//! ```ignore
+//! ```text
 //! async fn open() -> Box<dyn gantry_store::testing::Backend> { ... }
 //! gantry_store::conformance_suite!(open);
 //! ```
@@ -90,6 +90,8 @@ macro_rules! conformance_suite {
             files_are_listed_by_every_tag_asked,
             tokens_are_revoked_by_public_id,
             a_token_authenticates_by_its_secret_only,
+            a_webhook_delivery_makes_its_job_once,
+            notifications_are_queued_as_a_job_asks,
             // IronWorker's objects
             iron_codes_tasks_and_schedules,
             // the fleet
