@@ -1,208 +1,9 @@
-//! Input and output mapping (Keboola's Common Interface): what a job reads
-//! from Storage into `/data/in`, and what it wrote to `/data/out` that
-//! becomes table versions and files.
-//!
-//! Nothing from the container is trusted: outputs are read only after it
-//! stopped, without following symlinks; anything but regular files and
-//! (for sliced tables) folders of regular files is refused.
+//! Collecting: what a job left in `/data/out` (read only after it stopped,
+//! never following links) into table writes and files ready to commit.
 
-use crate::csvscan::Dialect;
-use crate::read::{self, Staged};
-use crate::tables::{CsvInput, DeleteWhere, LoadOptions};
-use crate::{new_key, OutputLimits, ReadFilter, Result, Storage, StorageError};
-use futures_util::StreamExt;
-use gantry_core::spec::{check_file_name, InputMapping, OutputMapping, OutputTable, WhereOperator};
-use gantry_core::{ProjectId, TableId};
-use gantry_store::{NewFile, Outputs, Segment};
-use serde_json::{json, Map, Value};
-use std::path::{Path, PathBuf};
-
-/// Outputs ready to commit, and the objects written for them.
-#[derive(Debug, Default)]
-pub struct Collected {
-    pub outputs: Outputs,
-    pub fresh_segments: Vec<Segment>,
-    pub fresh_files: Vec<String>,
-}
-
-/// Largest manifest read from a container.
-const MAX_MANIFEST: u64 = 1 << 20;
-
-fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
-
-/// `-7 days`, `-2 hours`, `-30 minutes` (relative to now) or an RFC 3339 time.
-/// The read an input table mapping asks for (`at` names it in errors).
-pub fn read_filter(m: &gantry_core::spec::InputTable, at: &str) -> Result<ReadFilter> {
-    Ok(ReadFilter {
-        columns: m.columns.clone(),
-        where_column: m.where_column.clone(),
-        where_values: m.where_values.clone(),
-        where_operator: m.where_operator.unwrap_or_default(),
-        changed_since: m
-            .changed_since
-            .as_deref()
-            .map(|c| parse_changed_since(c, now_ms()))
-            .transpose()
-            .map_err(|e| StorageError::Invalid(format!("{at}: {e}")))?,
-        limit: m.limit,
-    })
-}
-
-pub fn parse_changed_since(text: &str, now_ms: i64) -> Result<i64, String> {
-    let t = text.trim();
-    if let Ok(time) = humantime::parse_rfc3339_weak(t) {
-        return Ok(time
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as i64));
-    }
-    let rel = t.strip_prefix('-').unwrap_or(t).trim();
-    let split = rel.find(|c: char| !c.is_ascii_digit()).unwrap_or(rel.len());
-    let (n, unit) = rel.split_at(split);
-    let n: i64 = n
-        .parse()
-        .map_err(|_| format!("changed_since '{text}': use e.g. '-7 days' or an RFC 3339 time"))?;
-    let unit_ms: i64 = match unit.trim().trim_end_matches('s') {
-        "second" | "sec" | "" => 1_000,
-        "minute" | "min" | "m" => 60_000,
-        "hour" | "h" => 3_600_000,
-        "day" | "d" => 86_400_000,
-        "week" | "w" => 604_800_000,
-        _ => {
-            return Err(format!(
-                "changed_since '{text}': unknown unit '{}'",
-                unit.trim()
-            ))
-        }
-    };
-    Ok(now_ms - n * unit_ms)
-}
+use super::*;
 
 impl Storage {
-    /// Writes every mapped input into `data/in`, each with its manifest.
-    /// A missing table or a bad filter is the user's error (`Invalid`/`NotFound`).
-    ///
-    /// An unfiltered table may be a hard link to its stored object: `data`
-    /// must be a folder private to Gantry whose `in` containers see read-only.
-    pub async fn stage_inputs(
-        &self,
-        project: &ProjectId,
-        input: &InputMapping,
-        data: &Path,
-    ) -> Result<StagedInputs> {
-        let mut staged = StagedInputs::default();
-        for (i, m) in input.tables.iter().enumerate() {
-            let at = format!("storage.input.tables[{i}]");
-            let table: TableId = m
-                .source
-                .parse()
-                .map_err(|e| StorageError::Invalid(format!("{at}.source: {e}")))?;
-            let dest = m
-                .destination
-                .clone()
-                .unwrap_or_else(|| format!("{}.csv", m.source));
-            check_file_name(&dest)
-                .map_err(|e| StorageError::Invalid(format!("{at}.destination: {e}")))?;
-            let filter = read_filter(m, &at)?;
-            let path = data.join("in/tables").join(&dest);
-            let v = self
-                .store
-                .table_version(project, &table, None)
-                .await
-                .map_err(|e| match e {
-                    gantry_store::StoreError::NotFound(_) => {
-                        StorageError::Invalid(format!("{at}: input table {table} not found"))
-                    }
-                    other => other.into(),
-                })?;
-            // A plain table on local disk is a link or a kernel copy;
-            // anything else streams.
-            let how = match self.copy_plain(&v, &filter, &path).await? {
-                Some(how) => how,
-                None => {
-                    let mut out =
-                        tokio::io::BufWriter::with_capacity(1 << 20, new_file(&path).await?);
-                    self.read_version(&v, &table, &filter, &mut out).await?;
-                    tokio::io::AsyncWriteExt::flush(&mut out).await?;
-                    Staged::Streamed
-                }
-            };
-            staged.tables.push(how);
-            let info = self.store.get_table(project, &table).await?;
-            let columns = if m.columns.is_empty() {
-                v.columns.clone()
-            } else {
-                m.columns.clone()
-            };
-            let (table_meta, column_meta) =
-                gantry_core::metadata::for_input(v.metadata.as_ref(), &columns);
-            let manifest = json!({
-                "id": table.as_str(),
-                "uri": format!("gantry://{project}/tables/{table}"),
-                "name": table.name(),
-                "primary_key": v.primary_key,
-                "columns": columns,
-                "created": rfc3339(info.created_at),
-                "last_import_date": rfc3339(v.created_at),
-                "last_change_date": rfc3339(v.created_at),
-                "rows_count": v.rows,
-                "data_size_bytes": v.bytes,
-                "is_alias": false,
-                "attributes": [],
-                "metadata": table_meta,
-                "column_metadata": column_meta,
-            });
-            write_manifest(
-                &data.join("in/tables").join(format!("{dest}.manifest")),
-                &manifest,
-            )
-            .await?;
-        }
-        for (i, m) in input.files.iter().enumerate() {
-            if m.tags.is_empty() {
-                return Err(StorageError::Invalid(format!(
-                    "storage.input.files[{i}]: name at least one tag"
-                )));
-            }
-            let files = self
-                .store
-                .list_files(
-                    project,
-                    &m.tags,
-                    m.limit.unwrap_or(100).min(10_000) as usize,
-                )
-                .await?;
-            for f in files {
-                let name = format!("{}_{}", f.id, f.name);
-                let path = data.join("in/files").join(&name);
-                let mut out = new_file(&path).await?;
-                let mut stream = self.object_stream(&f.object_key, 0).await?;
-                while let Some(chunk) = stream.next().await {
-                    tokio::io::AsyncWriteExt::write_all(&mut out, &chunk?).await?;
-                }
-                let manifest = json!({
-                    "id": f.id, "name": f.name, "tags": f.tags, "size_bytes": f.size,
-                    "created": rfc3339(f.created_at), "is_public": false, "is_encrypted": false,
-                });
-                write_manifest(
-                    &data.join("in/files").join(format!("{name}.manifest")),
-                    &manifest,
-                )
-                .await?;
-                staged.files += 1;
-            }
-        }
-        Ok(staged)
-    }
-
     /// Reads what the container left in `data/out` into table writes and
     /// files (objects uploaded; nothing committed). Only `write_always`
     /// tables are taken when the job failed. A broken contract is `Invalid`,
@@ -337,112 +138,10 @@ impl Storage {
         }
         Ok(())
     }
-
-    async fn collect_files(
-        &self,
-        project: &ProjectId,
-        mapping: &OutputMapping,
-        data: &Path,
-        keys: &mut Vec<String>,
-    ) -> Result<Vec<NewFile>> {
-        let dir = data.join("out/files");
-        let entries = list_entries(&dir, "out/files")?;
-        require_mapped(
-            &entries,
-            mapping.files.iter().map(|m| m.source.as_str()),
-            "files",
-        )?;
-        let mut out = Vec::new();
-        for (name, kind) in entries {
-            if name.ends_with(".manifest") {
-                continue;
-            }
-            let shown = format!("out/files/{name}");
-            if kind == EntryKind::Dir {
-                return Err(StorageError::Invalid(format!(
-                    "{shown} is a folder; only files are stored"
-                )));
-            }
-            check_file_name(&name).map_err(|e| StorageError::Invalid(format!("{shown}: {e}")))?;
-            let manifest = read_manifest(&dir.join(format!("{name}.manifest")), &shown)?;
-            let mut tags: Vec<String> = match manifest.get("tags") {
-                Some(Value::Array(a)) => a
-                    .iter()
-                    .filter_map(|t| t.as_str().map(str::to_string))
-                    .collect(),
-                _ => Vec::new(),
-            };
-            if let Some(m) = mapping.files.iter().find(|m| m.source == name) {
-                tags.extend(m.tags.iter().cloned());
-            }
-            tags.sort();
-            tags.dedup();
-            let file = open_regular(&dir.join(&name)).await?;
-            let (key, size) = self.upload(project, &name, file).await?;
-            keys.push(key.clone());
-            out.push(NewFile {
-                name,
-                tags,
-                size,
-                object_key: key,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Streams a file's content into a new object; returns its key and size.
-    pub async fn upload<R: tokio::io::AsyncRead + Unpin>(
-        &self,
-        project: &ProjectId,
-        name: &str,
-        reader: R,
-    ) -> Result<(String, u64)> {
-        let key = new_key(project, "files", &sanitize(name));
-        let mut upload = self.sink(&key).await?;
-        let mut stream = tokio_util::io::ReaderStream::with_capacity(reader, 1 << 20);
-        let mut size = 0u64;
-        while let Some(chunk) = stream.next().await {
-            let chunk = match chunk {
-                Ok(c) => c,
-                Err(e) => {
-                    upload.abort().await;
-                    return Err(e.into());
-                }
-            };
-            size += chunk.len() as u64;
-            if let Err(e) = upload.write(chunk).await {
-                upload.abort().await;
-                return Err(e);
-            }
-        }
-        upload.finish().await?;
-        Ok((key.to_string(), size))
-    }
-
-    /// Streams a stored file's content.
-    pub async fn download(
-        &self,
-        key: &str,
-    ) -> Result<futures_util::stream::BoxStream<'static, Result<bytes::Bytes>>> {
-        self.object_stream(key, 0).await
-    }
-}
-
-fn sanitize(name: &str) -> String {
-    name.chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "._-".contains(c) {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(100)
-        .collect()
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum EntryKind {
+pub(super) enum EntryKind {
     File,
     Dir,
 }
@@ -498,7 +197,7 @@ fn read_dir_if_any(dir: &Path) -> Result<impl Iterator<Item = std::io::Result<st
 
 /// Lists a folder without following symlinks; anything but regular files and
 /// folders is refused, as are names that are not plain UTF-8.
-fn list_entries(dir: &Path, shown: &str) -> Result<Vec<(String, EntryKind)>> {
+pub(super) fn list_entries(dir: &Path, shown: &str) -> Result<Vec<(String, EntryKind)>> {
     let mut out = Vec::new();
     for entry in read_dir_if_any(dir)? {
         let entry = entry?;
@@ -535,7 +234,7 @@ fn list_entries(dir: &Path, shown: &str) -> Result<Vec<(String, EntryKind)>> {
 }
 
 /// A mapped output that the job did not write breaks the contract.
-fn require_mapped<'a>(
+pub(super) fn require_mapped<'a>(
     entries: &[(String, EntryKind)],
     sources: impl Iterator<Item = &'a str>,
     kind: &str,
@@ -551,7 +250,7 @@ fn require_mapped<'a>(
 }
 
 /// Opens a regular file without following a symlink swapped in meanwhile.
-async fn open_regular(path: &Path) -> Result<tokio::fs::File> {
+pub(super) async fn open_regular(path: &Path) -> Result<tokio::fs::File> {
     let mut opts = tokio::fs::OpenOptions::new();
     opts.read(true).custom_flags(0o400000); // O_NOFOLLOW
     let f = opts
@@ -574,7 +273,7 @@ async fn open_regular(path: &Path) -> Result<tokio::fs::File> {
     Ok(f)
 }
 
-fn read_manifest(path: &Path, shown: &str) -> Result<Map<String, Value>> {
+pub(super) fn read_manifest(path: &Path, shown: &str) -> Result<Map<String, Value>> {
     let meta = match path.symlink_metadata() {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Map::new()),
@@ -600,43 +299,6 @@ fn read_manifest(path: &Path, shown: &str) -> Result<Map<String, Value>> {
             "{shown}.manifest is not valid JSON: {e}"
         ))),
     }
-}
-
-/// What `stage_inputs` wrote: how each table got there, and how many files.
-#[derive(Clone, Debug, Default)]
-pub struct StagedInputs {
-    pub tables: Vec<Staged>,
-    pub files: usize,
-}
-
-impl std::fmt::Display for StagedInputs {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let count = |how| self.tables.iter().filter(|t| **t == how).count();
-        write!(
-            f,
-            "tables: {} linked to stored objects, {} copied, {} streamed; files: {}",
-            count(Staged::Linked),
-            count(Staged::Copied),
-            count(Staged::Streamed),
-            self.files
-        )
-    }
-}
-
-/// `read::fresh_file` off the runtime.
-async fn new_file(path: &Path) -> Result<tokio::fs::File> {
-    let path = path.to_path_buf();
-    let file = tokio::task::spawn_blocking(move || read::fresh_file(&path))
-        .await
-        .map_err(std::io::Error::other)??;
-    Ok(tokio::fs::File::from_std(file))
-}
-
-async fn write_manifest(path: &Path, v: &Value) -> Result<()> {
-    let mut file = new_file(path).await?;
-    let text = serde_json::to_vec_pretty(v).unwrap_or_default();
-    tokio::io::AsyncWriteExt::write_all(&mut file, &text).await?;
-    Ok(())
 }
 
 /// One output table's settings: the spec's mapping over the manifest.
@@ -823,27 +485,5 @@ impl TableOutput {
             dialect,
             metadata,
         })
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::parse_changed_since;
-
-    #[test]
-    fn changed_since_forms() {
-        let now = 1_000_000_000_000;
-        assert_eq!(
-            parse_changed_since("-7 days", now),
-            Ok(now - 7 * 86_400_000)
-        );
-        assert_eq!(parse_changed_since("-1 hour", now), Ok(now - 3_600_000));
-        assert_eq!(parse_changed_since("-30 minutes", now), Ok(now - 1_800_000));
-        assert_eq!(
-            parse_changed_since("2001-09-09T01:46:40Z", now),
-            Ok(1_000_000_000_000)
-        );
-        assert!(parse_changed_since("yesterday", now).is_err());
-        assert!(parse_changed_since("-3 fortnights", now).is_err());
     }
 }
