@@ -547,6 +547,14 @@ z.close()
     assert!(o.status.success(), "{}", stderr(&o));
     let rev: Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(rev["rev"], 1, "{rev}");
+    // The orphan sweep (and backups) count a package's object as named.
+    let o = g.cli(&["sweep", "--grace", "0s"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("deleted 0 orphaned objects"),
+        "{}",
+        stderr(&o)
+    );
 
     let spec = json!({"code": {"package": "hello", "stack": "busybox-2"}, "command": ["sh", "/code/main.sh"]});
     let first = api.run(spec.clone()).await;
