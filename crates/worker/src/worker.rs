@@ -102,6 +102,7 @@ impl Worker {
             runtime: runtime.clone(),
             worker_id: cfg.id.clone(),
             cfg: cfg.images.clone(),
+            touched: Arc::default(),
         };
         Self {
             store,
