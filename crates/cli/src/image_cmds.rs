@@ -78,15 +78,11 @@ pub enum RegistriesCommand {
 #[derive(Subcommand)]
 pub enum StacksCommand {
     /// Register (or repoint) a stack: a named base image code packages run on (admin).
-    Add {
-        name: String,
-        image: String,
-    },
+    Add { name: String, image: String },
+    /// The stacks and their images.
     List,
     /// Remove a stack (admin).
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
