@@ -47,7 +47,7 @@ fn row(
 }
 
 pub fn images(args: &Args, report: &mut Report) -> anyhow::Result<()> {
-    let n = if args.quick { 5 } else { 30 };
+    let n = if args.quick { 5 } else { 40 };
     let work = tempfile::tempdir()?;
     let code = work.path().join("code");
     std::fs::create_dir(&code)?;
@@ -66,13 +66,18 @@ pub fn images(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     run(Command::new("docker")
         .args(["build", "-q", "-t", &tag])
         .arg(&code))?;
+    // A new slow step each run: the engine's cache of an earlier run must
+    // not make the first build look cached.
+    let nonce = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
     let repo = work.path().join("repo");
     std::fs::create_dir(&repo)?;
     std::fs::write(repo.join("main.sh"), "echo hello\n")?;
     std::fs::write(
         repo.join("Dockerfile"),
         format!(
-            "FROM {}\nRUN sleep 3 && echo slow > /slow\nCOPY main.sh /code/main.sh\nWORKDIR /code\n",
+            "FROM {}\nRUN sleep 3 && echo slow {nonce} > /slow\nCOPY main.sh /code/main.sh\nWORKDIR /code\n",
             args.image
         ),
     )?;
@@ -128,29 +133,38 @@ pub fn images(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         percentile(&c, 50.0),
         percentile(&b, 50.0),
     );
+    // Paired per round (each round runs the three back to back), so a busy
+    // machine's drift between rounds cancels out: medians of the rounds'
+    // ratios and differences.
+    let paired = |x: &[f64], f: fn(f64, f64) -> f64| -> f64 {
+        let v: Vec<f64> = x.iter().zip(&p).map(|(a, b)| f(*a, *b)).collect();
+        percentile(&v, 50.0)
+    };
+    let (c_ratio, c_diff) = (paired(&c, |a, b| a / b), paired(&c, |a, b| a - b));
+    let b_diff = paired(&b, |a, b| a - b);
     report.rows.push(row(
-        "job on a cached code package p50 vs the same code prebuilt",
-        format!("{c50:.0} ms"),
-        format!("{p50:.0} ms"),
-        Some(c50 / p50),
+        "job on a cached code package vs the same code prebuilt (median of per-round ratios)",
+        format!("p50 {c50:.0} ms"),
+        format!("p50 {p50:.0} ms"),
+        Some(c_ratio),
         "≤ 1.2×",
-        Some(c50 / p50 <= 1.2),
+        Some(c_ratio <= 1.2),
     ));
     report.rows.push(row(
-        "second run of an unchanged (stack, package): overhead over prebuilt",
-        format!("{:.0} ms", c50 - p50),
+        "second run of an unchanged (stack, package): overhead over prebuilt (median per-round difference)",
+        format!("{c_diff:.0} ms"),
         "-".into(),
         None,
         "≤ 200 ms",
-        Some(c50 - p50 <= 200.0),
+        Some(c_diff <= 200.0),
     ));
     report.rows.push(row(
-        "second build of an unchanged git commit: overhead over prebuilt",
-        format!("{:.0} ms", b50 - p50),
+        "second build of an unchanged git commit: overhead over prebuilt (median per-round difference)",
+        format!("{b_diff:.0} ms"),
         format!("p50 {b50:.0} ms vs {p50:.0} ms"),
         Some(b50 / p50),
         "≤ 200 ms",
-        Some(b50 - p50 <= 200.0),
+        Some(b_diff <= 200.0),
     ));
 
     // A new commit that changes only the code: the slow RUN layer is cached.

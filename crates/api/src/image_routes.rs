@@ -2,15 +2,16 @@
 //! password is sealed by the vault and never returned), stacks (named base
 //! images; an admin adds and removes them), code packages of the caller's
 //! project (`/v1/packages/{name}`: the body is a zip or tar.gz, checked and
-//! kept as the next revision) and what every worker holds (`/v1/images`,
-//! admin).
+//! kept as the next revision), what every worker holds (`/v1/images`,
+//! admin) and the fleet's warm list (`/v1/images/keep`: images every worker
+//! keeps present; changed by an admin).
 
 use crate::auth::Auth;
 use crate::routes::{ApiJson, AppState};
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::body::Bytes;
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
@@ -32,6 +33,10 @@ pub fn routes() -> Router<AppState> {
                 .layer(DefaultBodyLimit::max(gantry_storage::packages::MAX_ARCHIVE)),
         )
         .route("/v1/images", get(list_images))
+        .route(
+            "/v1/images/keep",
+            get(list_kept).post(keep_image).delete(unkeep_image),
+        )
 }
 
 fn require_admin(p: &Principal, what: &str) -> Result<(), ApiError> {
@@ -206,4 +211,45 @@ async fn list_images(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<V
     Ok(Json(
         json!({"images": list.into_iter().map(image_view).collect::<Vec<_>>()}),
     ))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeptImage {
+    image: String,
+}
+
+fn check_image(image: &str) -> Result<(), ApiError> {
+    if image.is_empty()
+        || image.len() > 512
+        || image.contains(|c: char| c.is_whitespace() || c.is_control())
+    {
+        return Err(ApiError::invalid("image: must be an image reference"));
+    }
+    Ok(())
+}
+
+async fn list_kept(State(st): State<AppState>, Auth(_): Auth) -> Result<Json<Value>, ApiError> {
+    Ok(Json(json!({"images": st.store.kept_images().await?})))
+}
+
+async fn keep_image(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    ApiJson(body): ApiJson<KeptImage>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&p, "keeping an image on every worker")?;
+    check_image(&body.image)?;
+    st.store.keep_image(&body.image).await?;
+    Ok((StatusCode::CREATED, Json(json!({"image": body.image}))))
+}
+
+async fn unkeep_image(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+    Query(body): Query<KeptImage>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&p, "keeping an image on every worker")?;
+    st.store.unkeep_image(&body.image).await?;
+    Ok(StatusCode::NO_CONTENT)
 }

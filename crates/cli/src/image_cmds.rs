@@ -78,15 +78,11 @@ pub enum RegistriesCommand {
 #[derive(Subcommand)]
 pub enum StacksCommand {
     /// Register (or repoint) a stack: a named base image code packages run on (admin).
-    Add {
-        name: String,
-        image: String,
-    },
+    Add { name: String, image: String },
+    /// The stacks and their images.
     List,
     /// Remove a stack (admin).
-    Remove {
-        name: String,
-    },
+    Remove { name: String },
 }
 
 #[derive(Subcommand)]
@@ -118,6 +114,17 @@ pub enum ImagesCommand {
     Import { file: PathBuf },
     /// What the workers hold for Gantry: sizes, last use, warm (admin).
     List,
+    /// Put images on the fleet's warm list: every worker pulls them (at
+    /// start and every minute) and never collects them (admin).
+    Keep {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
+    /// Take images off the fleet's warm list (admin).
+    Unkeep {
+        #[arg(required = true)]
+        images: Vec<String>,
+    },
 }
 
 fn print(g: &Global, v: &Value, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
@@ -280,6 +287,22 @@ pub async fn images(g: &Global, cmd: ImagesCommand) -> anyhow::Result<u8> {
             let rt = engine().await?;
             for line in rt.import_images(&file).await? {
                 println!("{line}");
+            }
+            Ok(0)
+        }
+        ImagesCommand::Keep { images } => {
+            let api = Client::new(g)?;
+            for image in images {
+                api.post("/v1/images/keep", &json!({"image": image}))
+                    .await?;
+            }
+            Ok(0)
+        }
+        ImagesCommand::Unkeep { images } => {
+            let api = Client::new(g)?;
+            for image in images {
+                api.delete(&format!("/v1/images/keep?image={}", enc(&image)))
+                    .await?;
             }
             Ok(0)
         }

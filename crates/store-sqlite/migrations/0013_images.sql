@@ -34,3 +34,7 @@ CREATE TABLE engine_images (
     created_at INTEGER NOT NULL,
     PRIMARY KEY (worker_id, reference)
 ) WITHOUT ROWID;
+CREATE TABLE fleet_warm_images (
+    image TEXT PRIMARY KEY,
+    created_at INTEGER NOT NULL
+) WITHOUT ROWID;

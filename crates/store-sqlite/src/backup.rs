@@ -88,8 +88,17 @@ fn keys_in(c: &Connection) -> Result<Vec<String>> {
             .map_err(|e| StoreError::Corrupt(format!("segments of a version: {e}")))?;
         keys.extend(segments.into_iter().map(|s| s.key));
     }
-    let mut stmt =
-        c.prepare("SELECT object_key FROM files UNION ALL SELECT object_key FROM code_packages")?;
+    // Code packages' objects too (absent from backups made before them).
+    let packages: i64 = c.query_row(
+        "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'code_packages'",
+        [],
+        |r| r.get(0),
+    )?;
+    let mut stmt = c.prepare(if packages > 0 {
+        "SELECT object_key FROM files UNION ALL SELECT object_key FROM code_packages"
+    } else {
+        "SELECT object_key FROM files"
+    })?;
     let mut rows = stmt.query([])?;
     while let Some(r) = rows.next()? {
         keys.insert(r.get::<_, String>(0)?);

@@ -319,4 +319,39 @@ impl ImageCatalog for SqliteStore {
         })
         .await
     }
+
+    async fn keep_image(&self, image: &str) -> gantry_store::Result<()> {
+        let i = image.to_string();
+        self.write(move |c| {
+            c.execute(
+                &format!(
+                    "INSERT INTO fleet_warm_images (image, created_at) VALUES (?1, {NOW})
+                     ON CONFLICT (image) DO NOTHING"
+                ),
+                [&i],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn unkeep_image(&self, image: &str) -> gantry_store::Result<()> {
+        let i = image.to_string();
+        self.write(move |c| {
+            if c.execute("DELETE FROM fleet_warm_images WHERE image = ?1", [&i])? == 0 {
+                return Err(StoreError::NotFound(format!("kept image {i}")));
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn kept_images(&self) -> gantry_store::Result<Vec<String>> {
+        self.read(|c| {
+            let mut st = c.prepare("SELECT image FROM fleet_warm_images ORDER BY image")?;
+            let rows = st.query_map([], |r| r.get(0))?;
+            Ok(rows.collect::<rusqlite::Result<Vec<String>>>()?)
+        })
+        .await
+    }
 }

@@ -112,4 +112,10 @@ pub trait ImageCatalog: Send + Sync {
     /// What every worker holds, or one worker's, least recently used first.
     async fn list_images(&self, worker_id: Option<&str>) -> Result<Vec<EngineImage>>;
     async fn forget_image(&self, worker_id: &str, reference: &str) -> Result<()>;
+
+    /// The fleet's warm list: images every worker keeps present.
+    async fn keep_image(&self, image: &str) -> Result<()>;
+    /// `NotFound` when the image is not on the list.
+    async fn unkeep_image(&self, image: &str) -> Result<()>;
+    async fn kept_images(&self) -> Result<Vec<String>>;
 }

@@ -54,7 +54,13 @@ pub struct Images {
     pub runtime: Arc<dyn ContainerRuntime>,
     pub worker_id: String,
     pub cfg: ImageConfig,
+    /// When each reference's use was last written (at most once a minute:
+    /// the GC counts in days, and a job's path should not write for it).
+    pub touched: Arc<std::sync::Mutex<std::collections::HashMap<String, std::time::Instant>>>,
 }
+
+/// How often one reference's last use is written to the store.
+const TOUCH_EVERY: Duration = Duration::from_secs(60);
 
 fn infra(m: impl Into<String>) -> Outcome {
     Outcome::failed(ErrorKind::Infrastructure, m, None)
@@ -127,8 +133,22 @@ impl Images {
             last_used: 0,
             created_at: 0,
         };
-        if let Err(e) = self.store.touch_image(&record).await {
-            tracing::warn!(error = %e, "cannot record an image's use");
+        let due = self.touched.lock().map_or(true, |mut m| {
+            let now = std::time::Instant::now();
+            // A tag that moved to another image is written at once.
+            let key = format!("{}\n{}", record.reference, record.image_id);
+            match m.get(&key) {
+                Some(at) if now.duration_since(*at) < TOUCH_EVERY => false,
+                _ => {
+                    m.insert(key, now);
+                    true
+                }
+            }
+        });
+        if due {
+            if let Err(e) = self.store.touch_image(&record).await {
+                tracing::warn!(error = %e, "cannot record an image's use");
+            }
         }
         // Processors' images under the same policy and the project's logins
         // (their steps copy this spec, so they run with `never` below too).
@@ -656,7 +676,14 @@ impl Images {
         let (tx, mut rx) = mpsc::channel(256);
         let drain = tokio::spawn(async move { while rx.recv().await.is_some() {} });
         let project = ProjectId::default_project();
-        for image in &self.cfg.warm {
+        let mut images = self.cfg.warm.clone();
+        match self.store.kept_images().await {
+            Ok(kept) => images.extend(kept),
+            Err(e) => tracing::warn!(error = %e, "cannot read the fleet's warm images"),
+        }
+        images.sort();
+        images.dedup();
+        for image in &images {
             match self
                 .pulled(&project, image, PullPolicy::IfMissing, &tx)
                 .await
@@ -707,7 +734,14 @@ impl Images {
                 return Vec::new();
             }
         };
-        let warm: Vec<&String> = self.cfg.warm.iter().collect();
+        let mut warm: Vec<String> = self.cfg.warm.clone();
+        match self.store.kept_images().await {
+            Ok(kept) => warm.extend(kept),
+            Err(e) => {
+                tracing::warn!(error = %e, "image GC: cannot read the fleet's warm images");
+                return Vec::new();
+            }
+        }
         let mut total: u64 = records.iter().map(|r| r.size).sum();
         let mut removed = Vec::new();
         for r in &records {
@@ -716,7 +750,7 @@ impl Images {
             }
             let idle_ms = now_ms - r.last_used;
             if r.warm
-                || warm.contains(&&r.reference)
+                || warm.contains(&r.reference)
                 || in_use.contains(&r.image_id)
                 || idle_ms < self.cfg.idle.as_millis() as i64
             {

@@ -106,6 +106,7 @@ impl Worker {
             runtime: runtime.clone(),
             worker_id: cfg.id.clone(),
             cfg: cfg.images.clone(),
+            touched: Arc::default(),
         };
         Self {
             store,

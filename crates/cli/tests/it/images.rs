@@ -493,7 +493,29 @@ async fn mirrors_are_tried_first_bundles_carry_images_and_warm_images_are_kept()
     assert!(present(&image));
     let o = g.cli(&["images", "warm", &image]);
     assert!(stdout(&o).contains("present"), "{}", stdout(&o));
-    docker(&["rmi", &image, &warm]);
+
+    // The fleet's warm list: a worker (here after a restart) pulls what is
+    // on it without any job.
+    let kept_local = tiny_image(&format!("gantry-test/kept:{n}"), "kept");
+    let kept = mirror.push(&kept_local, &format!("team/kept:{n}"));
+    docker(&["rmi", &kept_local]);
+    let o = g.cli(&["images", "keep", &kept]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, listed) = api.get("/v1/images/keep").await;
+    assert_eq!(listed["images"], json!([kept]), "{listed}");
+    let mut g = g;
+    g.stop_with("TERM", Duration::from_secs(30));
+    g.start();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !present(&kept) {
+        assert!(Instant::now() < deadline, "{kept} never pulled");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let o = g.cli(&["images", "unkeep", &kept]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, listed) = g.client().get("/v1/images/keep").await;
+    assert_eq!(listed["images"], json!([]), "{listed}");
+    docker(&["rmi", &image, &warm, &kept]);
 }
 
 /// A zip written by Python's zipfile, which keeps names as given (so it can
@@ -547,6 +569,14 @@ z.close()
     assert!(o.status.success(), "{}", stderr(&o));
     let rev: Value = serde_json::from_str(&stdout(&o)).expect("json");
     assert_eq!(rev["rev"], 1, "{rev}");
+    // The orphan sweep (and backups) count a package's object as named.
+    let o = g.cli(&["sweep", "--grace", "0s"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("deleted 0 orphaned objects"),
+        "{}",
+        stderr(&o)
+    );
 
     let spec = json!({"code": {"package": "hello", "stack": "busybox-2"}, "command": ["sh", "/code/main.sh"]});
     let first = api.run(spec.clone()).await;
