@@ -516,6 +516,47 @@ pub enum Finish {
     Stale,
 }
 
+/// A log line's level, as `gantry_core::events` reads it from a line
+/// (JSON `level`, GELF severities) or as Gantry's own lines say it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::AsRefStr,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<LogLevel> for String {
+    fn from(l: LogLevel) -> Self {
+        l.as_str().to_string()
+    }
+}
+
+impl PartialEq<&str> for LogLevel {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
     pub seq: u64,
@@ -523,7 +564,7 @@ pub struct Event {
     /// Milliseconds since the Unix epoch.
     pub time: i64,
     pub stream: String,
-    pub level: String,
+    pub level: LogLevel,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
