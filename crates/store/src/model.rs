@@ -796,3 +796,62 @@ pub struct StoreFigures {
     pub queues: Vec<QueueStat>,
     pub storage: Vec<StorageStat>,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names stored in the database (strum) and shown on the wire
+    /// (serde) are one and the same, and are the strings used before these
+    /// were enums.
+    #[test]
+    fn stored_and_wire_names_agree_and_are_the_old_strings() {
+        fn check<T: Serialize + Copy + std::str::FromStr + PartialEq + std::fmt::Debug>(
+            all: &[(T, &str)],
+            name: impl Fn(T) -> &'static str,
+        ) {
+            for (v, s) in all {
+                assert_eq!(name(*v), *s);
+                assert_eq!(serde_json::to_string(v).expect("json"), format!("\"{s}\""));
+                assert_eq!(s.parse::<T>().ok(), Some(*v));
+            }
+        }
+        check(
+            &[
+                (MadeBy::Import, "import"),
+                (MadeBy::Create, "create"),
+                (MadeBy::Job, "job"),
+                (MadeBy::Run, "run"),
+                (MadeBy::Compact, "compact"),
+                (MadeBy::Restore, "restore"),
+            ],
+            MadeBy::as_str,
+        );
+        check(
+            &[
+                (AttemptStatus::Running, "running"),
+                (AttemptStatus::Succeeded, "succeeded"),
+                (AttemptStatus::Failed, "failed"),
+                (AttemptStatus::Cancelled, "cancelled"),
+                (AttemptStatus::TimedOut, "timed_out"),
+                (AttemptStatus::Lost, "lost"),
+                (AttemptStatus::HandedBack, "handed_back"),
+            ],
+            AttemptStatus::as_str,
+        );
+        check(
+            &[
+                (LogLevel::Debug, "debug"),
+                (LogLevel::Info, "info"),
+                (LogLevel::Warning, "warning"),
+                (LogLevel::Error, "error"),
+            ],
+            LogLevel::as_str,
+        );
+        for s in gantry_core::JobStatus::ALL {
+            if s.is_terminal() {
+                assert_eq!(AttemptStatus::ended(s).as_str(), s.as_str());
+            }
+        }
+    }
+}
