@@ -219,7 +219,7 @@ impl From<Event> for EventView {
             attempt: e.attempt,
             time: rfc3339(e.time),
             stream: e.stream,
-            level: e.level,
+            level: e.level.into(),
             message: e.message,
             data: e.data,
         }

@@ -2929,7 +2929,9 @@ impl EventStore for SqliteStore {
                             attempt,
                             now,
                             l.stream.as_str(),
-                            l.level,
+                            // A level outside the four is stored as `info`,
+                            // as gantry_core::events reads unknown ones.
+                            l.level.parse::<LogLevel>().unwrap_or(LogLevel::Info).as_str(),
                             l.message,
                             l.data.as_ref().map(|d| d.to_string()),
                         ])?;
@@ -2975,7 +2977,7 @@ impl EventStore for SqliteStore {
                     attempt: r.get(1)?,
                     time: r.get(2)?,
                     stream: r.get(3)?,
-                    level: r.get(4)?,
+                    level: parse_str(&r.get::<_, String>(4)?)?,
                     message: r.get(5)?,
                     data: r
                         .get::<_, Option<String>>(6)?

@@ -518,6 +518,47 @@ pub enum Finish {
     Stale,
 }
 
+/// A log line's level, as `gantry_core::events` reads it from a line
+/// (JSON `level`, GELF severities) or as Gantry's own lines say it.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    strum::AsRefStr,
+    strum::Display,
+    strum::EnumString,
+    strum::IntoStaticStr,
+)]
+#[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
+pub enum LogLevel {
+    Debug,
+    Info,
+    Warning,
+    Error,
+}
+
+impl LogLevel {
+    pub fn as_str(self) -> &'static str {
+        self.into()
+    }
+}
+
+impl From<LogLevel> for String {
+    fn from(l: LogLevel) -> Self {
+        l.as_str().to_string()
+    }
+}
+
+impl PartialEq<&str> for LogLevel {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
     pub seq: u64,
@@ -525,7 +566,7 @@ pub struct Event {
     /// Milliseconds since the Unix epoch.
     pub time: i64,
     pub stream: String,
-    pub level: String,
+    pub level: LogLevel,
     pub message: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<Value>,
@@ -756,4 +797,63 @@ pub struct StoreFigures {
     pub by_status: Vec<(JobStatus, u64)>,
     pub queues: Vec<QueueStat>,
     pub storage: Vec<StorageStat>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The names stored in the database (strum) and shown on the wire
+    /// (serde) are one and the same, and are the strings used before these
+    /// were enums.
+    #[test]
+    fn stored_and_wire_names_agree_and_are_the_old_strings() {
+        fn check<T: Serialize + Copy + std::str::FromStr + PartialEq + std::fmt::Debug>(
+            all: &[(T, &str)],
+            name: impl Fn(T) -> &'static str,
+        ) {
+            for (v, s) in all {
+                assert_eq!(name(*v), *s);
+                assert_eq!(serde_json::to_string(v).expect("json"), format!("\"{s}\""));
+                assert_eq!(s.parse::<T>().ok(), Some(*v));
+            }
+        }
+        check(
+            &[
+                (MadeBy::Import, "import"),
+                (MadeBy::Create, "create"),
+                (MadeBy::Job, "job"),
+                (MadeBy::Run, "run"),
+                (MadeBy::Compact, "compact"),
+                (MadeBy::Restore, "restore"),
+            ],
+            MadeBy::as_str,
+        );
+        check(
+            &[
+                (AttemptStatus::Running, "running"),
+                (AttemptStatus::Succeeded, "succeeded"),
+                (AttemptStatus::Failed, "failed"),
+                (AttemptStatus::Cancelled, "cancelled"),
+                (AttemptStatus::TimedOut, "timed_out"),
+                (AttemptStatus::Lost, "lost"),
+                (AttemptStatus::HandedBack, "handed_back"),
+            ],
+            AttemptStatus::as_str,
+        );
+        check(
+            &[
+                (LogLevel::Debug, "debug"),
+                (LogLevel::Info, "info"),
+                (LogLevel::Warning, "warning"),
+                (LogLevel::Error, "error"),
+            ],
+            LogLevel::as_str,
+        );
+        for s in gantry_core::JobStatus::ALL {
+            if s.is_terminal() {
+                assert_eq!(AttemptStatus::ended(s).as_str(), s.as_str());
+            }
+        }
+    }
 }

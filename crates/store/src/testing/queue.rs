@@ -227,6 +227,27 @@ pub async fn events_are_numbered_and_changes_announced(b: &dyn Backend) {
         .await
         .expect("list");
     assert_eq!(ev.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(ev[0].level, crate::LogLevel::Info);
+    // Levels come back as one of four; one outside them reads as info.
+    store
+        .append_events(
+            id,
+            1,
+            &[
+                LogLine::system("warning", "w"),
+                LogLine::system("notice", "n"),
+            ],
+        )
+        .await
+        .expect("append");
+    let ev = store
+        .list_events(&project(), id, 4, 100)
+        .await
+        .expect("list");
+    assert_eq!(
+        ev.iter().map(|e| e.level.as_str()).collect::<Vec<_>>(),
+        vec!["warning", "info"]
+    );
     // Another project sees nothing.
     let other: ProjectId = "other".parse().expect("p");
     assert!(matches!(
