@@ -2,7 +2,8 @@
 //! their own project and nothing else here.
 
 use crate::auth::Auth;
-use crate::routes::{ApiJson, ApiQuery, AppState};
+use crate::extract::{ApiJson, ApiQuery};
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::extract::{Path, State};
@@ -172,11 +173,10 @@ async fn list_tokens(
     Auth(p): Auth,
     ApiQuery(q): ApiQuery<TokenQuery>,
 ) -> Result<Json<Value>, ApiError> {
-    require_admin(&p)?;
     let project = q.project.as_deref().map(project_id).transpose()?;
     let items: Vec<Value> = s
-        .store
-        .list_tokens(project.as_ref())
+        .control()
+        .list_tokens(&p, project.as_ref())
         .await?
         .into_iter()
         .map(token_view)
@@ -200,16 +200,10 @@ async fn create_token(
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewToken>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    require_admin(&p)?;
     let project = project_id(&body.project)?;
-    if body.description.len() > 200 {
-        return Err(ApiError::invalid("description: at most 200 bytes"));
-    }
-    // Names the project in the error when it does not exist.
-    s.store.get_project(&project).await?;
     let token = s
-        .store
-        .create_token(&project, body.admin, &body.description)
+        .control()
+        .create_token(&p, &project, body.admin, &body.description)
         .await?;
     let mut view = token_view(token.info);
     view["token"] = json!(token.secret);
@@ -221,7 +215,6 @@ async fn revoke_token(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    require_admin(&p)?;
-    s.store.delete_token(&id).await?;
+    s.control().revoke_token(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -11,7 +11,8 @@
 //! job it made and runs nothing.
 
 use crate::auth::Auth;
-use crate::routes::{ApiJson, AppState};
+use crate::extract::ApiJson;
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::body::{to_bytes, Body};
@@ -21,8 +22,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
-use gantry_core::{ConfigId, PipelineId, Spec};
-use gantry_store::{Delivered, DeliveredKind, Fire, HookRow, NewJob, StoreError, Trigger};
+use gantry_control::{Source, Submission};
+use gantry_core::{ConfigId, PipelineId};
+use gantry_store::{Delivered, DeliveredKind, Fire, HookRow, StoreError, Trigger};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::Deserialize;
@@ -427,15 +429,12 @@ async fn receive(
     let what = match (&hook.config_id, &hook.pipeline_id) {
         (_, Some(pl)) => Fire::Pipeline(pl.clone()),
         (Some(cfg), None) => {
-            let config = s.store.get_config(&hook.project, cfg).await?;
-            let (_, spec) = Spec::from_value(config.spec.clone())?;
-            let mut job =
-                NewJob::from_spec(hook.project.clone(), Some(cfg.clone()), config.spec, &spec);
-            job.trigger = Some(Trigger::Webhook {
+            let mut sub = Submission::new(Source::Config(cfg.clone()));
+            sub.trigger = Some(Trigger::Webhook {
                 id: hook.id.clone(),
                 delivery: delivery.clone(),
             });
-            Fire::Job(job)
+            Fire::Job(s.control().prepare(&hook.project, sub).await?)
         }
         (None, None) => return Err(ApiError::internal("webhook without a target")),
     };

@@ -7,23 +7,27 @@
 
 mod admin_routes;
 mod auth;
+mod config_routes;
 mod error;
+mod extract;
 mod hook_routes;
+mod job_routes;
 pub mod notifier;
 mod openapi;
 mod pipeline_routes;
 mod routes;
 mod schedule_routes;
 pub mod scheduler;
+mod state;
 mod storage_routes;
+mod system_routes;
 mod ui;
 mod unread;
 mod views;
 
 pub use error::ApiError;
-pub use routes::{
-    app, metrics_app, ActionAnswer, ActionRequest, ActionRunner, AppState, Readiness,
-};
+pub use routes::{app, metrics_app};
+pub use state::{ActionAnswer, ActionRequest, ActionRunner, AppState, Readiness};
 
 /// Largest request body accepted (specs, configurations).
 pub const MAX_BODY: usize = 1 << 20;

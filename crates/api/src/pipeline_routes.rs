@@ -2,7 +2,8 @@
 //! cancelling a run. Scoped to the caller's project.
 
 use crate::auth::Auth;
-use crate::routes::{ApiJson, AppState};
+use crate::extract::ApiJson;
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::extract::{Path, State};
@@ -109,7 +110,7 @@ async fn checked(
     flat.sort();
     flat.dedup();
     let mut value = serde_json::to_value(&doc).map_err(ApiError::internal)?;
-    crate::routes::seal_notify(&s.vault, &mut value);
+    gantry_control::jobs::seal_notify(&s.vault, &mut value);
     Ok((value, flat))
 }
 

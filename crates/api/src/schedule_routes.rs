@@ -2,7 +2,8 @@
 //! latest ticks), pause, resume, delete. Scoped to the caller's project.
 
 use crate::auth::Auth;
-use crate::routes::{ApiJson, AppState};
+use crate::extract::ApiJson;
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::extract::{Path, State};

@@ -1,7 +1,7 @@
 //! Tables and files: import/export stream (no body limit), versions, restore.
 
 use crate::auth::Auth;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::body::Body;
@@ -12,8 +12,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use gantry_control::{NewTable, Upload};
 use gantry_storage::csvscan::Dialect;
-use gantry_storage::{CsvInput, LoadOptions, Sink, StorageError};
+use gantry_storage::{CsvInput, LoadOptions, Sink};
 use gantry_store::{FileInfo, TableInfo, TableVersion};
 use serde_json::{json, Value};
 
@@ -76,7 +77,7 @@ async fn commit_run(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let q = pairs(&q);
     let config = one(&q, "config")
-        .map(crate::routes::config_id)
+        .map(crate::extract::config_id)
         .transpose()?;
     let row = one(&q, "row").map(str::to_string);
     let spec = match &config {
@@ -267,24 +268,6 @@ fn gantry_worker_state(dir: &std::path::Path) -> Result<Option<Value>, String> {
     }
 }
 
-impl From<StorageError> for ApiError {
-    fn from(e: StorageError) -> Self {
-        match e {
-            StorageError::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_data", m),
-            StorageError::NotFound(what) => Self::not_found(what),
-            StorageError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
-            StorageError::Store(s) => s.into(),
-            StorageError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
-            StorageError::OutOfSpace(_) => Self::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "insufficient_storage",
-                "the object store's disk is full; nothing was stored (free space and retry)",
-            ),
-            other => Self::internal(other),
-        }
-    }
-}
-
 /// Query pairs; keys may repeat (`?tag=a&tag=b`).
 fn pairs(q: &Option<String>) -> Vec<(String, String)> {
     form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
@@ -376,37 +359,21 @@ struct CreateTable {
 async fn create_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    crate::routes::ApiJson(body): crate::routes::ApiJson<CreateTable>,
+    crate::extract::ApiJson(body): crate::extract::ApiJson<CreateTable>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let table = table_id(&body.id)?;
-    if s.store.get_table(&p.project, &table).await.is_ok() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("table {table} already exists"),
-        ));
-    }
-    let mut header = Vec::new();
-    gantry_storage::csvscan::Encoder::default()
-        .record(body.columns.iter().map(|c| c.as_bytes()), &mut header);
-    let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(header))]);
-    let how = CsvInput {
-        name: "columns".into(),
-        ..Default::default()
-    };
-    let opts = LoadOptions {
-        incremental: false,
-        primary_key: Some(body.primary_key),
-        delete_where: None,
-        made_by: "create".into(),
-    };
-    s.storage
-        .import(&p.project, &table, stream, how, opts)
+    let made = s
+        .control()
+        .create_table(
+            &p.project,
+            NewTable {
+                id: table,
+                columns: body.columns,
+                primary_key: body.primary_key,
+            },
+        )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(table_view(s.store.get_table(&p.project, &table).await?)),
-    ))
+    Ok((StatusCode::CREATED, Json(table_view(made))))
 }
 
 async fn get_table(
@@ -424,8 +391,9 @@ async fn delete_table(
     Auth(p): Auth,
     Path(id): Path<String>,
 ) -> Result<StatusCode, ApiError> {
-    let keys = s.store.delete_table(&p.project, &table_id(&id)?).await?;
-    s.storage.delete_objects(&keys).await;
+    s.control()
+        .delete_table(&p.project, &table_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -652,27 +620,14 @@ async fn upload_file(
     let name = one(&q, "name")
         .ok_or_else(|| ApiError::invalid("name the file: ?name=report.pdf"))?
         .to_string();
-    gantry_core::spec::check_file_name(&name).map_err(ApiError::invalid)?;
     let tags = all(&q, "tag");
-    if tags.iter().any(|t| t.is_empty() || t.len() > 128) {
-        return Err(ApiError::invalid("tags must be 1-128 characters"));
-    }
     let stream = body
         .into_data_stream()
         .map(|r| r.map_err(std::io::Error::other));
     let reader = tokio_util_reader(stream);
-    let (key, size) = s.storage.upload(&p.project, &name, reader).await?;
     let f = s
-        .store
-        .create_file(
-            &p.project,
-            gantry_store::NewFile {
-                name,
-                tags,
-                size,
-                object_key: key,
-            },
-        )
+        .control()
+        .upload_file(&p.project, Upload { name, tags }, reader)
         .await?;
     Ok((StatusCode::CREATED, Json(file_view(f))))
 }
