@@ -2,26 +2,28 @@
 //! their own project and nothing else here.
 
 use crate::auth::Auth;
+use crate::doc::{ErrorBody, ProjectParam};
 use crate::extract::{ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{delete, get};
-use axum::{Json, Router};
+use axum::Json;
 use gantry_core::spec::Loosening;
 use gantry_core::ProjectId;
 use gantry_store::{Principal, Project, Retention, TokenInfo};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/projects", get(list_projects).post(create_project))
-        .route("/v1/projects/{id}", get(get_project).patch(update_project))
-        .route("/v1/tokens", get(list_tokens).post(create_token))
-        .route("/v1/tokens/{id}", delete(revoke_token))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_projects, create_project))
+        .routes(routes!(get_project, update_project))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
 }
 
 fn require_admin(p: &Principal) -> Result<(), ApiError> {
@@ -59,6 +61,7 @@ fn token_view(t: TokenInfo) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/v1/projects", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "all projects (an admin) or the caller's own", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list_projects(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
     require_admin(&p)?;
     let items: Vec<Value> = s
@@ -71,14 +74,17 @@ async fn list_projects(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<
     Ok(Json(json!({ "projects": items })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewProject {
+    #[schema(value_type = ProjectParam)]
     id: String,
     #[serde(default)]
+    #[schema(value_type = Vec<crate::doc::LooseningName>)]
     allow: Vec<Loosening>,
 }
 
+#[utoipa::path(post, path = "/v1/projects", tag = "admin", security(("bearer" = [])), request_body = NewProject, responses((status = 201, description = "made", body = Object), (status = 400, description = "invalid id or allow list", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create_project(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -92,6 +98,7 @@ async fn create_project(
 
 /// A token sees its own project; only an admin sees others (404 otherwise,
 /// so project names do not leak).
+#[utoipa::path(get, path = "/v1/projects/{id}", tag = "admin", security(("bearer" = [])), params(("id" = ProjectParam, Path, description = "the project's id")), responses((status = 200, description = "the project", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such project in this project", body = ErrorBody)))]
 async fn get_project(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -104,18 +111,21 @@ async fn get_project(
     Ok(Json(project_view(s.store.get_project(&id).await?)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct ProjectUpdate {
+    #[schema(value_type = Option<Vec<crate::doc::LooseningName>>)]
     allow: Option<Vec<Loosening>>,
     /// The cap on what one import may expand to (bytes of CSV after gzip).
     import_max_bytes: Option<u64>,
     /// Replaces the retention policy (keys left out: the defaults; 0: no limit).
+    #[schema(value_type = Option<Object>)]
     retention: Option<Retention>,
     /// Most jobs running at once; 0 removes the cap.
     max_running: Option<u32>,
 }
 
+#[utoipa::path(patch, path = "/v1/projects/{id}", tag = "admin", security(("bearer" = [])), params(("id" = ProjectParam, Path, description = "the project's id")), request_body = ProjectUpdate, responses((status = 200, description = "updated", body = Object), (status = 400, description = "invalid id or value", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such project in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn update_project(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -162,12 +172,16 @@ async fn update_project(
     Ok(Json(project_view(project)))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct TokenQuery {
+    /// Only this project's tokens.
+    #[param(value_type = Option<ProjectParam>)]
     project: Option<String>,
 }
 
+#[utoipa::path(get, path = "/v1/tokens", tag = "admin", security(("bearer" = [])), params(TokenQuery), responses((status = 200, description = "tokens (never their secrets)", body = Object), (status = 400, description = "invalid project", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
 async fn list_tokens(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -184,17 +198,21 @@ async fn list_tokens(
     Ok(Json(json!({ "tokens": items })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewToken {
+    #[schema(value_type = ProjectParam)]
     project: String,
+    /// At most 200 bytes.
     #[serde(default)]
+    #[schema(max_length = 200)]
     description: String,
     #[serde(default)]
     admin: bool,
 }
 
 /// The secret is in this response only; the store keeps its hash.
+#[utoipa::path(post, path = "/v1/tokens", tag = "admin", security(("bearer" = [])), request_body = NewToken, responses((status = 201, description = "made; `token` is the secret, shown this once", body = Object), (status = 400, description = "invalid project or description", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create_token(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -210,6 +228,7 @@ async fn create_token(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "the token's public id")), responses((status = 204, description = "revoked"), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such token", body = ErrorBody)))]
 async fn revoke_token(
     State(s): State<AppState>,
     Auth(p): Auth,

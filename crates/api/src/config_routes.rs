@@ -2,28 +2,33 @@
 //! Keboola's sync actions on them.
 
 use crate::auth::Auth;
+use crate::doc::{ErrorBody, NameParam};
 use crate::extract::{config_id, ApiJson};
 use crate::state::{ActionAnswer, ActionRequest, AppState};
 use crate::views::*;
 use crate::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
-use serde_json::{json, Value};
+use axum::Json;
+use serde_json::Value;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/configs", get(list_configs).post(create_config))
-        .route(
-            "/v1/configs/{id}",
-            get(get_config).put(update_config).delete(delete_config),
-        )
-        .route("/v1/configs/{id}/state", get(config_state))
-        .route("/v1/configs/{id}/actions/{action}", post(config_action))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_configs, create_config))
+        .routes(routes!(get_config, update_config, delete_config))
+        .routes(routes!(config_state))
+        .routes(routes!(config_action))
 }
 
-async fn list_configs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+/// The project's configurations.
+#[utoipa::path(get, path = "/v1/configs", tag = "configs", security(("bearer" = [])),
+    responses((status = 200, description = "the configurations", body = ConfigList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn list_configs(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<ConfigList>, ApiError> {
     let list: Vec<ConfigView> = s
         .control()
         .list_configs(&p.project)
@@ -31,9 +36,21 @@ async fn list_configs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<V
         .into_iter()
         .map(Into::into)
         .collect();
-    Ok(Json(json!({ "configs": list })))
+    Ok(Json(ConfigList { configs: list }))
 }
 
+/// Stores a spec under an id (validated, checked against the project's
+/// policy, secrets sealed).
+#[utoipa::path(post, path = "/v1/configs", tag = "configs", security(("bearer" = [])),
+    request_body = CreateConfig,
+    responses(
+        (status = 201, description = "made", body = ConfigView),
+        (status = 400, description = "invalid id or spec", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 409, description = "the id is taken", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+    ))]
 async fn create_config(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -47,6 +64,18 @@ async fn create_config(
     Ok((StatusCode::CREATED, Json(config.into())))
 }
 
+/// Replaces a configuration's spec (its version goes up).
+#[utoipa::path(put, path = "/v1/configs/{id}", tag = "configs", security(("bearer" = [])),
+    params(("id" = NameParam, Path, description = "the configuration's id")),
+    request_body = UpdateConfig,
+    responses(
+        (status = 200, description = "updated", body = ConfigView),
+        (status = 400, description = "invalid id or spec", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "no such configuration in this project", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+    ))]
 async fn update_config(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -61,6 +90,14 @@ async fn update_config(
     Ok(Json(config.into()))
 }
 
+#[utoipa::path(get, path = "/v1/configs/{id}", tag = "configs", security(("bearer" = [])),
+    params(("id" = NameParam, Path, description = "the configuration's id")),
+    responses(
+        (status = 200, description = "the configuration", body = ConfigView),
+        (status = 400, description = "invalid id", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "no such configuration in this project", body = ErrorBody),
+    ))]
 async fn get_config(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -70,6 +107,16 @@ async fn get_config(
     Ok(Json(s.control().get_config(&p.project, &id).await?.into()))
 }
 
+/// Deletes a configuration (not while a pipeline, schedule or webhook uses it).
+#[utoipa::path(delete, path = "/v1/configs/{id}", tag = "configs", security(("bearer" = [])),
+    params(("id" = NameParam, Path, description = "the configuration's id")),
+    responses(
+        (status = 204, description = "deleted"),
+        (status = 400, description = "invalid id", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "no such configuration in this project", body = ErrorBody),
+        (status = 409, description = "in use", body = ErrorBody),
+    ))]
 async fn delete_config(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -80,6 +127,15 @@ async fn delete_config(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The configuration's state (what its last successful job wrote).
+#[utoipa::path(get, path = "/v1/configs/{id}/state", tag = "configs", security(("bearer" = [])),
+    params(("id" = NameParam, Path, description = "the configuration's id")),
+    responses(
+        (status = 200, description = "the state", body = Object),
+        (status = 400, description = "invalid id", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "no such configuration in this project", body = ErrorBody),
+    ))]
 async fn config_state(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -89,7 +145,19 @@ async fn config_state(
     Ok(Json(s.control().get_config(&p.project, &id).await?.state))
 }
 
-/// `POST /v1/configs/{id}/actions/{action}`: Keboola's sync actions.
+/// Runs a Keboola sync action of the configuration at once (`action` in
+/// `config.json`, no Storage mapping, 30 s at most); answers the
+/// container's stdout as JSON.
+#[utoipa::path(post, path = "/v1/configs/{id}/actions/{action}", tag = "configs", security(("bearer" = [])),
+    params(("id" = NameParam, Path, description = "the configuration's id"),
+        ("action" = String, Path, pattern = "^[A-Za-z0-9._-]{1,64}$", description = "the action's name (not `run`)")),
+    responses(
+        (status = 200, description = "the action's JSON answer", body = Object),
+        (status = 400, description = "a bad name, or the action failed (exit 1: its message)", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "no such configuration in this project", body = ErrorBody),
+        (status = 503, description = "no container engine in the server's process", body = ErrorBody),
+    ))]
 async fn config_action(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -11,6 +11,7 @@
 //! job it made and runs nothing.
 
 use crate::auth::Auth;
+use crate::doc::{ErrorBody, NameParam};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use crate::views::rfc3339;
@@ -19,8 +20,7 @@ use axum::body::{to_bytes, Body};
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
 use gantry_control::{Source, Submission};
 use gantry_core::{ConfigId, PipelineId};
@@ -33,6 +33,8 @@ use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -43,16 +45,13 @@ pub const MAX_MAX_BODY: u64 = 16 << 20;
 pub const DEFAULT_RATE: u32 = 60;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhooks", get(list).post(create))
-        .route("/v1/webhooks/{id}", get(show).delete(delete))
-        .route("/v1/webhooks/{id}/rotate", post(rotate))
-        .route(
-            "/v1/hooks/{id}",
-            // The body limit is the hook's own, applied while reading.
-            post(receive).layer(DefaultBodyLimit::disable()),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, delete))
+        .routes(routes!(rotate))
+        // The body limit is the hook's own, applied while reading.
+        .routes(routes!(receive).layer(DefaultBodyLimit::disable()))
 }
 
 fn now_ms() -> i64 {
@@ -85,18 +84,24 @@ fn view(h: &HookRow) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewHook {
+    /// The configuration it runs (send this or `pipeline`).
+    #[schema(value_type = Option<NameParam>)]
     config: Option<String>,
+    /// The pipeline it runs (send this or `config`).
+    #[schema(value_type = Option<NameParam>)]
     pipeline: Option<String>,
     /// `signature` (default) or `token`.
+    #[schema(pattern = "^(signature|token)$")]
     auth: Option<String>,
     max_body: Option<u64>,
     /// Deliveries per minute.
     rate_limit: Option<u32>,
 }
 
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = NewHook, responses((status = 201, description = "made; `secret` shown this once", body = Object), (status = 400, description = "invalid webhook", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "its configuration or pipeline is not in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -184,6 +189,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])), responses((status = 200, description = "the webhooks (no secrets)", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
     let hooks = s.store.list_hooks(&p.project).await?;
     Ok(Json(
@@ -191,6 +197,7 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, A
     ))
 }
 
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), responses((status = 200, description = "the webhook", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody)))]
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -199,6 +206,7 @@ async fn show(
     Ok(Json(view(&s.store.get_hook(Some(&p.project), &id).await?)))
 }
 
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), responses((status = 204, description = "deleted"), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody)))]
 async fn delete(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -208,13 +216,14 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
     /// How long the old secret stays valid (default 24h; `0s` ends it now).
     grace: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), request_body = Rotate, responses((status = 200, description = "a new secret, shown this once", body = Object), (status = 400, description = "invalid id or grace", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn rotate(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -364,6 +373,7 @@ fn kept_headers(h: &HeaderMap) -> Map<String, Value> {
     out
 }
 
+#[utoipa::path(post, path = "/v1/hooks/{id}", tag = "webhooks", params(("id" = NameParam, Path, description = "the webhook's id")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "any payload, kept as the delivery's body"), responses((status = 202, description = "a job or pipeline run was made", body = Object), (status = 200, description = "a replay: what the delivery made before", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "unsigned, badly signed or an old timestamp", body = ErrorBody), (status = 404, description = "no such webhook", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 429, description = "over its rate limit", body = ErrorBody)))]
 async fn receive(
     State(s): State<AppState>,
     Path(id): Path<String>,

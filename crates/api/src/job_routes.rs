@@ -3,6 +3,7 @@
 //! the caller's project: another project's jobs answer 404.
 
 use crate::auth::Auth;
+use crate::doc::{ErrorBody, JobIdParam};
 use crate::extract::{config_id, job_id, ApiJson, ApiQuery};
 use crate::state::AppState;
 use crate::views::*;
@@ -11,27 +12,29 @@ use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use futures_util::stream::{self, Stream};
 use gantry_control::{Source, Submission, Timing};
 use gantry_core::{JobId, JobStatus, ProjectId};
 use gantry_store::{Change, JobFilter, Principal, Store};
 use serde::Deserialize;
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
+use utoipa::IntoParams;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/jobs", post(submit_job).get(list_jobs))
-        .route("/v1/jobs/batch", post(submit_batch))
-        .route("/v1/jobs/{id}", get(get_job))
-        .route("/v1/jobs/{id}/events", get(job_events))
-        .route("/v1/jobs/{id}/cancel", post(cancel_job))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(submit_job, list_jobs))
+        .routes(routes!(submit_batch))
+        .routes(routes!(get_job))
+        .routes(routes!(job_events))
+        .routes(routes!(cancel_job))
 }
 
 /// A submission as sent, in the control layer's terms: exactly one of
@@ -66,6 +69,18 @@ fn submission(p: &Principal, body: SubmitJob) -> Result<Submission, ApiError> {
     Ok(sub)
 }
 
+/// Submits a job: an inline spec or a configuration's, validated, checked
+/// against the project's policy and sealed.
+#[utoipa::path(post, path = "/v1/jobs", tag = "jobs", security(("bearer" = [])),
+    request_body = SubmitJob,
+    responses(
+        (status = 201, description = "queued", body = JobView),
+        (status = 400, description = "invalid request or spec (the key path is named)", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "the configuration is not in this project", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+    ))]
 async fn submit_job(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -78,28 +93,53 @@ async fn submit_job(
 
 /// Many jobs in one request and one commit: all are queued, or, when one is
 /// invalid, none (the error names its index).
+#[utoipa::path(post, path = "/v1/jobs/batch", tag = "jobs", security(("bearer" = [])),
+    request_body = SubmitBatch,
+    responses(
+        (status = 201, description = "all queued", body = BatchIds),
+        (status = 400, description = "one job is invalid (`jobs[i]: ...`), or 0 or over 1000 jobs", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "a configuration is not in this project", body = ErrorBody),
+        (status = 413, description = "body too large", body = ErrorBody),
+        (status = 415, description = "not JSON", body = ErrorBody),
+    ))]
 async fn submit_batch(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<SubmitBatch>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<BatchIds>), ApiError> {
     let mut subs = Vec::with_capacity(body.jobs.len());
     for (i, job) in body.jobs.into_iter().enumerate() {
         subs.push(submission(&p, job).map_err(|e| e.prefixed(&format!("jobs[{i}]")))?);
     }
     let ids = s.control().submit_batch(&p.project, subs).await?;
-    let ids: Vec<String> = ids.iter().map(ToString::to_string).collect();
-    Ok((StatusCode::CREATED, Json(json!({ "ids": ids }))))
+    let ids = ids.iter().map(ToString::to_string).collect();
+    Ok((StatusCode::CREATED, Json(BatchIds { ids })))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct ListQuery {
+    /// Only jobs in this status.
+    #[param(value_type = Option<JobStatusName>)]
     status: Option<String>,
+    /// Page size, 1-1000 (default 50).
+    #[param(minimum = 1, maximum = 1000)]
     limit: Option<usize>,
+    /// `next_cursor` of the page before: the jobs older than it.
+    #[param(value_type = Option<JobIdParam>)]
     cursor: Option<String>,
 }
 
+/// The project's jobs, newest first, a page at a time.
+#[utoipa::path(get, path = "/v1/jobs", tag = "jobs", security(("bearer" = [])),
+    params(ListQuery),
+    responses(
+        (status = 200, description = "a page of jobs", body = JobList),
+        (status = 400, description = "bad status, limit or cursor", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+    ))]
 async fn list_jobs(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -141,13 +181,25 @@ async fn list_jobs(
     }))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct GetJobQuery {
-    /// Long-poll: answer when the job has ended, or after this long (max 60s).
+    /// Long-poll: answer when the job has ended, or after this long (a
+    /// duration like `30s`; at most 60 s are waited).
+    #[param(pattern = "^[0-9]{1,6}(ms|s|m|h)$", example = "30s")]
     wait: Option<String>,
 }
 
+/// A job with its attempts and notifications.
+#[utoipa::path(get, path = "/v1/jobs/{id}", tag = "jobs", security(("bearer" = [])),
+    params(("id" = JobIdParam, Path, description = "the job's id"), GetJobQuery),
+    responses(
+        (status = 200, description = "the job", body = JobView),
+        (status = 400, description = "bad wait", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "no such job in this project", body = ErrorBody),
+    ))]
 async fn get_job(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -202,13 +254,29 @@ async fn wait_for_change(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct EventsQuery {
+    /// Only events after this sequence number.
+    #[param(minimum = 0)]
     after: Option<u64>,
+    /// At most this many (1-10000, default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<usize>,
 }
 
+/// A job's log lines and events. With `Accept: text/event-stream`, a live
+/// stream instead: every event (`event: log`), then `event: end` with the
+/// job once it has ended (or `event: error` if the store fails).
+#[utoipa::path(get, path = "/v1/jobs/{id}/events", tag = "jobs", security(("bearer" = [])),
+    params(("id" = JobIdParam, Path, description = "the job's id"), EventsQuery),
+    responses(
+        (status = 200, description = "the events, oldest first", body = Vec<EventView>),
+        (status = 400, description = "bad after or limit", body = ErrorBody),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "no such job in this project", body = ErrorBody),
+    ))]
 async fn job_events(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -337,6 +405,15 @@ pub(crate) fn follow(
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
+/// Asks a job to stop: a queued job ends `cancelled` at once, a running
+/// one when its worker sees the request.
+#[utoipa::path(post, path = "/v1/jobs/{id}/cancel", tag = "jobs", security(("bearer" = [])),
+    params(("id" = JobIdParam, Path, description = "the job's id")),
+    responses(
+        (status = 200, description = "the job", body = JobView),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 404, description = "no such job in this project", body = ErrorBody),
+    ))]
 async fn cancel_job(
     State(s): State<AppState>,
     Auth(p): Auth,

@@ -2,29 +2,31 @@
 //! cancelling a run. Scoped to the caller's project.
 
 use crate::auth::Auth;
+use crate::doc::{ErrorBody, NameParam};
 use crate::extract::ApiJson;
 use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use gantry_core::pipeline::PipelineDoc;
 use gantry_core::{ConfigId, PipelineId, ProjectId};
 use gantry_store::{PipelineRow, PipelineRun, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/pipelines", get(list).post(create))
-        .route("/v1/pipelines/{id}", get(show).put(update).delete(delete))
-        .route("/v1/pipelines/{id}/run", post(run))
-        .route("/v1/pipelines/{id}/runs", get(runs_of))
-        .route("/v1/pipeline-runs", get(all_runs))
-        .route("/v1/pipeline-runs/{id}", get(show_run))
-        .route("/v1/pipeline-runs/{id}/cancel", post(cancel_run))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(run))
+        .routes(routes!(runs_of))
+        .routes(routes!(all_runs))
+        .routes(routes!(show_run))
+        .routes(routes!(cancel_run))
 }
 
 pub(crate) fn pipeline_id(s: &str) -> Result<PipelineId, ApiError> {
@@ -114,15 +116,21 @@ async fn checked(
     Ok((value, flat))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPipeline {
+    #[schema(value_type = NameParam)]
     id: String,
+    /// A list of phases, each a list of tasks (a configuration and optional
+    /// row, parameters, `continue_on_failure`).
+    #[schema(value_type = Vec<Object>)]
     phases: Value,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     notify: Option<Value>,
 }
 
+#[utoipa::path(post, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])), request_body = NewPipeline, responses((status = 201, description = "made", body = Object), (status = 400, description = "invalid pipeline", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "a configuration is not in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -144,6 +152,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(row))))
 }
 
+#[utoipa::path(put, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), request_body(content = Object, description = "phases and notify, as on create"), responses((status = 200, description = "updated", body = Object), (status = 400, description = "invalid pipeline", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn update(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -159,6 +168,7 @@ async fn update(
     )))
 }
 
+#[utoipa::path(get, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])), responses((status = 200, description = "the pipelines", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
     let rows = s.store.list_pipelines(&p.project).await?;
     Ok(Json(
@@ -166,6 +176,7 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, A
     ))
 }
 
+#[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 200, description = "the pipeline", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -175,6 +186,7 @@ async fn show(
     Ok(Json(view(s.store.get_pipeline(&p.project, &id).await?)))
 }
 
+#[utoipa::path(delete, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 204, description = "deleted"), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody)))]
 async fn delete(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -185,6 +197,7 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/v1/pipelines/{id}/run", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 201, description = "the run, started", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
 async fn run(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -195,6 +208,7 @@ async fn run(
     Ok((StatusCode::CREATED, Json(run_view(r))))
 }
 
+#[utoipa::path(get, path = "/v1/pipelines/{id}/runs", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 200, description = "its runs", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
 async fn runs_of(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -208,6 +222,7 @@ async fn runs_of(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/pipeline-runs", tag = "pipelines", security(("bearer" = [])), responses((status = 200, description = "every run of the project", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn all_runs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
     let runs = s.store.list_pipeline_runs(&p.project, None).await?;
     Ok(Json(
@@ -215,6 +230,7 @@ async fn all_runs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value
     ))
 }
 
+#[utoipa::path(get, path = "/v1/pipeline-runs/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = i64, Path, description = "the run's number")), responses((status = 200, description = "the run with its tasks", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline run in this project", body = ErrorBody)))]
 async fn show_run(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -232,6 +248,7 @@ async fn show_run(
     Ok(Json(view))
 }
 
+#[utoipa::path(post, path = "/v1/pipeline-runs/{id}/cancel", tag = "pipelines", security(("bearer" = [])), params(("id" = i64, Path, description = "the run's number")), responses((status = 200, description = "the run", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline run in this project", body = ErrorBody)))]
 async fn cancel_run(
     State(s): State<AppState>,
     Auth(p): Auth,

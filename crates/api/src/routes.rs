@@ -2,17 +2,22 @@
 //! counting and the fallback. Route files hang off this one; none imports
 //! back from it.
 
+use crate::doc::ApiDoc;
 use crate::state::AppState;
 use crate::{ApiError, MAX_BODY};
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::response::Response;
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use gantry_store::Store;
 use std::sync::Arc;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
 
-pub fn app(state: AppState) -> Router {
-    Router::new()
+/// Every route of the API with its OpenAPI description: both come from the
+/// same `routes!` calls, so the document cannot miss or invent a route.
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(crate::job_routes::routes())
         .merge(crate::config_routes::routes())
         .merge(crate::system_routes::routes())
@@ -22,8 +27,24 @@ pub fn app(state: AppState) -> Router {
         .merge(crate::schedule_routes::routes())
         .merge(crate::hook_routes::routes())
         .merge(crate::pipeline_routes::routes())
+}
+
+/// The OpenAPI document of [`app`], as served at `/v1/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api().into_openapi()
+}
+
+pub fn app(state: AppState) -> Router {
+    let (api, doc) = api().split_for_parts();
+    let doc = doc.to_json().unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot render the OpenAPI document");
+        "{}".into()
+    });
+    api
+        // The dashboard's HTML pages are not part of the API document.
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError::not_found("route") })
+        .layer(Extension(crate::system_routes::Document(Arc::new(doc))))
         .layer(axum::middleware::from_fn(count_request))
         .layer(axum::middleware::from_fn(crate::unread::drain_or_close))
         .with_state(state)

@@ -1,6 +1,7 @@
 //! Tables and files: import/export stream (no body limit), versions, restore.
 
 use crate::auth::Auth;
+use crate::doc::{ErrorBody, NameParam, TableParam};
 use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
@@ -8,8 +9,7 @@ use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gantry_control::{NewTable, Upload};
@@ -17,35 +17,23 @@ use gantry_storage::csvscan::Dialect;
 use gantry_storage::{CsvInput, LoadOptions, Sink};
 use gantry_store::{FileInfo, TableInfo, TableVersion};
 use serde_json::{json, Value};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tables", get(list_tables).post(create_table))
-        .route("/v1/tables/{id}", get(get_table).delete(delete_table))
-        .route(
-            "/v1/tables/{id}/import",
-            post(import_table).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/v1/tables/{id}/export", get(export_table))
-        .route("/v1/tables/{id}/versions", get(table_versions))
-        .route("/v1/tables/{id}/restore", post(restore_table))
-        .route("/v1/tables/{id}/compact", post(compact_table))
-        .route(
-            "/v1/tables/{id}/versions/{version}/pin",
-            post(pin_version).delete(pin_version),
-        )
-        .route(
-            "/v1/files",
-            get(list_files)
-                .post(upload_file)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route("/v1/files/{id}", get(get_file))
-        .route("/v1/files/{id}/content", get(file_content))
-        .route(
-            "/v1/runs",
-            post(commit_run).layer(DefaultBodyLimit::disable()),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tables, create_table))
+        .routes(routes!(get_table, delete_table))
+        .routes(routes!(import_table).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(export_table))
+        .routes(routes!(table_versions))
+        .routes(routes!(restore_table))
+        .routes(routes!(compact_table))
+        .routes(routes!(pin_version))
+        .routes(routes!(list_files, upload_file).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(get_file))
+        .routes(routes!(file_content))
+        .routes(routes!(commit_run).layer(DefaultBodyLimit::disable()))
 }
 
 /// Most entries and bytes a committed run may send (as a job's `out/`).
@@ -68,6 +56,7 @@ impl Drop for Scratch {
 /// for a run of no configuration, first a `mapping.json` entry with the
 /// spec's output mapping. Nothing in it is trusted: paths are checked, the
 /// folder is surveyed and read like a container's `out/`.
+#[utoipa::path(post, path = "/v1/runs", tag = "tables", security(("bearer" = [])), params(("config" = Option<NameParam>, Query, description = "the configuration the run was of"), ("row" = Option<String>, Query, description = "its row")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "entries of out/: 4-byte length, path, 8-byte size, bytes"), responses((status = 201, description = "stored as a job would", body = Object), (status = 400, description = "invalid entries or outputs", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such configuration in this project", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn commit_run(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -335,6 +324,7 @@ fn file_view(f: FileInfo) -> Value {
     })
 }
 
+#[utoipa::path(get, path = "/v1/tables", tag = "tables", security(("bearer" = [])), responses((status = 200, description = "the tables", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list_tables(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
     let tables: Vec<Value> = s
         .store
@@ -346,9 +336,10 @@ async fn list_tables(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Va
     Ok(Json(json!({ "tables": tables })))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTable {
+    #[schema(value_type = TableParam)]
     id: String,
     columns: Vec<String>,
     #[serde(default)]
@@ -356,6 +347,7 @@ struct CreateTable {
 }
 
 /// Creates an empty table (version 1 with no rows) with its columns and key.
+#[utoipa::path(post, path = "/v1/tables", tag = "tables", security(("bearer" = [])), request_body = CreateTable, responses((status = 201, description = "made (version 1, no rows)", body = Object), (status = 400, description = "invalid id or columns", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create_table(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -376,6 +368,7 @@ async fn create_table(
     Ok((StatusCode::CREATED, Json(table_view(made))))
 }
 
+#[utoipa::path(get, path = "/v1/tables/{id}", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 200, description = "the table", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn get_table(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -386,6 +379,7 @@ async fn get_table(
     )))
 }
 
+#[utoipa::path(delete, path = "/v1/tables/{id}", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 204, description = "deleted with its versions"), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn delete_table(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -397,6 +391,7 @@ async fn delete_table(
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/tables/{id}/versions", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 200, description = "its versions, newest first", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn table_versions(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -412,6 +407,7 @@ async fn table_versions(
     Ok(Json(json!({ "versions": versions })))
 }
 
+#[utoipa::path(post, path = "/v1/tables/{id}/restore", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = u64, Query, description = "the version to make current again")), responses((status = 201, description = "a new version equal to it", body = Object), (status = 400, description = "invalid id or version", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
 async fn restore_table(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -431,6 +427,7 @@ async fn restore_table(
 }
 
 /// POST pins a version (retention never removes it); DELETE unpins it.
+#[utoipa::path(method(post, delete), path = "/v1/tables/{id}/versions/{version}/pin", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = u64, Path, description = "the version")), responses((status = 200, description = "pinned (POST) or unpinned (DELETE)", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
 async fn pin_version(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -447,6 +444,7 @@ async fn pin_version(
 
 /// Rewrites the current version into one segment (a new version, same
 /// rows); 200 with the current version when it is one segment already.
+#[utoipa::path(post, path = "/v1/tables/{id}/compact", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 201, description = "a compacted version", body = Object), (status = 200, description = "nothing to compact", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn compact_table(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -477,6 +475,7 @@ fn one_byte(q: &[(String, String)], key: &str, default: u8) -> Result<u8, ApiErr
     }
 }
 
+#[utoipa::path(post, path = "/v1/tables/{id}/import", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("incremental" = Option<bool>, Query, description = "append (and merge by primary key)"), ("primary_key" = Option<String>, Query, description = "comma-separated"), ("gzip" = Option<bool>, Query, description = "the body is gzip"), ("delimiter" = Option<String>, Query, description = "one character"), ("enclosure" = Option<String>, Query, description = "one character")), request_body(content = String, content_type = "text/csv", description = "CSV with a header row"), responses((status = 201, description = "the new version", body = Object), (status = 400, description = "invalid CSV or options", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn import_table(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -529,6 +528,7 @@ impl Sink for ChannelSink {
     }
 }
 
+#[utoipa::path(get, path = "/v1/tables/{id}/export", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = Option<u64>, Query, description = "a version (default the current)"), ("columns" = Option<String>, Query, description = "comma-separated"), ("where_column" = Option<String>, Query, description = "filter column"), ("where_values" = Option<String>, Query, description = "comma-separated"), ("where_operator" = Option<String>, Query, description = "eq or ne"), ("changed_since" = Option<String>, Query, description = "RFC 3339"), ("limit" = Option<u64>, Query, description = "rows")), responses((status = 200, description = "CSV", body = String, content_type = "text/csv"), (status = 400, description = "invalid filter", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
 async fn export_table(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -586,6 +586,7 @@ async fn export_table(
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("tag" = Option<String>, Query, description = "files with every tag given (repeat the key)"), ("limit" = Option<u64>, Query, description = "1-1000")), responses((status = 200, description = "the files, newest first", body = Object), (status = 400, description = "invalid limit", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list_files(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -610,6 +611,7 @@ async fn list_files(
     Ok(Json(json!({ "files": files })))
 }
 
+#[utoipa::path(post, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("name" = String, Query, description = "a single file name"), ("tag" = Option<String>, Query, description = "a tag (repeat the key)")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file"), responses((status = 201, description = "stored", body = Object), (status = 400, description = "invalid name or tag", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn upload_file(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -645,6 +647,7 @@ pub(crate) fn file_id(s: &str) -> Result<i64, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", security(("bearer" = [])), params(("id" = i64, Path, description = "the file's id")), responses((status = 200, description = "the file's record", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such file in this project", body = ErrorBody)))]
 async fn get_file(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -655,6 +658,7 @@ async fn get_file(
     )))
 }
 
+#[utoipa::path(get, path = "/v1/files/{id}/content", tag = "files", security(("bearer" = [])), params(("id" = i64, Path, description = "the file's id")), responses((status = 200, description = "its bytes", body = Vec<u8>, content_type = "application/octet-stream"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such file in this project", body = ErrorBody)))]
 async fn file_content(
     State(s): State<AppState>,
     Auth(p): Auth,

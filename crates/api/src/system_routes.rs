@@ -1,28 +1,58 @@
 //! Health, readiness, metrics and the OpenAPI document.
 
 use crate::auth::Auth;
+use crate::doc::ErrorBody;
 use crate::state::AppState;
 use crate::ApiError;
 use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::{Json, Router};
+use axum::{Extension, Json};
 use gantry_core::JobStatus;
 use gantry_store::Store;
+use serde::Serialize;
 use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route(
-            "/v1/openapi.json",
-            get(|| async { Json(crate::openapi::document()) }),
-        )
-        .route("/healthz", get(|| async { Json(json!({"status": "ok"})) }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(openapi_json))
+        .routes(routes!(healthz))
+        .routes(routes!(readyz))
+        .routes(routes!(metrics))
+}
+
+/// The document served, made once by `routes::app` from the router itself.
+#[derive(Clone)]
+pub(crate) struct Document(pub Arc<String>);
+
+/// This document: every route of the API, derived from the handlers.
+#[utoipa::path(get, path = "/v1/openapi.json", tag = "system",
+    responses((status = 200, description = "OpenAPI 3.1", body = Object, content_type = "application/json")))]
+async fn openapi_json(Extension(doc): Extension<Document>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        doc.0.as_str().to_owned(),
+    )
+        .into_response()
+}
+
+/// The process answers.
+#[utoipa::path(get, path = "/healthz", tag = "system",
+    responses((status = 200, description = "alive", body = Health)))]
+async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: "ok".into(),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+struct Health {
+    status: String,
 }
 
 pub(crate) async fn store_metrics(
@@ -31,6 +61,12 @@ pub(crate) async fn store_metrics(
     render_metrics(store.as_ref()).await
 }
 
+/// The store is writable and (in `gantry up`) the container engine answers.
+#[utoipa::path(get, path = "/readyz", tag = "system",
+    responses(
+        (status = 200, description = "ready", body = Object),
+        (status = 503, description = "not ready, and why", body = ErrorBody),
+    ))]
 async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     let store = tokio::time::timeout(Duration::from_secs(5), s.store.check_writable()).await;
     let store_ok = matches!(store, Ok(Ok(())));
@@ -63,6 +99,12 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
 /// store answers the same for those).
 /// Admin only: the figures name every project, and no other token may learn
 /// another project's name.
+#[utoipa::path(get, path = "/metrics", tag = "system", security(("bearer" = [])),
+    responses(
+        (status = 200, description = "Prometheus text exposition", body = String, content_type = "text/plain"),
+        (status = 401, description = "no valid token", body = ErrorBody),
+        (status = 403, description = "not an admin token", body = ErrorBody),
+    ))]
 async fn metrics(State(s): State<AppState>, Auth(p): Auth) -> Result<Response, ApiError> {
     if !p.admin {
         return Err(ApiError::forbidden(

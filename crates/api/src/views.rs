@@ -4,24 +4,26 @@
 use gantry_store::{Attempt, Config, Event, Job, Trigger, Waiting};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use utoipa::ToSchema;
 
 pub fn rfc3339(ms: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
     humantime::format_rfc3339_millis(t).to_string()
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ErrorView {
     pub kind: String,
     pub message: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct JobView {
     pub id: String,
     pub project: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub config: Option<String>,
+    #[schema(value_type = JobStatusName)]
     pub status: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<ErrorView>,
@@ -42,6 +44,7 @@ pub struct JobView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub finished_at: Option<String>,
     /// Secrets appear sealed (`gantry:enc:v1:...`), never in clear.
+    #[schema(value_type = Object)]
     pub spec: Value,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<AttemptView>,
@@ -58,6 +61,7 @@ pub struct JobView {
     pub trigger: Option<Value>,
     /// Outbound notifications of its end, with every delivery attempt (in `GET /v1/jobs/{id}`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
+    #[schema(value_type = Vec<Object>)]
     pub notifications: Vec<Value>,
 }
 
@@ -114,7 +118,7 @@ pub fn waiting_text(w: &Waiting) -> String {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct AttemptView {
     pub number: u32,
     pub worker: String,
@@ -187,7 +191,7 @@ impl From<Job> for JobView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct JobList {
     pub jobs: Vec<JobView>,
     /// Pass as `cursor` for the next (older) page.
@@ -195,7 +199,7 @@ pub struct JobList {
     pub next_cursor: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct EventView {
     pub seq: u64,
     pub attempt: u32,
@@ -221,10 +225,11 @@ impl From<Event> for EventView {
     }
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ConfigView {
     pub id: String,
     pub project: String,
+    #[schema(value_type = Object)]
     pub spec: Value,
     pub version: i64,
     pub created_at: String,
@@ -244,36 +249,99 @@ impl From<Config> for ConfigView {
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitJob {
+    /// An inline spec (send this or `config`).
+    #[schema(value_type = Option<Object>)]
     pub spec: Option<Value>,
+    /// A configuration's id (send this or `spec`).
+    #[schema(value_type = Option<crate::doc::NameParam>)]
     pub config: Option<String>,
     /// Keboola's `mode`: `debug` keeps the job's data folder in Storage.
+    #[schema(value_type = Option<RunModeName>)]
     pub mode: Option<gantry_core::spec::RunMode>,
     /// 0, 1 or 2; overrides the spec's.
+    #[schema(minimum = 0, maximum = 2)]
     pub priority: Option<i64>,
-    /// `30s`, `5m`... or a number of seconds.
+    /// `30s`, `5m`... or a number of seconds (at most 366 days).
+    #[schema(schema_with = delay_schema)]
     pub delay: Option<Value>,
-    /// RFC 3339.
+    /// RFC 3339, at most 366 days ahead (send this or `delay`).
+    #[schema(format = DateTime)]
     pub run_after: Option<String>,
 }
 
-#[derive(Deserialize)]
+fn delay_schema() -> utoipa::openapi::schema::Schema {
+    use utoipa::openapi::schema::{ObjectBuilder, OneOfBuilder, Type};
+    OneOfBuilder::new()
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::String)
+                .pattern(Some("^[0-9]{1,6}(ms|s|m|h)$")),
+        )
+        .item(
+            ObjectBuilder::new()
+                .schema_type(Type::Integer)
+                .minimum(Some(0))
+                .maximum(Some(31_622_400)),
+        )
+        .build()
+        .into()
+}
+
+/// A job's status.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum JobStatusName {
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+    Cancelled,
+    TimedOut,
+}
+
+/// How a job runs (Keboola's `mode`).
+#[derive(ToSchema)]
+#[schema(rename_all = "lowercase")]
+#[allow(dead_code)]
+pub enum RunModeName {
+    Run,
+    Debug,
+}
+
+/// The ids of a batch's jobs, in the order sent.
+#[derive(Serialize, ToSchema)]
+pub struct BatchIds {
+    pub ids: Vec<String>,
+}
+
+/// The project's configurations.
+#[derive(Serialize, ToSchema)]
+pub struct ConfigList {
+    pub configs: Vec<ConfigView>,
+}
+
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SubmitBatch {
     pub jobs: Vec<SubmitJob>,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConfig {
+    #[schema(value_type = crate::doc::NameParam)]
     pub id: String,
+    #[schema(value_type = Object)]
     pub spec: Value,
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateConfig {
+    #[schema(value_type = Object)]
     pub spec: Value,
 }
