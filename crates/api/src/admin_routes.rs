@@ -3,11 +3,11 @@
 
 use crate::auth::Auth;
 use crate::doc::{ErrorBody, ProjectParam};
-use crate::extract::{ApiJson, ApiQuery};
+use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use gantry_core::spec::Loosening;
@@ -102,7 +102,7 @@ async fn create_project(
 async fn get_project(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = project_id(&id)?;
     if !p.admin && id != p.project {
@@ -117,6 +117,7 @@ struct ProjectUpdate {
     #[schema(value_type = Option<Vec<crate::doc::LooseningName>>)]
     allow: Option<Vec<Loosening>>,
     /// The cap on what one import may expand to (bytes of CSV after gzip).
+    #[schema(minimum = 1, maximum = 9_223_372_036_854_775_807_i64)]
     import_max_bytes: Option<u64>,
     /// Replaces the retention policy (keys left out: the defaults; 0: no limit).
     #[schema(value_type = Option<Object>)]
@@ -129,7 +130,7 @@ struct ProjectUpdate {
 async fn update_project(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ProjectUpdate>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&p)?;
@@ -145,6 +146,13 @@ async fn update_project(
     }
     if body.import_max_bytes == Some(0) {
         return Err(ApiError::invalid("import_max_bytes must be positive"));
+    }
+    // Stored as a signed 64-bit number: a larger one would come back changed.
+    if body.import_max_bytes.is_some_and(|m| m > i64::MAX as u64) {
+        return Err(ApiError::invalid(format!(
+            "import_max_bytes must be at most {}",
+            i64::MAX
+        )));
     }
     if let Some(m) = body.max_running {
         if m > 100_000 {
@@ -232,7 +240,7 @@ async fn create_token(
 async fn revoke_token(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     s.control().revoke_token(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)

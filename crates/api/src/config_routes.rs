@@ -3,11 +3,11 @@
 
 use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam};
-use crate::extract::{config_id, ApiJson};
+use crate::extract::{config_id, ApiJson, ApiPath};
 use crate::state::{ActionAnswer, ActionRequest, AppState};
 use crate::views::*;
 use crate::ApiError;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::Value;
@@ -79,7 +79,7 @@ async fn create_config(
 async fn update_config(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<UpdateConfig>,
 ) -> Result<Json<ConfigView>, ApiError> {
     let id = config_id(&id)?;
@@ -101,7 +101,7 @@ async fn update_config(
 async fn get_config(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<ConfigView>, ApiError> {
     let id = config_id(&id)?;
     Ok(Json(s.control().get_config(&p.project, &id).await?.into()))
@@ -120,7 +120,7 @@ async fn get_config(
 async fn delete_config(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = config_id(&id)?;
     s.control().delete_config(&p.project, &id).await?;
@@ -139,7 +139,7 @@ async fn delete_config(
 async fn config_state(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = config_id(&id)?;
     Ok(Json(s.control().get_config(&p.project, &id).await?.state))
@@ -161,7 +161,7 @@ async fn config_state(
 async fn config_action(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path((id, action)): Path<(String, String)>,
+    ApiPath((id, action)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let id = config_id(&id)?;
     if !gantry_core::spec::valid_action(&action) {

@@ -20,7 +20,15 @@ use utoipa::{Modify, OpenApi, ToSchema};
                        `{\"error\": {\"code\", \"message\"}}`.",
     ),
     modifiers(&Bearer),
-    components(schemas(ErrorBody, ErrorDetail))
+    components(schemas(
+        ErrorBody,
+        ErrorDetail,
+        JobIdParam,
+        NameParam,
+        ProjectParam,
+        TableParam,
+        LooseningName
+    ))
 )]
 pub struct ApiDoc;
 

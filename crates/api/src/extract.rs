@@ -1,7 +1,7 @@
 //! Extractors and path-parameter parsers whose rejections are API errors.
 
 use crate::ApiError;
-use axum::extract::{FromRequest, Query, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request};
 use axum::Json;
 use gantry_core::{ConfigId, JobId};
 
@@ -38,4 +38,21 @@ pub(crate) fn job_id(s: &str) -> Result<JobId, ApiError> {
 
 pub(crate) fn config_id(s: &str) -> Result<ConfigId, ApiError> {
     s.parse().map_err(ApiError::invalid)
+}
+
+/// Path-parameter extractor whose rejections (a number that is not one, a
+/// segment that is not UTF-8) are API errors (400, JSON), not plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = ApiError;
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, ApiError> {
+        match Path::<T>::from_request_parts(parts, state).await {
+            Ok(Path(v)) => Ok(Self(v)),
+            Err(r) => Err(ApiError::invalid(r.body_text())),
+        }
+    }
 }

@@ -12,12 +12,12 @@
 
 use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::body::{to_bytes, Body};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -201,7 +201,7 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, A
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(view(&s.store.get_hook(Some(&p.project), &id).await?)))
 }
@@ -210,7 +210,7 @@ async fn show(
 async fn delete(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     s.store.delete_hook(&p.project, &id).await?;
     Ok(StatusCode::NO_CONTENT)
@@ -220,6 +220,7 @@ async fn delete(
 #[serde(deny_unknown_fields)]
 struct Rotate {
     /// How long the old secret stays valid (default 24h; `0s` ends it now).
+    #[schema(pattern = "^[0-9]{1,6}(s|m|h)$", example = "24h")]
     grace: Option<String>,
 }
 
@@ -227,7 +228,7 @@ struct Rotate {
 async fn rotate(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Rotate>,
 ) -> Result<Json<Value>, ApiError> {
     let grace = match body.grace.as_deref() {
@@ -376,7 +377,7 @@ fn kept_headers(h: &HeaderMap) -> Map<String, Value> {
 #[utoipa::path(post, path = "/v1/hooks/{id}", tag = "webhooks", params(("id" = NameParam, Path, description = "the webhook's id")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "any payload, kept as the delivery's body"), responses((status = 202, description = "a job or pipeline run was made", body = Object), (status = 200, description = "a replay: what the delivery made before", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "unsigned, badly signed or an old timestamp", body = ErrorBody), (status = 404, description = "no such webhook", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 429, description = "over its rate limit", body = ErrorBody)))]
 async fn receive(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

@@ -4,11 +4,11 @@
 
 use crate::auth::Auth;
 use crate::doc::{ErrorBody, JobIdParam};
-use crate::extract::{config_id, job_id, ApiJson, ApiQuery};
+use crate::extract::{config_id, job_id, ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::views::*;
 use crate::ApiError;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -203,7 +203,7 @@ struct GetJobQuery {
 async fn get_job(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiQuery(q): ApiQuery<GetJobQuery>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = job_id(&id)?;
@@ -280,7 +280,7 @@ struct EventsQuery {
 async fn job_events(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<EventsQuery>,
 ) -> Result<Response, ApiError> {
@@ -417,7 +417,7 @@ pub(crate) fn follow(
 async fn cancel_job(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<JobView>, ApiError> {
     let id = job_id(&id)?;
     Ok(Json(s.store.request_cancel(&p.project, id).await?.into()))

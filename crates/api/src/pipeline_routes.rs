@@ -3,11 +3,11 @@
 
 use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use gantry_core::pipeline::PipelineDoc;
@@ -156,7 +156,7 @@ async fn create(
 async fn update(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let id = pipeline_id(&id)?;
@@ -180,7 +180,7 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, A
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = pipeline_id(&id)?;
     Ok(Json(view(s.store.get_pipeline(&p.project, &id).await?)))
@@ -190,7 +190,7 @@ async fn show(
 async fn delete(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = pipeline_id(&id)?;
     s.store.delete_pipeline(&p.project, &id).await?;
@@ -201,7 +201,7 @@ async fn delete(
 async fn run(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = pipeline_id(&id)?;
     let r = s.store.start_pipeline_run(&p.project, &id).await?;
@@ -212,7 +212,7 @@ async fn run(
 async fn runs_of(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = pipeline_id(&id)?;
     s.store.get_pipeline(&p.project, &id).await?;
@@ -234,7 +234,7 @@ async fn all_runs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value
 async fn show_run(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let mut view = run_view(s.store.get_pipeline_run(&p.project, &id).await?);
     let notes = s
@@ -252,7 +252,7 @@ async fn show_run(
 async fn cancel_run(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(run_view(
         s.store.cancel_pipeline_run(&p.project, &id).await?,

@@ -3,11 +3,11 @@
 
 use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam};
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use gantry_core::schedule::{ScheduleDoc, Target};
@@ -156,7 +156,7 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, A
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = schedule_id(&id)?;
     Ok(Json(view(s.store.get_schedule(&p.project, &id).await?)))
@@ -166,7 +166,7 @@ async fn show(
 async fn pause(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = schedule_id(&id)?;
     Ok(Json(set_paused(&s, &p.project, &id, true).await?))
@@ -176,7 +176,7 @@ async fn pause(
 async fn resume(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = schedule_id(&id)?;
     Ok(Json(set_paused(&s, &p.project, &id, false).await?))
@@ -207,7 +207,7 @@ pub(crate) async fn set_paused(
 async fn delete(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = schedule_id(&id)?;
     s.store.delete_schedule(&p.project, &id).await?;

@@ -2,11 +2,12 @@
 
 use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam, TableParam};
+use crate::extract::ApiPath;
 use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
@@ -347,7 +348,7 @@ struct CreateTable {
 }
 
 /// Creates an empty table (version 1 with no rows) with its columns and key.
-#[utoipa::path(post, path = "/v1/tables", tag = "tables", security(("bearer" = [])), request_body = CreateTable, responses((status = 201, description = "made (version 1, no rows)", body = Object), (status = 400, description = "invalid id or columns", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tables", tag = "tables", security(("bearer" = [])), request_body = CreateTable, responses((status = 201, description = "made (version 1, no rows)", body = Object), (status = 400, description = "invalid id or columns", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "the header row is over the project's import cap (import_max_bytes)", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create_table(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -372,7 +373,7 @@ async fn create_table(
 async fn get_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(table_view(
         s.store.get_table(&p.project, &table_id(&id)?).await?,
@@ -383,7 +384,7 @@ async fn get_table(
 async fn delete_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     s.control()
         .delete_table(&p.project, &table_id(&id)?)
@@ -395,7 +396,7 @@ async fn delete_table(
 async fn table_versions(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let versions: Vec<Value> = s
         .store
@@ -411,7 +412,7 @@ async fn table_versions(
 async fn restore_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let q = pairs(&q);
@@ -432,7 +433,7 @@ async fn pin_version(
     State(s): State<AppState>,
     Auth(p): Auth,
     method: axum::http::Method,
-    Path((id, version)): Path<(String, u64)>,
+    ApiPath((id, version)): ApiPath<(String, u64)>,
 ) -> Result<Json<Value>, ApiError> {
     let pinned = method == axum::http::Method::POST;
     let v = s
@@ -448,7 +449,7 @@ async fn pin_version(
 async fn compact_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let table = table_id(&id)?;
     match s.storage.compact(&p.project, &table).await? {
@@ -479,7 +480,7 @@ fn one_byte(q: &[(String, String)], key: &str, default: u8) -> Result<u8, ApiErr
 async fn import_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Body,
@@ -532,7 +533,7 @@ impl Sink for ChannelSink {
 async fn export_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let table = table_id(&id)?;
@@ -586,7 +587,7 @@ async fn export_table(
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("tag" = Option<String>, Query, description = "files with every tag given (repeat the key)"), ("limit" = Option<u64>, Query, description = "1-1000")), responses((status = 200, description = "the files, newest first", body = Object), (status = 400, description = "invalid limit", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("tag" = Option<String>, Query, description = "files with every tag given (repeat the key)"), ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "1-10000 (default 100)")), responses((status = 200, description = "the files, newest first", body = Object), (status = 400, description = "invalid limit", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list_files(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -611,7 +612,7 @@ async fn list_files(
     Ok(Json(json!({ "files": files })))
 }
 
-#[utoipa::path(post, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("name" = String, Query, description = "a single file name"), ("tag" = Option<String>, Query, description = "a tag (repeat the key)")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "the file"), responses((status = 201, description = "stored", body = Object), (status = 400, description = "invalid name or tag", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("name" = String, Query, min_length = 1, max_length = 255, pattern = "^[^/\\\\\\x00]*[^/\\\\\\x00.][^/\\\\\\x00]*$", description = "a single file name: no `/`, `\\` or NUL, not `.` or `..`"), ("tag" = Option<String>, Query, min_length = 1, max_length = 128, description = "a tag, 1-128 characters (repeat the key)")), request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "the file (may be empty)"), responses((status = 201, description = "stored", body = Object), (status = 400, description = "invalid name or tag", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn upload_file(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -651,18 +652,41 @@ pub(crate) fn file_id(s: &str) -> Result<i64, ApiError> {
 async fn get_file(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(file_view(
         s.store.get_file(&p.project, file_id(&id)?).await?,
     )))
 }
 
+/// `Content-Disposition` for a stored file's name, whatever it holds: an
+/// ASCII fallback (`filename`, other bytes as `_`) and the exact name
+/// percent-encoded (`filename*`, RFC 6266/8187). A name with a control
+/// character or non-ASCII letters once made the header invalid: a 500.
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
 #[utoipa::path(get, path = "/v1/files/{id}/content", tag = "files", security(("bearer" = [])), params(("id" = i64, Path, description = "the file's id")), responses((status = 200, description = "its bytes", body = Vec<u8>, content_type = "application/octet-stream"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such file in this project", body = ErrorBody)))]
 async fn file_content(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let f = s.store.get_file(&p.project, file_id(&id)?).await?;
     let stream = s
@@ -670,7 +694,7 @@ async fn file_content(
         .download(&f.object_key)
         .await?
         .map(|r| r.map_err(std::io::Error::other));
-    let disposition = format!("attachment; filename=\"{}\"", f.name.replace('"', "_"));
+    let disposition = content_disposition(&f.name);
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),

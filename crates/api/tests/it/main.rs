@@ -416,3 +416,43 @@ async fn the_openapi_document_is_served_and_covers_every_route() {
     }
     assert!(ops >= 55, "only {ops} operations");
 }
+
+/// Regression (found by schemathesis): a file whose name held a control
+/// character or non-ASCII letters answered 500 on download, its name making
+/// the `Content-Disposition` header invalid.
+#[tokio::test]
+async fn a_file_with_any_name_downloads() {
+    let a = api().await;
+    for (query, name) in [
+        ("n%01%C3%BCx%22.txt", "n\u{1}üx\".txt"),
+        ("plain.csv", "plain.csv"),
+    ] {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v1/files?name={query}"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+            .body(Body::from("hello"))
+            .expect("request");
+        let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let made: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.expect("body").to_bytes())
+                .expect("json");
+        assert_eq!(made["name"], json!(name));
+        let id = made["id"].as_i64().expect("id");
+        let req = Request::builder()
+            .uri(format!("/v1/files/{id}/content"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+            .body(Body::empty())
+            .expect("request");
+        let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::OK, "{name:?}");
+        let cd = resp.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("ascii header")
+            .to_string();
+        assert!(cd.starts_with("attachment; filename=\""), "{cd}");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"hello");
+    }
+}
