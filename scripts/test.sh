@@ -29,4 +29,11 @@ if [ ! -x "$moto" ]; then
   /var/tmp/gantry-moto/bin/pip install --quiet --disable-pip-version-check 'moto[server]'
 fi
 export GANTRY_TEST_MOTO="$moto"
+# schemathesis (PyPI) fuzzes the API against its own OpenAPI document.
+st=/var/tmp/gantry-schemathesis/bin/schemathesis
+if [ ! -x "$st" ]; then
+  python3 -m venv /var/tmp/gantry-schemathesis
+  /var/tmp/gantry-schemathesis/bin/pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
+fi
+export GANTRY_TEST_SCHEMATHESIS="$st"
 cargo test --workspace --locked "$@"

@@ -220,7 +220,11 @@ async fn delete(
 #[serde(deny_unknown_fields)]
 struct Rotate {
     /// How long the old secret stays valid (default 24h; `0s` ends it now).
-    #[schema(pattern = "^[0-9]{1,6}(s|m|h)$", example = "24h")]
+    /// At most 30 days.
+    #[schema(
+        pattern = "^([0-9]{1,6}s|[0-9]{1,4}m|([0-9]{1,2}|[0-6][0-9]{2}|7[01][0-9]|720)h)$",
+        example = "24h"
+    )]
     grace: Option<String>,
 }
 

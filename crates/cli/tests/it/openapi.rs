@@ -23,8 +23,12 @@ fn schemathesis_finds_nothing_in_the_openapi_document() {
     );
     let g = Gantry::server_only();
     let report = tempfile::tempdir().expect("report dir");
+    let config =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/schemathesis.toml");
     let out = Command::new(&bin)
         .args([
+            "--config-file",
+            &config.display().to_string(),
             "run",
             &format!("{}/v1/openapi.json", g.url),
             "--url",
@@ -36,7 +40,7 @@ fn schemathesis_finds_nothing_in_the_openapi_document() {
             // Bounded: a few examples per operation keep the run under a
             // couple of minutes on a busy 2-core machine.
             "--max-examples",
-            "12",
+            "25",
             "--seed",
             "1",
             "--workers",
