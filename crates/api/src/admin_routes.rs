@@ -5,7 +5,6 @@ use crate::auth::Auth;
 use crate::doc::{ErrorBody, ProjectParam};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::views::rfc3339;
 use crate::ApiError;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,8 +12,8 @@ use axum::Json;
 use gantry_core::spec::Loosening;
 use gantry_core::ProjectId;
 use gantry_store::{Principal, Project, Retention, TokenInfo};
+use gantry_wire::{ProjectList, ProjectView, TokenList, TokenView};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -40,38 +39,28 @@ pub(crate) fn project_id(s: &str) -> Result<ProjectId, ApiError> {
     s.parse().map_err(ApiError::invalid)
 }
 
-fn project_view(p: Project) -> Value {
-    json!({
-        "id": p.id,
-        "allow": p.allow,
-        "import_max_bytes": p.import_max_bytes.unwrap_or(gantry_storage::DEFAULT_IMPORT_MAX_BYTES),
-        "retention": p.retention.effective(),
-        "max_running": p.max_running,
-        "created_at": rfc3339(p.created_at),
-    })
+fn project_view(p: Project) -> ProjectView {
+    gantry_wire::project_view(p, gantry_storage::DEFAULT_IMPORT_MAX_BYTES)
 }
 
-fn token_view(t: TokenInfo) -> Value {
-    json!({
-        "id": t.id,
-        "project": t.project,
-        "admin": t.admin,
-        "description": t.description,
-        "created_at": rfc3339(t.created_at),
-    })
+fn token_view(t: TokenInfo) -> TokenView {
+    t.into()
 }
 
-#[utoipa::path(get, path = "/v1/projects", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "all projects (an admin) or the caller's own", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
-async fn list_projects(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/projects", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "all projects", body = ProjectList), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
+async fn list_projects(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<ProjectList>, ApiError> {
     require_admin(&p)?;
-    let items: Vec<Value> = s
+    let projects = s
         .store
         .list_projects()
         .await?
         .into_iter()
         .map(project_view)
         .collect();
-    Ok(Json(json!({ "projects": items })))
+    Ok(Json(ProjectList { projects }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -84,12 +73,12 @@ struct NewProject {
     allow: Vec<Loosening>,
 }
 
-#[utoipa::path(post, path = "/v1/projects", tag = "admin", security(("bearer" = [])), request_body = NewProject, responses((status = 201, description = "made", body = Object), (status = 400, description = "invalid id or allow list", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/projects", tag = "admin", security(("bearer" = [])), request_body = NewProject, responses((status = 201, description = "made", body = ProjectView), (status = 400, description = "invalid id or allow list", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create_project(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewProject>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ProjectView>), ApiError> {
     require_admin(&p)?;
     let id = project_id(&body.id)?;
     let project = s.store.create_project(&id, &body.allow).await?;
@@ -98,12 +87,12 @@ async fn create_project(
 
 /// A token sees its own project; only an admin sees others (404 otherwise,
 /// so project names do not leak).
-#[utoipa::path(get, path = "/v1/projects/{id}", tag = "admin", security(("bearer" = [])), params(("id" = ProjectParam, Path, description = "the project's id")), responses((status = 200, description = "the project", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such project in this project", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/projects/{id}", tag = "admin", security(("bearer" = [])), params(("id" = ProjectParam, Path, description = "the project's id")), responses((status = 200, description = "the project", body = ProjectView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such project in this project", body = ErrorBody)))]
 async fn get_project(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProjectView>, ApiError> {
     let id = project_id(&id)?;
     if !p.admin && id != p.project {
         return Err(ApiError::not_found(format!("project '{id}'")));
@@ -126,13 +115,13 @@ struct ProjectUpdate {
     max_running: Option<u32>,
 }
 
-#[utoipa::path(patch, path = "/v1/projects/{id}", tag = "admin", security(("bearer" = [])), params(("id" = ProjectParam, Path, description = "the project's id")), request_body = ProjectUpdate, responses((status = 200, description = "updated", body = Object), (status = 400, description = "invalid id or value", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such project in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(patch, path = "/v1/projects/{id}", tag = "admin", security(("bearer" = [])), params(("id" = ProjectParam, Path, description = "the project's id")), request_body = ProjectUpdate, responses((status = 200, description = "updated", body = ProjectView), (status = 400, description = "invalid id or value", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such project in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn update_project(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<ProjectUpdate>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ProjectView>, ApiError> {
     require_admin(&p)?;
     let id = project_id(&id)?;
     if body.allow.is_none()
@@ -189,21 +178,21 @@ struct TokenQuery {
     project: Option<String>,
 }
 
-#[utoipa::path(get, path = "/v1/tokens", tag = "admin", security(("bearer" = [])), params(TokenQuery), responses((status = 200, description = "tokens (never their secrets)", body = Object), (status = 400, description = "invalid project", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tokens", tag = "admin", security(("bearer" = [])), params(TokenQuery), responses((status = 200, description = "tokens (never their secrets)", body = TokenList), (status = 400, description = "invalid project", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
 async fn list_tokens(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiQuery(q): ApiQuery<TokenQuery>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TokenList>, ApiError> {
     let project = q.project.as_deref().map(project_id).transpose()?;
-    let items: Vec<Value> = s
+    let tokens = s
         .control()
         .list_tokens(&p, project.as_ref())
         .await?
         .into_iter()
         .map(token_view)
         .collect();
-    Ok(Json(json!({ "tokens": items })))
+    Ok(Json(TokenList { tokens }))
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -220,19 +209,19 @@ struct NewToken {
 }
 
 /// The secret is in this response only; the store keeps its hash.
-#[utoipa::path(post, path = "/v1/tokens", tag = "admin", security(("bearer" = [])), request_body = NewToken, responses((status = 201, description = "made; `token` is the secret, shown this once", body = Object), (status = 400, description = "invalid project or description", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tokens", tag = "admin", security(("bearer" = [])), request_body = NewToken, responses((status = 201, description = "made; `token` is the secret, shown this once", body = TokenView), (status = 400, description = "invalid project or description", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create_token(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewToken>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TokenView>), ApiError> {
     let project = project_id(&body.project)?;
     let token = s
         .control()
         .create_token(&p, &project, body.admin, &body.description)
         .await?;
     let mut view = token_view(token.info);
-    view["token"] = json!(token.secret);
+    view.token = Some(token.secret);
     Ok((StatusCode::CREATED, Json(view)))
 }
 

@@ -4,7 +4,6 @@ use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam, TableParam};
 use crate::extract::ApiPath;
 use crate::state::AppState;
-use crate::views::rfc3339;
 use crate::ApiError;
 use axum::body::Body;
 use axum::extract::{DefaultBodyLimit, RawQuery, State};
@@ -17,6 +16,7 @@ use gantry_control::{NewTable, Upload};
 use gantry_storage::csvscan::Dialect;
 use gantry_storage::{CsvInput, LoadOptions, Sink};
 use gantry_store::{FileInfo, TableInfo, TableVersion};
+use gantry_wire::{FileList, FileView, TableList, TableView, VersionList, VersionView};
 use serde_json::{json, Value};
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
@@ -300,41 +300,31 @@ pub(crate) fn table_id(s: &str) -> Result<gantry_core::TableId, ApiError> {
     s.parse().map_err(ApiError::invalid)
 }
 
-fn table_view(t: TableInfo) -> Value {
-    json!({
-        "id": t.id, "project": t.project, "columns": t.columns, "primary_key": t.primary_key,
-        "version": t.version, "rows": t.rows, "bytes": t.bytes,
-        "created_at": rfc3339(t.created_at), "updated_at": rfc3339(t.updated_at),
-    })
+fn table_view(t: TableInfo) -> TableView {
+    t.into()
 }
 
-fn version_view(v: TableVersion) -> Value {
-    json!({
-        "version": v.version, "columns": v.columns, "primary_key": v.primary_key,
-        "rows": v.rows, "bytes": v.bytes, "loaded_rows": v.loaded_rows, "loaded_bytes": v.loaded_bytes,
-        "made_by": v.made_by, "job": v.job_id.map(|j| j.to_string()), "note": v.note,
-        "segments": v.segments.len(), "created_at": rfc3339(v.created_at),
-        "metadata": v.metadata, "pinned": v.pinned,
-    })
+fn version_view(v: TableVersion) -> VersionView {
+    v.into()
 }
 
-fn file_view(f: FileInfo) -> Value {
-    json!({
-        "id": f.id, "project": f.project, "name": f.name, "tags": f.tags, "size": f.size,
-        "job": f.job_id.map(|j| j.to_string()), "created_at": rfc3339(f.created_at),
-    })
+fn file_view(f: FileInfo) -> FileView {
+    f.into()
 }
 
-#[utoipa::path(get, path = "/v1/tables", tag = "tables", security(("bearer" = [])), responses((status = 200, description = "the tables", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
-async fn list_tables(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
-    let tables: Vec<Value> = s
+#[utoipa::path(get, path = "/v1/tables", tag = "tables", security(("bearer" = [])), responses((status = 200, description = "the tables", body = TableList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn list_tables(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<TableList>, ApiError> {
+    let tables = s
         .store
         .list_tables(&p.project)
         .await?
         .into_iter()
         .map(table_view)
         .collect();
-    Ok(Json(json!({ "tables": tables })))
+    Ok(Json(TableList { tables }))
 }
 
 #[derive(serde::Deserialize, utoipa::ToSchema)]
@@ -348,12 +338,12 @@ struct CreateTable {
 }
 
 /// Creates an empty table (version 1 with no rows) with its columns and key.
-#[utoipa::path(post, path = "/v1/tables", tag = "tables", security(("bearer" = [])), request_body = CreateTable, responses((status = 201, description = "made (version 1, no rows)", body = Object), (status = 400, description = "invalid id or columns", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "the header row is over the project's import cap (import_max_bytes)", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tables", tag = "tables", security(("bearer" = [])), request_body = CreateTable, responses((status = 201, description = "made (version 1, no rows)", body = TableView), (status = 400, description = "invalid id or columns", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "the header row is over the project's import cap (import_max_bytes)", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create_table(
     State(s): State<AppState>,
     Auth(p): Auth,
     crate::extract::ApiJson(body): crate::extract::ApiJson<CreateTable>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<TableView>), ApiError> {
     let table = table_id(&body.id)?;
     let made = s
         .control()
@@ -369,12 +359,12 @@ async fn create_table(
     Ok((StatusCode::CREATED, Json(table_view(made))))
 }
 
-#[utoipa::path(get, path = "/v1/tables/{id}", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 200, description = "the table", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tables/{id}", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 200, description = "the table", body = TableView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn get_table(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<TableView>, ApiError> {
     Ok(Json(table_view(
         s.store.get_table(&p.project, &table_id(&id)?).await?,
     )))
@@ -392,29 +382,29 @@ async fn delete_table(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(get, path = "/v1/tables/{id}/versions", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 200, description = "its versions, newest first", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/tables/{id}/versions", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 200, description = "its versions, newest first", body = VersionList), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn table_versions(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
-    let versions: Vec<Value> = s
+) -> Result<Json<VersionList>, ApiError> {
+    let versions = s
         .store
         .table_versions(&p.project, &table_id(&id)?)
         .await?
         .into_iter()
         .map(version_view)
         .collect();
-    Ok(Json(json!({ "versions": versions })))
+    Ok(Json(VersionList { versions }))
 }
 
-#[utoipa::path(post, path = "/v1/tables/{id}/restore", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = u64, Query, description = "the version to make current again")), responses((status = 201, description = "a new version equal to it", body = Object), (status = 400, description = "invalid id or version", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tables/{id}/restore", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = u64, Query, description = "the version to make current again")), responses((status = 201, description = "a new version equal to it", body = VersionView), (status = 400, description = "invalid id or version", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
 async fn restore_table(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
     RawQuery(q): RawQuery,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<VersionView>), ApiError> {
     let q = pairs(&q);
     let version: u64 = one(&q, "version")
         .ok_or_else(|| ApiError::invalid("name the version to restore: ?version=N"))?
@@ -428,13 +418,13 @@ async fn restore_table(
 }
 
 /// POST pins a version (retention never removes it); DELETE unpins it.
-#[utoipa::path(method(post, delete), path = "/v1/tables/{id}/versions/{version}/pin", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = u64, Path, description = "the version")), responses((status = 200, description = "pinned (POST) or unpinned (DELETE)", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
+#[utoipa::path(method(post, delete), path = "/v1/tables/{id}/versions/{version}/pin", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = u64, Path, description = "the version")), responses((status = 200, description = "pinned (POST) or unpinned (DELETE)", body = VersionView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
 async fn pin_version(
     State(s): State<AppState>,
     Auth(p): Auth,
     method: axum::http::Method,
     ApiPath((id, version)): ApiPath<(String, u64)>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<VersionView>, ApiError> {
     let pinned = method == axum::http::Method::POST;
     let v = s
         .store
@@ -445,22 +435,22 @@ async fn pin_version(
 
 /// Rewrites the current version into one segment (a new version, same
 /// rows); 200 with the current version when it is one segment already.
-#[utoipa::path(post, path = "/v1/tables/{id}/compact", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 201, description = "a compacted version", body = Object), (status = 200, description = "nothing to compact", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tables/{id}/compact", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 201, description = "a compacted version", body = VersionView), (status = 200, description = "nothing to compact: the current version", body = VersionView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn compact_table(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<VersionView>), ApiError> {
     let table = table_id(&id)?;
     match s.storage.compact(&p.project, &table).await? {
         Some(v) => {
             let mut view = version_view(v);
-            view["compacted"] = json!(true);
+            view.compacted = Some(true);
             Ok((StatusCode::CREATED, Json(view)))
         }
         None => {
             let mut view = version_view(s.store.table_version(&p.project, &table, None).await?);
-            view["compacted"] = json!(false);
+            view.compacted = Some(false);
             Ok((StatusCode::OK, Json(view)))
         }
     }
@@ -476,7 +466,7 @@ fn one_byte(q: &[(String, String)], key: &str, default: u8) -> Result<u8, ApiErr
     }
 }
 
-#[utoipa::path(post, path = "/v1/tables/{id}/import", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("incremental" = Option<bool>, Query, description = "append (and merge by primary key)"), ("primary_key" = Option<String>, Query, description = "comma-separated"), ("gzip" = Option<bool>, Query, description = "the body is gzip"), ("delimiter" = Option<String>, Query, description = "one character"), ("enclosure" = Option<String>, Query, description = "one character")), request_body(content = String, content_type = "text/csv", description = "CSV with a header row"), responses((status = 201, description = "the new version", body = Object), (status = 400, description = "invalid CSV or options", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/tables/{id}/import", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("incremental" = Option<bool>, Query, description = "append (and merge by primary key)"), ("primary_key" = Option<String>, Query, description = "comma-separated"), ("gzip" = Option<bool>, Query, description = "the body is gzip"), ("delimiter" = Option<String>, Query, description = "one character"), ("enclosure" = Option<String>, Query, description = "one character")), request_body(content = String, content_type = "text/csv", description = "CSV with a header row"), responses((status = 201, description = "the new version", body = VersionView), (status = 400, description = "invalid CSV or options", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn import_table(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -484,7 +474,7 @@ async fn import_table(
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<VersionView>), ApiError> {
     let table = table_id(&id)?;
     let q = pairs(&q);
     let gzip = flag(&q, "gzip")?
@@ -587,12 +577,12 @@ async fn export_table(
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
 }
 
-#[utoipa::path(get, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("tag" = Option<String>, Query, description = "files with every tag given (repeat the key)"), ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "1-10000 (default 100)")), responses((status = 200, description = "the files, newest first", body = Object), (status = 400, description = "invalid limit", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("tag" = Option<String>, Query, description = "files with every tag given (repeat the key)"), ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "1-10000 (default 100)")), responses((status = 200, description = "the files, newest first", body = FileList), (status = 400, description = "invalid limit", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list_files(
     State(s): State<AppState>,
     Auth(p): Auth,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FileList>, ApiError> {
     let q = pairs(&q);
     let limit = match one(&q, "limit") {
         Some(l) => l
@@ -602,23 +592,23 @@ async fn list_files(
             .ok_or_else(|| ApiError::invalid("limit must be 1..10000"))?,
         None => 100,
     };
-    let files: Vec<Value> = s
+    let files = s
         .store
         .list_files(&p.project, &all(&q, "tag"), limit)
         .await?
         .into_iter()
         .map(file_view)
         .collect();
-    Ok(Json(json!({ "files": files })))
+    Ok(Json(FileList { files }))
 }
 
-#[utoipa::path(post, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("name" = String, Query, min_length = 1, max_length = 255, pattern = "^[^/\\\\\\x00]*[^/\\\\\\x00.][^/\\\\\\x00]*$", description = "a single file name: no `/`, `\\` or NUL, not `.` or `..`"), ("tag" = Option<String>, Query, min_length = 1, max_length = 128, description = "a tag, 1-128 characters (repeat the key)")), request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "the file (may be empty)"), responses((status = 201, description = "stored", body = Object), (status = 400, description = "invalid name or tag", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("name" = String, Query, min_length = 1, max_length = 255, pattern = "^[^/\\\\\\x00]*[^/\\\\\\x00.][^/\\\\\\x00]*$", description = "a single file name: no `/`, `\\` or NUL, not `.` or `..`"), ("tag" = Option<String>, Query, min_length = 1, max_length = 128, description = "a tag, 1-128 characters (repeat the key)")), request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "the file (may be empty)"), responses((status = 201, description = "stored", body = FileView), (status = 400, description = "invalid name or tag", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn upload_file(
     State(s): State<AppState>,
     Auth(p): Auth,
     RawQuery(q): RawQuery,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<FileView>), ApiError> {
     let q = pairs(&q);
     let name = one(&q, "name")
         .ok_or_else(|| ApiError::invalid("name the file: ?name=report.pdf"))?
@@ -648,12 +638,12 @@ pub(crate) fn file_id(s: &str) -> Result<i64, ApiError> {
     })
 }
 
-#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", security(("bearer" = [])), params(("id" = i64, Path, description = "the file's id")), responses((status = 200, description = "the file's record", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such file in this project", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", security(("bearer" = [])), params(("id" = i64, Path, description = "the file's id")), responses((status = 200, description = "the file's record", body = FileView), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such file in this project", body = ErrorBody)))]
 async fn get_file(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FileView>, ApiError> {
     Ok(Json(file_view(
         s.store.get_file(&p.project, file_id(&id)?).await?,
     )))

@@ -1,10 +1,14 @@
 //! Views built from the store's records (the server's side of the wire).
 
 use crate::{
-    AttemptView, ConcurrencyView, ConfigView, ErrorView, EventView, JobView,
-    NotificationAttemptView, NotificationView, TriggerView,
+    AttemptView, ConcurrencyView, ConfigView, ErrorView, EventView, FileView, JobView,
+    NotificationAttemptView, NotificationView, ProjectView, TableView, TokenView, TriggerView,
+    VersionView,
 };
-use gantry_store::{Attempt, Config, Event, Job, Trigger, Waiting};
+use gantry_store::{
+    Attempt, Config, Event, FileInfo, Job, Project, TableInfo, TableVersion, TokenInfo, Trigger,
+    Waiting,
+};
 
 /// A time on the wire: RFC 3339 in UTC with milliseconds.
 pub fn rfc3339(ms: i64) -> String {
@@ -153,6 +157,84 @@ impl From<Config> for ConfigView {
             version: c.version,
             created_at: rfc3339(c.created_at),
             updated_at: rfc3339(c.updated_at),
+        }
+    }
+}
+
+impl From<TableInfo> for TableView {
+    fn from(t: TableInfo) -> Self {
+        Self {
+            id: t.id.to_string(),
+            project: t.project.to_string(),
+            columns: t.columns,
+            primary_key: t.primary_key,
+            version: t.version,
+            rows: t.rows,
+            bytes: t.bytes,
+            created_at: rfc3339(t.created_at),
+            updated_at: rfc3339(t.updated_at),
+        }
+    }
+}
+
+impl From<TableVersion> for VersionView {
+    fn from(v: TableVersion) -> Self {
+        Self {
+            version: v.version,
+            columns: v.columns,
+            primary_key: v.primary_key,
+            rows: v.rows,
+            bytes: v.bytes,
+            loaded_rows: v.loaded_rows,
+            loaded_bytes: v.loaded_bytes,
+            made_by: v.made_by,
+            job: v.job_id.map(|j| j.to_string()),
+            note: v.note,
+            segments: v.segments.len(),
+            created_at: rfc3339(v.created_at),
+            metadata: v.metadata,
+            pinned: v.pinned,
+            compacted: None,
+        }
+    }
+}
+
+impl From<FileInfo> for FileView {
+    fn from(f: FileInfo) -> Self {
+        Self {
+            id: f.id,
+            project: f.project.to_string(),
+            name: f.name,
+            tags: f.tags,
+            size: f.size,
+            job: f.job_id.map(|j| j.to_string()),
+            created_at: rfc3339(f.created_at),
+        }
+    }
+}
+
+/// A project as the API shows it: `import_max_bytes` is the cap in force
+/// (the default when none is set), retention the policy in effect.
+pub fn project_view(p: Project, default_import_max: u64) -> ProjectView {
+    ProjectView {
+        id: p.id.to_string(),
+        allow: p.allow.iter().map(|l| l.as_str().to_string()).collect(),
+        import_max_bytes: p.import_max_bytes.unwrap_or(default_import_max),
+        retention: serde_json::to_value(p.retention.effective()).unwrap_or_default(),
+        max_running: p.max_running,
+        created_at: rfc3339(p.created_at),
+    }
+}
+
+impl From<TokenInfo> for TokenView {
+    fn from(t: TokenInfo) -> Self {
+        Self {
+            id: t.id,
+            project: t.project.to_string(),
+            admin: t.admin,
+            description: t.description,
+            created_at: rfc3339(t.created_at),
+            token: None,
         }
     }
 }

@@ -6,15 +6,19 @@
 //! (`utoipa::ToSchema`), from which the API's document is derived.
 #![forbid(unsafe_code)]
 
+mod admin;
+mod catalog;
 mod configs;
 #[cfg(feature = "store")]
 mod from_store;
 mod ids;
 mod jobs;
 
+pub use admin::*;
+pub use catalog::*;
 pub use configs::*;
 #[cfg(feature = "store")]
-pub use from_store::{notification_view, rfc3339, trigger_view, waiting_text};
+pub use from_store::{notification_view, project_view, rfc3339, trigger_view, waiting_text};
 pub use ids::*;
 pub use jobs::*;
 
