@@ -4,7 +4,7 @@
 use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam};
 use crate::extract::{config_id, ApiJson, ApiPath};
-use crate::state::{ActionAnswer, ActionRequest, AppState};
+use crate::state::{ActionAnswer, AppState};
 use crate::views::*;
 use crate::ApiError;
 use axum::extract::State;
@@ -164,31 +164,13 @@ async fn config_action(
     ApiPath((id, action)): ApiPath<(String, String)>,
 ) -> Result<Json<Value>, ApiError> {
     let id = config_id(&id)?;
-    if !gantry_core::spec::valid_action(&action) {
-        return Err(ApiError::invalid(format!(
-            "'{action}' is not a sync action name (letters, digits, '-', '_', '.'; \
-             'run' is a job: POST /v1/jobs)"
-        )));
-    }
-    let config = s.store.get_config(&p.project, &id).await?;
+    let request = s.control().action_request(&p, id, action).await?;
     let Some(runner) = &s.actions else {
         return Err(ApiError::unavailable(
             "sync actions need a container engine in the server's process (gantry up)",
         ));
     };
-    let project_number = s.store.get_project(&p.project).await?.number;
-    let answer = runner
-        .run_action(ActionRequest {
-            project: p.project,
-            project_number,
-            config: id,
-            spec: config.spec,
-            state: config.state,
-            action,
-            token_id: p.token_id,
-            token_desc: p.token_desc,
-        })
-        .await;
+    let answer = runner.run_action(request).await;
     match answer {
         ActionAnswer::Json(v) => Ok(Json(v)),
         ActionAnswer::UserError(m) => {

@@ -4,7 +4,7 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use gantry_control::{CatalogError, ConfigError, SubmitError, TokenError};
+use gantry_control::{ActionError, CatalogError, ConfigError, SubmitError, TokenError};
 use gantry_storage::StorageError;
 use gantry_store::StoreError;
 use serde_json::json;
@@ -115,6 +115,15 @@ impl From<ConfigError> for ApiError {
         match e {
             ConfigError::Spec(e) => e.into(),
             ConfigError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::InvalidName(_) => Self::invalid(e.to_string()),
+            ActionError::Config(e) => e.into(),
         }
     }
 }

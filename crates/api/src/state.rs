@@ -1,8 +1,8 @@
 //! The router's state and the seams to what only some processes have (an
 //! engine for readiness and sync actions).
 
+pub use gantry_control::actions::ActionRequest;
 use gantry_control::Control;
-use gantry_core::{ConfigId, ProjectId};
 use gantry_store::Store;
 use gantry_vault::Vault;
 use serde_json::Value;
@@ -23,19 +23,6 @@ pub struct AppState {
     pub readiness: Option<Arc<dyn Readiness>>,
     /// Runs Keboola sync actions; `None` without an engine in this process.
     pub actions: Option<Arc<dyn ActionRunner>>,
-}
-
-/// A sync action to run: a configuration's spec (secrets sealed) with
-/// `action` set, run at once outside the queue.
-pub struct ActionRequest {
-    pub project: ProjectId,
-    pub project_number: i64,
-    pub config: ConfigId,
-    pub spec: Value,
-    pub state: Value,
-    pub action: String,
-    pub token_id: String,
-    pub token_desc: String,
 }
 
 /// How a sync action ended, as the API answers it.

@@ -8,11 +8,13 @@
 //! No HTTP here (no status codes, no headers), no SQL (that is the store's).
 #![forbid(unsafe_code)]
 
+pub mod actions;
 pub mod catalog;
 pub mod configs;
 pub mod jobs;
 pub mod tokens;
 
+pub use actions::{ActionError, ActionRequest};
 pub use catalog::{CatalogError, NewTable, Upload};
 pub use configs::ConfigError;
 pub use jobs::{Source, Submission, SubmitError, Timing};
