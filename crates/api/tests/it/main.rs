@@ -456,3 +456,54 @@ async fn a_file_with_any_name_downloads() {
         assert_eq!(&body[..], b"hello");
     }
 }
+
+#[tokio::test]
+async fn sync_actions_check_the_name_the_configuration_and_the_engine() {
+    let a = api().await;
+    let (st, _) = a
+        .call(
+            Method::POST,
+            "/v1/configs",
+            Some(&a.admin),
+            Some(json!({"id": "ex", "spec": {"image": "busybox"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    // `run` is a job, not an action.
+    let (st, body) = a
+        .call(
+            Method::POST,
+            "/v1/configs/ex/actions/run",
+            Some(&a.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    // Another project's configuration is not found.
+    let other = a.project_token("elsewhere").await;
+    let (st, _) = a
+        .call(
+            Method::POST,
+            "/v1/configs/ex/actions/test",
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // No engine in this process: 503, saying where actions run.
+    let (st, body) = a
+        .call(
+            Method::POST,
+            "/v1/configs/ex/actions/test",
+            Some(&a.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+}
