@@ -507,3 +507,29 @@ async fn sync_actions_check_the_name_the_configuration_and_the_engine() {
         (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
     );
 }
+
+/// Regression (found by schemathesis): an `import_max_bytes` above 2^63-1
+/// was answered 200 and stored as 2^63-1, silently changed.
+#[tokio::test]
+async fn an_import_cap_too_large_to_store_is_refused() {
+    let a = api().await;
+    let req = Request::builder()
+        .method(Method::PATCH)
+        .uri("/v1/projects/default")
+        .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"import_max_bytes": 9223372036854775808}"#))
+        .expect("request");
+    let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let (st, ok) = a
+        .call(
+            Method::PATCH,
+            "/v1/projects/default",
+            Some(&a.admin),
+            Some(json!({"import_max_bytes": 9_223_372_036_854_775_807_u64})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(ok["import_max_bytes"], json!(9_223_372_036_854_775_807_u64));
+}
