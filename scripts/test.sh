@@ -47,4 +47,11 @@ if command -v npm >/dev/null 2>&1; then
   fi
   export GANTRY_TEST_IRON_NODE=/var/tmp/gantry-iron-node
 fi
+# schemathesis (PyPI) fuzzes the API against its own OpenAPI document.
+st=/var/tmp/gantry-schemathesis/bin/schemathesis
+if [ ! -x "$st" ]; then
+  python3 -m venv /var/tmp/gantry-schemathesis
+  /var/tmp/gantry-schemathesis/bin/pip install --quiet --disable-pip-version-check 'schemathesis>=4,<5'
+fi
+export GANTRY_TEST_SCHEMATHESIS="$st"
 cargo test --workspace --locked "$@"

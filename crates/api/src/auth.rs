@@ -1,6 +1,6 @@
 //! Bearer-token authentication: the token's hash is looked up in the store.
 
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::ApiError;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;

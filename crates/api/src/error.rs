@@ -4,6 +4,8 @@
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use gantry_control::{ActionError, CatalogError, ConfigError, SubmitError, TokenError};
+use gantry_storage::StorageError;
 use gantry_store::StoreError;
 use serde_json::json;
 
@@ -73,6 +75,76 @@ impl From<StoreError> for ApiError {
             ),
             StoreError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
             other => Self::internal(other),
+        }
+    }
+}
+
+impl From<StorageError> for ApiError {
+    fn from(e: StorageError) -> Self {
+        match e {
+            StorageError::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_data", m),
+            StorageError::NotFound(what) => Self::not_found(what),
+            StorageError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            StorageError::Store(s) => s.into(),
+            StorageError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
+            StorageError::OutOfSpace(_) => Self::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "insufficient_storage",
+                "the object store's disk is full; nothing was stored (free space and retry)",
+            ),
+            other => Self::internal(other),
+        }
+    }
+}
+
+impl From<SubmitError> for ApiError {
+    fn from(e: SubmitError) -> Self {
+        match e {
+            SubmitError::Invalid(m) => Self::invalid(m),
+            SubmitError::Spec(e) => e.into(),
+            SubmitError::Store(e) => e.into(),
+            SubmitError::InBatch { index, error } => {
+                Self::from(*error).prefixed(&format!("jobs[{index}]"))
+            }
+        }
+    }
+}
+
+impl From<ConfigError> for ApiError {
+    fn from(e: ConfigError) -> Self {
+        match e {
+            ConfigError::Spec(e) => e.into(),
+            ConfigError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<ActionError> for ApiError {
+    fn from(e: ActionError) -> Self {
+        match e {
+            ActionError::InvalidName(_) => Self::invalid(e.to_string()),
+            ActionError::Config(e) => e.into(),
+        }
+    }
+}
+
+impl From<TokenError> for ApiError {
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::Forbidden => Self::forbidden(e.to_string()),
+            TokenError::Invalid(m) => Self::invalid(m),
+            TokenError::Store(e) => e.into(),
+        }
+    }
+}
+
+impl From<CatalogError> for ApiError {
+    fn from(e: CatalogError) -> Self {
+        match e {
+            CatalogError::Invalid(m) => Self::invalid(m),
+            CatalogError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
+            CatalogError::Storage(e) => e.into(),
+            CatalogError::Store(e) => e.into(),
         }
     }
 }

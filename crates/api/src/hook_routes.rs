@@ -11,18 +11,20 @@
 //! job it made and runs nothing.
 
 use crate::auth::Auth;
-use crate::routes::{ApiJson, AppState};
+use crate::doc::{ErrorBody, NameParam};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::body::{to_bytes, Body};
-use axum::extract::{DefaultBodyLimit, Path, State};
+use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use base64::Engine;
-use gantry_core::{ConfigId, PipelineId, Spec};
-use gantry_store::{Delivered, DeliveredKind, Fire, HookRow, NewJob, StoreError, Trigger};
+use gantry_control::{Source, Submission};
+use gantry_core::{ConfigId, PipelineId};
+use gantry_store::{Delivered, DeliveredKind, Fire, HookRow, StoreError, Trigger};
 use hmac::{Hmac, Mac};
 use rand::RngCore;
 use serde::Deserialize;
@@ -31,6 +33,8 @@ use sha2::Sha256;
 use std::collections::HashMap;
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -41,16 +45,13 @@ pub const MAX_MAX_BODY: u64 = 16 << 20;
 pub const DEFAULT_RATE: u32 = 60;
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(24 * 3600);
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/webhooks", get(list).post(create))
-        .route("/v1/webhooks/{id}", get(show).delete(delete))
-        .route("/v1/webhooks/{id}/rotate", post(rotate))
-        .route(
-            "/v1/hooks/{id}",
-            // The body limit is the hook's own, applied while reading.
-            post(receive).layer(DefaultBodyLimit::disable()),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, delete))
+        .routes(routes!(rotate))
+        // The body limit is the hook's own, applied while reading.
+        .routes(routes!(receive).layer(DefaultBodyLimit::disable()))
 }
 
 fn now_ms() -> i64 {
@@ -83,18 +84,24 @@ fn view(h: &HookRow) -> Value {
     })
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewHook {
+    /// The configuration it runs (send this or `pipeline`).
+    #[schema(value_type = Option<NameParam>)]
     config: Option<String>,
+    /// The pipeline it runs (send this or `config`).
+    #[schema(value_type = Option<NameParam>)]
     pipeline: Option<String>,
     /// `signature` (default) or `token`.
+    #[schema(pattern = "^(signature|token)$")]
     auth: Option<String>,
     max_body: Option<u64>,
     /// Deliveries per minute.
     rate_limit: Option<u32>,
 }
 
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = NewHook, responses((status = 201, description = "made; `secret` shown this once", body = Object), (status = 400, description = "invalid webhook", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "its configuration or pipeline is not in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -182,6 +189,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(v)))
 }
 
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])), responses((status = 200, description = "the webhooks (no secrets)", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
     let hooks = s.store.list_hooks(&p.project).await?;
     Ok(Json(
@@ -189,34 +197,42 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, A
     ))
 }
 
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), responses((status = 200, description = "the webhook", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody)))]
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(view(&s.store.get_hook(Some(&p.project), &id).await?)))
 }
 
+#[utoipa::path(delete, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), responses((status = 204, description = "deleted"), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody)))]
 async fn delete(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     s.store.delete_hook(&p.project, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Deserialize, Default)]
+#[derive(Deserialize, Default, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct Rotate {
     /// How long the old secret stays valid (default 24h; `0s` ends it now).
+    /// At most 30 days.
+    #[schema(
+        pattern = "^([0-9]{1,6}s|[0-9]{1,4}m|([0-9]{1,2}|[0-6][0-9]{2}|7[01][0-9]|720)h)$",
+        example = "24h"
+    )]
     grace: Option<String>,
 }
 
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), request_body = Rotate, responses((status = 200, description = "a new secret, shown this once", body = Object), (status = 400, description = "invalid id or grace", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn rotate(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Rotate>,
 ) -> Result<Json<Value>, ApiError> {
     let grace = match body.grace.as_deref() {
@@ -362,9 +378,10 @@ fn kept_headers(h: &HeaderMap) -> Map<String, Value> {
     out
 }
 
+#[utoipa::path(post, path = "/v1/hooks/{id}", tag = "webhooks", params(("id" = NameParam, Path, description = "the webhook's id")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "any payload, kept as the delivery's body"), responses((status = 202, description = "a job or pipeline run was made", body = Object), (status = 200, description = "a replay: what the delivery made before", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "unsigned, badly signed or an old timestamp", body = ErrorBody), (status = 404, description = "no such webhook", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 429, description = "over its rate limit", body = ErrorBody)))]
 async fn receive(
     State(s): State<AppState>,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
@@ -427,15 +444,12 @@ async fn receive(
     let what = match (&hook.config_id, &hook.pipeline_id) {
         (_, Some(pl)) => Fire::Pipeline(pl.clone()),
         (Some(cfg), None) => {
-            let config = s.store.get_config(&hook.project, cfg).await?;
-            let (_, spec) = Spec::from_value(config.spec.clone())?;
-            let mut job =
-                NewJob::from_spec(hook.project.clone(), Some(cfg.clone()), config.spec, &spec);
-            job.trigger = Some(Trigger::Webhook {
+            let mut sub = Submission::new(Source::Config(cfg.clone()));
+            sub.trigger = Some(Trigger::Webhook {
                 id: hook.id.clone(),
                 delivery: delivery.clone(),
             });
-            Fire::Job(job)
+            Fire::Job(s.control().prepare(&hook.project, sub).await?)
         }
         (None, None) => return Err(ApiError::internal("webhook without a target")),
     };

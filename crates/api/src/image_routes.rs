@@ -7,7 +7,8 @@
 //! keeps present; changed by an admin).
 
 use crate::auth::Auth;
-use crate::routes::{ApiJson, AppState};
+use crate::extract::ApiJson;
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::body::Bytes;

@@ -2,28 +2,31 @@
 //! cancelling a run. Scoped to the caller's project.
 
 use crate::auth::Auth;
-use crate::routes::{ApiJson, AppState};
+use crate::doc::{ErrorBody, NameParam};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use gantry_core::pipeline::PipelineDoc;
 use gantry_core::{ConfigId, PipelineId, ProjectId};
 use gantry_store::{PipelineRow, PipelineRun, StoreError};
 use serde::Deserialize;
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/pipelines", get(list).post(create))
-        .route("/v1/pipelines/{id}", get(show).put(update).delete(delete))
-        .route("/v1/pipelines/{id}/run", post(run))
-        .route("/v1/pipelines/{id}/runs", get(runs_of))
-        .route("/v1/pipeline-runs", get(all_runs))
-        .route("/v1/pipeline-runs/{id}", get(show_run))
-        .route("/v1/pipeline-runs/{id}/cancel", post(cancel_run))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, delete))
+        .routes(routes!(run))
+        .routes(routes!(runs_of))
+        .routes(routes!(all_runs))
+        .routes(routes!(show_run))
+        .routes(routes!(cancel_run))
 }
 
 pub(crate) fn pipeline_id(s: &str) -> Result<PipelineId, ApiError> {
@@ -109,19 +112,25 @@ async fn checked(
     flat.sort();
     flat.dedup();
     let mut value = serde_json::to_value(&doc).map_err(ApiError::internal)?;
-    crate::routes::seal_notify(&s.vault, &mut value);
+    gantry_control::jobs::seal_notify(&s.vault, &mut value);
     Ok((value, flat))
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct NewPipeline {
+    #[schema(value_type = NameParam)]
     id: String,
+    /// A list of phases, each a list of tasks (a configuration and optional
+    /// row, parameters, `continue_on_failure`).
+    #[schema(value_type = Vec<Object>)]
     phases: Value,
     #[serde(default)]
+    #[schema(value_type = Option<Vec<Object>>)]
     notify: Option<Value>,
 }
 
+#[utoipa::path(post, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])), request_body = NewPipeline, responses((status = 201, description = "made", body = Object), (status = 400, description = "invalid pipeline", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "a configuration is not in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -143,10 +152,11 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(row))))
 }
 
+#[utoipa::path(put, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), request_body(content = Object, description = "phases and notify, as on create"), responses((status = 200, description = "updated", body = Object), (status = 400, description = "invalid pipeline", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn update(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
 ) -> Result<Json<Value>, ApiError> {
     let id = pipeline_id(&id)?;
@@ -158,6 +168,7 @@ async fn update(
     )))
 }
 
+#[utoipa::path(get, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])), responses((status = 200, description = "the pipelines", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
     let rows = s.store.list_pipelines(&p.project).await?;
     Ok(Json(
@@ -165,39 +176,43 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, A
     ))
 }
 
+#[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 200, description = "the pipeline", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = pipeline_id(&id)?;
     Ok(Json(view(s.store.get_pipeline(&p.project, &id).await?)))
 }
 
+#[utoipa::path(delete, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 204, description = "deleted"), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody)))]
 async fn delete(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = pipeline_id(&id)?;
     s.store.delete_pipeline(&p.project, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(post, path = "/v1/pipelines/{id}/run", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 201, description = "the run, started", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
 async fn run(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let id = pipeline_id(&id)?;
     let r = s.store.start_pipeline_run(&p.project, &id).await?;
     Ok((StatusCode::CREATED, Json(run_view(r))))
 }
 
+#[utoipa::path(get, path = "/v1/pipelines/{id}/runs", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 200, description = "its runs", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
 async fn runs_of(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = pipeline_id(&id)?;
     s.store.get_pipeline(&p.project, &id).await?;
@@ -207,6 +222,7 @@ async fn runs_of(
     ))
 }
 
+#[utoipa::path(get, path = "/v1/pipeline-runs", tag = "pipelines", security(("bearer" = [])), responses((status = 200, description = "every run of the project", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn all_runs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
     let runs = s.store.list_pipeline_runs(&p.project, None).await?;
     Ok(Json(
@@ -214,10 +230,11 @@ async fn all_runs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value
     ))
 }
 
+#[utoipa::path(get, path = "/v1/pipeline-runs/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = i64, Path, description = "the run's number")), responses((status = 200, description = "the run with its tasks", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline run in this project", body = ErrorBody)))]
 async fn show_run(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let mut view = run_view(s.store.get_pipeline_run(&p.project, &id).await?);
     let notes = s
@@ -231,10 +248,11 @@ async fn show_run(
     Ok(Json(view))
 }
 
+#[utoipa::path(post, path = "/v1/pipeline-runs/{id}/cancel", tag = "pipelines", security(("bearer" = [])), params(("id" = i64, Path, description = "the run's number")), responses((status = 200, description = "the run", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline run in this project", body = ErrorBody)))]
 async fn cancel_run(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     Ok(Json(run_view(
         s.store.cancel_pipeline_run(&p.project, &id).await?,

@@ -2,24 +2,27 @@
 //! latest ticks), pause, resume, delete. Scoped to the caller's project.
 
 use crate::auth::Auth;
-use crate::routes::{ApiJson, AppState};
+use crate::doc::{ErrorBody, NameParam};
+use crate::extract::{ApiJson, ApiPath};
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use gantry_core::schedule::{ScheduleDoc, Target};
 use gantry_core::{ProjectId, ScheduleId};
 use gantry_store::{NewSchedule, ScheduleRow, StoreError};
 use serde_json::{json, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/schedules", get(list).post(create))
-        .route("/v1/schedules/{id}", get(show).delete(delete))
-        .route("/v1/schedules/{id}/pause", post(pause))
-        .route("/v1/schedules/{id}/resume", post(resume))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, delete))
+        .routes(routes!(pause))
+        .routes(routes!(resume))
 }
 
 fn now_ms() -> i64 {
@@ -85,6 +88,7 @@ pub(crate) fn view(row: ScheduleRow) -> Value {
     })
 }
 
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", security(("bearer" = [])), request_body(content = Object, description = "a schedule document: id, cron, timezone, config or pipeline, missed, paused"), responses((status = 201, description = "made, with its next fire times", body = Object), (status = 400, description = "invalid schedule", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "its configuration or pipeline is not in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -140,6 +144,7 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(row))))
 }
 
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", security(("bearer" = [])), responses((status = 200, description = "the schedules", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
     let rows = s.store.list_schedules(&p.project).await?;
     Ok(Json(
@@ -147,28 +152,31 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, A
     ))
 }
 
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 200, description = "the schedule", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = schedule_id(&id)?;
     Ok(Json(view(s.store.get_schedule(&p.project, &id).await?)))
 }
 
+#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 200, description = "paused", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
 async fn pause(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = schedule_id(&id)?;
     Ok(Json(set_paused(&s, &p.project, &id, true).await?))
 }
 
+#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 200, description = "resumed", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
 async fn resume(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Json<Value>, ApiError> {
     let id = schedule_id(&id)?;
     Ok(Json(set_paused(&s, &p.project, &id, false).await?))
@@ -195,10 +203,11 @@ pub(crate) async fn set_paused(
     Ok(view(s.store.get_schedule(project, id).await?))
 }
 
+#[utoipa::path(delete, path = "/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 204, description = "deleted"), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
 async fn delete(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
     let id = schedule_id(&id)?;
     s.store.delete_schedule(&p.project, &id).await?;

@@ -6,10 +6,9 @@
 //! on the schedule's next tick plus a unique (schedule, tick) row). So any
 //! number of servers on one store fire each tick exactly once.
 
+use gantry_control::{Control, Source, Submission};
 use gantry_core::schedule::ScheduleDoc;
-use gantry_core::Spec;
-use gantry_store::{Change, Fire, FireTick, Fired, NewJob, ScheduleRow, Store, Trigger};
-use std::sync::Arc;
+use gantry_store::{Change, Fire, FireTick, Fired, NewJob, ScheduleRow, Trigger};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
@@ -24,7 +23,8 @@ fn now_ms() -> i64 {
 }
 
 /// Runs until `stop` is cancelled.
-pub async fn run(store: Arc<dyn Store>, stop: CancellationToken) {
+pub async fn run(control: Control, stop: CancellationToken) {
+    let store = control.store().clone();
     tracing::info!("scheduler started");
     let mut changes = store.subscribe();
     loop {
@@ -37,7 +37,7 @@ pub async fn run(store: Arc<dyn Store>, stop: CancellationToken) {
         match store.due_schedules(now).await {
             Ok(due) => {
                 for row in due {
-                    fire(store.as_ref(), row, now).await;
+                    fire(&control, row, now).await;
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot read due schedules"),
@@ -74,7 +74,8 @@ pub async fn run(store: Arc<dyn Store>, stop: CancellationToken) {
     tracing::info!("scheduler stopped");
 }
 
-async fn fire(store: &dyn Store, row: ScheduleRow, now: i64) {
+async fn fire(control: &Control, row: ScheduleRow, now: i64) {
+    let store = control.store();
     let Some(due) = row.next_tick else { return };
     let schedule = match ScheduleDoc::from_value(row.doc.clone()) {
         Ok((_, s)) => s,
@@ -86,7 +87,7 @@ async fn fire(store: &dyn Store, row: ScheduleRow, now: i64) {
     let plan = schedule.plan(due, now);
     let fire = match (plan.fire, &row.pipeline_id) {
         (Some(tick), Some(pipeline)) => Some((tick, Fire::Pipeline(pipeline.clone()))),
-        (Some(tick), None) => match job_for(store, &row, tick).await {
+        (Some(tick), None) => match job_for(control, &row, tick).await {
             Ok(job) => Some((tick, Fire::Job(job))),
             Err(e) => {
                 tracing::warn!(schedule = %row.id, project = %row.project, error = %e, "cannot make the scheduled job; tick passed over");
@@ -123,24 +124,18 @@ async fn fire(store: &dyn Store, row: ScheduleRow, now: i64) {
     }
 }
 
-async fn job_for(store: &dyn Store, row: &ScheduleRow, tick: i64) -> Result<NewJob, String> {
+async fn job_for(control: &Control, row: &ScheduleRow, tick: i64) -> Result<NewJob, String> {
     let Some(config_id) = &row.config_id else {
         return Err("the schedule names no configuration".into());
     };
-    let config = store
-        .get_config(&row.project, config_id)
-        .await
-        .map_err(|e| e.to_string())?;
-    let (_, spec) = Spec::from_value(config.spec.clone()).map_err(|e| e.to_string())?;
-    let mut job = NewJob::from_spec(
-        row.project.clone(),
-        Some(config_id.clone()),
-        config.spec,
-        &spec,
-    );
-    job.trigger = Some(Trigger::Schedule {
+    // Submitted like any job: the project's policy as it is now applies.
+    let mut sub = Submission::new(Source::Config(config_id.clone()));
+    sub.trigger = Some(Trigger::Schedule {
         id: row.id.clone(),
         tick,
     });
-    Ok(job)
+    control
+        .prepare(&row.project, sub)
+        .await
+        .map_err(|e| e.to_string())
 }

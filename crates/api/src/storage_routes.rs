@@ -1,50 +1,40 @@
 //! Tables and files: import/export stream (no body limit), versions, restore.
 
 use crate::auth::Auth;
-use crate::routes::AppState;
-use crate::views::rfc3339;
+use crate::doc::{ErrorBody, NameParam, TableParam};
+use crate::extract::ApiPath;
+use crate::state::AppState;
 use crate::ApiError;
 use axum::body::Body;
-use axum::extract::{DefaultBodyLimit, Path, RawQuery, State};
+use axum::extract::{DefaultBodyLimit, RawQuery, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use bytes::Bytes;
 use futures_util::StreamExt;
+use gantry_control::{NewTable, Upload};
 use gantry_storage::csvscan::Dialect;
-use gantry_storage::{CsvInput, LoadOptions, Sink, StorageError};
+use gantry_storage::{CsvInput, LoadOptions, Sink};
 use gantry_store::{FileInfo, TableInfo, TableVersion};
+use gantry_wire::{FileList, FileView, TableList, TableView, VersionList, VersionView};
 use serde_json::{json, Value};
+use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/tables", get(list_tables).post(create_table))
-        .route("/v1/tables/{id}", get(get_table).delete(delete_table))
-        .route(
-            "/v1/tables/{id}/import",
-            post(import_table).layer(DefaultBodyLimit::disable()),
-        )
-        .route("/v1/tables/{id}/export", get(export_table))
-        .route("/v1/tables/{id}/versions", get(table_versions))
-        .route("/v1/tables/{id}/restore", post(restore_table))
-        .route("/v1/tables/{id}/compact", post(compact_table))
-        .route(
-            "/v1/tables/{id}/versions/{version}/pin",
-            post(pin_version).delete(pin_version),
-        )
-        .route(
-            "/v1/files",
-            get(list_files)
-                .post(upload_file)
-                .layer(DefaultBodyLimit::disable()),
-        )
-        .route("/v1/files/{id}", get(get_file))
-        .route("/v1/files/{id}/content", get(file_content))
-        .route(
-            "/v1/runs",
-            post(commit_run).layer(DefaultBodyLimit::disable()),
-        )
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_tables, create_table))
+        .routes(routes!(get_table, delete_table))
+        .routes(routes!(import_table).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(export_table))
+        .routes(routes!(table_versions))
+        .routes(routes!(restore_table))
+        .routes(routes!(compact_table))
+        .routes(routes!(pin_version))
+        .routes(routes!(list_files, upload_file).layer(DefaultBodyLimit::disable()))
+        .routes(routes!(get_file))
+        .routes(routes!(file_content))
+        .routes(routes!(commit_run).layer(DefaultBodyLimit::disable()))
 }
 
 /// Most entries and bytes a committed run may send (as a job's `out/`).
@@ -67,6 +57,7 @@ impl Drop for Scratch {
 /// for a run of no configuration, first a `mapping.json` entry with the
 /// spec's output mapping. Nothing in it is trusted: paths are checked, the
 /// folder is surveyed and read like a container's `out/`.
+#[utoipa::path(post, path = "/v1/runs", tag = "tables", security(("bearer" = [])), params(("config" = Option<NameParam>, Query, description = "the configuration the run was of"), ("row" = Option<String>, Query, description = "its row")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "entries of out/: 4-byte length, path, 8-byte size, bytes"), responses((status = 201, description = "stored as a job would", body = Object), (status = 400, description = "invalid entries or outputs", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such configuration in this project", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn commit_run(
     State(s): State<AppState>,
     Auth(p): Auth,
@@ -76,7 +67,7 @@ async fn commit_run(
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let q = pairs(&q);
     let config = one(&q, "config")
-        .map(crate::routes::config_id)
+        .map(crate::extract::config_id)
         .transpose()?;
     let row = one(&q, "row").map(str::to_string);
     let spec = match &config {
@@ -267,24 +258,6 @@ fn gantry_worker_state(dir: &std::path::Path) -> Result<Option<Value>, String> {
     }
 }
 
-impl From<StorageError> for ApiError {
-    fn from(e: StorageError) -> Self {
-        match e {
-            StorageError::Invalid(m) => Self::new(StatusCode::BAD_REQUEST, "invalid_data", m),
-            StorageError::NotFound(what) => Self::not_found(what),
-            StorageError::Conflict(m) => Self::new(StatusCode::CONFLICT, "conflict", m),
-            StorageError::Store(s) => s.into(),
-            StorageError::TooLarge(m) => Self::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", m),
-            StorageError::OutOfSpace(_) => Self::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "insufficient_storage",
-                "the object store's disk is full; nothing was stored (free space and retry)",
-            ),
-            other => Self::internal(other),
-        }
-    }
-}
-
 /// Query pairs; keys may repeat (`?tag=a&tag=b`).
 fn pairs(q: &Option<String>) -> Vec<(String, String)> {
     form_urlencoded::parse(q.as_deref().unwrap_or("").as_bytes())
@@ -327,45 +300,37 @@ pub(crate) fn table_id(s: &str) -> Result<gantry_core::TableId, ApiError> {
     s.parse().map_err(ApiError::invalid)
 }
 
-fn table_view(t: TableInfo) -> Value {
-    json!({
-        "id": t.id, "project": t.project, "columns": t.columns, "primary_key": t.primary_key,
-        "version": t.version, "rows": t.rows, "bytes": t.bytes,
-        "created_at": rfc3339(t.created_at), "updated_at": rfc3339(t.updated_at),
-    })
+fn table_view(t: TableInfo) -> TableView {
+    t.into()
 }
 
-fn version_view(v: TableVersion) -> Value {
-    json!({
-        "version": v.version, "columns": v.columns, "primary_key": v.primary_key,
-        "rows": v.rows, "bytes": v.bytes, "loaded_rows": v.loaded_rows, "loaded_bytes": v.loaded_bytes,
-        "made_by": v.made_by, "job": v.job_id.map(|j| j.to_string()), "note": v.note,
-        "segments": v.segments.len(), "created_at": rfc3339(v.created_at),
-        "metadata": v.metadata, "pinned": v.pinned,
-    })
+fn version_view(v: TableVersion) -> VersionView {
+    v.into()
 }
 
-fn file_view(f: FileInfo) -> Value {
-    json!({
-        "id": f.id, "project": f.project, "name": f.name, "tags": f.tags, "size": f.size,
-        "job": f.job_id.map(|j| j.to_string()), "created_at": rfc3339(f.created_at),
-    })
+fn file_view(f: FileInfo) -> FileView {
+    f.into()
 }
 
-async fn list_tables(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
-    let tables: Vec<Value> = s
+#[utoipa::path(get, path = "/v1/tables", tag = "tables", security(("bearer" = [])), responses((status = 200, description = "the tables", body = TableList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn list_tables(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<TableList>, ApiError> {
+    let tables = s
         .store
         .list_tables(&p.project)
         .await?
         .into_iter()
         .map(table_view)
         .collect();
-    Ok(Json(json!({ "tables": tables })))
+    Ok(Json(TableList { tables }))
 }
 
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct CreateTable {
+    #[schema(value_type = TableParam)]
     id: String,
     columns: Vec<String>,
     #[serde(default)]
@@ -373,83 +338,73 @@ struct CreateTable {
 }
 
 /// Creates an empty table (version 1 with no rows) with its columns and key.
+#[utoipa::path(post, path = "/v1/tables", tag = "tables", security(("bearer" = [])), request_body = CreateTable, responses((status = 201, description = "made (version 1, no rows)", body = TableView), (status = 400, description = "invalid id or columns", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "the header row is over the project's import cap (import_max_bytes)", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    crate::routes::ApiJson(body): crate::routes::ApiJson<CreateTable>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    crate::extract::ApiJson(body): crate::extract::ApiJson<CreateTable>,
+) -> Result<(StatusCode, Json<TableView>), ApiError> {
     let table = table_id(&body.id)?;
-    if s.store.get_table(&p.project, &table).await.is_ok() {
-        return Err(ApiError::new(
-            StatusCode::CONFLICT,
-            "conflict",
-            format!("table {table} already exists"),
-        ));
-    }
-    let mut header = Vec::new();
-    gantry_storage::csvscan::Encoder::default()
-        .record(body.columns.iter().map(|c| c.as_bytes()), &mut header);
-    let stream = futures_util::stream::iter([Ok::<_, std::io::Error>(Bytes::from(header))]);
-    let how = CsvInput {
-        name: "columns".into(),
-        ..Default::default()
-    };
-    let opts = LoadOptions {
-        incremental: false,
-        primary_key: Some(body.primary_key),
-        delete_where: None,
-        made_by: gantry_store::MadeBy::Create,
-    };
-    s.storage
-        .import(&p.project, &table, stream, how, opts)
+    let made = s
+        .control()
+        .create_table(
+            &p.project,
+            NewTable {
+                id: table,
+                columns: body.columns,
+                primary_key: body.primary_key,
+            },
+        )
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(table_view(s.store.get_table(&p.project, &table).await?)),
-    ))
+    Ok((StatusCode::CREATED, Json(table_view(made))))
 }
 
+#[utoipa::path(get, path = "/v1/tables/{id}", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 200, description = "the table", body = TableView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn get_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<TableView>, ApiError> {
     Ok(Json(table_view(
         s.store.get_table(&p.project, &table_id(&id)?).await?,
     )))
 }
 
+#[utoipa::path(delete, path = "/v1/tables/{id}", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 204, description = "deleted with its versions"), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn delete_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    let keys = s.store.delete_table(&p.project, &table_id(&id)?).await?;
-    s.storage.delete_objects(&keys).await;
+    s.control()
+        .delete_table(&p.project, &table_id(&id)?)
+        .await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
+#[utoipa::path(get, path = "/v1/tables/{id}/versions", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 200, description = "its versions, newest first", body = VersionList), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn table_versions(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let versions: Vec<Value> = s
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<VersionList>, ApiError> {
+    let versions = s
         .store
         .table_versions(&p.project, &table_id(&id)?)
         .await?
         .into_iter()
         .map(version_view)
         .collect();
-    Ok(Json(json!({ "versions": versions })))
+    Ok(Json(VersionList { versions }))
 }
 
+#[utoipa::path(post, path = "/v1/tables/{id}/restore", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = u64, Query, description = "the version to make current again")), responses((status = 201, description = "a new version equal to it", body = VersionView), (status = 400, description = "invalid id or version", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
 async fn restore_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(q): RawQuery,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<VersionView>), ApiError> {
     let q = pairs(&q);
     let version: u64 = one(&q, "version")
         .ok_or_else(|| ApiError::invalid("name the version to restore: ?version=N"))?
@@ -463,12 +418,13 @@ async fn restore_table(
 }
 
 /// POST pins a version (retention never removes it); DELETE unpins it.
+#[utoipa::path(method(post, delete), path = "/v1/tables/{id}/versions/{version}/pin", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = u64, Path, description = "the version")), responses((status = 200, description = "pinned (POST) or unpinned (DELETE)", body = VersionView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
 async fn pin_version(
     State(s): State<AppState>,
     Auth(p): Auth,
     method: axum::http::Method,
-    Path((id, version)): Path<(String, u64)>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath((id, version)): ApiPath<(String, u64)>,
+) -> Result<Json<VersionView>, ApiError> {
     let pinned = method == axum::http::Method::POST;
     let v = s
         .store
@@ -479,21 +435,22 @@ async fn pin_version(
 
 /// Rewrites the current version into one segment (a new version, same
 /// rows); 200 with the current version when it is one segment already.
+#[utoipa::path(post, path = "/v1/tables/{id}/compact", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id")), responses((status = 201, description = "a compacted version", body = VersionView), (status = 200, description = "nothing to compact: the current version", body = VersionView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table in this project", body = ErrorBody)))]
 async fn compact_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<(StatusCode, Json<VersionView>), ApiError> {
     let table = table_id(&id)?;
     match s.storage.compact(&p.project, &table).await? {
         Some(v) => {
             let mut view = version_view(v);
-            view["compacted"] = json!(true);
+            view.compacted = Some(true);
             Ok((StatusCode::CREATED, Json(view)))
         }
         None => {
             let mut view = version_view(s.store.table_version(&p.project, &table, None).await?);
-            view["compacted"] = json!(false);
+            view.compacted = Some(false);
             Ok((StatusCode::OK, Json(view)))
         }
     }
@@ -509,14 +466,15 @@ fn one_byte(q: &[(String, String)], key: &str, default: u8) -> Result<u8, ApiErr
     }
 }
 
+#[utoipa::path(post, path = "/v1/tables/{id}/import", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("incremental" = Option<bool>, Query, description = "append (and merge by primary key)"), ("primary_key" = Option<String>, Query, description = "comma-separated"), ("gzip" = Option<bool>, Query, description = "the body is gzip"), ("delimiter" = Option<String>, Query, description = "one character"), ("enclosure" = Option<String>, Query, description = "one character")), request_body(content = String, content_type = "text/csv", description = "CSV with a header row"), responses((status = 201, description = "the new version", body = VersionView), (status = 400, description = "invalid CSV or options", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn import_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(q): RawQuery,
     headers: HeaderMap,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<VersionView>), ApiError> {
     let table = table_id(&id)?;
     let q = pairs(&q);
     let gzip = flag(&q, "gzip")?
@@ -561,10 +519,11 @@ impl Sink for ChannelSink {
     }
 }
 
+#[utoipa::path(get, path = "/v1/tables/{id}/export", tag = "tables", security(("bearer" = [])), params(("id" = TableParam, Path, description = "the table's id"), ("version" = Option<u64>, Query, description = "a version (default the current)"), ("columns" = Option<String>, Query, description = "comma-separated"), ("where_column" = Option<String>, Query, description = "filter column"), ("where_values" = Option<String>, Query, description = "comma-separated"), ("where_operator" = Option<String>, Query, pattern = "^(eq|ne)$", description = "eq or ne"), ("changed_since" = Option<String>, Query, description = "rows changed since: an RFC 3339 time or a relative one like `-7 days`"), ("limit" = Option<u64>, Query, description = "rows")), responses((status = 200, description = "CSV", body = String, content_type = "text/csv"), (status = 400, description = "invalid filter", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such table or version in this project", body = ErrorBody)))]
 async fn export_table(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
     RawQuery(q): RawQuery,
 ) -> Result<Response, ApiError> {
     let table = table_id(&id)?;
@@ -618,11 +577,12 @@ async fn export_table(
     Ok(([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], body).into_response())
 }
 
+#[utoipa::path(get, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("tag" = Option<String>, Query, description = "files with every tag given (repeat the key)"), ("limit" = Option<u64>, Query, minimum = 1, maximum = 10000, description = "1-10000 (default 100)")), responses((status = 200, description = "the files, newest first", body = FileList), (status = 400, description = "invalid limit", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list_files(
     State(s): State<AppState>,
     Auth(p): Auth,
     RawQuery(q): RawQuery,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<FileList>, ApiError> {
     let q = pairs(&q);
     let limit = match one(&q, "limit") {
         Some(l) => l
@@ -632,47 +592,35 @@ async fn list_files(
             .ok_or_else(|| ApiError::invalid("limit must be 1..10000"))?,
         None => 100,
     };
-    let files: Vec<Value> = s
+    let files = s
         .store
         .list_files(&p.project, &all(&q, "tag"), limit)
         .await?
         .into_iter()
         .map(file_view)
         .collect();
-    Ok(Json(json!({ "files": files })))
+    Ok(Json(FileList { files }))
 }
 
+#[utoipa::path(post, path = "/v1/files", tag = "files", security(("bearer" = [])), params(("name" = String, Query, min_length = 1, max_length = 255, pattern = "^[^/\\\\\\x00]*[^/\\\\\\x00.][^/\\\\\\x00]*$", description = "a single file name: no `/`, `\\` or NUL, not `.` or `..`"), ("tag" = Option<String>, Query, min_length = 1, max_length = 128, description = "a tag, 1-128 characters (repeat the key)")), request_body(content = Option<Vec<u8>>, content_type = "application/octet-stream", description = "the file (may be empty)"), responses((status = 201, description = "stored", body = FileView), (status = 400, description = "invalid name or tag", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn upload_file(
     State(s): State<AppState>,
     Auth(p): Auth,
     RawQuery(q): RawQuery,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<FileView>), ApiError> {
     let q = pairs(&q);
     let name = one(&q, "name")
         .ok_or_else(|| ApiError::invalid("name the file: ?name=report.pdf"))?
         .to_string();
-    gantry_core::spec::check_file_name(&name).map_err(ApiError::invalid)?;
     let tags = all(&q, "tag");
-    if tags.iter().any(|t| t.is_empty() || t.len() > 128) {
-        return Err(ApiError::invalid("tags must be 1-128 characters"));
-    }
     let stream = body
         .into_data_stream()
         .map(|r| r.map_err(std::io::Error::other));
     let reader = tokio_util_reader(stream);
-    let (key, size) = s.storage.upload(&p.project, &name, reader).await?;
     let f = s
-        .store
-        .create_file(
-            &p.project,
-            gantry_store::NewFile {
-                name,
-                tags,
-                size,
-                object_key: key,
-            },
-        )
+        .control()
+        .upload_file(&p.project, Upload { name, tags }, reader)
         .await?;
     Ok((StatusCode::CREATED, Json(file_view(f))))
 }
@@ -690,20 +638,45 @@ pub(crate) fn file_id(s: &str) -> Result<i64, ApiError> {
     })
 }
 
+#[utoipa::path(get, path = "/v1/files/{id}", tag = "files", security(("bearer" = [])), params(("id" = i64, Path, description = "the file's id")), responses((status = 200, description = "the file's record", body = FileView), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such file in this project", body = ErrorBody)))]
 async fn get_file(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<FileView>, ApiError> {
     Ok(Json(file_view(
         s.store.get_file(&p.project, file_id(&id)?).await?,
     )))
 }
 
+/// `Content-Disposition` for a stored file's name, whatever it holds: an
+/// ASCII fallback (`filename`, other bytes as `_`) and the exact name
+/// percent-encoded (`filename*`, RFC 6266/8187). A name with a control
+/// character or non-ASCII letters once made the header invalid: a 500.
+fn content_disposition(name: &str) -> String {
+    let ascii: String = name
+        .chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '_',
+        })
+        .collect();
+    let mut encoded = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() || b"!#$&+-.^_`|~".contains(&b) {
+            encoded.push(b as char);
+        } else {
+            encoded.push_str(&format!("%{b:02X}"));
+        }
+    }
+    format!("attachment; filename=\"{ascii}\"; filename*=UTF-8''{encoded}")
+}
+
+#[utoipa::path(get, path = "/v1/files/{id}/content", tag = "files", security(("bearer" = [])), params(("id" = i64, Path, description = "the file's id")), responses((status = 200, description = "its bytes", body = Vec<u8>, content_type = "application/octet-stream"), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such file in this project", body = ErrorBody)))]
 async fn file_content(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
+    ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
     let f = s.store.get_file(&p.project, file_id(&id)?).await?;
     let stream = s
@@ -711,7 +684,7 @@ async fn file_content(
         .download(&f.object_key)
         .await?
         .map(|r| r.map_err(std::io::Error::other));
-    let disposition = format!("attachment; filename=\"{}\"", f.name.replace('"', "_"));
+    let disposition = content_disposition(&f.name);
     Ok((
         [
             (header::CONTENT_TYPE, "application/octet-stream".to_string()),

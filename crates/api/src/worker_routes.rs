@@ -2,7 +2,7 @@
 //! project), and draining one.
 
 use crate::auth::Auth;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
 use axum::extract::{Path, State};

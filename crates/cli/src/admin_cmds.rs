@@ -5,6 +5,7 @@ use crate::commands::enc;
 use crate::output;
 use crate::{Global, OutputFormat};
 use clap::Subcommand;
+use gantry_wire::{ProjectList, ProjectView, TokenList, TokenView};
 use serde_json::{json, Value};
 
 /// What `--allow` takes: the loosenings of the locked-down defaults.
@@ -92,8 +93,7 @@ fn allow_list(allow: Vec<String>) -> Value {
     json!(items)
 }
 
-fn allow_text(v: &Value) -> String {
-    let items: Vec<String> = v.as_array().into_iter().flatten().map(output::s).collect();
+fn allow_text(items: &[String]) -> String {
     if items.is_empty() {
         "none".into()
     } else {
@@ -103,14 +103,14 @@ fn allow_text(v: &Value) -> String {
 
 const PROJECT_HEADERS: [&str; 4] = ["ID", "ALLOW", "MAX RUNNING", "CREATED"];
 
-fn project_rows(list: &[Value]) -> Vec<Vec<String>> {
+fn project_rows(list: &[ProjectView]) -> Vec<Vec<String>> {
     list.iter()
         .map(|p| {
             vec![
-                output::s(&p["id"]),
-                allow_text(&p["allow"]),
-                output::s(&p["max_running"]),
-                output::s(&p["created_at"]),
+                p.id.clone(),
+                allow_text(&p.allow),
+                p.max_running.map_or_else(|| "-".into(), |m| m.to_string()),
+                p.created_at.clone(),
             ]
         })
         .collect()
@@ -118,7 +118,7 @@ fn project_rows(list: &[Value]) -> Vec<Vec<String>> {
 
 pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
     let client = Client::new(g)?;
-    let one = |p: &Value| match g.output {
+    let one = |p: &ProjectView| match g.output {
         OutputFormat::Json => output::json(p),
         OutputFormat::Table => {
             output::table(&PROJECT_HEADERS, &project_rows(std::slice::from_ref(p)))
@@ -126,8 +126,8 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
     };
     match cmd {
         ProjectsCommand::Create { id, allow } => {
-            let p = client
-                .post(
+            let p: ProjectView = client
+                .post_as(
                     "/v1/projects",
                     &json!({"id": id, "allow": allow_list(allow)}),
                 )
@@ -135,17 +135,16 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
             one(&p);
         }
         ProjectsCommand::List => {
-            let list = client.get("/v1/projects").await?;
+            let list: ProjectList = client.get_as("/v1/projects").await?;
             match g.output {
                 OutputFormat::Json => output::json(&list),
-                OutputFormat::Table => output::table(
-                    &PROJECT_HEADERS,
-                    &project_rows(list["projects"].as_array().map_or(&[], |v| v)),
-                ),
+                OutputFormat::Table => {
+                    output::table(&PROJECT_HEADERS, &project_rows(&list.projects))
+                }
             }
         }
         ProjectsCommand::Show { id } => {
-            let p = client.get(&format!("/v1/projects/{}", enc(&id))).await?;
+            let p: ProjectView = client.get_as(&format!("/v1/projects/{}", enc(&id))).await?;
             one(&p);
         }
         ProjectsCommand::Update {
@@ -166,8 +165,9 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
                 ("files_days", keep_files_days),
             ];
             if changes.iter().any(|(_, v)| v.is_some()) {
-                let current = client.get(&format!("/v1/projects/{}", enc(&id))).await?;
-                let mut policy = current["retention"].clone();
+                let current: ProjectView =
+                    client.get_as(&format!("/v1/projects/{}", enc(&id))).await?;
+                let mut policy = current.retention;
                 for (k, v) in changes {
                     if let Some(v) = v {
                         policy[k] = json!(v);
@@ -184,29 +184,26 @@ pub async fn projects(g: &Global, cmd: ProjectsCommand) -> anyhow::Result<u8> {
             if let Some(m) = max_running {
                 body["max_running"] = json!(m);
             }
-            let p = client
-                .patch(&format!("/v1/projects/{}", enc(&id)), &body)
-                .await?;
+            let p: ProjectView = serde_json::from_value(
+                client
+                    .patch(&format!("/v1/projects/{}", enc(&id)), &body)
+                    .await?,
+            )?;
             one(&p);
         }
     }
     Ok(0)
 }
 
-fn token_rows(list: &[Value]) -> Vec<Vec<String>> {
+fn token_rows(list: &[TokenView]) -> Vec<Vec<String>> {
     list.iter()
         .map(|t| {
             vec![
-                output::s(&t["id"]),
-                output::s(&t["project"]),
-                if t["admin"] == json!(true) {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .into(),
-                output::s(&t["description"]),
-                output::s(&t["created_at"]),
+                t.id.clone(),
+                t.project.clone(),
+                if t.admin { "yes" } else { "no" }.into(),
+                t.description.clone(),
+                t.created_at.clone(),
             ]
         })
         .collect()
@@ -222,8 +219,8 @@ pub async fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<u8> {
             description,
             admin,
         } => {
-            let t = client
-                .post(
+            let t: TokenView = client
+                .post_as(
                     "/v1/tokens",
                     &json!({"project": project, "description": description, "admin": admin}),
                 )
@@ -234,7 +231,7 @@ pub async fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<u8> {
                     output::table(&TOKEN_HEADERS, &token_rows(std::slice::from_ref(&t)));
                     println!(
                         "\ntoken (shown once; keep it secret): {}",
-                        output::s(&t["token"])
+                        t.token.as_deref().unwrap_or("-")
                     );
                 }
             }
@@ -244,13 +241,10 @@ pub async fn tokens(g: &Global, cmd: TokensCommand) -> anyhow::Result<u8> {
                 Some(p) => format!("/v1/tokens?project={}", enc(&p)),
                 None => "/v1/tokens".into(),
             };
-            let list = client.get(&path).await?;
+            let list: TokenList = client.get_as(&path).await?;
             match g.output {
                 OutputFormat::Json => output::json(&list),
-                OutputFormat::Table => output::table(
-                    &TOKEN_HEADERS,
-                    &token_rows(list["tokens"].as_array().map_or(&[], |v| v)),
-                ),
+                OutputFormat::Table => output::table(&TOKEN_HEADERS, &token_rows(&list.tokens)),
             }
         }
         TokensCommand::Revoke { id } => {

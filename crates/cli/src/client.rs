@@ -109,6 +109,30 @@ impl Client {
         self.send(self.request(Method::GET, path)).await
     }
 
+    /// GET into a wire type (`gantry_wire`): the answer read as the type
+    /// the server wrote it from.
+    pub async fn get_as<T: serde::de::DeserializeOwned>(&self, path: &str) -> anyhow::Result<T> {
+        typed(self.get(path).await?)
+    }
+
+    /// POST, the answer read into a wire type.
+    pub async fn post_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<T> {
+        typed(self.post(path, body).await?)
+    }
+
+    /// PUT, the answer read into a wire type.
+    pub async fn put_as<T: serde::de::DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &Value,
+    ) -> anyhow::Result<T> {
+        typed(self.put(path, body).await?)
+    }
+
     pub async fn post(&self, path: &str, body: &Value) -> anyhow::Result<Value> {
         self.send(self.request(Method::POST, path).json(body)).await
     }
@@ -192,4 +216,8 @@ impl Client {
         }
         Ok(())
     }
+}
+
+fn typed<T: serde::de::DeserializeOwned>(v: Value) -> anyhow::Result<T> {
+    serde_json::from_value(v).context("the server's answer is not what this gantry expects")
 }

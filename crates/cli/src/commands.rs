@@ -6,6 +6,7 @@ use crate::{Global, OutputFormat};
 use anyhow::Context;
 use clap::Subcommand;
 use gantry_core::{ErrorKind, JobStatus};
+use gantry_wire::{ConfigList, ConfigView, EventView, JobList, JobView};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -131,39 +132,37 @@ pub fn enc(v: &str) -> String {
     form_urlencoded::byte_serialize(v.as_bytes()).collect()
 }
 
-fn print_job(g: &Global, job: &Value) {
+fn print_job(g: &Global, job: &JobView) {
     match g.output {
         OutputFormat::Json => output::json(job),
         OutputFormat::Table => output::job_detail(job),
     }
 }
 
-fn job_exit(job: &Value) -> u8 {
-    let status = job["status"]
-        .as_str()
-        .and_then(|s| s.parse::<JobStatus>().ok())
-        .unwrap_or(JobStatus::Failed);
-    let kind = job["error"]["kind"]
-        .as_str()
-        .and_then(|k| k.parse::<ErrorKind>().ok());
-    crate::exit::for_job(status, kind, job["exit_code"].as_i64())
+fn job_exit(job: &JobView) -> u8 {
+    let status = job.status.parse::<JobStatus>().unwrap_or(JobStatus::Failed);
+    let kind = job
+        .error
+        .as_ref()
+        .and_then(|e| e.kind.parse::<ErrorKind>().ok());
+    crate::exit::for_job(status, kind, job.exit_code)
 }
 
 /// Waits for a job to end by long-polling (the server answers the moment it
 /// ends), with a spinner on a terminal.
-async fn wait_job(client: &Client, id: &str) -> anyhow::Result<Value> {
+async fn wait_job(client: &Client, id: &str) -> anyhow::Result<JobView> {
     let spinner = output::spinner(&format!("waiting for job {id}"));
     let result = loop {
-        let job = client
-            .get(&format!("/v1/jobs/{}?wait=60s", enc(id)))
+        let job: JobView = client
+            .get_as(&format!("/v1/jobs/{}?wait=60s", enc(id)))
             .await?;
         if let Some(pb) = &spinner {
-            pb.set_message(format!("job {id} {}", output::s(&job["status"])));
+            pb.set_message(format!("job {id} {}", job.status));
         }
-        if job["status"]
-            .as_str()
-            .and_then(|s| s.parse::<JobStatus>().ok())
-            .is_some_and(JobStatus::is_terminal)
+        if job
+            .status
+            .parse::<JobStatus>()
+            .is_ok_and(JobStatus::is_terminal)
         {
             break job;
         }
@@ -174,12 +173,16 @@ async fn wait_job(client: &Client, id: &str) -> anyhow::Result<Value> {
     Ok(result)
 }
 
-async fn follow_job(client: &Client, id: &str) -> anyhow::Result<Value> {
+async fn follow_job(client: &Client, id: &str) -> anyhow::Result<JobView> {
     let mut end = None;
     client
         .follow_events(id, 0, |kind, data| match kind {
-            "end" => end = Some(data),
-            _ => output::event_line(&data),
+            "end" => end = serde_json::from_value::<JobView>(data).ok(),
+            _ => {
+                if let Ok(e) = serde_json::from_value::<EventView>(data) {
+                    output::event_line(&e)
+                }
+            }
         })
         .await?;
     match end {
@@ -189,17 +192,13 @@ async fn follow_job(client: &Client, id: &str) -> anyhow::Result<Value> {
     }
 }
 
-fn summarize(g: &Global, job: &Value) {
+fn summarize(g: &Global, job: &JobView) {
     match g.output {
         OutputFormat::Json => output::json(job),
         OutputFormat::Table => {
-            let id = output::s(&job["id"]);
-            let status = output::s(&job["status"]);
-            match job["error"]["kind"].as_str() {
-                Some(kind) => eprintln!(
-                    "job {id} {status} ({kind}): {}",
-                    output::s(&job["error"]["message"])
-                ),
+            let (id, status) = (&job.id, &job.status);
+            match &job.error {
+                Some(e) => eprintln!("job {id} {status} ({}): {}", e.kind, e.message),
                 None => eprintln!("job {id} {status}"),
             }
         }
@@ -213,8 +212,8 @@ async fn submit_and_maybe_wait(
     wait: bool,
     follow: bool,
 ) -> anyhow::Result<u8> {
-    let job = client.post("/v1/jobs", &body).await?;
-    let id = output::s(&job["id"]);
+    let job: JobView = client.post_as("/v1/jobs", &body).await?;
+    let id = job.id.clone();
     if !(wait || follow) {
         match g.output {
             OutputFormat::Json => output::json(&job),
@@ -261,18 +260,13 @@ pub async fn jobs(g: &Global, cmd: JobsCommand) -> anyhow::Result<u8> {
             if let Some(c) = cursor {
                 path.push_str(&format!("&cursor={}", enc(&c)));
             }
-            let page = client.get(&path).await?;
+            let page: JobList = client.get_as(&path).await?;
             match g.output {
                 OutputFormat::Json => output::json(&page),
                 OutputFormat::Table => {
-                    let rows: Vec<Vec<String>> = page["jobs"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .map(job_row)
-                        .collect();
+                    let rows: Vec<Vec<String>> = page.jobs.iter().map(job_row).collect();
                     output::table(&JOB_HEADERS, &rows);
-                    if let Some(c) = page["next_cursor"].as_str() {
+                    if let Some(c) = &page.next_cursor {
                         eprintln!("more: gantry jobs list --cursor {c}");
                     }
                 }
@@ -280,7 +274,7 @@ pub async fn jobs(g: &Global, cmd: JobsCommand) -> anyhow::Result<u8> {
             Ok(0)
         }
         JobsCommand::Show { id } => {
-            let job = client.get(&format!("/v1/jobs/{}", enc(&id))).await?;
+            let job: JobView = client.get_as(&format!("/v1/jobs/{}", enc(&id))).await?;
             print_job(g, &job);
             Ok(0)
         }
@@ -292,13 +286,12 @@ pub async fn jobs(g: &Global, cmd: JobsCommand) -> anyhow::Result<u8> {
             }
             let mut after = 0u64;
             loop {
-                let events = client
-                    .get(&format!(
+                let list: Vec<EventView> = client
+                    .get_as(&format!(
                         "/v1/jobs/{}/events?after={after}&limit=5000",
                         enc(&id)
                     ))
                     .await?;
-                let list = events.as_array().cloned().unwrap_or_default();
                 if list.is_empty() {
                     break;
                 }
@@ -310,27 +303,23 @@ pub async fn jobs(g: &Global, cmd: JobsCommand) -> anyhow::Result<u8> {
                         OutputFormat::Table => output::event_line(e),
                     }
                 }
-                after = list.last().and_then(|e| e["seq"].as_u64()).unwrap_or(after);
+                after = list.last().map_or(after, |e| e.seq);
             }
             Ok(0)
         }
         JobsCommand::Cancel { id } => {
-            let job = client
-                .post(&format!("/v1/jobs/{}/cancel", enc(&id)), &json!({}))
+            let job: JobView = client
+                .post_as(&format!("/v1/jobs/{}/cancel", enc(&id)), &json!({}))
                 .await?;
             match g.output {
                 OutputFormat::Json => output::json(&job),
                 OutputFormat::Table => {
-                    let note = if job["status"] == "running" {
+                    let note = if job.status == "running" {
                         " (stopping; it ends within the grace period)"
                     } else {
                         ""
                     };
-                    println!(
-                        "job {} {}{note}",
-                        output::s(&job["id"]),
-                        output::s(&job["status"])
-                    );
+                    println!("job {} {}{note}", job.id, job.status);
                 }
             }
             Ok(0)
@@ -345,30 +334,30 @@ pub async fn jobs(g: &Global, cmd: JobsCommand) -> anyhow::Result<u8> {
 
 pub async fn configs(g: &Global, cmd: ConfigsCommand) -> anyhow::Result<u8> {
     let client = Client::new(g)?;
-    let show = |v: &Value| match g.output {
+    let show = |v: &ConfigView| match g.output {
         OutputFormat::Json => output::json(v),
         OutputFormat::Table => {
-            println!("{:<10}{}", "id", output::s(&v["id"]));
-            println!("{:<10}{}", "version", output::s(&v["version"]));
-            println!("{:<10}{}", "updated", output::s(&v["updated_at"]));
+            println!("{:<10}{}", "id", v.id);
+            println!("{:<10}{}", "version", v.version);
+            println!("{:<10}{}", "updated", v.updated_at);
             println!(
                 "{}",
-                serde_json::to_string_pretty(&v["spec"]).unwrap_or_default()
+                serde_json::to_string_pretty(&v.spec).unwrap_or_default()
             );
         }
     };
     match cmd {
         ConfigsCommand::Create { id, spec } => {
             let spec = read_spec(&spec)?;
-            let c = client
-                .post("/v1/configs", &json!({"id": id, "spec": spec}))
+            let c: ConfigView = client
+                .post_as("/v1/configs", &json!({"id": id, "spec": spec}))
                 .await?;
             show(&c);
         }
         ConfigsCommand::Update { id, spec } => {
             let spec = read_spec(&spec)?;
-            let c = client
-                .put(
+            let c: ConfigView = client
+                .put_as(
                     &format!("/v1/configs/{}", enc(&id)),
                     &json!({ "spec": spec }),
                 )
@@ -376,20 +365,19 @@ pub async fn configs(g: &Global, cmd: ConfigsCommand) -> anyhow::Result<u8> {
             show(&c);
         }
         ConfigsCommand::List => {
-            let list = client.get("/v1/configs").await?;
+            let list: ConfigList = client.get_as("/v1/configs").await?;
             match g.output {
                 OutputFormat::Json => output::json(&list),
                 OutputFormat::Table => {
-                    let rows: Vec<Vec<String>> = list["configs"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
+                    let rows: Vec<Vec<String>> = list
+                        .configs
+                        .iter()
                         .map(|c| {
                             vec![
-                                output::s(&c["id"]),
-                                output::s(&c["spec"]["image"]),
-                                output::s(&c["version"]),
-                                output::s(&c["updated_at"]),
+                                c.id.clone(),
+                                output::s(&c.spec["image"]),
+                                c.version.to_string(),
+                                c.updated_at.clone(),
                             ]
                         })
                         .collect();
@@ -398,7 +386,7 @@ pub async fn configs(g: &Global, cmd: ConfigsCommand) -> anyhow::Result<u8> {
             }
         }
         ConfigsCommand::Show { id } => {
-            show(&client.get(&format!("/v1/configs/{}", enc(&id))).await?)
+            show(&client.get_as(&format!("/v1/configs/{}", enc(&id))).await?)
         }
         ConfigsCommand::Delete { id } => {
             client.delete(&format!("/v1/configs/{}", enc(&id))).await?;

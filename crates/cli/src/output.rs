@@ -1,11 +1,12 @@
 //! Printing results as tables (for people) or JSON (for scripts), and a
 //! spinner on a terminal while waiting.
 
+use gantry_wire::{EventView, JobView, TriggerView};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use std::io::IsTerminal;
 
-pub fn json(v: &Value) {
+pub fn json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
@@ -39,19 +40,19 @@ pub fn s(v: &Value) -> String {
     }
 }
 
-pub fn job_row(j: &Value) -> Vec<String> {
-    let error = j["error"]["kind"]
-        .as_str()
-        .map(str::to_string)
-        .unwrap_or_default();
+fn or_dash(v: Option<impl ToString>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+pub fn job_row(j: &JobView) -> Vec<String> {
     vec![
-        s(&j["id"]),
-        s(&j["status"]),
-        error,
-        format!("{}/{}", s(&j["attempt"]), s(&j["max_attempts"])),
-        s(&j["spec"]["image"]),
-        s(&j["queued_at"]),
-        j["waiting"].as_str().unwrap_or_default().to_string(),
+        j.id.clone(),
+        j.status.clone(),
+        j.error.as_ref().map(|e| e.kind.clone()).unwrap_or_default(),
+        format!("{}/{}", j.attempt, j.max_attempts),
+        s(&j.spec["image"]),
+        j.queued_at.clone(),
+        j.waiting.clone().unwrap_or_default(),
     ]
 }
 
@@ -59,91 +60,80 @@ pub const JOB_HEADERS: [&str; 7] = [
     "ID", "STATUS", "ERROR", "ATTEMPT", "IMAGE", "QUEUED", "WAITING",
 ];
 
-pub fn job_detail(j: &Value) {
+pub fn job_detail(j: &JobView) {
     let field = |k: &str, v: String| println!("{k:<14}{v}");
-    field("id", s(&j["id"]));
-    field("status", s(&j["status"]));
-    if let Some(kind) = j["error"]["kind"].as_str() {
-        field("error", format!("{kind}: {}", s(&j["error"]["message"])));
+    field("id", j.id.clone());
+    field("status", j.status.clone());
+    if let Some(e) = &j.error {
+        field("error", format!("{}: {}", e.kind, e.message));
     }
-    if !j["exit_code"].is_null() {
-        field("exit code", s(&j["exit_code"]));
+    if let Some(code) = j.exit_code {
+        field("exit code", code.to_string());
     }
-    if let Some(c) = j["config"].as_str() {
-        field("config", c.to_string());
+    if let Some(c) = &j.config {
+        field("config", c.clone());
     }
-    field("image", s(&j["spec"]["image"]));
-    field("image digest", s(&j["image_digest"]));
-    field(
-        "attempts",
-        format!("{} of {}", s(&j["attempt"]), s(&j["max_attempts"])),
-    );
-    field("priority", s(&j["priority"]));
-    if let Some(c) = j["concurrency"].as_object() {
-        field(
-            "concurrency",
-            format!("key {} limit {}", s(&c["key"]), s(&c["limit"])),
-        );
+    field("image", s(&j.spec["image"]));
+    field("image digest", or_dash(j.image_digest.as_ref()));
+    field("attempts", format!("{} of {}", j.attempt, j.max_attempts));
+    field("priority", j.priority.to_string());
+    if let Some(c) = &j.concurrency {
+        field("concurrency", format!("key {} limit {}", c.key, c.limit));
     }
-    if let Some(t) = j["trigger"].as_object() {
-        let at = match t.get("tick") {
-            Some(tick) => format!("tick {}", s(tick)),
-            None => format!("delivery {}", s(&t["delivery"])),
+    if let Some(t) = &j.trigger {
+        let text = match t {
+            TriggerView::Schedule { id, tick } => format!("schedule {id} tick {tick}"),
+            TriggerView::Webhook { id, delivery } => format!("webhook {id} delivery {delivery}"),
+            TriggerView::Pipeline { run, phase, task } => {
+                format!("pipeline run {run} phase {phase} task {task}")
+            }
         };
-        field("trigger", format!("{} {} {at}", s(&t["kind"]), s(&t["id"])));
+        field("trigger", text);
     }
-    if let Some(w) = j["waiting"].as_str() {
-        field("waiting", w.to_string());
+    if let Some(w) = &j.waiting {
+        field("waiting", w.clone());
     }
-    field("worker", s(&j["worker"]));
-    field("queued", s(&j["queued_at"]));
-    field("started", s(&j["started_at"]));
-    field("finished", s(&j["finished_at"]));
-    if let Some(l) = j["limits"].as_object() {
+    field("worker", or_dash(j.worker.as_ref()));
+    field("queued", j.queued_at.clone());
+    field("started", or_dash(j.started_at.as_ref()));
+    field("finished", or_dash(j.finished_at.as_ref()));
+    if let Some(l) = j.limits.as_ref().and_then(Value::as_object) {
         let text: Vec<String> = l.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
         field("limits", text.join(" "));
     }
-    for n in j["notifications"].as_array().into_iter().flatten() {
-        let tries: Vec<String> = n["attempts"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|a| match a["status_code"].as_u64() {
+    for n in &j.notifications {
+        let tries: Vec<String> = n
+            .attempts
+            .iter()
+            .map(|a| match a.status_code {
                 Some(c) => c.to_string(),
-                None => s(&a["error"]),
+                None => or_dash(a.error.as_ref()),
             })
             .collect();
         field(
             "notify",
-            format!(
-                "{} {} ({})",
-                s(&n["url"]),
-                s(&n["status"]),
-                tries.join(", ")
-            ),
+            format!("{} {} ({})", n.url, n.status, tries.join(", ")),
         );
     }
-    if let Some(attempts) = j["attempts"].as_array() {
-        for a in attempts {
-            let err = a["error"]["kind"]
-                .as_str()
-                .map(|k| format!(" ({k}: {})", s(&a["error"]["message"])))
-                .unwrap_or_default();
-            field(
-                &format!("attempt {}", s(&a["number"])),
-                format!("{} on {}{err}", s(&a["status"]), s(&a["worker"])),
-            );
-        }
+    for a in &j.attempts {
+        let err = a
+            .error
+            .as_ref()
+            .map(|e| format!(" ({}: {})", e.kind, e.message))
+            .unwrap_or_default();
+        field(
+            &format!("attempt {}", a.number),
+            format!("{} on {}{err}", a.status, a.worker),
+        );
     }
 }
 
 /// Prints one event the way `logs` shows it.
-pub fn event_line(e: &Value) {
-    let msg = s(&e["message"]);
-    match e["stream"].as_str() {
-        Some("stdout") => println!("{msg}"),
-        Some("system") => eprintln!("gantry: {msg}"),
-        _ => eprintln!("{msg}"),
+pub fn event_line(e: &EventView) {
+    match e.stream.as_str() {
+        "stdout" => println!("{}", e.message),
+        "system" => eprintln!("gantry: {}", e.message),
+        _ => eprintln!("{}", e.message),
     }
 }
 

@@ -6,6 +6,7 @@ use crate::home::Home;
 use crate::{Global, ListenArgs, WorkerArgs};
 use anyhow::Context;
 use gantry_api::{app, ActionAnswer, ActionRequest, ActionRunner, AppState, Readiness};
+use gantry_control::Control;
 use gantry_runtime::{ContainerRuntime, DockerRuntime};
 use gantry_storage::{OutputLimits, Storage};
 use gantry_store::Store;
@@ -269,7 +270,7 @@ pub async fn up(g: &Global, l: ListenArgs, args: WorkerArgs) -> anyhow::Result<(
     };
     let http = serve_http(listener, state, http_stop.clone()).await?;
     let scheduler = tokio::spawn(gantry_api::scheduler::run(
-        o.store.clone(),
+        Control::new(o.store.clone(), o.storage.clone(), o.vault.clone()),
         shutdown.clone(),
     ));
     // Notifications of jobs ending while the worker drains still go out.
@@ -305,7 +306,7 @@ pub async fn server(g: &Global, l: ListenArgs) -> anyhow::Result<()> {
     let (listener, _) = bind(listen).await?;
     let http = serve_http(listener, state, shutdown.clone()).await?;
     let scheduler = tokio::spawn(gantry_api::scheduler::run(
-        o.store.clone(),
+        Control::new(o.store.clone(), o.storage.clone(), o.vault.clone()),
         shutdown.clone(),
     ));
     let notifier = tokio::spawn(gantry_api::notifier::run(

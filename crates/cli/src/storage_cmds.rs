@@ -3,11 +3,12 @@
 
 use crate::client::Client;
 use crate::commands::enc;
-use crate::output::{self, s};
+use crate::output;
 use crate::{Global, OutputFormat};
 use anyhow::Context;
 use clap::Subcommand;
 use futures_util::StreamExt;
+use gantry_wire::{FileList, FileView, TableList, TableView, VersionList, VersionView};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde_json::Value;
 use std::io::IsTerminal;
@@ -192,28 +193,26 @@ async fn download(
     Ok(n)
 }
 
-fn print(g: &Global, v: &Value, table: impl FnOnce(&Value)) {
+fn print<T: serde::Serialize>(g: &Global, v: &T, table: impl FnOnce(&T)) {
     match g.output {
         OutputFormat::Json => output::json(v),
         OutputFormat::Table => table(v),
     }
 }
 
-fn version_rows(v: &Value) -> Vec<Vec<String>> {
-    v["versions"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn version_rows(v: &VersionList) -> Vec<Vec<String>> {
+    v.versions
+        .iter()
         .map(|x| {
             vec![
-                s(&x["version"]),
-                s(&x["made_by"]),
-                x["job"].as_str().unwrap_or("-").to_string(),
-                s(&x["loaded_rows"]),
-                s(&x["rows"]),
-                s(&x["bytes"]),
-                s(&x["created_at"]),
-                x["note"].as_str().unwrap_or("").to_string(),
+                x.version.to_string(),
+                x.made_by.clone(),
+                x.job.clone().unwrap_or_else(|| "-".into()),
+                x.loaded_rows.to_string(),
+                x.rows.to_string(),
+                x.bytes.to_string(),
+                x.created_at.clone(),
+                x.note.clone().unwrap_or_default(),
             ]
         })
         .collect()
@@ -223,19 +222,18 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
     let client = Client::new(g)?;
     match cmd {
         TablesCommand::List => {
-            let v = client.get("/v1/tables").await?;
+            let v: TableList = client.get_as("/v1/tables").await?;
             print(g, &v, |v| {
-                let rows: Vec<Vec<String>> = v["tables"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+                let rows: Vec<Vec<String>> = v
+                    .tables
+                    .iter()
                     .map(|t| {
                         vec![
-                            s(&t["id"]),
-                            s(&t["version"]),
-                            s(&t["rows"]),
-                            s(&t["bytes"]),
-                            s(&t["updated_at"]),
+                            t.id.clone(),
+                            t.version.to_string(),
+                            t.rows.to_string(),
+                            t.bytes.to_string(),
+                            t.updated_at.clone(),
                         ]
                     })
                     .collect();
@@ -258,33 +256,26 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
                 "columns": split(&columns),
                 "primary_key": primary_key.as_deref().map(split).unwrap_or_default(),
             });
-            let v = client.post("/v1/tables", &body).await?;
+            let v: TableView = client.post_as("/v1/tables", &body).await?;
             print(g, &v, |v| {
-                eprintln!(
-                    "table {} created (version {})",
-                    s(&v["id"]),
-                    s(&v["version"])
-                )
+                eprintln!("table {} created (version {})", v.id, v.version)
             });
         }
         TablesCommand::Show { id } => {
-            let v = client.get(&format!("/v1/tables/{}", enc(&id))).await?;
+            let v: TableView = client.get_as(&format!("/v1/tables/{}", enc(&id))).await?;
             print(g, &v, |t| {
-                for k in ["id", "version", "rows", "bytes", "created_at", "updated_at"] {
-                    println!("{k:<13}{}", s(&t[k]));
+                for (k, val) in [
+                    ("id", t.id.clone()),
+                    ("version", t.version.to_string()),
+                    ("rows", t.rows.to_string()),
+                    ("bytes", t.bytes.to_string()),
+                    ("created_at", t.created_at.clone()),
+                    ("updated_at", t.updated_at.clone()),
+                ] {
+                    println!("{k:<13}{val}");
                 }
-                let cols: Vec<String> = t["columns"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(s)
-                    .collect();
-                let pk: Vec<String> = t["primary_key"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(s)
-                    .collect();
+                let cols = &t.columns;
+                let pk = &t.primary_key;
                 println!("{:<13}{}", "columns", cols.join(", "));
                 println!(
                     "{:<13}{}",
@@ -298,8 +289,8 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
             });
         }
         TablesCommand::Versions { id } => {
-            let v = client
-                .get(&format!("/v1/tables/{}/versions", enc(&id)))
+            let v: VersionList = client
+                .get_as(&format!("/v1/tables/{}/versions", enc(&id)))
                 .await?;
             print(g, &v, |v| {
                 output::table(
@@ -330,19 +321,19 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
             if file.extension().is_some_and(|e| e == "gz") {
                 path.push_str("&gzip=true");
             }
-            let v = upload(
-                &client,
-                &path,
-                &file,
-                &format!("importing {}", file.display()),
-            )
-            .await?;
+            let v: VersionView = serde_json::from_value(
+                upload(
+                    &client,
+                    &path,
+                    &file,
+                    &format!("importing {}", file.display()),
+                )
+                .await?,
+            )?;
             print(g, &v, |v| {
                 eprintln!(
                     "{id}: version {} ({} rows, {} bytes loaded)",
-                    s(&v["version"]),
-                    s(&v["loaded_rows"]),
-                    s(&v["loaded_bytes"])
+                    v.version, v.loaded_rows, v.loaded_bytes
                 )
             });
         }
@@ -365,47 +356,39 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
             }
         }
         TablesCommand::Restore { id, version } => {
-            let v = client
-                .post(
+            let v: VersionView = client
+                .post_as(
                     &format!("/v1/tables/{}/restore?version={version}", enc(&id)),
                     &Value::Null,
                 )
                 .await?;
             print(g, &v, |v| {
-                eprintln!(
-                    "{id}: version {version} restored as version {}",
-                    s(&v["version"])
-                )
+                eprintln!("{id}: version {version} restored as version {}", v.version)
             });
         }
         TablesCommand::Pin { id, version, unpin } => {
             let path = format!("/v1/tables/{}/versions/{version}/pin", enc(&id));
-            let v = if unpin {
+            let v: VersionView = serde_json::from_value(if unpin {
                 client.delete(&path).await?
             } else {
                 client.post(&path, &Value::Null).await?
-            };
+            })?;
             print(g, &v, |v| {
                 eprintln!(
                     "{id}: version {version} {}",
-                    if v["pinned"] == true {
-                        "pinned"
-                    } else {
-                        "unpinned"
-                    }
+                    if v.pinned { "pinned" } else { "unpinned" }
                 )
             });
         }
         TablesCommand::Compact { id } => {
-            let v = client
-                .post(&format!("/v1/tables/{}/compact", enc(&id)), &Value::Null)
+            let v: VersionView = client
+                .post_as(&format!("/v1/tables/{}/compact", enc(&id)), &Value::Null)
                 .await?;
-            print(g, &v, |v| match v["compacted"].as_bool() {
-                Some(true) => eprintln!(
-                    "{id}: compacted into one segment as version {}",
-                    s(&v["version"])
-                ),
-                _ => eprintln!("{id}: already one segment (version {})", s(&v["version"])),
+            print(g, &v, |v| match v.compacted {
+                Some(true) => {
+                    eprintln!("{id}: compacted into one segment as version {}", v.version)
+                }
+                _ => eprintln!("{id}: already one segment (version {})", v.version),
             });
         }
         TablesCommand::Delete { id } => {
@@ -420,19 +403,16 @@ pub async fn tables(g: &Global, cmd: TablesCommand) -> anyhow::Result<u8> {
 
 pub async fn files(g: &Global, cmd: FilesCommand) -> anyhow::Result<u8> {
     let client = Client::new(g)?;
-    let file_rows = |v: &Value| -> Vec<Vec<String>> {
-        v["files"]
-            .as_array()
-            .into_iter()
-            .flatten()
+    let file_rows = |v: &FileList| -> Vec<Vec<String>> {
+        v.files
+            .iter()
             .map(|f| {
-                let tags: Vec<String> = f["tags"].as_array().into_iter().flatten().map(s).collect();
                 vec![
-                    s(&f["id"]),
-                    s(&f["name"]),
-                    s(&f["size"]),
-                    tags.join(","),
-                    s(&f["created_at"]),
+                    f.id.to_string(),
+                    f.name.clone(),
+                    f.size.to_string(),
+                    f.tags.join(","),
+                    f.created_at.clone(),
                 ]
             })
             .collect()
@@ -451,14 +431,16 @@ pub async fn files(g: &Global, cmd: FilesCommand) -> anyhow::Result<u8> {
             for t in &tags {
                 path.push_str(&format!("&tag={}", enc(t)));
             }
-            let v = upload(
-                &client,
-                &path,
-                &file,
-                &format!("uploading {}", file.display()),
-            )
-            .await?;
-            print(g, &v, |v| println!("{}", s(&v["id"])));
+            let v: FileView = serde_json::from_value(
+                upload(
+                    &client,
+                    &path,
+                    &file,
+                    &format!("uploading {}", file.display()),
+                )
+                .await?,
+            )?;
+            print(g, &v, |v| println!("{}", v.id));
         }
         FilesCommand::Download { id, out } => {
             let n = download(
@@ -477,16 +459,23 @@ pub async fn files(g: &Global, cmd: FilesCommand) -> anyhow::Result<u8> {
             for t in &tags {
                 path.push_str(&format!("&tag={}", enc(t)));
             }
-            let v = client.get(&path).await?;
+            let v: FileList = client.get_as(&path).await?;
             print(g, &v, |v| {
                 output::table(&["ID", "NAME", "SIZE", "TAGS", "CREATED"], &file_rows(v))
             });
         }
         FilesCommand::Show { id } => {
-            let v = client.get(&format!("/v1/files/{}", enc(&id))).await?;
+            let v: FileView = client.get_as(&format!("/v1/files/{}", enc(&id))).await?;
             print(g, &v, |f| {
-                for k in ["id", "name", "size", "tags", "job", "created_at"] {
-                    println!("{k:<11}{}", s(&f[k]));
+                for (k, val) in [
+                    ("id", f.id.to_string()),
+                    ("name", f.name.clone()),
+                    ("size", f.size.to_string()),
+                    ("tags", serde_json::to_string(&f.tags).unwrap_or_default()),
+                    ("job", f.job.clone().unwrap_or_else(|| "-".into())),
+                    ("created_at", f.created_at.clone()),
+                ] {
+                    println!("{k:<11}{val}");
                 }
             });
         }

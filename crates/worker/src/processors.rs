@@ -8,7 +8,7 @@ use crate::attempt::{run_attempt, AttemptEnd, AttemptPlan, AttemptReport};
 use crate::datadir;
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
-use gantry_core::spec::{Processor, Processors, Storage};
+use gantry_core::spec::{Processor, Processors, StorageMapping};
 use gantry_core::{ErrorKind, JobStatus};
 use gantry_runtime::ContainerRuntime;
 use serde_json::{json, Map, Value};
@@ -103,7 +103,7 @@ async fn step_run(
     spec.parameters = p.parameters.clone();
     spec.image_parameters = Map::new();
     spec.authorization = Map::new();
-    spec.storage = Storage::default();
+    spec.storage = StorageMapping::default();
     spec.processors = Processors::default();
     spec.component_id = Some(p.definition.component.clone());
     let sub = AttemptPlan {

@@ -447,7 +447,11 @@ async fn register(State(s): State<AppState>, IronAuth(p): IronAuth, mp: Multipar
     let network = network_for(&s, &p.project).await?;
     for sched in s.store.iron_schedules_of_code(&p.project, &code.id).await? {
         if let Ok(spec) = super::schedules::schedule_spec(&code, &sched.id, &sched.doc, network) {
-            let (stored, _) = crate::routes::seal_spec(&s, &p.project, spec).await?;
+            let (stored, _) = s
+                .control()
+                .seal_spec(&p.project, spec)
+                .await
+                .map_err(ApiError::from)?;
             s.store
                 .update_config(&p.project, &sched.config_id, &stored)
                 .await?;

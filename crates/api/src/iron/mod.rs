@@ -12,7 +12,7 @@ mod codes;
 mod schedules;
 mod tasks;
 
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::ApiError;
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request};

@@ -254,7 +254,11 @@ async fn prepare(
     let id = hex::encode(rand::random::<[u8; 12]>());
     let (schedule_id, config_id) = gantry_ids(&id)?;
     let spec = schedule_spec(&code, &id, &doc, network)?;
-    let (stored, _) = crate::routes::seal_spec(s, &p.project, spec).await?;
+    let (stored, _) = s
+        .control()
+        .seal_spec(&p.project, spec)
+        .await
+        .map_err(ApiError::from)?;
     // Without `start_at`, the first run is now (a second from now, so that
     // the tick is ahead of the scheduler's clock).
     let start = start_at.unwrap_or_else(|| rfc3339(now_ms() + 1000));

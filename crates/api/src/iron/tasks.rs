@@ -7,7 +7,6 @@ use axum::extract::{Path, RawQuery, State};
 use axum::routing::{get, post};
 use gantry_core::{JobId, JobStatus};
 use gantry_store::{IronCode, IronTaskFilter, Job, NewJob};
-use std::time::Duration;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -235,11 +234,14 @@ async fn prepare(
     };
     let id = JobId::new();
     let spec = task_spec(&code.latest, &task, Some(&id.to_string()), network)?;
-    let (stored, spec) = crate::routes::seal_spec(s, &p.project, spec).await?;
-    let mut job = NewJob::from_spec(p.project.clone(), None, stored, &spec);
-    job.token_id = Some(p.token_id.clone());
-    job.token_desc = Some(p.token_desc.clone());
-    job.delay = Duration::from_secs(delay);
+    // The one submit path: the project's policy, sealing and timing.
+    let mut sub = gantry_control::Submission::new(gantry_control::Source::Spec(spec)).by(p);
+    sub.timing.delay = Some(format!("{delay}s"));
+    let job = s
+        .control()
+        .prepare(&p.project, sub)
+        .await
+        .map_err(ApiError::from)?;
     Ok((id, job, task))
 }
 

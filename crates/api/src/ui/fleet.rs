@@ -6,7 +6,7 @@ use super::pages::{ser, time};
 use super::render;
 use super::session::{CheckedForm, Session};
 use super::UiError;
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::ApiError;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;

@@ -17,7 +17,7 @@ mod pages;
 mod session;
 mod triggers;
 
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::ApiError;
 use axum::extract::{Path, Request};
 use axum::http::{header, HeaderValue, StatusCode};

@@ -5,7 +5,9 @@
 use super::session::{CheckedForm, Session};
 use super::{hide_secrets, render, UiError};
 use crate::admin_routes::project_id;
-use crate::routes::{config_id, follow, job_id, seal_spec, AppState};
+use crate::extract::{config_id, job_id};
+use crate::job_routes::follow;
+use crate::state::AppState;
 use crate::storage_routes::{file_id, table_id};
 use crate::views::rfc3339;
 use crate::ApiError;
@@ -15,10 +17,11 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 use bytes::Bytes;
 use futures_util::StreamExt;
+use gantry_control::{Source, Submission};
 use gantry_core::{ConfigId, JobId, JobStatus, ProjectId, ScheduleId};
 use gantry_storage::csvscan::{Dialect, Scanner};
 use gantry_storage::{ReadFilter, Sink};
-use gantry_store::{Job, JobFilter, NewJob, Store, Trigger};
+use gantry_store::{Job, JobFilter, Store, Trigger};
 use minijinja::context;
 
 /// A template value from anything serializable.
@@ -418,12 +421,8 @@ pub async fn rerun(
     form: CheckedForm,
 ) -> Result<Response, UiError> {
     let p = form.session.principal;
-    let old = s.store.get_job(&p.project, job_id(&id)?).await?;
-    let (stored, spec) = seal_spec(&s, &p.project, old.spec).await?;
-    let mut job = NewJob::from_spec(p.project.clone(), old.config_id, stored, &spec);
-    job.token_id = Some(p.token_id.clone());
-    job.token_desc = Some(p.token_desc.clone());
-    let job = s.store.enqueue(job).await?;
+    let sub = Submission::new(Source::Job(job_id(&id)?)).by(&p);
+    let job = s.control().submit(&p.project, sub).await?;
     Ok(Redirect::to(&format!("/ui/jobs/{}", job.id)).into_response())
 }
 
@@ -483,12 +482,8 @@ pub async fn run_config(
 ) -> Result<Response, UiError> {
     let p = form.session.principal;
     let id = config_id(&id)?;
-    let stored = s.store.get_config(&p.project, &id).await?;
-    let (sealed, spec) = seal_spec(&s, &p.project, stored.spec).await?;
-    let mut job = NewJob::from_spec(p.project.clone(), Some(id), sealed, &spec);
-    job.token_id = Some(p.token_id.clone());
-    job.token_desc = Some(p.token_desc.clone());
-    let job = s.store.enqueue(job).await?;
+    let sub = Submission::new(Source::Config(id)).by(&p);
+    let job = s.control().submit(&p.project, sub).await?;
     Ok(Redirect::to(&format!("/ui/jobs/{}", job.id)).into_response())
 }
 
@@ -836,11 +831,12 @@ pub async fn create_token(
     let admin = form.get("admin") == Some("on");
     let made = async {
         let project = project_id(form.get("project").unwrap_or_default())?;
-        if description.len() > 200 {
-            return Err(ApiError::invalid("description: at most 200 bytes"));
-        }
-        s.store.get_project(&project).await?;
-        Ok::<_, ApiError>(s.store.create_token(&project, admin, &description).await?)
+        let caller = &form.session.principal;
+        Ok::<_, ApiError>(
+            s.control()
+                .create_token(caller, &project, admin, &description)
+                .await?,
+        )
     }
     .await;
     match made {

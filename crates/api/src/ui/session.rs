@@ -2,7 +2,7 @@
 //! and the form extractor that checks both on every POST.
 
 use super::{render, UiError};
-use crate::routes::AppState;
+use crate::state::AppState;
 use crate::ApiError;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};

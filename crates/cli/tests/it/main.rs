@@ -20,6 +20,7 @@ mod logs;
 mod logship;
 mod metrics;
 mod notifications;
+mod openapi;
 mod pipelines;
 mod run;
 mod schedules;

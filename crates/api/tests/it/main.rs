@@ -1,0 +1,536 @@
+//! Router tests: `app()` on a temp SQLite store, a local object store and a
+//! vault, driven with `oneshot` (no Docker, no socket). They pin the HTTP
+//! contract: auth, tenancy, validation, the error table, configurations and
+//! the OpenAPI document.
+
+use axum::body::Body;
+use axum::http::{header, Method, Request, StatusCode};
+use gantry_api::{app, AppState};
+use gantry_core::ProjectId;
+use gantry_store::Store;
+use gantry_store_sqlite::SqliteStore;
+use http_body_util::BodyExt;
+use serde_json::{json, Value};
+use std::sync::Arc;
+use tower::ServiceExt;
+
+struct Api {
+    _dir: tempfile::TempDir,
+    state: AppState,
+    admin: String,
+}
+
+async fn api() -> Api {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store: Arc<dyn Store> =
+        Arc::new(SqliteStore::open(&dir.path().join("gantry.db")).expect("store"));
+    let objects = dir.path().join("objects");
+    std::fs::create_dir_all(&objects).expect("objects");
+    let storage = gantry_storage::Storage::open(&objects.display().to_string(), store.clone())
+        .expect("storage");
+    let vault = gantry_vault::Vault::open_or_create(&dir.path().join("key")).expect("vault");
+    let admin = store
+        .create_token(&ProjectId::default_project(), true, "admin")
+        .await
+        .expect("token")
+        .secret;
+    Api {
+        _dir: dir,
+        state: AppState {
+            store,
+            storage,
+            vault,
+            readiness: None,
+            actions: None,
+        },
+        admin,
+    }
+}
+
+impl Api {
+    /// A token of a new project `name` (not an admin).
+    async fn project_token(&self, name: &str) -> String {
+        let id: ProjectId = name.parse().expect("project id");
+        self.state
+            .store
+            .create_project(&id, &[])
+            .await
+            .expect("project");
+        self.state
+            .store
+            .create_token(&id, false, "user")
+            .await
+            .expect("token")
+            .secret
+    }
+
+    async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .expect("request");
+        let resp = app(self.state.clone())
+            .oneshot(req)
+            .await
+            .expect("response");
+        let status = resp.status();
+        let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, value)
+    }
+}
+
+fn code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or("")
+}
+
+#[tokio::test]
+async fn every_v1_route_needs_a_valid_token() {
+    let a = api().await;
+    for (method, uri) in [
+        (Method::GET, "/v1/jobs"),
+        (Method::POST, "/v1/jobs"),
+        (Method::GET, "/v1/configs"),
+        (Method::GET, "/v1/tables"),
+        (Method::GET, "/v1/files"),
+        (Method::GET, "/v1/tokens"),
+        (Method::GET, "/metrics"),
+    ] {
+        let (st, body) = a.call(method.clone(), uri, None, None).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{method} {uri}: {body}");
+        assert_eq!(code(&body), "unauthorized");
+        let (st, _) = a.call(method.clone(), uri, Some("nope"), None).await;
+        assert_eq!(
+            st,
+            StatusCode::UNAUTHORIZED,
+            "{method} {uri} with a bad token"
+        );
+    }
+}
+
+#[tokio::test]
+async fn another_projects_jobs_and_configs_answer_not_found() {
+    let a = api().await;
+    let (st, job) = a
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            Some(&a.admin),
+            Some(json!({"spec": {"image": "busybox"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{job}");
+    let id = job["id"].as_str().expect("id");
+    let (st, _) = a
+        .call(
+            Method::POST,
+            "/v1/configs",
+            Some(&a.admin),
+            Some(json!({"id": "secret-cfg", "spec": {"image": "busybox"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+
+    let other = a.project_token("other").await;
+    for uri in [
+        format!("/v1/jobs/{id}"),
+        format!("/v1/jobs/{id}/events"),
+        "/v1/configs/secret-cfg".to_string(),
+        "/v1/configs/secret-cfg/state".to_string(),
+    ] {
+        let (st, body) = a.call(Method::GET, &uri, Some(&other), None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{uri}: {body}");
+        assert_eq!(code(&body), "not_found");
+    }
+    let (st, _) = a
+        .call(
+            Method::POST,
+            &format!("/v1/jobs/{id}/cancel"),
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Submitting another project's configuration is not found either.
+    let (st, _) = a
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            Some(&other),
+            Some(json!({"config": "secret-cfg"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // Its own list does not show the job.
+    let (_, list) = a.call(Method::GET, "/v1/jobs", Some(&other), None).await;
+    assert_eq!(list["jobs"], json!([]));
+}
+
+#[tokio::test]
+async fn submit_validation_names_the_key_path_and_policy() {
+    let a = api().await;
+    let cases = [
+        (
+            json!({"spec": {"image": "busybox", "limits": {"memory": "lots"}}}),
+            "invalid_spec",
+            "limits.memory",
+        ),
+        (json!({"spec": {"image": ""}}), "invalid_spec", "image"),
+        (
+            json!({"spec": {"image": "busybox", "user": "root"}}),
+            "invalid_spec",
+            "user",
+        ),
+        (
+            json!({"spec": {"image": "busybox"}, "config": "x"}),
+            "invalid_request",
+            "exactly one",
+        ),
+        (
+            json!({"spec": {"image": "busybox"}, "delay": "1s", "run_after": "2030-01-01T00:00:00Z"}),
+            "invalid_request",
+            "at most one",
+        ),
+        (
+            json!({"spec": {"image": "busybox"}, "priority": 7}),
+            "invalid_spec",
+            "priority",
+        ),
+        (
+            json!({"spec": {"image": "busybox"}, "surprise": 1}),
+            "invalid_request",
+            "surprise",
+        ),
+    ];
+    for (body, want_code, want_text) in cases {
+        let (st, resp) = a
+            .call(Method::POST, "/v1/jobs", Some(&a.admin), Some(body.clone()))
+            .await;
+        assert_eq!(st, StatusCode::BAD_REQUEST, "{body}: {resp}");
+        assert_eq!(code(&resp), want_code, "{body}: {resp}");
+        let msg = resp["error"]["message"].as_str().unwrap_or("");
+        assert!(msg.contains(want_text), "{body}: {msg}");
+    }
+    // A batch names the index of the job it refused, and queues none.
+    let (st, resp) = a
+        .call(
+            Method::POST,
+            "/v1/jobs/batch",
+            Some(&a.admin),
+            Some(json!({"jobs": [{"spec": {"image": "busybox"}}, {"spec": {"image": ""}}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    assert!(resp["error"]["message"]
+        .as_str()
+        .unwrap_or("")
+        .starts_with("jobs[1]: "));
+    let (_, list) = a.call(Method::GET, "/v1/jobs", Some(&a.admin), None).await;
+    assert_eq!(list["jobs"], json!([]));
+}
+
+#[tokio::test]
+async fn the_error_table_answers_its_statuses() {
+    let a = api().await;
+    let user = a.project_token("team").await;
+    // 404 for a route that does not exist, as JSON.
+    let (st, body) = a
+        .call(Method::GET, "/v1/nothing", Some(&a.admin), None)
+        .await;
+    assert_eq!((st, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    // 415 for a body that is not JSON.
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/jobs")
+        .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+        .header(header::CONTENT_TYPE, "text/plain")
+        .body(Body::from("image: busybox"))
+        .expect("request");
+    let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+    // 403 for admin-only routes with a project token.
+    for (m, uri) in [(Method::GET, "/metrics"), (Method::GET, "/v1/tokens")] {
+        let (st, body) = a.call(m, uri, Some(&user), None).await;
+        assert_eq!(
+            (st, code(&body)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{uri}"
+        );
+    }
+    // 409 for a configuration id taken.
+    let cfg = json!({"id": "dup", "spec": {"image": "busybox"}});
+    let (st, _) = a
+        .call(Method::POST, "/v1/configs", Some(&user), Some(cfg.clone()))
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (st, body) = a
+        .call(Method::POST, "/v1/configs", Some(&user), Some(cfg))
+        .await;
+    assert_eq!((st, code(&body)), (StatusCode::CONFLICT, "conflict"));
+    // 400 for a bad query parameter, as JSON.
+    let (st, body) = a
+        .call(Method::GET, "/v1/jobs?limit=0", Some(&user), None)
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    // A malformed job id cannot name a job: 404, not 400.
+    let (st, _) = a
+        .call(Method::GET, "/v1/jobs/not-a-uuid", Some(&user), None)
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn configurations_round_trip_with_secrets_sealed() {
+    let a = api().await;
+    let t = a.project_token("cfgs").await;
+    let spec = json!({"image": "busybox", "parameters": {"#token": "s3cret", "n": 1}});
+    let (st, made) = a
+        .call(
+            Method::POST,
+            "/v1/configs",
+            Some(&t),
+            Some(json!({"id": "etl", "spec": spec})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    assert_eq!(made["version"], json!(1));
+    assert!(!made.to_string().contains("s3cret"), "sealed: {made}");
+    let (st, got) = a.call(Method::GET, "/v1/configs/etl", Some(&t), None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(got["spec"]["parameters"]["n"], json!(1));
+    let (st, updated) = a
+        .call(
+            Method::PUT,
+            "/v1/configs/etl",
+            Some(&t),
+            Some(json!({"spec": {"image": "busybox:2"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{updated}");
+    assert_eq!(updated["version"], json!(2));
+    let (_, list) = a.call(Method::GET, "/v1/configs", Some(&t), None).await;
+    assert_eq!(list["configs"].as_array().map(Vec::len), Some(1));
+    let (st, job) = a
+        .call(
+            Method::POST,
+            "/v1/jobs",
+            Some(&t),
+            Some(json!({"config": "etl"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    assert_eq!(job["config"], json!("etl"));
+    assert_eq!(job["spec"]["image"], json!("busybox:2"));
+    let (st, _) = a
+        .call(Method::DELETE, "/v1/configs/etl", Some(&t), None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = a.call(Method::GET, "/v1/configs/etl", Some(&t), None).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_covers_every_route() {
+    let a = api().await;
+    let (st, doc) = a.call(Method::GET, "/v1/openapi.json", None, None).await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(
+        doc,
+        serde_json::to_value(gantry_api::openapi()).expect("json")
+    );
+    let paths = doc["paths"].as_object().expect("paths");
+    for (path, method) in [
+        ("/v1/jobs", "post"),
+        ("/v1/jobs/{id}", "get"),
+        ("/v1/configs/{id}", "put"),
+        ("/v1/configs/{id}/actions/{action}", "post"),
+        ("/v1/tables/{id}/versions/{version}/pin", "delete"),
+        ("/v1/files", "post"),
+        ("/v1/tokens/{id}", "delete"),
+        ("/v1/projects/{id}", "patch"),
+        ("/v1/schedules/{id}/resume", "post"),
+        ("/v1/pipeline-runs/{id}/cancel", "post"),
+        ("/v1/webhooks/{id}/rotate", "post"),
+        ("/v1/hooks/{id}", "post"),
+        ("/v1/runs", "post"),
+        ("/metrics", "get"),
+        ("/readyz", "get"),
+        ("/healthz", "get"),
+        ("/v1/openapi.json", "get"),
+    ] {
+        let op = &paths[path][method];
+        assert!(op.is_object(), "{method} {path} missing");
+        assert!(op["responses"].as_object().is_some_and(|r| !r.is_empty()));
+        // Every path parameter of the template is described.
+        let declared: Vec<&str> = op["parameters"]
+            .as_array()
+            .map(|ps| {
+                ps.iter()
+                    .filter(|p| p["in"] == "path")
+                    .filter_map(|p| p["name"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for name in path
+            .split('/')
+            .filter_map(|s| s.strip_prefix('{')?.strip_suffix('}'))
+        {
+            assert!(
+                declared.contains(&name),
+                "{method} {path}: {{{name}}} undeclared"
+            );
+        }
+    }
+    // Every operation needing a token says so, and lists 401.
+    let mut ops = 0;
+    for (path, item) in paths {
+        for (method, op) in item.as_object().expect("item") {
+            ops += 1;
+            if op.get("security").is_some() {
+                assert!(
+                    op["responses"]["401"].is_object(),
+                    "{method} {path} lacks 401"
+                );
+            }
+        }
+    }
+    assert!(ops >= 55, "only {ops} operations");
+}
+
+/// Regression (found by schemathesis): a file whose name held a control
+/// character or non-ASCII letters answered 500 on download, its name making
+/// the `Content-Disposition` header invalid.
+#[tokio::test]
+async fn a_file_with_any_name_downloads() {
+    let a = api().await;
+    for (query, name) in [
+        ("n%01%C3%BCx%22.txt", "n\u{1}üx\".txt"),
+        ("plain.csv", "plain.csv"),
+    ] {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(format!("/v1/files?name={query}"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+            .body(Body::from("hello"))
+            .expect("request");
+        let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        let made: Value =
+            serde_json::from_slice(&resp.into_body().collect().await.expect("body").to_bytes())
+                .expect("json");
+        assert_eq!(made["name"], json!(name));
+        let id = made["id"].as_i64().expect("id");
+        let req = Request::builder()
+            .uri(format!("/v1/files/{id}/content"))
+            .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+            .body(Body::empty())
+            .expect("request");
+        let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+        assert_eq!(resp.status(), StatusCode::OK, "{name:?}");
+        let cd = resp.headers()[header::CONTENT_DISPOSITION]
+            .to_str()
+            .expect("ascii header")
+            .to_string();
+        assert!(cd.starts_with("attachment; filename=\""), "{cd}");
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        assert_eq!(&body[..], b"hello");
+    }
+}
+
+#[tokio::test]
+async fn sync_actions_check_the_name_the_configuration_and_the_engine() {
+    let a = api().await;
+    let (st, _) = a
+        .call(
+            Method::POST,
+            "/v1/configs",
+            Some(&a.admin),
+            Some(json!({"id": "ex", "spec": {"image": "busybox"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    // `run` is a job, not an action.
+    let (st, body) = a
+        .call(
+            Method::POST,
+            "/v1/configs/ex/actions/run",
+            Some(&a.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    // Another project's configuration is not found.
+    let other = a.project_token("elsewhere").await;
+    let (st, _) = a
+        .call(
+            Method::POST,
+            "/v1/configs/ex/actions/test",
+            Some(&other),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    // No engine in this process: 503, saying where actions run.
+    let (st, body) = a
+        .call(
+            Method::POST,
+            "/v1/configs/ex/actions/test",
+            Some(&a.admin),
+            None,
+        )
+        .await;
+    assert_eq!(
+        (st, code(&body)),
+        (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+    );
+}
+
+/// Regression (found by schemathesis): an `import_max_bytes` above 2^63-1
+/// was answered 200 and stored as 2^63-1, silently changed.
+#[tokio::test]
+async fn an_import_cap_too_large_to_store_is_refused() {
+    let a = api().await;
+    let req = Request::builder()
+        .method(Method::PATCH)
+        .uri("/v1/projects/default")
+        .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+        .header(header::CONTENT_TYPE, "application/json")
+        .body(Body::from(r#"{"import_max_bytes": 9223372036854775808}"#))
+        .expect("request");
+    let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    let (st, ok) = a
+        .call(
+            Method::PATCH,
+            "/v1/projects/default",
+            Some(&a.admin),
+            Some(json!({"import_max_bytes": 9_223_372_036_854_775_807_u64})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(ok["import_max_bytes"], json!(9_223_372_036_854_775_807_u64));
+}
