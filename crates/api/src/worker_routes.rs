@@ -2,19 +2,22 @@
 //! project), and draining one.
 
 use crate::auth::Auth;
+use crate::doc::ErrorBody;
+use crate::extract::ApiPath;
 use crate::state::AppState;
 use crate::views::rfc3339;
 use crate::ApiError;
-use axum::extract::{Path, State};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::extract::State;
+use axum::Json;
 use gantry_store::{Principal, WorkerInfo};
-use serde_json::{json, Value};
+use serde::Serialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-pub fn routes() -> Router<AppState> {
-    Router::new()
-        .route("/v1/workers", get(list))
-        .route("/v1/workers/{id}/drain", post(drain))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list))
+        .routes(routes!(drain))
 }
 
 fn require_admin(p: &Principal) -> Result<(), ApiError> {
@@ -27,33 +30,56 @@ fn require_admin(p: &Principal) -> Result<(), ApiError> {
     }
 }
 
-pub fn worker_view(w: &WorkerInfo) -> Value {
-    json!({
-        "id": w.id,
-        "host": w.host,
-        "version": w.version,
-        "tags": w.tags,
-        "slots": w.slots,
-        "running": w.running,
-        "state": w.state.as_str(),
-        "started_at": rfc3339(w.started_at),
-        "last_heartbeat": rfc3339(w.last_seen),
-    })
+/// A worker as the fleet sees it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkerView {
+    pub id: String,
+    pub host: String,
+    pub version: String,
+    pub tags: Vec<String>,
+    pub slots: u32,
+    /// Jobs it runs now.
+    pub running: u32,
+    /// `active`, `draining` or `gone`.
+    pub state: String,
+    pub started_at: String,
+    pub last_heartbeat: String,
 }
 
-async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct WorkerList {
+    pub workers: Vec<WorkerView>,
+}
+
+pub fn worker_view(w: &WorkerInfo) -> WorkerView {
+    WorkerView {
+        id: w.id.clone(),
+        host: w.host.clone(),
+        version: w.version.clone(),
+        tags: w.tags.clone(),
+        slots: w.slots,
+        running: w.running,
+        state: w.state.as_str().to_string(),
+        started_at: rfc3339(w.started_at),
+        last_heartbeat: rfc3339(w.last_seen),
+    }
+}
+
+#[utoipa::path(get, path = "/v1/workers", tag = "workers", security(("bearer" = [])), responses((status = 200, description = "the fleet's workers, newest first", body = WorkerList), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
+async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<WorkerList>, ApiError> {
     require_admin(&p)?;
     let workers = s.store.list_workers().await?;
-    Ok(Json(
-        json!({ "workers": workers.iter().map(worker_view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(WorkerList {
+        workers: workers.iter().map(worker_view).collect(),
+    }))
 }
 
+#[utoipa::path(post, path = "/v1/workers/{id}/drain", tag = "workers", security(("bearer" = [])), params(("id" = String, Path, description = "the worker's id")), responses((status = 200, description = "draining: it claims nothing more; its running jobs finish", body = WorkerView), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such worker", body = ErrorBody), (status = 409, description = "the worker is gone", body = ErrorBody)))]
 async fn drain(
     State(s): State<AppState>,
     Auth(p): Auth,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<WorkerView>, ApiError> {
     require_admin(&p)?;
     Ok(Json(worker_view(&s.store.drain_worker(&id).await?)))
 }
