@@ -28,6 +28,7 @@ fn api() -> OpenApiRouter<AppState> {
         .merge(crate::hook_routes::routes())
         .merge(crate::pipeline_routes::routes())
         .merge(crate::worker_routes::routes())
+        .merge(crate::image_routes::routes())
 }
 
 /// The OpenAPI document of [`app`], as served at `/v1/openapi.json`.
@@ -44,7 +45,6 @@ pub fn app(state: AppState) -> Router {
     api
         // IronWorker's API has its own reference (docs/ironworker.md).
         .merge(crate::iron::routes())
-        .merge(crate::image_routes::routes())
         // The dashboard's HTML pages are not part of the API document.
         .merge(crate::ui::routes())
         .fallback(|| async { ApiError::not_found("route") })
