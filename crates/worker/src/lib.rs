@@ -13,7 +13,12 @@ pub mod debug;
 pub mod fault;
 pub mod logs;
 pub mod processors;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
 mod worker;
+
+#[cfg(test)]
+mod loop_tests;
 
 pub use worker::{Worker, WorkerConfig};
 
