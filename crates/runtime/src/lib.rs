@@ -6,8 +6,10 @@
 #![forbid(unsafe_code)]
 
 mod docker;
+mod warm;
 
 pub use docker::{DockerRuntime, EngineInfo};
+pub use warm::{ImageConfig, Limits, WarmRuntime, GATE_PATH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -97,4 +99,8 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     async fn remove(&self, id: &str) -> Result<()>;
     /// Containers (running or not) carrying `label=value`.
     async fn list_labelled(&self, label: &str, value: Option<&str>) -> Result<Vec<ContainerInfo>>;
+    /// Warm starts, when this engine can do them (see `warm.rs`).
+    fn warm(&self) -> Option<&dyn WarmRuntime> {
+        None
+    }
 }

@@ -15,6 +15,8 @@ pub mod logs;
 pub mod processors;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
+pub mod warm;
+mod warm_attempt;
 mod worker;
 
 #[cfg(test)]
