@@ -10,7 +10,7 @@ use std::process::Command;
 
 /// A runc bundle of the image's root filesystem running `true`, or None
 /// when runc is not installed.
-fn runc_bundle(image: &str, dir: &Path) -> anyhow::Result<Option<()>> {
+pub(super) fn runc_bundle(image: &str, dir: &Path) -> anyhow::Result<Option<()>> {
     if Command::new("runc").arg("--version").output().is_err() {
         return Ok(None);
     }

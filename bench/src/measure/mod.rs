@@ -8,6 +8,7 @@ mod logs;
 mod memory;
 mod storage;
 mod throughput;
+mod warm;
 
 pub use control::control_plane;
 pub use latency::latency;
@@ -16,6 +17,7 @@ pub use logs::logs;
 pub use memory::memory;
 pub use storage::storage;
 pub use throughput::throughput;
+pub use warm::warm;
 
 use crate::Row;
 use std::time::Duration;

@@ -86,7 +86,7 @@ fn parse_rfc3339(s: &str) -> Option<f64> {
     Some(days as f64 * 86400.0 + h * 3600.0 + mi * 60.0 + sec)
 }
 
-fn docker_parallel(image: &str, n: usize, parallel: usize) -> anyhow::Result<f64> {
+pub(super) fn docker_parallel(image: &str, n: usize, parallel: usize) -> anyhow::Result<f64> {
     let t = Instant::now();
     let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let mut threads = Vec::new();

@@ -142,6 +142,7 @@ async fn make_worker(
         let mut warm = gantry_worker::warm::WarmConfig::new(gate);
         warm.images = args.warm_images.clone();
         warm.max_idle = args.warm_max;
+        warm.per_key = args.warm_max;
         cfg.warm = Some(warm);
     }
     let storage = o.storage.clone().with_output_limits(OutputLimits {

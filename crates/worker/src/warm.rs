@@ -43,7 +43,7 @@ impl WarmConfig {
         Self {
             gate,
             max_idle: 8,
-            per_key: 4,
+            per_key: 8,
             idle_ttl: Duration::from_secs(300),
             images: Vec::new(),
             idle_memory: 32 << 20,
