@@ -30,3 +30,9 @@ if [ ! -x "$moto" ]; then
 fi
 export GANTRY_TEST_MOTO="$moto"
 cargo test --workspace --locked "$@"
+# The job, limits and logs suites again with warm starts on (every gantry the
+# harness starts runs --warm true with the test image listed); the warm::
+# module compares the two modes directly. Skipped when arguments narrow the run.
+if [ $# -eq 0 ]; then
+  GANTRY_TEST_WARM=1 cargo test -p gantry-cli --test it --locked -- jobs:: limits:: logs::
+fi

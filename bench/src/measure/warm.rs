@@ -214,7 +214,10 @@ pub fn warm(args: &Args, report: &mut Report) -> anyhow::Result<()> {
         None,
     ));
     report.rows.push(row(
-        &format!("host memory of the pool ({} containers: cgroup usage + shim RSS)", ids.len()),
+        &format!(
+            "host memory of the pool ({} containers: cgroup usage + shim RSS)",
+            ids.len()
+        ),
         format!("{:.1} MiB", mib(cost)),
         format!("{:.1} MiB each", mib(cost / ids.len().max(1) as u64)),
         None,

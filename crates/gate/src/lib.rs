@@ -96,7 +96,11 @@ mod tests {
         for cut in 0..bytes.len() {
             assert_eq!(Handover::decode(&bytes[..cut]), None, "cut at {cut}");
         }
-        assert_eq!(Handover::decode(b"GATE1\x00n\x000\x000\x00"), None, "no argv");
+        assert_eq!(
+            Handover::decode(b"GATE1\x00n\x000\x000\x00"),
+            None,
+            "no argv"
+        );
     }
 
     #[test]

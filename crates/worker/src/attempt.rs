@@ -497,9 +497,15 @@ pub(crate) async fn supervise(
         return Supervised::Failed(infra(e));
     }
     metrics.observe(Phase::Run, running.elapsed());
-    let tail = match tokio::time::timeout(DRAIN_TIMEOUT, pump).await {
+    let mut pump = pump;
+    let tail = match tokio::time::timeout(DRAIN_TIMEOUT, &mut pump).await {
         Ok(Ok(tail)) => tail,
-        _ => String::new(),
+        _ => {
+            // An output stream the engine never ends must not keep the
+            // job's event channel open (its writer waits for every sender).
+            pump.abort();
+            String::new()
+        }
     };
     if let Some(message) = gate_error.and_then(|e| e.lock().ok().and_then(|m| m.clone())) {
         // The gate could not exec the job: the same answer as a cold start

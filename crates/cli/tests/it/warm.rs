@@ -144,6 +144,9 @@ async fn a_killed_pool_container_means_a_cold_start_not_a_failure() {
     let killed = pool(&g);
     for id in &killed {
         docker(&["kill", id]);
+        // Stopped, not merely signalled: a container killed during its
+        // hand-over ends the job as a cold one killed at its start would.
+        docker(&["wait", id]);
     }
     // The dead one is given up on; the job starts cold (or on a container
     // made since), never fails for it.
