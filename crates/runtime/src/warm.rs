@@ -6,7 +6,7 @@ use crate::docker::{engine, message_of, status_of, timed, timed_raw};
 use crate::*;
 use bollard::container::LogOutput;
 use bollard::models::ContainerUpdateBody;
-use bollard::query_parameters::AttachContainerOptions;
+use bollard::query_parameters::{AttachContainerOptions, InspectContainerOptions};
 use futures_util::{StreamExt, TryStreamExt};
 use std::path::Path;
 use tokio::io::AsyncWriteExt;
@@ -126,19 +126,31 @@ impl WarmRuntime for DockerRuntime {
             logs: false,
             ..Default::default()
         };
-        // The engine holds an attach to a stopped container open without an
-        // answer: give up when the container is not running (killed, its
-        // gate dead, the engine restarted).
+        // An attach to a stopped container may be answered (and then never
+        // end) or left unanswered: the container's state is read alongside
+        // the attach, and a wait (which answers at once for a stopped
+        // container) bounds both. A container killed, whose gate died or
+        // whose engine restarted is given up before anything is written.
         let attach = timed(self.docker.attach_container(id, Some(options)));
-        // The wait answers at once for a stopped container, or as soon as
-        // this one stops.
-        let dead = self.wait(id);
-        let attached = tokio::select! {
-            a = attach => a?,
-            _ = dead => {
-                return Err(RuntimeError::Engine(format!("warm container {id} is not running")))
-            }
+        let running = async {
+            timed(
+                self.docker
+                    .inspect_container(id, None::<InspectContainerOptions>),
+            )
+            .await
+            .ok()
+            .and_then(|i| i.state.and_then(|s| s.running))
+            .unwrap_or(false)
         };
+        let not_running = || RuntimeError::Engine(format!("warm container {id} is not running"));
+        let (attached, running) = tokio::select! {
+            both = async { tokio::join!(attach, running) } => both,
+            _ = self.wait(id) => return Err(not_running()),
+        };
+        let attached = attached?;
+        if !running {
+            return Err(not_running());
+        }
         let mut input = attached.input;
         let write = async {
             input.write_all(message).await?;
