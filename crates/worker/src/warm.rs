@@ -33,9 +33,6 @@ pub struct WarmConfig {
     /// Images kept warm even before a job ran them (default limits, user,
     /// network, root).
     pub images: Vec<String>,
-    /// Memory limit of an idle container (the gate needs well under 1 MiB);
-    /// the job's own limit is set at the claim.
-    pub idle_memory: u64,
 }
 
 impl WarmConfig {
@@ -46,7 +43,6 @@ impl WarmConfig {
             per_key: 8,
             idle_ttl: Duration::from_secs(300),
             images: Vec::new(),
-            idle_memory: 32 << 20,
         }
     }
 }
@@ -179,13 +175,32 @@ impl WarmPools {
             }
             taken
         };
-        self.refill();
+        // After a hit the pool refills when the job is over, so making the
+        // next container does not compete with this job's start for the
+        // engine; after a miss at once.
+        if taken.is_none() {
+            self.refill();
+        }
         taken
     }
 
-    /// A warm container's job is over: forget it (the caller removed it).
-    pub fn done(&self, id: &str) {
+    /// A warm container's job is over: forget it (the caller removed it)
+    /// and refill.
+    pub fn done(self: &Arc<Self>, id: &str) {
         self.lock().in_use.remove(id);
+        self.refill();
+    }
+
+    /// A warm container whose job ended: removed in the background (tracked,
+    /// so a shutdown waits for it), then the pool refills.
+    pub fn retire(self: &Arc<Self>, id: String) {
+        let this = self.clone();
+        self.tasks.spawn(async move {
+            if let Err(e) = this.rt.remove(&id).await {
+                tracing::warn!(container = %id, error = %e, "cannot remove a warm container; the sweep will retry");
+            }
+            this.done(&id);
+        });
     }
 
     /// Starts creating containers where pools are below their target, within
@@ -253,8 +268,11 @@ impl WarmPools {
         make_slot(&slot).map_err(|e| format!("data slot: {e}"))?;
         let mut labels = BTreeMap::new();
         labels.insert(POOL_LABEL.to_string(), self.worker.clone());
+        // The limits of the job that made the pool: a job with the same
+        // (the defaults, usually) needs no `update` at its claim. While it
+        // waits, the gate uses well under 1 MiB of it.
         let limits = Limits {
-            memory: self.cfg.idle_memory,
+            memory: template.memory,
             cpus: template.cpus,
             pids: template.pids,
         };

@@ -86,11 +86,22 @@ pub(crate) async fn run(
             Start::Warm { message, nonce },
         )
         .await;
-        if let Err(e) = rt.remove(&w.id).await {
-            tracing::warn!(container = %w.id, error = %e, "cannot remove a warm container; the sweep will retry");
-        }
-        let back = move_back(&w.slot, &plan.data_dir);
-        pools.done(&w.id);
+        let back = if matches!(end, Supervised::Ended(_)) {
+            // The job's process ended (the engine's wait answered): nothing
+            // runs in the container any more, its mounts are gone with it,
+            // so the folder comes back first and the removal happens beside
+            // the commit instead of before it.
+            let back = move_back(&w.slot, &plan.data_dir);
+            pools.retire(w.id.clone());
+            back
+        } else {
+            if let Err(e) = rt.remove(&w.id).await {
+                tracing::warn!(container = %w.id, error = %e, "cannot remove a warm container; the sweep will retry");
+            }
+            let back = move_back(&w.slot, &plan.data_dir);
+            pools.done(&w.id);
+            back
+        };
         if let Supervised::NotStarted(o) = &end {
             let why = o.error.as_ref().map(|e| e.message.clone());
             tracing::warn!(container = %w.id, error = ?why, "a warm container took no hand-over; trying another");
