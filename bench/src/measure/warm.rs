@@ -85,6 +85,49 @@ fn container_cost(id: &str) -> u64 {
     cgroup + shim
 }
 
+/// Mean time of each job phase (ms) from an instance's /metrics: where a
+/// no-op job's time goes inside Gantry.
+fn phase_means(g: &Gantry) -> anyhow::Result<String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let text = rt.block_on(async {
+        reqwest::Client::new()
+            .get(format!("{}/metrics", g.url))
+            .bearer_auth(&g.token)
+            .send()
+            .await?
+            .text()
+            .await
+    })?;
+    let value = |name: &str| {
+        text.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.split_whitespace().last())
+            .and_then(|v| v.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let mut parts = Vec::new();
+    for (label, metric) in [
+        ("queue wait", "gantry_job_queue_wait_seconds"),
+        (
+            "container start (warm: claim to hand-over)",
+            "gantry_container_start_seconds",
+        ),
+        ("run (to the engine's exit)", "gantry_job_run_seconds"),
+        ("outputs + commit", "gantry_output_commit_seconds"),
+    ] {
+        let (sum, count) = (
+            value(&format!("{metric}_sum")),
+            value(&format!("{metric}_count")),
+        );
+        if count > 0.0 {
+            parts.push(format!("{label} {:.1} ms", sum / count * 1000.0));
+        }
+    }
+    Ok(parts.join(", "))
+}
+
 pub fn warm(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let n = if args.quick { 10 } else { 60 };
     eprintln!("warm: {n} rounds of warm gantry / cold gantry / runc run / docker run --rm");
@@ -176,6 +219,14 @@ pub fn warm(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     report.notes.push(format!(
         "Warm section: {cold_starts} of the warm instance's {} jobs started cold (no idle container of their key at the claim).",
         n + 2
+    ));
+    report.notes.push(format!(
+        "Warm section, mean phases of the warm instance: {}.",
+        phase_means(&warm).unwrap_or_else(|e| format!("no metrics: {e:#}"))
+    ));
+    report.notes.push(format!(
+        "Warm section, mean phases of the cold instance: {}.",
+        phase_means(&cold).unwrap_or_else(|e| format!("no metrics: {e:#}"))
     ));
     drop(cold);
 
