@@ -55,3 +55,9 @@ if [ ! -x "$st" ]; then
 fi
 export GANTRY_TEST_SCHEMATHESIS="$st"
 cargo test --workspace --locked "$@"
+# The job, limits and logs suites again with warm starts on (every gantry the
+# harness starts runs --warm true with the test image listed); the warm::
+# module compares the two modes directly. Skipped when arguments narrow the run.
+if [ $# -eq 0 ]; then
+  GANTRY_TEST_WARM=1 cargo test -p gantry-cli --test it --locked -- jobs:: limits:: logs::
+fi

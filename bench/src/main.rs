@@ -2,7 +2,8 @@
 //! reference, on the same machine, alternating the two where it can:
 //! `gantry jobs submit --wait` against `docker run --rm` (and `runc run`),
 //! throughput at several slot counts, the control plane without containers,
-//! log capture, memory, and Storage (import, staging, incremental loads). Results go to `bench/results/<date>.{md,json,svg}`.
+//! log capture, memory, Storage (import, staging, incremental loads) and warm
+//! starts (against `runc run`). Results go to `bench/results/<date>.{md,json,svg}`.
 #![forbid(unsafe_code)]
 
 mod chart;
@@ -30,7 +31,10 @@ pub struct Args {
     /// The image used for no-op and log jobs (built by scripts/images.sh).
     #[arg(long, default_value = "gantry-test/busybox:2")]
     pub image: String,
-    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory, storage, lifecycle, images.
+    /// The warm-start gate's static binary (bench/run.sh builds it).
+    #[arg(long, default_value = "target/release/gantry-gate-static")]
+    pub gate: PathBuf,
+    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory, storage, lifecycle, images, warm.
     #[arg(long)]
     pub only: Vec<String>,
 }
@@ -118,6 +122,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.wants("images") {
         images::images(&args, &mut report)?;
+    }
+    if args.wants("warm") {
+        measure::warm(&args, &mut report)?;
     }
     report.notes.push(format!(
         "Harness run time: {:.0} s.",

@@ -152,6 +152,19 @@ struct WorkerArgs {
     tags: Vec<String>,
     #[command(flatten)]
     images: image_cmds::ImageArgs,
+    /// Warm starts: keep containers of recently run images created and
+    /// started ahead, each waiting for exactly one job (nothing is reused).
+    #[arg(long, env = "GANTRY_WARM", default_value_t = false, action = clap::ArgAction::Set)]
+    warm: bool,
+    /// Images kept warm even before a job runs them (comma-separated).
+    #[arg(long, env = "GANTRY_WARM_IMAGES", value_delimiter = ',')]
+    warm_images: Vec<String>,
+    /// Most idle warm containers of this worker, all images together.
+    #[arg(long, env = "GANTRY_WARM_MAX", default_value_t = 8)]
+    warm_max: usize,
+    /// The warm-start gate's static binary (default: gantry-gate beside gantry).
+    #[arg(long, env = "GANTRY_WARM_GATE")]
+    warm_gate: Option<std::path::PathBuf>,
 }
 
 fn parse_tag(s: &str) -> Result<String, String> {

@@ -138,6 +138,18 @@ async fn make_worker(
         .clone()
         .unwrap_or_else(|| gantry_worker::attempt::url_host(&url));
     cfg.url = url;
+    if args.warm {
+        let gate = args.warm_gate.clone().unwrap_or_else(|| {
+            std::env::current_exe()
+                .map(|e| e.with_file_name("gantry-gate"))
+                .unwrap_or_default()
+        });
+        let mut warm = gantry_worker::warm::WarmConfig::new(gate);
+        warm.images = args.warm_images.clone();
+        warm.max_idle = args.warm_max;
+        warm.per_key = args.warm_max;
+        cfg.warm = Some(warm);
+    }
     let storage = o.storage.clone().with_output_limits(OutputLimits {
         max_entries: args.max_output_files,
         max_bytes: args.max_output_bytes,

@@ -82,18 +82,18 @@ impl DockerRuntime {
     }
 }
 
-fn engine(e: bollard::errors::Error) -> RuntimeError {
+pub(crate) fn engine(e: bollard::errors::Error) -> RuntimeError {
     RuntimeError::Engine(e.to_string())
 }
 
-fn status_of(e: &bollard::errors::Error) -> Option<u16> {
+pub(crate) fn status_of(e: &bollard::errors::Error) -> Option<u16> {
     match e {
         bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
     }
 }
 
-fn message_of(e: &bollard::errors::Error) -> String {
+pub(crate) fn message_of(e: &bollard::errors::Error) -> String {
     match e {
         bollard::errors::Error::DockerResponseServerError { message, .. } => message.clone(),
         other => other.to_string(),
@@ -136,65 +136,7 @@ impl ContainerRuntime for DockerRuntime {
     }
 
     async fn create(&self, spec: &ContainerSpec) -> Result<String> {
-        let mut tmpfs = HashMap::new();
-        tmpfs.insert(
-            "/tmp".to_string(),
-            format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_size),
-        );
-        let host = HostConfig {
-            // Inputs are read-only: a staged table may be the stored object itself.
-            binds: Some(vec![
-                format!("{}:/data:rw", spec.data_dir.display()),
-                format!("{}/in:/data/in:ro", spec.data_dir.display()),
-            ]),
-            memory: Some(spec.memory as i64),
-            memory_swap: Some(spec.memory as i64),
-            nano_cpus: Some((spec.cpus * 1e9) as i64),
-            pids_limit: Some(spec.pids),
-            network_mode: Some(spec.network.clone()),
-            cap_drop: Some(vec!["ALL".to_string()]),
-            security_opt: Some(vec!["no-new-privileges:true".to_string()]),
-            readonly_rootfs: Some(spec.read_only_root),
-            tmpfs: Some(tmpfs),
-            privileged: Some(false),
-            // Output goes to the worker through attach; the engine keeps no copy.
-            log_config: Some(HostConfigLogConfig {
-                typ: Some("none".to_string()),
-                config: None,
-            }),
-            ..Default::default()
-        };
-        let body = ContainerCreateBody {
-            image: Some(spec.image.clone()),
-            cmd: spec.command.clone(),
-            env: Some(spec.env.clone()),
-            user: Some(spec.user.clone()),
-            labels: Some(
-                spec.labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            ),
-            // The image's WORKDIR, ENTRYPOINT and CMD stay as built (Keboola's
-            // runner keeps them); the spec's `command` replaces CMD only.
-            attach_stdout: Some(true),
-            attach_stderr: Some(true),
-            network_disabled: Some(spec.network == "none"),
-            host_config: Some(host),
-            ..Default::default()
-        };
-        let options = CreateContainerOptions {
-            name: Some(spec.name.clone()),
-            ..Default::default()
-        };
-        match timed_raw(self.docker.create_container(Some(options), body)).await? {
-            Ok(r) => Ok(r.id),
-            Err(e) if status_of(&e) == Some(404) => {
-                Err(RuntimeError::ImageNotFound(spec.image.clone()))
-            }
-            Err(e) if status_of(&e) == Some(400) => Err(RuntimeError::Rejected(message_of(&e))),
-            Err(e) => Err(engine(e)),
-        }
+        self.create_body(spec, create_body(spec)).await
     }
 
     async fn attach(&self, id: &str) -> Result<BoxStream<'static, Result<OutputChunk>>> {
@@ -358,6 +300,84 @@ impl ContainerRuntime for DockerRuntime {
 
     async fn import_images(&self, src: &std::path::Path) -> Result<Vec<String>> {
         self.import_from(src).await
+    }
+
+    fn warm(&self) -> Option<&dyn WarmRuntime> {
+        Some(self)
+    }
+}
+
+/// The engine's create request for a job container (also the base of a
+/// warm one, see `warm.rs`).
+pub(crate) fn create_body(spec: &ContainerSpec) -> ContainerCreateBody {
+    let mut tmpfs = HashMap::new();
+    tmpfs.insert(
+        "/tmp".to_string(),
+        format!("rw,nosuid,nodev,mode=1777,size={}", spec.tmp_size),
+    );
+    let host = HostConfig {
+        // Inputs are read-only: a staged table may be the stored object itself.
+        binds: Some(vec![
+            format!("{}:/data:rw", spec.data_dir.display()),
+            format!("{}/in:/data/in:ro", spec.data_dir.display()),
+        ]),
+        memory: Some(spec.memory as i64),
+        memory_swap: Some(spec.memory as i64),
+        nano_cpus: Some((spec.cpus * 1e9) as i64),
+        pids_limit: Some(spec.pids),
+        network_mode: Some(spec.network.clone()),
+        cap_drop: Some(vec!["ALL".to_string()]),
+        security_opt: Some(vec!["no-new-privileges:true".to_string()]),
+        readonly_rootfs: Some(spec.read_only_root),
+        tmpfs: Some(tmpfs),
+        privileged: Some(false),
+        // Output goes to the worker through attach; the engine keeps no copy.
+        log_config: Some(HostConfigLogConfig {
+            typ: Some("none".to_string()),
+            config: None,
+        }),
+        ..Default::default()
+    };
+    ContainerCreateBody {
+        image: Some(spec.image.clone()),
+        cmd: spec.command.clone(),
+        env: Some(spec.env.clone()),
+        user: Some(spec.user.clone()),
+        labels: Some(
+            spec.labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        ),
+        // The image's WORKDIR, ENTRYPOINT and CMD stay as built (Keboola's
+        // runner keeps them); the spec's `command` replaces CMD only.
+        attach_stdout: Some(true),
+        attach_stderr: Some(true),
+        network_disabled: Some(spec.network == "none"),
+        host_config: Some(host),
+        ..Default::default()
+    }
+}
+
+impl DockerRuntime {
+    /// Creates a container from a prepared request; returns its id.
+    pub(crate) async fn create_body(
+        &self,
+        spec: &ContainerSpec,
+        body: ContainerCreateBody,
+    ) -> Result<String> {
+        let options = CreateContainerOptions {
+            name: Some(spec.name.clone()),
+            ..Default::default()
+        };
+        match timed_raw(self.docker.create_container(Some(options), body)).await? {
+            Ok(r) => Ok(r.id),
+            Err(e) if status_of(&e) == Some(404) => {
+                Err(RuntimeError::ImageNotFound(spec.image.clone()))
+            }
+            Err(e) if status_of(&e) == Some(400) => Err(RuntimeError::Rejected(message_of(&e))),
+            Err(e) => Err(engine(e)),
+        }
     }
 }
 

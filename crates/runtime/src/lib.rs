@@ -7,9 +7,11 @@
 
 mod docker;
 mod registry;
+mod warm;
 
 pub use docker::{DockerRuntime, EngineInfo};
 pub use registry::{registry_host, BuildRequest, HeldImage, RegistryAuth};
+pub use warm::{ImageConfig, Limits, WarmRuntime, GATE_PATH};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -168,5 +170,9 @@ pub trait ContainerRuntime: Send + Sync + 'static {
     /// Loads a bundle written by `export_images`; returns the engine's report lines.
     async fn import_images(&self, _src: &std::path::Path) -> Result<Vec<String>> {
         Err(RuntimeError::Unsupported("import images"))
+    }
+    /// Warm starts, when this engine can do them (see `warm.rs`).
+    fn warm(&self) -> Option<&dyn WarmRuntime> {
+        None
     }
 }

@@ -3,6 +3,7 @@
 
 use crate::datadir;
 use crate::logs::LogPipeline;
+use crate::warm::WarmPools;
 use futures_util::StreamExt;
 use gantry_core::events::{LogLine, Redactor};
 use gantry_core::job::{classify, ContainerEnd, Outcome};
@@ -13,6 +14,7 @@ use gantry_runtime::{ContainerRuntime, ContainerSpec, RuntimeError};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -115,7 +117,7 @@ impl AttemptPlan {
         })
     }
 
-    fn container_spec(&self) -> ContainerSpec {
+    pub(crate) fn container_spec(&self) -> ContainerSpec {
         let mut env: Vec<String> = vec![
             "KBC_DATADIR=/data/".into(),
             "HOME=/tmp".into(),
@@ -262,6 +264,18 @@ pub async fn run_attempt(
     cancel: CancellationToken,
     abort: CancellationToken,
 ) -> AttemptEnd {
+    run_attempt_with(rt, None, plan, events, cancel, abort).await
+}
+
+/// [`run_attempt`], on a warm container of `warm` when one matches (else cold).
+pub async fn run_attempt_with(
+    rt: &dyn ContainerRuntime,
+    warm: Option<&Arc<WarmPools>>,
+    plan: &AttemptPlan,
+    events: mpsc::Sender<LogLine>,
+    cancel: CancellationToken,
+    abort: CancellationToken,
+) -> AttemptEnd {
     let limits = plan.effective_limits();
     let report = |outcome, digest| {
         AttemptEnd::Finished(AttemptReport {
@@ -298,6 +312,23 @@ pub async fn run_attempt(
     }
     let cspec = plan.container_spec();
     let creating = std::time::Instant::now();
+    if let Some(pools) = warm {
+        let started = crate::warm_attempt::run(
+            rt,
+            pools,
+            plan,
+            &cspec,
+            &digest,
+            (&events, &cancel, &abort),
+            creating,
+        )
+        .await;
+        if let Some(end) = started {
+            let mut limits = limits.clone();
+            limits["start"] = json!("warm");
+            return ended(end, plan, digest, limits);
+        }
+    }
     let id = match rt.create(&cspec).await {
         Ok(id) => id,
         Err(RuntimeError::ImageNotFound(m)) => {
@@ -327,13 +358,30 @@ pub async fn run_attempt(
             return report(infra(e), Some(digest));
         }
     };
-    let end = supervise(rt, plan, &id, events, cancel, abort, creating).await;
+    let end = supervise(rt, plan, &id, events, cancel, abort, creating, Start::Cold).await;
     if let Err(e) = rt.remove(&id).await {
         tracing::warn!(container = %id, error = %e, "cannot remove a job container; the sweep will retry");
     }
+    let mut limits = limits.clone();
+    limits["start"] = json!("cold");
+    ended(end, plan, digest, limits)
+}
+
+/// How an attempt whose container ran (or failed to) ends.
+fn ended(end: Supervised, plan: &AttemptPlan, digest: String, limits: Value) -> AttemptEnd {
+    let report = |outcome, digest| {
+        AttemptEnd::Finished(AttemptReport {
+            outcome,
+            image_digest: digest,
+            limits: limits.clone(),
+            new_state: None,
+        })
+    };
     match end {
         Supervised::Abandoned => AttemptEnd::Abandoned,
-        Supervised::Failed(outcome) => report(outcome, Some(digest)),
+        Supervised::Failed(outcome) | Supervised::NotStarted(outcome) => {
+            report(outcome, Some(digest))
+        }
         Supervised::Ended(outcome) => {
             let mut r = AttemptReport {
                 outcome,
@@ -358,13 +406,25 @@ pub async fn run_attempt(
     }
 }
 
-enum Supervised {
+pub(crate) enum Supervised {
     Ended(Outcome),
     Failed(Outcome),
+    /// Nothing of the job ran (the output could not be attached, or a warm
+    /// container took no hand-over).
+    NotStarted(Outcome),
     Abandoned,
 }
 
-async fn supervise(
+/// How the job's process starts: a created container is started, or a warm
+/// one's gate is handed the job (see `warm_attempt`).
+pub(crate) enum Start {
+    Cold,
+    Warm { message: Vec<u8>, nonce: String },
+}
+
+// The attempt's pieces, passed down once; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
+pub(crate) async fn supervise(
     rt: &dyn ContainerRuntime,
     plan: &AttemptPlan,
     id: &str,
@@ -372,10 +432,25 @@ async fn supervise(
     cancel: CancellationToken,
     abort: CancellationToken,
     creating: std::time::Instant,
+    start: Start,
 ) -> Supervised {
-    let mut output = match rt.attach(id).await {
-        Ok(s) => s,
-        Err(e) => return Supervised::Failed(infra(e)),
+    let (mut output, gate_error) = match &start {
+        Start::Cold => match rt.attach(id).await {
+            Ok(s) => (s, None),
+            Err(e) => return Supervised::NotStarted(infra(e)),
+        },
+        Start::Warm { message, nonce } => {
+            let Some(warm) = rt.warm() else {
+                return Supervised::NotStarted(infra("the engine has no warm starts"));
+            };
+            match warm.hand_over(id, message).await {
+                Ok(s) => {
+                    let (s, e) = crate::warm_attempt::gate_filter(s, nonce);
+                    (s, Some(e))
+                }
+                Err(e) => return Supervised::NotStarted(infra(e)),
+            }
+        }
     };
     let mut pipeline = LogPipeline::new(events, plan.redactor(), plan.log_cap);
     let pump = async move {
@@ -394,7 +469,10 @@ async fn supervise(
     };
     let pump = tokio::spawn(pump);
 
-    if let Err(e) = rt.start(id).await {
+    if let Err(e) = match start {
+        Start::Cold => rt.start(id).await,
+        Start::Warm { .. } => Ok(()),
+    } {
         pump.abort();
         return Supervised::Failed(match e {
             RuntimeError::Rejected(m) => Outcome::failed(
@@ -427,10 +505,25 @@ async fn supervise(
         return Supervised::Failed(infra(e));
     }
     metrics.observe(Phase::Run, running.elapsed());
-    let tail = match tokio::time::timeout(DRAIN_TIMEOUT, pump).await {
+    let mut pump = pump;
+    let tail = match tokio::time::timeout(DRAIN_TIMEOUT, &mut pump).await {
         Ok(Ok(tail)) => tail,
-        _ => String::new(),
+        _ => {
+            // An output stream the engine never ends must not keep the
+            // job's event channel open (its writer waits for every sender).
+            pump.abort();
+            String::new()
+        }
     };
+    if let Some(message) = gate_error.and_then(|e| e.lock().ok().and_then(|m| m.clone())) {
+        // The gate could not exec the job: the same answer as a cold start
+        // whose command the engine cannot run.
+        return Supervised::Failed(Outcome::failed(
+            ErrorKind::UserError,
+            format!("the container cannot start: {}", message.trim_end()),
+            None,
+        ));
+    }
     match rt.exit_state(id).await {
         Ok(state) => {
             end.exit_code = state.exit_code;

@@ -14,7 +14,14 @@ pub mod fault;
 pub mod images;
 pub mod logs;
 pub mod processors;
+#[cfg(any(test, feature = "testing"))]
+pub mod testing;
+pub mod warm;
+mod warm_attempt;
 mod worker;
+
+#[cfg(test)]
+mod loop_tests;
 
 pub use worker::{Worker, WorkerConfig};
 

@@ -2,6 +2,7 @@
 //! renew leases, react to cancels, recover dead attempts, shut down gently.
 
 use crate::attempt::{AttemptEnd, AttemptPlan};
+use crate::warm::WarmPools;
 use crate::{datadir, labels};
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
@@ -49,6 +50,8 @@ pub struct WorkerConfig {
     pub tags: Vec<String>,
     /// Mirrors, warm images, git and image GC settings.
     pub images: crate::images::ImageConfig,
+    /// Warm starts (`None`: every job starts cold).
+    pub warm: Option<crate::warm::WarmConfig>,
 }
 
 impl WorkerConfig {
@@ -67,6 +70,7 @@ impl WorkerConfig {
             stack_id: "127.0.0.1:8420".into(),
             tags: Vec::new(),
             images: Default::default(),
+            warm: None,
         }
     }
 }
@@ -89,6 +93,7 @@ pub struct Worker {
     /// does not, nothing is claimed: jobs stay queued instead of failing.
     engine_up: Arc<AtomicBool>,
     images: crate::images::Images,
+    warm: Option<Arc<WarmPools>>,
 }
 
 impl Worker {
@@ -108,6 +113,18 @@ impl Worker {
             cfg: cfg.images.clone(),
             touched: Arc::default(),
         };
+        let warm = cfg.warm.clone().and_then(|w| {
+            if runtime.warm().is_none() {
+                tracing::warn!("this container engine has no warm starts; every job starts cold");
+                return None;
+            }
+            if !w.gate.is_file() {
+                tracing::warn!(gate = %w.gate.display(), "the warm-start gate binary is missing; every job starts cold");
+                return None;
+            }
+            let slots = cfg.work_dir.with_extension("warm");
+            Some(WarmPools::new(runtime.clone(), w, &cfg.id, slots))
+        });
         Self {
             store,
             storage,
@@ -117,7 +134,36 @@ impl Worker {
             running: Arc::default(),
             engine_up: Arc::new(AtomicBool::new(true)),
             images,
+            warm,
         }
+    }
+
+    /// The container a job of `image` with every default would get (what a
+    /// listed warm image's pool is made for).
+    fn default_container(&self, image: &str) -> gantry_runtime::ContainerSpec {
+        let spec = Spec::from_value(serde_json::json!({ "image": image }))
+            .map(|(_, s)| s)
+            .unwrap_or_else(|_| {
+                // A listed image name that is not a valid spec image: its
+                // pool simply never matches a job.
+                let (_, s) = Spec::from_value(serde_json::json!({ "image": "invalid" }))
+                    .expect("a constant spec is valid");
+                s
+            });
+        AttemptPlan {
+            job_id: String::new(),
+            attempt: 0,
+            worker_id: self.cfg.id.clone(),
+            project: String::new(),
+            config_id: None,
+            spec,
+            data_dir: PathBuf::new(),
+            log_cap: 0,
+            collect_state: false,
+            kbc: Default::default(),
+            step: None,
+        }
+        .container_spec()
     }
 
     /// Its configuration.
@@ -176,6 +222,17 @@ impl Worker {
         gantry_metrics::global()
             .set_worker_up(&self.cfg.id, self.engine_up.load(Ordering::Relaxed));
 
+        if let Some(w) = &self.warm {
+            // Listed images are warm before the first claim (bounded).
+            w.maintain(|image| self.default_container(image)).await;
+            let ready = async {
+                while w.creating() {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            };
+            let _ = tokio::time::timeout(Duration::from_secs(10), ready).await;
+            tracing::info!(idle = w.idle(), "warm starts on");
+        }
         let mut wait_for = Duration::ZERO;
         loop {
             // Wait for a reason to look at the queue (or for shutdown).
@@ -262,6 +319,10 @@ impl Worker {
             tracing::warn!(error = %e, "cannot record that this worker stopped");
         }
         let _ = image_upkeep.await;
+        if let Some(w) = &self.warm {
+            w.close().await;
+            w.sweep().await;
+        }
         tracing::info!(worker = %self.cfg.id, "worker stopped");
         Ok(())
     }
@@ -295,8 +356,12 @@ impl Worker {
         self.sweep().await;
     }
 
-    /// Removes containers of this worker that no running attempt owns.
+    /// Removes containers of this worker that no running attempt owns, and
+    /// warm containers no pool owns.
     async fn sweep(&self) {
+        if let Some(w) = &self.warm {
+            w.sweep().await;
+        }
         let containers = match self
             .runtime
             .list_labelled(labels::WORKER, Some(&self.cfg.id))
@@ -360,6 +425,9 @@ impl Worker {
             }
             if let Err(e) = self.store.age_queue().await {
                 tracing::warn!(error = %e, "cannot age the queue");
+            }
+            if let Some(w) = &self.warm {
+                w.maintain(|image| self.default_container(image)).await;
             }
             if last_sweep.elapsed() >= self.cfg.sweep_every {
                 last_sweep = tokio::time::Instant::now();
@@ -802,14 +870,31 @@ impl Worker {
             let msg = format!("input mapping staged in {took:.1} ms ({bytes} bytes; {staged})");
             let _ = tx.send(LogLine::system("info", msg)).await;
         }
-        crate::processors::run_with_processors(
-            self.runtime.as_ref(),
-            plan,
-            tx.clone(),
-            running.cancel.clone(),
-            running.abort.clone(),
-        )
-        .await
+        let processors = &plan.spec.processors;
+        match &self.warm {
+            // Processors run a chain of containers on one folder: cold.
+            Some(warm) if processors.before.is_empty() && processors.after.is_empty() => {
+                crate::attempt::run_attempt_with(
+                    self.runtime.as_ref(),
+                    Some(warm),
+                    plan,
+                    tx.clone(),
+                    running.cancel.clone(),
+                    running.abort.clone(),
+                )
+                .await
+            }
+            _ => {
+                crate::processors::run_with_processors(
+                    self.runtime.as_ref(),
+                    plan,
+                    tx.clone(),
+                    running.cancel.clone(),
+                    running.abort.clone(),
+                )
+                .await
+            }
+        }
     }
 
     /// Reads the outputs of a container that ran to its end. A broken

@@ -28,4 +28,5 @@ mod storage;
 mod tenancy;
 mod triggers;
 mod util;
+mod warm;
 mod webhooks;

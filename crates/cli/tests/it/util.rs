@@ -14,6 +14,65 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gantry"))
 }
 
+/// With `GANTRY_TEST_WARM=1` every `gantry up`/`worker` of the suite runs
+/// with warm starts on, the test images listed warm (the suites in warm mode).
+pub fn warm_env() -> Vec<(String, String)> {
+    if !matches!(
+        std::env::var("GANTRY_TEST_WARM").as_deref(),
+        Ok("1" | "true")
+    ) {
+        return Vec::new();
+    }
+    warm_flags_env()
+}
+
+/// The environment that turns warm starts on with the test images listed.
+pub fn warm_flags_env() -> Vec<(String, String)> {
+    vec![
+        ("GANTRY_WARM".into(), "true".into()),
+        ("GANTRY_WARM_GATE".into(), gate().display().to_string()),
+        ("GANTRY_WARM_IMAGES".into(), IMAGE.into()),
+    ]
+}
+
+/// The gate's static binary, built once per test run (`cargo rustc` with
+/// `+crt-static` for the gate alone), copied out of cargo's reach.
+pub fn gate() -> PathBuf {
+    static GATE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    GATE.get_or_init(|| {
+        let target = bin()
+            .parent()
+            .and_then(Path::parent)
+            .expect("target dir")
+            .to_path_buf();
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .current_dir(repo_root())
+            .args([
+                "rustc",
+                "-q",
+                "-p",
+                "gantry-gate",
+                "--bin",
+                "gantry-gate",
+                "--target-dir",
+            ])
+            .arg(target.join("gate-build"))
+            .args(["--", "-C", "target-feature=+crt-static"])
+            .status()
+            .expect("cargo rustc");
+        assert!(st.success(), "cannot build the gate");
+        // A copy renamed into place: the old one may be running in a
+        // container of another test run (a running file cannot be written).
+        let out = target.join("gantry-gate-static");
+        let tmp = target.join(format!("gantry-gate-static.{}", std::process::id()));
+        std::fs::copy(target.join("gate-build/debug/gantry-gate"), &tmp).expect("copy gate");
+        std::fs::rename(&tmp, &out).expect("rename gate");
+        out
+    })
+    .clone()
+}
+
 fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -122,6 +181,7 @@ impl Gantry {
             .args(args)
             .env("GANTRY_HOME", self.home.path())
             .env("GANTRY_LOG", "info")
+            .envs(warm_env())
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
