@@ -534,3 +534,66 @@ async fn an_import_cap_too_large_to_store_is_refused() {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(ok["import_max_bytes"], json!(9_223_372_036_854_775_807_u64));
 }
+
+/// Regressions schemathesis found in the image routes: what the document's
+/// patterns allow is accepted and what they refuse is refused, counted in
+/// characters as JSON Schema counts (C1 controls and U+FEFF are refused,
+/// multi-byte names are not); a missing kept image is a documented 404.
+#[tokio::test]
+async fn image_routes_hold_to_their_documented_patterns() {
+    let api = api().await;
+    let t = Some(api.admin.as_str());
+    for bad in ["\u{0081}", "a\u{feff}b", "a b", ""] {
+        let (s, v) = api
+            .call(
+                Method::POST,
+                "/v1/images/keep",
+                t,
+                Some(json!({"image": bad})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}: {v}");
+        let (s, _) = api
+            .call(
+                Method::POST,
+                "/v1/stacks",
+                t,
+                Some(json!({"name": "s", "image": bad})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad:?}");
+    }
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/v1/images/keep",
+            t,
+            Some(json!({"image": "registry.example/é:1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    // 256 characters of 4 bytes each: schema-valid, so accepted.
+    let user = "𝄞".repeat(256);
+    let (s, v) = api
+        .call(
+            Method::POST,
+            "/v1/registries",
+            t,
+            Some(json!({"host": "r.example:5000", "username": user, "password": "p".repeat(2048)})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let (s, _) = api
+        .call(
+            Method::POST,
+            "/v1/registries",
+            t,
+            Some(json!({"host": "r.example", "username": "u\u{0085}", "password": "p"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, v) = api
+        .call(Method::DELETE, "/v1/images/keep?image=never-kept", t, None)
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
