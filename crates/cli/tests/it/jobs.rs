@@ -225,16 +225,32 @@ async fn runs_at_most_slots_jobs_at_once() {
         ids.push(api.submit(sh("sleep 1")).await);
     }
     let mut max_running = 0;
+    // Until every job has ended, whatever its end (a failed one must fail
+    // the test, not keep it waiting), within a deadline.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
     loop {
         let (_, page) = api.get("/v1/jobs?status=running").await;
         let running = page["jobs"].as_array().map_or(0, Vec::len);
         max_running = max_running.max(running);
-        let (_, done) = api.get("/v1/jobs?status=succeeded").await;
-        if done["jobs"].as_array().map_or(0, Vec::len) == 4 {
+        let (_, all) = api.get("/v1/jobs?limit=10").await;
+        let jobs = all["jobs"].as_array().cloned().unwrap_or_default();
+        let ended = jobs
+            .iter()
+            .filter(|j| !matches!(j["status"].as_str(), Some("queued" | "running")))
+            .count();
+        if ended == 4 {
+            for j in &jobs {
+                assert_eq!(j["status"], "succeeded", "{j}");
+            }
             break;
         }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "jobs did not end: {all}"
+        );
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
+    assert_eq!(ids.len(), 4);
     assert_eq!(max_running, 2, "two slots, two jobs at a time");
 }
 
