@@ -17,7 +17,10 @@ use serde::Serialize;
 use std::path::PathBuf;
 
 #[derive(Parser, Clone)]
-#[command(about = "Measure Gantry against docker run, the runc floor and its own goals")]
+#[command(
+    about = "Measure Gantry against docker run, the runc floor and its own goals",
+    args_override_self = true
+)]
 pub struct Args {
     /// Small sample sizes; finishes in under 3 minutes (a smoke test of the harness).
     #[arg(long)]
