@@ -88,6 +88,8 @@ fn apply(c: &Connection, project: &str, p: &Retention, now: i64) -> Result<Remov
         for id in ids {
             out.events += c.execute("DELETE FROM events WHERE job_id = ?1", [&id])? as u64;
             c.execute("DELETE FROM attempts WHERE job_id = ?1", [&id])?;
+            // An IronWorker task's own fields go with its job.
+            c.execute("DELETE FROM iron_tasks WHERE job_id = ?1", [&id])?;
             out.jobs += c.execute("DELETE FROM jobs WHERE id = ?1", [&id])? as u64;
         }
     }
@@ -151,8 +153,19 @@ fn apply(c: &Connection, project: &str, p: &Retention, now: i64) -> Result<Remov
 
     if let Some(cutoff) = files_cutoff {
         let files: Vec<(i64, String, String)> = {
+            // Files still needed are kept whatever their age: an IronWorker
+            // schedule's payload, a code revision's config or zip, the payload
+            // of a task not yet ended.
             let mut stmt = c.prepare(
-                "SELECT id, name, object_key FROM files WHERE project_id = ?1 AND created_at < ?2",
+                "SELECT id, name, object_key FROM files WHERE project_id = ?1 AND created_at < ?2 \
+                 AND id NOT IN (SELECT f FROM ( \
+                     SELECT json_extract(doc, '$.payload_file.id') AS f FROM iron_schedules \
+                         WHERE project_id = ?1 AND cancelled = 0 \
+                     UNION SELECT json_extract(doc, '$.config_file.id') FROM iron_code_revisions WHERE project_id = ?1 \
+                     UNION SELECT json_extract(doc, '$.zip_file') FROM iron_code_revisions WHERE project_id = ?1 \
+                     UNION SELECT json_extract(t.doc, '$.payload_file.id') FROM iron_tasks t \
+                         JOIN jobs j ON j.id = t.job_id WHERE t.project_id = ?1 AND j.status IN ('queued', 'running') \
+                 ) WHERE f IS NOT NULL)",
             )?;
             let rows = stmt.query_map(params![project, cutoff], |r| {
                 Ok((r.get(0)?, r.get(1)?, r.get(2)?))

@@ -315,3 +315,99 @@ fn the_hold_back_lookups_use_their_indexes() {
     );
     assert!(!by_schedule.contains("SCAN jobs"), "{by_schedule}");
 }
+
+/// Retention and IronWorker: a finished task goes with its job (its Iron row
+/// too, or the job's row could not go), and the files Iron still needs (a
+/// code's config, a live schedule's payload) stay whatever their age, while
+/// other old files go.
+#[tokio::test]
+async fn retention_takes_iron_tasks_with_their_jobs_and_keeps_the_files_iron_needs() {
+    let Sqlite { dir, store } = open_sqlite();
+    let p = project();
+    let file = |name: &str| gantry_store::NewFile {
+        name: name.into(),
+        tags: vec!["t".into()],
+        size: 1,
+        object_key: format!("files/{name}"),
+    };
+    let config = store.create_file(&p, file("config")).await.expect("file");
+    let old = store.create_file(&p, file("old")).await.expect("file");
+    let doc = gantry_store::IronCodeDoc {
+        image: Some("busybox".into()),
+        config_file: Some(gantry_store::IronFile {
+            id: config.id,
+            tag: "iron-config-x".into(),
+        }),
+        ..Default::default()
+    };
+    let code = store.put_iron_code(&p, "hello", &doc).await.expect("code");
+    let id = gantry_core::JobId::new();
+    let task = gantry_store::IronTask {
+        code_id: code.id.clone(),
+        code_name: code.name.clone(),
+        code_rev: 1,
+        code_history_id: code.latest.id.clone(),
+        payload: "{}".into(),
+        payload_file: None,
+        label: None,
+        cluster: "default".into(),
+        priority: 0,
+        timeout: 60,
+        delay: 0,
+        schedule_id: None,
+        percent: None,
+        progress_msg: None,
+    };
+    store
+        .queue_iron_tasks(vec![(id, new_job(1), task)])
+        .await
+        .expect("queue");
+    store
+        .claim("w", 1, Duration::from_secs(30))
+        .await
+        .expect("claim");
+    store
+        .finish_attempt(
+            id,
+            1,
+            "w",
+            &gantry_core::job::Outcome::succeeded(0),
+            None,
+            &Default::default(),
+        )
+        .await
+        .expect("finish");
+    store
+        .set_project_retention(
+            &p,
+            &gantry_store::Retention {
+                jobs_days: Some(1),
+                files_days: Some(1),
+                ..Default::default()
+            },
+        )
+        .await
+        .expect("policy");
+    let later = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("time")
+        .as_millis() as i64
+        + 3 * 86_400_000;
+    let removed = gantry_store_sqlite::retention::run(&dir.path().join("gantry.db"), later, false)
+        .expect("retention");
+    let mine = removed
+        .iter()
+        .find(|r| r.project == p.as_str())
+        .expect("project");
+    assert_eq!(mine.jobs, 1);
+    assert_eq!(
+        mine.files.iter().map(|(id, _)| *id).collect::<Vec<_>>(),
+        vec![old.id],
+        "only the file Iron does not need goes"
+    );
+    assert!(matches!(
+        store.get_iron_task(&p, id).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store.get_file(&p, config.id).await.is_ok());
+}
