@@ -2,16 +2,13 @@
 //! against the same code in a prebuilt image, and the layer cache of a git
 //! build whose slow `RUN` step did not change.
 
+use crate::measure::{ms, row};
 use crate::procs::{percentile, timed, Gantry};
-use crate::{Args, Report, Row};
+use crate::{Args, Report};
 use anyhow::{bail, Context};
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
-}
 
 fn run(cmd: &mut Command) -> anyhow::Result<()> {
     let out = cmd.output()?;
@@ -26,24 +23,6 @@ fn git(dir: &Path, args: &[&str]) -> anyhow::Result<()> {
         .current_dir(dir)
         .args(["-c", "user.email=b@example", "-c", "user.name=b"])
         .args(args))
-}
-
-fn row(
-    figure: &str,
-    gantry: String,
-    reference: String,
-    ratio: Option<f64>,
-    goal: &str,
-    met: Option<bool>,
-) -> Row {
-    Row {
-        figure: figure.into(),
-        gantry,
-        reference,
-        ratio,
-        goal: goal.into(),
-        met,
-    }
 }
 
 pub fn images(args: &Args, report: &mut Report) -> anyhow::Result<()> {

@@ -22,7 +22,7 @@ pub use warm::warm;
 use crate::Row;
 use std::time::Duration;
 
-fn ms(d: Duration) -> f64 {
+pub(crate) fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
 
@@ -50,7 +50,7 @@ fn memory_row(figure: &str, bytes: u64, below: &str, limit_mib: u64) -> Row {
     )
 }
 
-fn row(
+pub(crate) fn row(
     figure: &str,
     gantry: String,
     reference: String,
