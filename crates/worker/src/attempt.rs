@@ -25,6 +25,14 @@ pub const STOP_GRACE: Duration = Duration::from_secs(10);
 pub const TMP_SIZE: u64 = 256 << 20;
 /// How long to wait for the last output after the container stopped.
 const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a container killed by SIGKILL (exit 137) that was neither timed
+/// out nor cancelled waits for the engine's OOM flag. The engine learns of an
+/// OOM kill from an event that travels apart from the exit and, on a busy
+/// machine, is sometimes recorded after the exit has released the wait: read
+/// at once, the flag would still be false and an OOM kill would pass for a
+/// plain exit 137.
+const OOM_FLAG_WAIT: Duration = Duration::from_secs(2);
+const OOM_FLAG_POLL: Duration = Duration::from_millis(20);
 
 /// What Keboola's runner tells a component about where it runs (its
 /// `KBC_*` environment), beyond the job and configuration ids.
@@ -524,13 +532,36 @@ pub(crate) async fn supervise(
             None,
         ));
     }
-    match rt.exit_state(id).await {
+    let may_be_oom = !end.timed_out && !end.cancelled;
+    match settled_exit_state(rt, id, may_be_oom).await {
         Ok(state) => {
             end.exit_code = state.exit_code;
             end.oom_killed = state.oom_killed;
             Supervised::Ended(classify(&end, plan.spec.limits.memory, &tail))
         }
         Err(e) => Supervised::Failed(infra(e)),
+    }
+}
+
+/// The container's exit state, once the engine's OOM flag has had its
+/// chance to arrive (see [`OOM_FLAG_WAIT`]). Only an exit by SIGKILL waits,
+/// and at most that long; any other exit is read once.
+async fn settled_exit_state(
+    rt: &dyn ContainerRuntime,
+    id: &str,
+    may_be_oom: bool,
+) -> gantry_runtime::Result<gantry_runtime::ExitState> {
+    let deadline = tokio::time::Instant::now() + OOM_FLAG_WAIT;
+    loop {
+        let state = rt.exit_state(id).await?;
+        if !may_be_oom
+            || state.oom_killed
+            || state.exit_code != 137
+            || tokio::time::Instant::now() >= deadline
+        {
+            return Ok(state);
+        }
+        tokio::time::sleep(OOM_FLAG_POLL).await;
     }
 }
 

@@ -198,3 +198,39 @@ async fn outputs_of_a_refused_commit_are_discarded() {
     );
     rig.stop().await;
 }
+
+#[tokio::test]
+async fn an_oom_flag_recorded_after_the_exit_still_makes_an_oom() {
+    // The engine has the exit (137) before it has recorded the OOM event:
+    // the first reads of the exit state say "not OOM-killed".
+    let rt = FakeRuntime::new(|_| Behaviour {
+        exit_code: 137,
+        oom_flag_late_by: Some(3),
+        ..Default::default()
+    });
+    let rig = rig(rt.clone(), Duration::from_secs(5));
+    let job = rig
+        .submit("image: x\ncommand: [\"dd\"]\nlimits: {\"memory\": \"16m\"}")
+        .await;
+    let job = rig.ended(job.id).await;
+    assert_eq!(job.status, JobStatus::Failed);
+    let error = job.error.as_ref().expect("an error");
+    assert_eq!(error.kind, gantry_core::ErrorKind::Oom, "{error:?}");
+    assert!(error.message.contains("16m"), "{error:?}");
+    rig.stop().await;
+}
+
+#[tokio::test]
+async fn a_plain_exit_137_is_not_an_oom() {
+    let rt = FakeRuntime::new(|_| Behaviour {
+        exit_code: 137,
+        ..Default::default()
+    });
+    let rig = rig(rt.clone(), Duration::from_secs(5));
+    let job = rig.submit("image: x\ncommand: [\"kill9self\"]").await;
+    let job = rig.ended(job.id).await;
+    let error = job.error.as_ref().expect("an error");
+    assert_eq!(error.kind, gantry_core::ErrorKind::ApplicationError);
+    assert_eq!(job.exit_code, Some(137));
+    rig.stop().await;
+}

@@ -28,6 +28,9 @@ pub struct Behaviour {
     pub exit_code: i64,
     /// Runs until [`FakeRuntime::release`] (or a stop) instead of ending at once.
     pub hold: bool,
+    /// Killed for its memory limit: the engine's OOM flag is set, but (as
+    /// a busy engine does) only from this many reads of the exit state on.
+    pub oom_flag_late_by: Option<u32>,
 }
 
 type Script = dyn Fn(&ContainerSpec) -> Behaviour + Send + Sync;
@@ -37,6 +40,8 @@ struct Container {
     behaviour: Behaviour,
     exited: watch::Sender<Option<i64>>,
     removed: bool,
+    /// Reads of the exit state so far.
+    reads: u32,
 }
 
 /// The fake engine. Clone the `Arc` to share it with the worker.
@@ -165,6 +170,7 @@ impl ContainerRuntime for FakeRuntime {
                     behaviour,
                     exited: watch::channel(None).0,
                     removed: false,
+                    reads: 0,
                 },
             );
         self.record("create", &id);
@@ -235,9 +241,21 @@ impl ContainerRuntime for FakeRuntime {
     }
     async fn exit_state(&self, id: &str) -> Result<ExitState> {
         let code = *self.exited(id)?.borrow();
+        let mut m = self
+            .containers
+            .lock()
+            .map_err(|_| RuntimeError::Engine("poisoned".into()))?;
+        let c = m
+            .get_mut(id)
+            .ok_or_else(|| RuntimeError::Engine(format!("no such container: {id}")))?;
+        c.reads += 1;
+        let oom_killed = c
+            .behaviour
+            .oom_flag_late_by
+            .is_some_and(|late| c.reads > late);
         Ok(ExitState {
             exit_code: code.unwrap_or(-1),
-            oom_killed: false,
+            oom_killed,
         })
     }
     async fn stop(&self, id: &str, _grace: Duration) -> Result<()> {
