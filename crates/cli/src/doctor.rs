@@ -216,6 +216,30 @@ fn disk(name: &'static str, path: &Path) -> Check {
 }
 
 async fn store_and_storage(g: &Global, home: &Home, checks: &mut Vec<Check>) {
+    if let Some(url) = g.database_url.as_deref().filter(|u| !u.is_empty()) {
+        let shown = gantry_store_postgres::redact_url(url);
+        match crate::serve::open_store(g, home).await {
+            Ok(store) => checks.push(match store.check_writable().await {
+                Ok(()) => ok(
+                    "store",
+                    format!("PostgreSQL at {shown} answers, is migrated and takes writes"),
+                ),
+                Err(e) => bad(
+                    "store",
+                    Level::Fail,
+                    format!("PostgreSQL at {shown} does not take writes: {e}"),
+                    "check the role's privileges and the server's free space",
+                ),
+            }),
+            Err(e) => checks.push(bad(
+                "store",
+                Level::Fail,
+                format!("{e:#}"),
+                "check the URL, that the server runs and listens there, and the role's password",
+            )),
+        }
+        return;
+    }
     // Without a database yet, probe the object store through a throwaway one
     // (doctor creates no home).
     let scratch;

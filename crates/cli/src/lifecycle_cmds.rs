@@ -43,7 +43,22 @@ fn scratch(home: &Home, what: &str) -> std::path::PathBuf {
         .join(format!(".{what}-{}", gantry_core::JobId::new()))
 }
 
+/// Backup and restore copy the embedded SQLite database; a PostgreSQL one is
+/// the database administrator's (its own tools keep it consistent while
+/// Gantry runs).
+fn refuse_on_postgres(g: &Global, what: &str) -> anyhow::Result<()> {
+    if g.database_url.as_deref().is_some_and(|u| !u.is_empty()) {
+        bail!(
+            "gantry {what} copies the embedded SQLite database; with --database-url, back up \
+             PostgreSQL with its own tools (pg_dump, or base backups with WAL archiving) and the \
+             bucket with the object store's (deploy/README.md says how)"
+        );
+    }
+    Ok(())
+}
+
 pub async fn backup(g: &Global, dest: &str) -> anyhow::Result<u8> {
+    refuse_on_postgres(g, "backup")?;
     let started = Instant::now();
     let home = Home::new(&g.home);
     if !home.db().exists() {
@@ -109,6 +124,7 @@ pub async fn backup(g: &Global, dest: &str) -> anyhow::Result<u8> {
 }
 
 pub async fn restore(g: &Global, src: &str) -> anyhow::Result<u8> {
+    refuse_on_postgres(g, "restore")?;
     let started = Instant::now();
     let home = Home::new(&g.home);
     home.create()
@@ -162,7 +178,20 @@ const CLOCK_MARGIN_MS: i64 = 2_000;
 pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> anyhow::Result<u8> {
     let home = Home::new(&g.home);
     let db = home.db();
-    if !db.exists() {
+    let pg = match g.database_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => Some(
+            gantry_store_postgres::PgStore::connect(url)
+                .await
+                .with_context(|| {
+                    format!(
+                        "cannot open the PostgreSQL database {}",
+                        gantry_store_postgres::redact_url(url)
+                    )
+                })?,
+        ),
+        None => None,
+    };
+    if pg.is_none() && !db.exists() {
         bail!("no Gantry database at {}", db.display());
     }
     let objects = Objects::open(&storage_url(g, &home)).context("cannot open the object store")?;
@@ -171,7 +200,11 @@ pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> any
         .duration_since(std::time::UNIX_EPOCH)?
         .as_millis() as i64;
     let mut cutoff = now - grace.as_millis() as i64;
-    if let Some(start) = gantry_store_sqlite::backup::oldest_running_attempt(&db)? {
+    let oldest = match &pg {
+        Some(pg) => pg.oldest_running_attempt().await?,
+        None => gantry_store_sqlite::backup::oldest_running_attempt(&db)?,
+    };
+    if let Some(start) = oldest {
         // Object times come from another clock (the filesystem's coarse one,
         // S3's whole seconds): a margin so that an object written just after
         // the start never looks older than it.
@@ -179,10 +212,17 @@ pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> any
     }
     let swept = objects
         .sweep(
-            || {
-                Ok(gantry_store_sqlite::backup::live_object_keys(&db)?
+            // Read after the listing (see `Objects::sweep`).
+            || match &pg {
+                Some(pg) => {
+                    let keys = tokio::task::block_in_place(|| {
+                        tokio::runtime::Handle::current().block_on(pg.live_object_keys())
+                    })?;
+                    Ok(keys.into_iter().collect())
+                }
+                None => Ok(gantry_store_sqlite::backup::live_object_keys(&db)?
                     .into_iter()
-                    .collect())
+                    .collect()),
             },
             cutoff,
             dry_run,

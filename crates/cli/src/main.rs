@@ -62,6 +62,17 @@ struct Global {
     /// Data directory: database, keys, token, job folders.
     #[arg(long, global = true, env = "GANTRY_HOME", default_value = "./.gantry")]
     home: PathBuf,
+    /// The metadata store and job queue (servers, workers): absent, an
+    /// embedded SQLite database under $GANTRY_HOME; `postgres://user:pass@host:port/db`
+    /// (or `host=... dbname=...`), a PostgreSQL database that many servers and
+    /// workers on many machines share (see deploy/README.md).
+    #[arg(
+        long,
+        global = true,
+        env = "GANTRY_DATABASE_URL",
+        hide_env_values = true
+    )]
+    database_url: Option<String>,
     /// Where table and file contents live (servers, workers, backup,
     /// restore, sweep, retention): a folder path, file:///path, or s3://bucket/prefix?endpoint=...&region=...
     /// (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY).
@@ -125,6 +136,12 @@ struct WorkerArgs {
     /// handed back to the queue.
     #[arg(long, env = "GANTRY_SHUTDOWN_GRACE", default_value = "30s", value_parser = parse_duration)]
     shutdown_grace: std::time::Duration,
+    /// How long a claimed job stays this worker's without a renewal; leases
+    /// are renewed every sixth of it. A worker that cannot reach the database
+    /// for nearly a lease stops its own containers (self-fencing), and the
+    /// jobs of a worker that died run again once their leases run out.
+    #[arg(long, env = "GANTRY_LEASE", default_value = "30s", value_parser = parse_lease)]
+    lease: std::time::Duration,
     /// Per-job cap on stored log output; output past it is dropped and counted.
     #[arg(long, env = "GANTRY_LOG_CAP", default_value = "16m", value_parser = parse_size)]
     log_cap: u64,
@@ -188,6 +205,15 @@ fn parse_worker_id(s: &str) -> Result<String, String> {
 
 fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     gantry_core::units::parse_duration(s)
+}
+
+/// A lease: at least 3 s (heartbeats come every sixth of it).
+fn parse_lease(s: &str) -> Result<std::time::Duration, String> {
+    let d = gantry_core::units::parse_duration(s)?;
+    if d < std::time::Duration::from_secs(3) {
+        return Err(format!("a lease of {s} is too short: at least 3s"));
+    }
+    Ok(d)
 }
 
 fn parse_size(s: &str) -> Result<u64, String> {

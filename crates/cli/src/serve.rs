@@ -10,6 +10,7 @@ use gantry_control::Control;
 use gantry_runtime::{ContainerRuntime, DockerRuntime};
 use gantry_storage::{OutputLimits, Storage};
 use gantry_store::Store;
+use gantry_store_postgres::PgStore;
 use gantry_store_sqlite::SqliteStore;
 use gantry_vault::Vault;
 use gantry_worker::{Worker, WorkerConfig};
@@ -29,13 +30,11 @@ async fn open(g: &Global) -> anyhow::Result<Opened> {
     let home = Home::new(&g.home);
     home.create()
         .with_context(|| format!("cannot create the home folder {}", g.home.display()))?;
-    let store = SqliteStore::open(&home.db())
-        .with_context(|| format!("cannot open the database {}", home.db().display()))?;
     let vault = match &g.secret_key_file {
         Some(path) => Vault::open_given(path)?,
         None => Vault::open_or_create(&home.key())?,
     };
-    let store: Arc<dyn Store> = Arc::new(store);
+    let store = open_store(g, &home).await?;
     let url = match &g.storage_url {
         Some(u) => u.clone(),
         None => home.objects().display().to_string(),
@@ -48,6 +47,38 @@ async fn open(g: &Global) -> anyhow::Result<Opened> {
         storage,
         vault,
     })
+}
+
+/// The store `--database-url` names: PostgreSQL for `postgres://` (or
+/// key=value) URLs, else the embedded SQLite database under the home folder.
+pub(crate) async fn open_store(g: &Global, home: &Home) -> anyhow::Result<Arc<dyn Store>> {
+    match g.database_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) if is_postgres_url(url) => {
+            let store = PgStore::connect(url).await.with_context(|| {
+                format!(
+                    "cannot open the PostgreSQL database {}",
+                    gantry_store_postgres::redact_url(url)
+                )
+            })?;
+            Ok(Arc::new(store))
+        }
+        Some(url) => anyhow::bail!(
+            "--database-url must be a PostgreSQL URL (postgres://user:password@host:port/database); \
+             leave it out for the embedded SQLite database under $GANTRY_HOME (got {})",
+            gantry_store_postgres::redact_url(url)
+        ),
+        None => {
+            let store = SqliteStore::open(&home.db())
+                .with_context(|| format!("cannot open the database {}", home.db().display()))?;
+            Ok(Arc::new(store))
+        }
+    }
+}
+
+fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://")
+        || url.starts_with("postgresql://")
+        || (!url.contains("://") && url.contains('='))
 }
 
 /// On first start: creates the admin token, prints it once, saves it 0600.
@@ -130,6 +161,8 @@ async fn make_worker(
     };
     let mut cfg = WorkerConfig::new(id, args.slots.unwrap_or_else(default_slots), o.home.work());
     cfg.shutdown_grace = args.shutdown_grace;
+    cfg.lease = args.lease;
+    cfg.heartbeat = args.lease / 6;
     cfg.log_cap = args.log_cap;
     cfg.tags = args.tags.clone();
     cfg.images = args.images.config();

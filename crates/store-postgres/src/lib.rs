@@ -35,6 +35,7 @@ mod health;
 mod images;
 mod iron;
 mod jobs;
+mod maintenance;
 mod queue;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -76,6 +76,50 @@ fn as_server_user(cmd: &Path, root: bool) -> Command {
     }
 }
 
+impl Cluster {
+    /// Starts a cluster of its own (stopped when this process ends); most
+    /// tests share [`cluster`] instead.
+    pub fn start() -> Result<Cluster, String> {
+        start()
+    }
+
+    /// The admin connection string of this cluster.
+    pub fn admin_url(&self) -> String {
+        format!("{} dbname=postgres", self.conninfo)
+    }
+
+    /// Stops the server at once (as a crash would), keeping its data;
+    /// [`Cluster::restart`] brings it back. For tests of outages.
+    pub fn stop_server(&self) {
+        let out = as_server_user(&self.bin.join("pg_ctl"), is_root())
+            .args(["stop", "-m", "immediate", "-D"])
+            .arg(self.dir.join("data"))
+            .output();
+        if let Ok(o) = out {
+            let _ = std::io::stderr().write_all(&o.stderr);
+        }
+    }
+
+    /// Starts the server again after [`Cluster::stop_server`] (on the same
+    /// socket), and waits until it accepts connections.
+    pub fn restart(&self) {
+        let out = as_server_user(&self.bin.join("pg_ctl"), is_root())
+            .args(["start", "-w", "-t", "60", "-l"])
+            .arg(self.dir.join("server2.log"))
+            .arg("-o")
+            .arg(format!(
+                "-k '{}' -c listen_addresses= -c max_connections=300",
+                self.dir.display()
+            ))
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .output();
+        if let Ok(o) = out {
+            let _ = std::io::stderr().write_all(&o.stderr);
+        }
+    }
+}
+
 fn start() -> Result<Cluster, String> {
     let bin = bin_dir().ok_or(
         "no PostgreSQL server found (install Debian's postgresql package, or set GANTRY_TEST_DATABASE_URL)",
@@ -181,39 +225,6 @@ pub fn cluster() -> &'static Cluster {
     }
 }
 
-/// Stops the cluster's server at once (as a crash or a restart would),
-/// keeping its data; [`restart`] brings it back. For tests of outages.
-pub fn stop_server() {
-    let c = cluster();
-    let out = as_server_user(&c.bin.join("pg_ctl"), is_root())
-        .args(["stop", "-m", "immediate", "-D"])
-        .arg(c.dir.join("data"))
-        .output();
-    if let Ok(o) = out {
-        let _ = std::io::stderr().write_all(&o.stderr);
-    }
-}
-
-/// Starts the cluster's server again after [`stop_server`] (on the same
-/// socket), and waits until it accepts connections.
-pub fn restart() {
-    let c = cluster();
-    let out = as_server_user(&c.bin.join("pg_ctl"), is_root())
-        .args(["start", "-w", "-t", "60", "-l"])
-        .arg(c.dir.join("server2.log"))
-        .arg("-o")
-        .arg(format!(
-            "-k '{}' -c listen_addresses= -c max_connections=300",
-            c.dir.display()
-        ))
-        .arg("-D")
-        .arg(c.dir.join("data"))
-        .output();
-    if let Ok(o) = out {
-        let _ = std::io::stderr().write_all(&o.stderr);
-    }
-}
-
 /// The admin connection string: `GANTRY_TEST_DATABASE_URL`, or this
 /// process's own cluster.
 pub fn admin_url() -> String {
@@ -251,7 +262,12 @@ fn with_database(admin: &str, db: &str) -> String {
 
 /// A new, empty database; returns its connection string.
 pub async fn fresh_database() -> String {
-    let admin = admin_url();
+    fresh_database_on(&admin_url()).await
+}
+
+/// A new, empty database on the server `admin` connects to.
+pub async fn fresh_database_on(admin: &str) -> String {
+    let admin = admin.to_string();
     let name = format!("gantry_t{}", crate::changes::instance_id());
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

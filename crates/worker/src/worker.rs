@@ -92,6 +92,9 @@ pub struct Worker {
     /// Whether the container engine answered last time we looked. While it
     /// does not, nothing is claimed: jobs stay queued instead of failing.
     engine_up: Arc<AtomicBool>,
+    /// Set while this worker has stopped its own containers because it
+    /// could not renew their leases (see [`Worker::fence_if_cut_off`]).
+    fenced: Arc<AtomicBool>,
     images: crate::images::Images,
     warm: Option<Arc<WarmPools>>,
 }
@@ -133,6 +136,7 @@ impl Worker {
             cfg,
             running: Arc::default(),
             engine_up: Arc::new(AtomicBool::new(true)),
+            fenced: Arc::new(AtomicBool::new(false)),
             images,
             warm,
         }
@@ -402,15 +406,27 @@ impl Worker {
         let mut beat = tokio::time::interval(self.cfg.heartbeat);
         beat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_sweep = tokio::time::Instant::now();
+        // When the leases of this worker's jobs were last renewed (asked).
+        let mut renewed = tokio::time::Instant::now();
         loop {
             tokio::select! {
                 _ = stop.cancelled() => return,
                 _ = beat.tick() => {}
             }
             self.check_engine().await;
+            let asked = tokio::time::Instant::now();
             match self.store.heartbeat(&self.cfg.id, self.cfg.lease).await {
-                Ok(cancels) => cancels.into_iter().for_each(|id| self.signal_cancel(id)),
-                Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+                Ok(cancels) => {
+                    renewed = asked;
+                    if self.fenced.swap(false, Ordering::Relaxed) {
+                        tracing::info!("the database answers again; claiming again");
+                    }
+                    cancels.into_iter().for_each(|id| self.signal_cancel(id))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "heartbeat failed");
+                    self.fence_if_cut_off(renewed.elapsed());
+                }
             }
             match self.store.worker_beat(&self.cfg.id).await {
                 Ok(gantry_store::WorkerState::Draining) => {
@@ -434,6 +450,30 @@ impl Worker {
                 self.sweep().await;
             }
         }
+    }
+
+    /// Self-fencing: a worker that has not renewed its leases for nearly a
+    /// lease stops its own containers before the leases run out, since
+    /// another worker may then take their jobs: two attempts of one job
+    /// never run side by side past a lease. The attempts are abandoned (no
+    /// result is committed); their jobs run again once the leases expire.
+    fn fence_if_cut_off(&self, since_renewal: Duration) {
+        if since_renewal < fence_after(self.cfg.lease, self.cfg.heartbeat) {
+            return;
+        }
+        let Ok(m) = self.running.lock() else { return };
+        if m.is_empty() {
+            return;
+        }
+        if !self.fenced.swap(true, Ordering::Relaxed) {
+            tracing::error!(
+                running = m.len(),
+                since_renewal = ?since_renewal,
+                lease = ?self.cfg.lease,
+                "cannot renew leases for nearly a lease: stopping this worker's containers (self-fencing)"
+            );
+        }
+        m.values().for_each(|r| r.abort.cancel());
     }
 
     /// Warm images and image GC, at start and every sweep period; apart from
@@ -528,6 +568,8 @@ impl Worker {
                 let why = if matches!(end, AttemptEnd::EngineAway) {
                     self.engine_up.store(false, Ordering::Relaxed);
                     "the container engine does not answer; the job goes back to the queue"
+                } else if self.fenced.load(Ordering::Relaxed) {
+                    "the worker cannot reach the database: it stopped the container before its lease ran out; the job runs again"
                 } else {
                     "the worker is shutting down; the job goes back to the queue"
                 };
@@ -1073,4 +1115,11 @@ async fn write_events(
         }
         batch.clear();
     }
+}
+
+/// How long without renewing its leases a worker waits before it stops its
+/// own containers: a lease less one heartbeat (and at least half a lease),
+/// so that the containers are gone before the leases expire.
+pub(crate) fn fence_after(lease: Duration, heartbeat: Duration) -> Duration {
+    lease.saturating_sub(heartbeat).max(lease / 2)
 }
