@@ -10,6 +10,7 @@ mod configs;
 mod dashboard;
 mod engine;
 mod fleet;
+mod fleet_pg;
 mod images;
 mod iron;
 mod jobs;

@@ -137,6 +137,11 @@ impl Gantry {
         Self::fresh("server", &[])
     }
 
+    /// Only the API (no worker), with extra flags and environment, in a fresh home.
+    pub fn server_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
+        Self::fresh_env("server", extra, env)
+    }
+
     /// `gantry up` with extra flags and environment, in a fresh home.
     pub fn up_with_env(extra: &[&str], env: &[(&str, &str)]) -> Self {
         Self::fresh_env("up", extra, env)
@@ -544,10 +549,17 @@ pub struct Extra {
 
 impl Extra {
     pub fn spawn(g: &Gantry, args: &[&str]) -> Self {
+        Self::spawn_env(g, args, &[])
+    }
+
+    /// With the Gantry's environment and `env` over it.
+    pub fn spawn_env(g: &Gantry, args: &[&str], env: &[(&str, &str)]) -> Self {
         let mut child = Command::new(bin())
             .args(args)
             .env("GANTRY_HOME", g.home_path())
             .env("GANTRY_LOG", "info")
+            .envs(g.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -561,6 +573,12 @@ impl Extra {
             }
         });
         Self { child, log }
+    }
+
+    /// The process dies at once (SIGKILL), as in a crash.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     /// Waits until a line of its log contains `needle`.
@@ -600,5 +618,145 @@ impl Drop for Extra {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A Docker engine of a test's own (a second `dockerd` with its own socket,
+/// data and state folders, no networking), so that a test may kill it
+/// without touching the machine's engine. Stopped on drop.
+pub struct PrivateEngine {
+    child: Option<Child>,
+    name: String,
+}
+
+/// The test engines' own bridge. (`--bridge none` would make dockerd delete
+/// the host's `docker0`, breaking the main engine.)
+const BRIDGE: &str = "gantry-test0";
+
+fn ensure_bridge() {
+    let ip = |args: &[&str]| {
+        Command::new("ip")
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if !ip(&["link", "show", BRIDGE]) {
+        // Another test may be adding it at the same time.
+        let _ = ip(&["link", "add", BRIDGE, "type", "bridge"]);
+        let _ = ip(&["addr", "add", "10.213.213.1/24", "dev", BRIDGE]);
+        assert!(ip(&["link", "show", BRIDGE]), "cannot create {BRIDGE}");
+    }
+    ip(&["link", "set", BRIDGE, "up"]);
+}
+
+impl PrivateEngine {
+    /// Starts the engine `name` (its socket is `/run/gantry-NAME.sock`)
+    /// and loads the test image into it when it lacks it.
+    pub fn start(name: &str) -> Self {
+        ensure_bridge();
+        let log_path = format!("/tmp/gantry-{name}.log");
+        let log = std::fs::File::create(&log_path).expect("log file");
+        let exec = format!("/run/gantry-{name}");
+        let child = Command::new("dockerd")
+            .args([
+                "--host",
+                &format!("unix:///run/gantry-{name}.sock"),
+                "--data-root",
+                &format!("/var/tmp/gantry-{name}/data"),
+                "--exec-root",
+                &exec,
+                "--pidfile",
+                &format!("{exec}.pid"),
+                "--bridge",
+                BRIDGE,
+                "--iptables=false",
+                "--ip6tables=false",
+            ])
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .expect("start a second dockerd (run the tests as root)");
+        let engine = Self {
+            child: Some(child),
+            name: name.to_string(),
+        };
+        let t = Instant::now();
+        while !engine.answers() {
+            assert!(
+                t.elapsed() < Duration::from_secs(30),
+                "the test engine did not start; see {log_path}"
+            );
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        let has = Command::new("docker")
+            .args(["-H", &engine.host(), "image", "inspect", IMAGE])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !has {
+            let st = Command::new("sh")
+                .args([
+                    "-c",
+                    &format!("docker save {IMAGE} | docker -H {} load", engine.host()),
+                ])
+                .status()
+                .expect("copy the image");
+            assert!(st.success(), "cannot load {IMAGE} into the test engine");
+        }
+        engine
+    }
+
+    /// Its `DOCKER_HOST`.
+    pub fn host(&self) -> String {
+        format!("unix:///run/gantry-{}.sock", self.name)
+    }
+
+    pub fn answers(&self) -> bool {
+        Command::new("docker")
+            .args(["-H", &self.host(), "info"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
+    /// The engine dies at once (SIGKILL), as in a crash.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        let t = Instant::now();
+        while self.answers() && t.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        assert!(!self.answers(), "the test engine still answers");
+        // A killed dockerd leaves its pid file behind, which stops a restart.
+        let _ = std::fs::remove_file(format!("/run/gantry-{}.pid", self.name));
+    }
+}
+
+impl Drop for PrivateEngine {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        if let Ok(None) = child.try_wait() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &child.id().to_string()])
+                .status();
+            let t = Instant::now();
+            while t.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
     }
 }
