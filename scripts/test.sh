@@ -22,6 +22,10 @@ command -v git >/dev/null 2>&1 || need+=(git)
 # chromedriver (WebDriver).
 [ -x /usr/bin/chromium ] || need+=(chromium)
 [ -x /usr/bin/chromedriver ] || need+=(chromium-driver)
+# PostgreSQL's server: the store's conformance suite and the fleet tests
+# make clusters of their own with it (initdb in a temporary folder), unless
+# GANTRY_TEST_DATABASE_URL names one.
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
 if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi

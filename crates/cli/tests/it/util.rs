@@ -10,6 +10,26 @@ use std::time::{Duration, Instant};
 
 pub const IMAGE: &str = "gantry-test/busybox:2";
 
+/// Whether every Gantry the harness starts runs on PostgreSQL
+/// (`GANTRY_TEST_POSTGRES=1`: a fresh database each) instead of SQLite.
+pub fn postgres_mode() -> bool {
+    std::env::var("GANTRY_TEST_POSTGRES").is_ok_and(|v| v == "1")
+}
+
+/// A fresh database on the tests' PostgreSQL (see
+/// `gantry_store_postgres::testing`), from sync code inside async tests.
+pub fn fresh_postgres_database() -> String {
+    std::thread::spawn(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime")
+            .block_on(gantry_store_postgres::testing::fresh_database())
+    })
+    .join()
+    .expect("a fresh database")
+}
+
 pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_gantry"))
 }
@@ -155,6 +175,13 @@ impl Gantry {
         ensure_images();
         let mut args = vec![command.to_string(), "--listen".into(), "127.0.0.1:0".into()];
         args.extend(extra.iter().map(|s| s.to_string()));
+        let mut env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        if postgres_mode() && !env.iter().any(|(k, _)| k == "GANTRY_DATABASE_URL") {
+            env.push(("GANTRY_DATABASE_URL".into(), fresh_postgres_database()));
+        }
         let mut g = Self {
             home: tempfile::tempdir().expect("tempdir"),
             url: String::new(),
@@ -162,10 +189,7 @@ impl Gantry {
             child: None,
             log: Arc::default(),
             args,
-            env: env
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
+            env,
         };
         g.start();
         g
