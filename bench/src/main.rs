@@ -37,7 +37,7 @@ pub struct Args {
     /// The warm-start gate's static binary (bench/run.sh builds it).
     #[arg(long, default_value = "target/release/gantry-gate-static")]
     pub gate: PathBuf,
-    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory, storage, lifecycle, images, warm.
+    /// Measure only these sections (repeatable): latency, throughput, control, logs, memory, storage, lifecycle, images, warm, fleet.
     #[arg(long)]
     pub only: Vec<String>,
 }
@@ -128,6 +128,9 @@ fn main() -> anyhow::Result<()> {
     }
     if args.wants("warm") {
         measure::warm(&args, &mut report)?;
+    }
+    if args.wants("fleet") {
+        measure::fleet(&args, &mut report)?;
     }
     report.notes.push(format!(
         "Harness run time: {:.0} s.",

@@ -18,12 +18,18 @@ pub struct Gantry {
 impl Gantry {
     /// Starts `gantry <args>` (`up` or `server`) on a free port in a fresh home.
     pub fn start(bin: &Path, args: &[&str]) -> anyhow::Result<Self> {
+        Self::start_env(bin, args, &[])
+    }
+
+    /// [`Gantry::start`] with more environment (`GANTRY_DATABASE_URL`, ...).
+    pub fn start_env(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
         let home = tempfile::tempdir()?;
         let mut child = Command::new(bin)
             .args(args)
             .args(["--listen", "127.0.0.1:0"])
             .env("GANTRY_HOME", home.path())
             .env("GANTRY_LOG", "warn")
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -106,6 +112,94 @@ impl Drop for Gantry {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// A `gantry worker` process in a home of its own; stopped on drop.
+pub struct Worker {
+    _home: tempfile::TempDir,
+    child: Child,
+}
+
+impl Worker {
+    pub fn start(bin: &Path, args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<Self> {
+        let home = tempfile::tempdir()?;
+        let child = Command::new(bin)
+            .arg("worker")
+            .args(args)
+            .env("GANTRY_HOME", home.path())
+            .env("GANTRY_LOG", "warn")
+            .envs(env.iter().copied())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot start {}", bin.display()))?;
+        Ok(Self { _home: home, child })
+    }
+}
+
+impl Drop for Worker {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// CPU seconds used so far by the machine (busy, all cores) and by the
+/// live processes of each group (by command name), from /proc.
+pub fn cpu_seconds() -> (f64, std::collections::BTreeMap<&'static str, f64>) {
+    let tick = 100.0; // USER_HZ on Linux
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let busy = stat
+        .lines()
+        .next()
+        .map(|l| {
+            let v: Vec<f64> = l
+                .split_whitespace()
+                .skip(1)
+                .filter_map(|x| x.parse().ok())
+                .collect();
+            // user nice system idle iowait irq softirq steal
+            let idle = v.get(3).copied().unwrap_or(0.0) + v.get(4).copied().unwrap_or(0.0);
+            (v.iter().take(8).sum::<f64>() - idle) / tick
+        })
+        .unwrap_or(0.0);
+    let mut groups = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+        let Ok(text) = std::fs::read_to_string(e.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (text.find('('), text.rfind(')')) else {
+            continue;
+        };
+        let comm = &text[open + 1..close];
+        let group = match comm {
+            "postgres" => "postgres",
+            "dockerd" => "dockerd",
+            c if c.starts_with("containerd") => "containerd",
+            "gantry" => "gantry",
+            _ => continue,
+        };
+        let f: Vec<&str> = text[close + 2..].split_whitespace().collect();
+        // utime, stime, cutime, cstime are fields 14-17 (11-14 after the name).
+        let t: f64 = f
+            .iter()
+            .skip(11)
+            .take(4)
+            .filter_map(|x| x.parse::<f64>().ok())
+            .sum();
+        *groups.entry(group).or_insert(0.0) += t / tick;
+    }
+    (busy, groups)
 }
 
 pub fn memory_of(pid: u32) -> (u64, u64) {

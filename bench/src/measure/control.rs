@@ -4,13 +4,14 @@ use super::*;
 use crate::procs::Gantry;
 use crate::{Args, Report};
 use anyhow::bail;
-use gantry_store::{prelude::*, NewJob};
+use gantry_store::{prelude::*, NewJob, Store};
 use gantry_store_sqlite::SqliteStore;
 use serde_json::json;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Concurrent claimers in the store benchmark (like slots across workers).
-const CLAIMERS: usize = 8;
+pub(super) const CLAIMERS: usize = 8;
 
 /// Section 3: Control plane: HTTP enqueue rate (several clients) and the store's claim+complete rate.
 pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<()> {
@@ -19,34 +20,7 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
     eprintln!("control plane: HTTP enqueue with {clients} clients for {secs} s");
     let g = Gantry::start(&args.gantry, &["server"])?;
     let spec = json!({"image": args.image, "command": ["true"]});
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let t = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (url, token, spec) = (g.url.clone(), g.token.clone(), spec.clone());
-        tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let r = http
-                    .post(format!("{url}/v1/jobs"))
-                    .bearer_auth(&token)
-                    .json(&json!({ "spec": spec }))
-                    .send()
-                    .await?;
-                if r.status() != 201 {
-                    bail!("enqueue failed: {}", r.status());
-                }
-                n += 1;
-            }
-            Ok(n)
-        }));
-    }
-    let mut total = 0;
-    for task in tasks {
-        total += task.await??;
-    }
-    let rate = total as f64 / t.elapsed().as_secs_f64();
+    let rate = api_enqueue(&g, &spec, clients, secs).await?;
     report.rows.push(row(
         &format!("API enqueue ({clients} HTTP clients)"),
         format!("{rate:.0} jobs/s"),
@@ -110,67 +84,11 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
     for &backlog in backlogs {
         eprintln!("control plane: store claim+complete of {measured} jobs with {backlog} queued");
         let dir = tempfile::tempdir()?;
-        let store = SqliteStore::open(&dir.path().join("gantry.db"))?;
-        let job = || {
-            NewJob::new(
-                gantry_core::ProjectId::default_project(),
-                None,
-                spec.clone(),
-                1,
-                Duration::ZERO,
-            )
-        };
-        // The measured jobs first (claims take the oldest), then the backlog behind them.
-        store
-            .enqueue_batch((0..measured).map(|_| job()).collect())
-            .await?;
-        for chunk in (0..backlog).collect::<Vec<_>>().chunks(10_000) {
-            store
-                .enqueue_batch(chunk.iter().map(|_| job()).collect())
-                .await?;
-        }
-        // Like a fleet of busy slots: several claimers at once, each
-        // finishing what it claimed concurrently (group commit shares fsyncs
-        // among writes that arrive together).
-        let store = std::sync::Arc::new(store);
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let t = Instant::now();
-        let lease = Duration::from_secs(30);
-        let mut claimers = Vec::new();
-        for w in 0..CLAIMERS {
-            let (store, done) = (store.clone(), done.clone());
-            claimers.push(tokio::spawn(async move {
-                let worker = format!("bench-{w}");
-                while done.load(std::sync::atomic::Ordering::Relaxed) < measured {
-                    let claim = store.claim(&worker, 8, lease).await?;
-                    if claim.jobs.is_empty() {
-                        break;
-                    }
-                    let outcome = gantry_core::job::Outcome::succeeded(0);
-                    let no_outputs = Default::default();
-                    let finishes = claim.jobs.iter().map(|c| {
-                        store.finish_attempt(
-                            c.job.id,
-                            c.job.attempt,
-                            &worker,
-                            &outcome,
-                            None,
-                            &no_outputs,
-                        )
-                    });
-                    for f in futures_util::future::join_all(finishes).await {
-                        f?;
-                    }
-                    done.fetch_add(claim.jobs.len(), std::sync::atomic::Ordering::Relaxed);
-                }
-                anyhow::Ok(())
-            }));
-        }
-        for c in claimers {
-            c.await??;
-        }
-        let finished = done.load(std::sync::atomic::Ordering::Relaxed);
-        rates.push((backlog, finished as f64 / t.elapsed().as_secs_f64()));
+        let store: Arc<dyn Store> = Arc::new(SqliteStore::open(&dir.path().join("gantry.db"))?);
+        rates.push((
+            backlog,
+            claim_complete(store, &spec, measured, backlog).await?,
+        ));
     }
     let base = rates[0].1;
     for (backlog, rate) in &rates {
@@ -189,4 +107,109 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
     );
     report.notes.push("Storage figures: cp and Gantry alternate, several rounds each, medians compared; `sync` runs before every measured write; both read the same file from the page cache. An import is durable (its objects are fsynced before the version commits), so its like-for-like reference is cp + sync of the copy; plain cp only fills the page cache and varies widely between rounds on this VM (fresh memory costs host faults).".into());
     Ok(())
+}
+
+/// Single-request enqueues from `clients` HTTP clients for `secs`; jobs/s.
+pub(super) async fn api_enqueue(
+    g: &Gantry,
+    spec: &serde_json::Value,
+    clients: usize,
+    secs: f64,
+) -> anyhow::Result<f64> {
+    let deadline = Instant::now() + Duration::from_secs_f64(secs);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (url, token, spec) = (g.url.clone(), g.token.clone(), spec.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut n = 0u64;
+            while Instant::now() < deadline {
+                let r = http
+                    .post(format!("{url}/v1/jobs"))
+                    .bearer_auth(&token)
+                    .json(&json!({ "spec": spec }))
+                    .send()
+                    .await?;
+                if r.status() != 201 {
+                    bail!("enqueue failed: {}", r.status());
+                }
+                n += 1;
+            }
+            Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / t.elapsed().as_secs_f64())
+}
+
+/// Claims and completes `measured` jobs with `backlog` more queued behind
+/// them, from [`CLAIMERS`] concurrent claimers; jobs/s.
+pub(super) async fn claim_complete(
+    store: Arc<dyn Store>,
+    spec: &serde_json::Value,
+    measured: usize,
+    backlog: usize,
+) -> anyhow::Result<f64> {
+    let job = || {
+        NewJob::new(
+            gantry_core::ProjectId::default_project(),
+            None,
+            spec.clone(),
+            1,
+            Duration::ZERO,
+        )
+    };
+    // The measured jobs first (claims take the oldest), then the backlog behind them.
+    store
+        .enqueue_batch((0..measured).map(|_| job()).collect())
+        .await?;
+    for chunk in (0..backlog).collect::<Vec<_>>().chunks(10_000) {
+        store
+            .enqueue_batch(chunk.iter().map(|_| job()).collect())
+            .await?;
+    }
+    // Like a fleet of busy slots: several claimers at once, each finishing
+    // what it claimed concurrently (commits that arrive together share fsyncs).
+    let done = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let t = Instant::now();
+    let lease = Duration::from_secs(30);
+    let mut claimers = Vec::new();
+    for w in 0..CLAIMERS {
+        let (store, done) = (store.clone(), done.clone());
+        claimers.push(tokio::spawn(async move {
+            let worker = format!("bench-{w}");
+            while done.load(std::sync::atomic::Ordering::Relaxed) < measured {
+                let claim = store.claim(&worker, 8, lease).await?;
+                if claim.jobs.is_empty() {
+                    break;
+                }
+                let outcome = gantry_core::job::Outcome::succeeded(0);
+                let no_outputs = Default::default();
+                let finishes = claim.jobs.iter().map(|c| {
+                    store.finish_attempt(
+                        c.job.id,
+                        c.job.attempt,
+                        &worker,
+                        &outcome,
+                        None,
+                        &no_outputs,
+                    )
+                });
+                for f in futures_util::future::join_all(finishes).await {
+                    f?;
+                }
+                done.fetch_add(claim.jobs.len(), std::sync::atomic::Ordering::Relaxed);
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for c in claimers {
+        c.await??;
+    }
+    let finished = done.load(std::sync::atomic::Ordering::Relaxed);
+    Ok(finished as f64 / t.elapsed().as_secs_f64())
 }

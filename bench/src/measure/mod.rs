@@ -2,6 +2,7 @@
 //! taken in the same run. This file holds what the sections share.
 
 mod control;
+mod fleet;
 mod latency;
 mod lifecycle;
 mod logs;
@@ -11,6 +12,7 @@ mod throughput;
 mod warm;
 
 pub use control::control_plane;
+pub use fleet::fleet;
 pub use latency::latency;
 pub use lifecycle::lifecycle;
 pub use logs::logs;
