@@ -4,7 +4,7 @@ use super::*;
 use crate::procs::Gantry;
 use crate::{Args, Report};
 use anyhow::bail;
-use gantry_store::{prelude::*, NewJob, Store};
+use gantry_store::{NewJob, Store};
 use gantry_store_sqlite::SqliteStore;
 use serde_json::json;
 use std::sync::Arc;
