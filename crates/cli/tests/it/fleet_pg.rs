@@ -365,3 +365,26 @@ async fn two_servers_starting_together_on_an_empty_database_migrate_once_and_mak
         gantry_store_postgres::MIGRATIONS.len() as i64
     );
 }
+
+#[test]
+fn a_bad_database_url_or_an_unreachable_database_stops_the_server_with_a_message() {
+    let home = tempfile::tempdir().expect("home");
+    let run = |url: &str| {
+        let o = std::process::Command::new(bin())
+            .args(["server", "--listen", "127.0.0.1:0", "--database-url", url])
+            .env("GANTRY_HOME", home.path())
+            .output()
+            .expect("run");
+        assert!(!o.status.success(), "{url} was accepted");
+        let err = stderr(&o);
+        assert!(!err.contains("panicked"), "{err}");
+        assert!(!err.contains("hunter2"), "the password is not shown: {err}");
+        err
+    };
+    let err = run("postgres://gantry:hunter2@127.0.0.1:1/gantry");
+    assert!(err.contains("cannot reach the database"), "{err}");
+    let err = run("postgres://gantry:hunter2@[::1/gantry");
+    assert!(err.contains("not valid"), "{err}");
+    let err = run("mysql://gantry:hunter2@db/gantry");
+    assert!(err.contains("must be a PostgreSQL URL"), "{err}");
+}
