@@ -83,8 +83,16 @@ fn unreachable(e: &tokio_postgres::Error) -> bool {
                 || *code == SqlState::QUERY_CANCELED
                 || *code == SqlState::LOCK_NOT_AVAILABLE
         }
-        // No SQLSTATE: an I/O error or a connection that never opened.
-        None => true,
+        // No SQLSTATE: unreachable only for I/O (a connection that broke
+        // or never opened, a connect timeout), not for a bug such as a
+        // parameter of the wrong type.
+        None => {
+            use std::error::Error as _;
+            e.source()
+                .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some())
+                || e.to_string().contains("timed out")
+                || e.to_string().contains("connect")
+        }
     }
 }
 

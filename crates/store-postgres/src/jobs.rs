@@ -100,7 +100,7 @@ pub(crate) fn job_from_row(r: &Row) -> Result<Job> {
 const INSERT_JOB: &str = "INSERT INTO jobs (id, project_id, config_id, status, spec, max_attempts, backoff_ms, \
      priority, eff_priority, concurrency_key, concurrency_limit, trigger, schedule_id, token_id, token_desc, run_after, queued_at) \
      VALUES ($1, $2, $3, 'queued', $4, $5, $6, $7, $7, $8, $9, $12, $13, $14, $15, \
-     GREATEST(gantry_now_ms() + $10, COALESCE($11, 0)), gantry_now_ms())";
+     GREATEST(gantry_now_ms() + $10, COALESCE($11::BIGINT, 0)), gantry_now_ms())";
 
 /// Inserts a queued job made from `job` under `id` (inside the caller's
 /// transaction). Announcing `Enqueued` after the commit is the caller's.
@@ -288,7 +288,7 @@ async fn no_worker_for(c: &impl GenericClient, job: &Job) -> Result<Option<Waiti
             &format!(
                 "SELECT EXISTS (SELECT 1 FROM workers w WHERE w.state = 'active' \
                  AND w.last_seen >= {NOW} - $2 \
-                 AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text($1::JSONB) t(value) \
+                 AND NOT EXISTS (SELECT 1 FROM jsonb_array_elements_text($1::TEXT::JSONB) t(value) \
                      WHERE t.value NOT IN (SELECT jsonb_array_elements_text(w.tags::JSONB))))"
             ),
             &[&asked.to_string(), &GONE_AFTER_MS],
