@@ -43,7 +43,7 @@ mod triggers;
 mod workers;
 
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime};
-use error::{Error, Result};
+use error::Result;
 use gantry_store::migrate::{self, Migration};
 use gantry_store::{Change, ChangeFeed, StoreError};
 use std::str::FromStr;
@@ -305,14 +305,6 @@ macro_rules! snapshot {
         .await;
         result
     }};
-}
-
-/// The error of a method not built yet on this backend.
-#[allow(dead_code)]
-pub(crate) fn todo(name: &str) -> StoreError {
-    StoreError::Internal(format!(
-        "{name} is not implemented on the PostgreSQL backend yet"
-    ))
 }
 
 #[cfg(test)]

@@ -4,7 +4,7 @@
 //! clock, fenced attempt ends, recovery of lost attempts.
 
 use crate::catalog::{apply_table_write, insert_file};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::jobs::*;
 use crate::workers::tags_and_state;
 use crate::{serializable, PgStore, NOW};
