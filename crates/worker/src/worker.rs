@@ -95,6 +95,10 @@ pub struct Worker {
     /// Set while this worker has stopped its own containers because it
     /// could not renew their leases (see [`Worker::fence_if_cut_off`]).
     fenced: Arc<AtomicBool>,
+    /// Attempts this worker gave up on without recording their end (the
+    /// database did not answer): handed back once it does, so that the
+    /// heartbeat does not keep their leases alive for nothing.
+    owed: Arc<Mutex<Vec<(JobId, u32)>>>,
     images: crate::images::Images,
     warm: Option<Arc<WarmPools>>,
 }
@@ -137,6 +141,7 @@ impl Worker {
             running: Arc::default(),
             engine_up: Arc::new(AtomicBool::new(true)),
             fenced: Arc::new(AtomicBool::new(false)),
+            owed: Arc::default(),
             images,
             warm,
         }
@@ -414,6 +419,8 @@ impl Worker {
                 _ = beat.tick() => {}
             }
             self.check_engine().await;
+            // Before renewing leases: attempts given up on go back first.
+            self.settle_owed().await;
             let asked = tokio::time::Instant::now();
             match self.store.heartbeat(&self.cfg.id, self.cfg.lease).await {
                 Ok(cancels) => {
@@ -448,6 +455,29 @@ impl Worker {
             if last_sweep.elapsed() >= self.cfg.sweep_every {
                 last_sweep = tokio::time::Instant::now();
                 self.sweep().await;
+            }
+        }
+    }
+
+    fn owe(&self, id: JobId, attempt: u32) {
+        if let Ok(mut o) = self.owed.lock() {
+            o.push((id, attempt));
+        }
+    }
+
+    /// Hands back the attempts whose end could not be recorded (fenced: one
+    /// whose lease another worker took meanwhile is left alone).
+    async fn settle_owed(&self) {
+        let owed = match self.owed.lock() {
+            Ok(mut o) => std::mem::take(&mut *o),
+            Err(_) => return,
+        };
+        for (id, attempt) in owed {
+            match self.store.hand_back(id, attempt, &self.cfg.id).await {
+                Ok(()) => {
+                    tracing::info!(job = %id, attempt, "handed back an attempt given up on while the database did not answer")
+                }
+                Err(_) => self.owe(id, attempt),
             }
         }
     }
@@ -577,7 +607,8 @@ impl Worker {
                 drop(tx);
                 let _ = writer.await;
                 if let Err(e) = self.store.hand_back(id, attempt, &self.cfg.id).await {
-                    tracing::error!(job = %id, error = %e, "cannot hand a job back; its lease will expire");
+                    tracing::error!(job = %id, error = %e, "cannot hand a job back yet; retrying while the database does not answer");
+                    self.owe(id, attempt);
                 }
             }
             AttemptEnd::Finished(mut report) => {
@@ -655,7 +686,8 @@ impl Worker {
                     }
                     Ok(f) => tracing::info!(job = %id, attempt, result = ?f, "attempt finished"),
                     Err(e) => {
-                        tracing::error!(job = %id, error = %e, "cannot record the end of a job; its lease will expire")
+                        tracing::error!(job = %id, error = %e, "cannot record the end of a job; it goes back to the queue once the database answers");
+                        self.owe(id, attempt);
                     }
                 }
             }

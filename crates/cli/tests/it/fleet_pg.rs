@@ -289,7 +289,10 @@ async fn a_postgres_restart_mid_job_loses_nothing_and_a_cut_off_worker_fences_it
     // and the lost attempt did not use up its one attempt.
     let j = api.wait(&id).await;
     assert_eq!(j["status"], "succeeded", "{j}");
-    assert_eq!(j["attempts"][0]["status"], "lost", "{j}");
+    // The fenced attempt went back to the queue (handed back by its worker
+    // once the database answered, or taken back as lost at its lease's end).
+    let first = j["attempts"][0]["status"].as_str().unwrap_or_default();
+    assert!(matches!(first, "handed_back" | "lost"), "{j}");
     let out = api.messages(&id, "stdout").await;
     assert!(out.iter().any(|m| m == "done"), "{out:?}");
     // A new job runs as usual after the outage.

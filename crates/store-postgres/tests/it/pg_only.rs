@@ -97,9 +97,14 @@ async fn two_processes_claiming_one_queue_take_each_job_once() {
     // A second store on the same database stands for another process.
     let other: std::sync::Arc<dyn gantry_store::Store> =
         std::sync::Arc::new(PgStore::connect(&pg.url).await.expect("connect"));
-    let jobs: Vec<_> = (0..200).map(|_| gantry_store::testing::new_job(1)).collect();
+    let jobs: Vec<_> = (0..200)
+        .map(|_| gantry_store::testing::new_job(1))
+        .collect();
     pg.store.enqueue_batch(jobs).await.expect("enqueue");
-    let stores = [pg.store.clone() as std::sync::Arc<dyn gantry_store::Store>, other];
+    let stores = [
+        pg.store.clone() as std::sync::Arc<dyn gantry_store::Store>,
+        other,
+    ];
     let mut claimers = Vec::new();
     for (i, store) in stores.iter().enumerate() {
         for w in 0..4 {
