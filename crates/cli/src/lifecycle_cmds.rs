@@ -172,14 +172,10 @@ pub async fn restore(g: &Global, src: &str) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// How far object times may lag the database's clock.
-const CLOCK_MARGIN_MS: i64 = 2_000;
-
-pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> anyhow::Result<u8> {
-    let home = Home::new(&g.home);
-    let db = home.db();
-    let pg = match g.database_url.as_deref().filter(|u| !u.is_empty()) {
-        Some(url) => Some(
+/// The PostgreSQL store `--database-url` names, if any.
+async fn open_postgres(g: &Global) -> anyhow::Result<Option<gantry_store_postgres::PgStore>> {
+    match g.database_url.as_deref().filter(|u| !u.is_empty()) {
+        Some(url) => Ok(Some(
             gantry_store_postgres::PgStore::connect(url)
                 .await
                 .with_context(|| {
@@ -188,9 +184,18 @@ pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> any
                         gantry_store_postgres::redact_url(url)
                     )
                 })?,
-        ),
-        None => None,
-    };
+        )),
+        None => Ok(None),
+    }
+}
+
+/// How far object times may lag the database's clock.
+const CLOCK_MARGIN_MS: i64 = 2_000;
+
+pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> anyhow::Result<u8> {
+    let home = Home::new(&g.home);
+    let db = home.db();
+    let pg = open_postgres(g).await?;
     if pg.is_none() && !db.exists() {
         bail!("no Gantry database at {}", db.display());
     }
@@ -245,7 +250,8 @@ pub async fn sweep(g: &Global, grace: std::time::Duration, dry_run: bool) -> any
 pub async fn retention(g: &Global, dry_run: bool, at: Option<String>) -> anyhow::Result<u8> {
     let home = Home::new(&g.home);
     let db = home.db();
-    if !db.exists() {
+    let pg = open_postgres(g).await?;
+    if pg.is_none() && !db.exists() {
         bail!("no Gantry database at {}", db.display());
     }
     let now = match at {
@@ -255,10 +261,15 @@ pub async fn retention(g: &Global, dry_run: bool, at: Option<String>) -> anyhow:
     };
     let now_ms = now.duration_since(std::time::UNIX_EPOCH)?.as_millis() as i64;
     let objects = Objects::open(&storage_url(g, &home)).context("cannot open the object store")?;
-    let removed = tokio::task::spawn_blocking(move || {
-        gantry_store_sqlite::retention::run(&db, now_ms, dry_run)
-    })
-    .await??;
+    let removed = match &pg {
+        Some(pg) => pg.retention(now_ms, dry_run).await?,
+        None => {
+            tokio::task::spawn_blocking(move || {
+                gantry_store_sqlite::retention::run(&db, now_ms, dry_run)
+            })
+            .await??
+        }
+    };
     let verb = if dry_run { "would remove" } else { "removed" };
     for r in &removed {
         for (table, version) in &r.versions {

@@ -322,6 +322,8 @@ enum Command {
     /// or s3://bucket/prefix, while Gantry runs. A consistent snapshot (SQLite's
     /// online backup); objects already in DEST are not copied again. The
     /// secret key ($GANTRY_HOME/secret.key) is NOT included: keep it apart.
+    /// With --database-url (PostgreSQL), refused: back the database up with
+    /// pg_dump and the bucket with its own tools (deploy/README.md).
     Backup {
         /// A folder, or s3://bucket/prefix?endpoint=...&region=...
         dest: String,
@@ -330,6 +332,7 @@ enum Command {
     /// or $GANTRY_HOME/objects; ones already there are skipped): tables with all versions, files,
     /// configurations and their state, jobs, projects, tokens (hashed) and
     /// sealed secrets. Put the backed-up secret.key into the home before starting.
+    /// Embedded SQLite only (see `gantry backup`).
     Restore {
         /// What `gantry backup` wrote to: a folder or s3://bucket/prefix.
         src: String,

@@ -37,6 +37,7 @@ mod iron;
 mod jobs;
 mod maintenance;
 mod queue;
+mod retention;
 #[cfg(feature = "testing")]
 pub mod testing;
 mod triggers;

@@ -16,21 +16,7 @@ use std::path::Path;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// What retention removed (or would remove) in one project.
-#[derive(Clone, Debug, Default)]
-pub struct Removed {
-    pub project: String,
-    pub jobs: u64,
-    pub events: u64,
-    /// (table, version)
-    pub versions: Vec<(String, u64)>,
-    /// (file id, name)
-    pub files: Vec<(i64, String)>,
-    /// Objects no remaining version or file names.
-    pub objects: Vec<String>,
-    /// Set when versions and files were left alone: a job of the project runs.
-    pub postponed: bool,
-}
+pub use gantry_store::retention::Removed;
 
 /// Applies every project's policy as of `now_ms` to the database at `db`
 /// (which a running Gantry may be using).

@@ -20,6 +20,7 @@ pub mod images;
 mod iron;
 pub mod migrate;
 pub mod model;
+pub mod retention;
 pub mod rules;
 #[cfg(feature = "testing")]
 pub mod testing;
