@@ -186,6 +186,7 @@ fn present(image: &str) -> bool {
 fn cli_with_stdin(g: &Gantry, args: &[&str], input: &str) -> std::process::Output {
     let mut c = Command::new(bin())
         .args(args)
+        .envs(g.vars())
         .env("GANTRY_URL", &g.url)
         .env("GANTRY_HOME", g.home_path())
         .stdin(Stdio::piped())

@@ -63,6 +63,7 @@ async fn metrics_pass_promtool_and_count_jobs_requests_and_queues() {
     // A worker in its own process, serving its own metrics.
     let mut worker = Command::new(bin())
         .args(["worker", "--slots", "2", "--metrics-listen", "127.0.0.1:0"])
+        .envs(g.vars())
         .env("GANTRY_HOME", g.home_path())
         .env("GANTRY_LOG", "info")
         .stdout(Stdio::null())

@@ -276,10 +276,16 @@ impl Gantry {
             .to_string()
     }
 
+    /// The environment every process of this Gantry gets (`GANTRY_DATABASE_URL`, ...).
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.env.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Runs the CLI against this server.
     pub fn cli(&self, args: &[&str]) -> Output {
         Command::new(bin())
             .args(args)
+            .envs(self.vars())
             .env("GANTRY_URL", &self.url)
             .env("GANTRY_HOME", self.home.path())
             .output()
