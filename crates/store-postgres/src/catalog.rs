@@ -102,6 +102,17 @@ pub(crate) async fn apply_table_write(
     w: &TableWrite,
     job: Option<JobId>,
 ) -> Result<TableVersion> {
+    // Writers of one table take turns (whatever their isolation): the next
+    // version is computed from the one before.
+    tx.execute(
+        "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))",
+        &[&format!(
+            "table\u{1f}{}\u{1f}{}",
+            project.as_str(),
+            w.table.as_str()
+        )],
+    )
+    .await?;
     let current = match load_version(tx, project, &w.table, None).await {
         Ok(v) => Some(v),
         Err(Error::NotFound(_)) => None,

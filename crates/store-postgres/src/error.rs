@@ -96,6 +96,15 @@ fn unreachable(e: &tokio_postgres::Error) -> bool {
     }
 }
 
+/// The driver's error with what the server said (its `Display` alone says
+/// only "db error").
+fn describe(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
 impl From<Error> for StoreError {
     fn from(e: Error) -> Self {
         match e {
@@ -109,11 +118,11 @@ impl From<Error> for StoreError {
                 if e.code() == Some(&SqlState::T_R_SERIALIZATION_FAILURE)
                     || e.code() == Some(&SqlState::T_R_DEADLOCK_DETECTED)
                 {
-                    Self::Unavailable(format!("too much contention: {e}"))
+                    Self::Unavailable(format!("too much contention: {}", describe(&e)))
                 } else if unreachable(&e) {
-                    Self::Unavailable(e.to_string())
+                    Self::Unavailable(describe(&e))
                 } else {
-                    Self::Database(e.to_string())
+                    Self::Database(describe(&e))
                 }
             }
         }

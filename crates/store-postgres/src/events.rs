@@ -2,7 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::jobs::{json, num, parse_str};
-use crate::{serializable, PgStore};
+use crate::{locked, PgStore};
 use async_trait::async_trait;
 use gantry_core::events::LogLine;
 use gantry_core::{JobId, ProjectId};
@@ -24,7 +24,7 @@ impl EventStore for PgStore {
             .map(|d| d.as_millis() as i64)
             .unwrap_or(0);
         let (job, attempt, n) = (id.to_string(), i64::from(attempt), lines.len() as i64);
-        serializable!(self, |tx| {
+        locked!(self, |tx| {
             // A log batch need not wait for its fsync (as SQLite's skips it):
             // a database crash may drop the last batch, never a job's state.
             tx.batch_execute("SET LOCAL synchronous_commit = off")

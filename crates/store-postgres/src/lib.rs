@@ -245,14 +245,34 @@ pub fn redact_url(url: &str) -> String {
 #[macro_export]
 #[doc(hidden)]
 macro_rules! serializable {
-    ($store:expr, |$tx:ident| $body:block) => {{
+    ($store:expr, |$tx:ident| $body:block) => {
+        $crate::transaction!($store, Serializable, |$tx| $body)
+    };
+}
+
+/// [`serializable!`] at `READ COMMITTED`, for the queue's hot paths (claims,
+/// attempt ends, heartbeats, events), which take the locks they need
+/// themselves (`FOR UPDATE [SKIP LOCKED]`, advisory locks) so that
+/// concurrent workers pass each other instead of aborting each other.
+#[macro_export]
+#[doc(hidden)]
+macro_rules! locked {
+    ($store:expr, |$tx:ident| $body:block) => {
+        $crate::transaction!($store, ReadCommitted, |$tx| $body)
+    };
+}
+
+#[macro_export]
+#[doc(hidden)]
+macro_rules! transaction {
+    ($store:expr, $level:ident, |$tx:ident| $body:block) => {{
         let mut tries = 0u32;
         loop {
             let result: $crate::error::Result<_> = async {
                 let mut client = $store.client().await?;
                 let $tx = client
                     .build_transaction()
-                    .isolation_level(tokio_postgres::IsolationLevel::Serializable)
+                    .isolation_level(tokio_postgres::IsolationLevel::$level)
                     .start()
                     .await?;
                 let out = $body;

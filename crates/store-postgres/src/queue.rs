@@ -7,7 +7,7 @@ use crate::catalog::{apply_table_write, insert_file};
 use crate::error::Result;
 use crate::jobs::*;
 use crate::workers::tags_and_state;
-use crate::{serializable, PgStore, NOW};
+use crate::{locked, serializable, PgStore, NOW};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use gantry_core::job::Outcome;
@@ -17,29 +17,69 @@ use gantry_store::*;
 use serde_json::Value;
 use std::time::Duration;
 
-/// The due queued jobs to claim next, in order (see SQLite's
-/// `NEXT_CLAIMABLE`, whose rules these are): highest effective priority,
-/// then oldest, skipping jobs held back by a configuration lock, a
-/// concurrency key, their project's `max_running` or the worker's tags;
-/// the second column says whether claiming the job can hold any other back.
-/// Rows other claimers hold are skipped, never waited on.
-const NEXT_CLAIMABLE: &str = "SELECT j.id, j.config_id IS NULL AND j.concurrency_key IS NULL AND NOT EXISTS ( \
-         SELECT 1 FROM projects p WHERE p.id = j.project_id AND p.max_running IS NOT NULL) \
-     FROM jobs j \
-     WHERE j.status = 'queued' AND j.run_after <= gantry_now_ms() \
-     AND (j.config_id IS NULL OR j.concurrency_key IS NOT NULL OR NOT EXISTS ( \
+/// Whether a queued job `j` may run now as far as the jobs running beside
+/// it go (see SQLite's `NEXT_CLAIMABLE`, whose rules these are): its
+/// configuration's lock, its concurrency key's limit, its project's
+/// `max_running`.
+const NOT_HELD_BACK: &str = "(j.config_id IS NULL OR j.concurrency_key IS NOT NULL OR NOT EXISTS ( \
          SELECT 1 FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id AND r.config_id = j.config_id)) \
      AND (j.concurrency_key IS NULL OR ( \
          SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id \
          AND r.concurrency_key = j.concurrency_key) < j.concurrency_limit) \
      AND (NOT EXISTS (SELECT 1 FROM projects p WHERE p.id = j.project_id AND p.max_running IS NOT NULL) OR ( \
          SELECT COUNT(*) FROM jobs r WHERE r.status = 'running' AND r.project_id = j.project_id) < ( \
-         SELECT max_running FROM projects p WHERE p.id = j.project_id)) \
-     AND (CASE WHEN jsonb_typeof(j.worker_tags) = 'array' THEN NOT EXISTS ( \
-         SELECT 1 FROM jsonb_array_elements_text(j.worker_tags) t(v) \
-         WHERE t.v NOT IN (SELECT jsonb_array_elements_text($2::TEXT::JSONB))) ELSE TRUE END) \
-     ORDER BY j.eff_priority DESC, j.run_after, j.id LIMIT $1 \
-     FOR UPDATE OF j SKIP LOCKED";
+         SELECT max_running FROM projects p WHERE p.id = j.project_id))";
+
+/// The due queued jobs to claim next, in order: highest effective
+/// priority, then oldest, skipping jobs held back ([`NOT_HELD_BACK`]) or
+/// whose tags the worker lacks; rows another claimer holds are skipped,
+/// never waited on. Besides the id: whether claiming it can hold any other
+/// back, and the keys it would be held back by (project, configuration,
+/// concurrency key, whether its project is capped).
+fn next_claimable() -> String {
+    format!(
+        "SELECT j.id, j.config_id IS NULL AND j.concurrency_key IS NULL AND NOT EXISTS ( \
+             SELECT 1 FROM projects p WHERE p.id = j.project_id AND p.max_running IS NOT NULL), \
+             j.project_id, j.config_id, j.concurrency_key, \
+             EXISTS (SELECT 1 FROM projects p WHERE p.id = j.project_id AND p.max_running IS NOT NULL) \
+         FROM jobs j \
+         WHERE j.status = 'queued' AND j.run_after <= gantry_now_ms() AND {NOT_HELD_BACK} \
+         AND (CASE WHEN jsonb_typeof(j.worker_tags) = 'array' THEN NOT EXISTS ( \
+             SELECT 1 FROM jsonb_array_elements_text(j.worker_tags) t(v) \
+             WHERE t.v NOT IN (SELECT jsonb_array_elements_text($2::TEXT::JSONB))) ELSE TRUE END) \
+         ORDER BY j.eff_priority DESC, j.run_after, j.id LIMIT $1 \
+         FOR UPDATE OF j SKIP LOCKED"
+    )
+}
+
+/// A candidate of [`next_claimable`].
+struct Candidate {
+    id: String,
+    free: bool,
+    project: String,
+    config: Option<String>,
+    key: Option<String>,
+    capped: bool,
+}
+
+impl Candidate {
+    /// The advisory locks under which claiming it is decided: claimers of
+    /// jobs that can hold each other back take them in turn (and pass over
+    /// a job whose lock another claimer holds), so the count each one reads
+    /// includes the others' claims.
+    fn locks(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        match (&self.config, &self.key) {
+            (_, Some(k)) => out.push(format!("key\u{1f}{}\u{1f}{k}", self.project)),
+            (Some(c), None) => out.push(format!("config\u{1f}{}\u{1f}{c}", self.project)),
+            (None, None) => {}
+        }
+        if self.capped {
+            out.push(format!("cap\u{1f}{}", self.project));
+        }
+        out
+    }
+}
 
 /// Takes back one job whose attempt was lost (inside the caller's
 /// transaction): the attempt is `lost`; the job queued again or ended per
@@ -116,7 +156,7 @@ impl PgStore {
         let sql = format!(
             "SELECT id FROM jobs WHERE status = 'running' AND {condition} FOR UPDATE SKIP LOCKED"
         );
-        let taken = serializable!(self, |tx| {
+        let taken = locked!(self, |tx| {
             let rows = match arg {
                 Some(a) => tx.query(&sql, &[&a]).await?,
                 None => tx.query(&sql, &[]).await?,
@@ -205,7 +245,7 @@ async fn claimed(
 impl QueueStore for PgStore {
     async fn enqueue(&self, job: NewJob) -> gantry_store::Result<Job> {
         let id = JobId::new();
-        let job = serializable!(self, |tx| {
+        let job = locked!(self, |tx| {
             insert_job(&tx, &id, &job).await?;
             let mut job = load_job(&tx, None, id).await?;
             fill_waiting(&tx, &mut job).await?;
@@ -217,7 +257,7 @@ impl QueueStore for PgStore {
 
     async fn enqueue_batch(&self, jobs: Vec<NewJob>) -> gantry_store::Result<Vec<JobId>> {
         let ids: Vec<JobId> = jobs.iter().map(|_| JobId::new()).collect();
-        serializable!(self, |tx| {
+        locked!(self, |tx| {
             for (id, job) in ids.iter().zip(&jobs) {
                 insert_job(&tx, id, job).await?;
             }
@@ -301,7 +341,7 @@ impl QueueStore for PgStore {
         lease: Duration,
     ) -> gantry_store::Result<Claim> {
         let lease_ms = lease.as_millis() as i64;
-        let claim = serializable!(self, |tx| {
+        let claim = locked!(self, |tx| {
             let mut jobs = Vec::with_capacity(max);
             // A drained worker claims nothing; a worker's tags (none for one
             // that never registered) pick the jobs it may take.
@@ -312,8 +352,16 @@ impl QueueStore for PgStore {
                 max
             };
             let mut numbers = std::collections::HashMap::new();
-            let mut next: std::collections::VecDeque<(String, bool)> = Default::default();
-            let pick = tx.prepare_cached(NEXT_CLAIMABLE).await?;
+            let mut next: std::collections::VecDeque<Candidate> = Default::default();
+            let pick = tx.prepare_cached(&next_claimable()).await?;
+            let lock = tx
+                .prepare_cached("SELECT pg_try_advisory_xact_lock(hashtextextended($1, 0))")
+                .await?;
+            let still = tx
+                .prepare_cached(&format!(
+                    "SELECT EXISTS (SELECT 1 FROM jobs j WHERE j.id = $1 AND j.status = 'queued' AND {NOT_HELD_BACK})"
+                ))
+                .await?;
             let take = tx
                 .prepare_cached(&format!(
                     "UPDATE jobs SET status = 'running', attempt = attempt + 1, worker_id = $2, \
@@ -326,25 +374,58 @@ impl QueueStore for PgStore {
                      VALUES ($1, $2, $3, 'running', {NOW})"
                 ))
                 .await?;
+            let mut passed: std::collections::HashSet<String> = Default::default();
             while jobs.len() < max {
                 if next.is_empty() {
                     next = tx
-                        .query(&pick, &[&((max - jobs.len()) as i64), &tags])
+                        .query(&pick, &[&((max - jobs.len() + passed.len()) as i64), &tags])
                         .await?
                         .iter()
-                        .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                        .collect::<Result<_>>()?;
+                        .map(|r| {
+                            Ok(Candidate {
+                                id: r.try_get(0)?,
+                                free: r.try_get(1)?,
+                                project: r.try_get(2)?,
+                                config: r.try_get(3)?,
+                                key: r.try_get(4)?,
+                                capped: r.try_get(5)?,
+                            })
+                        })
+                        .collect::<Result<std::collections::VecDeque<_>>>()?
+                        .into_iter()
+                        .filter(|c| !passed.contains(&c.id))
+                        .collect();
+                    if next.is_empty() {
+                        break;
+                    }
                 }
-                let Some((id, free)) = next.pop_front() else {
-                    break;
-                };
-                if !free {
-                    // Claiming it may hold back those listed after it.
+                let Some(c) = next.pop_front() else { break };
+                if !c.free {
+                    // Decided under its locks, with what other claimers did
+                    // committed; one whose lock another claimer holds waits
+                    // for the next claim.
+                    let mut ours = true;
+                    for l in c.locks() {
+                        if !tx.query_one(&lock, &[&l]).await?.try_get::<_, bool>(0)? {
+                            ours = false;
+                            break;
+                        }
+                    }
+                    let ok = ours
+                        && tx
+                            .query_one(&still, &[&c.id])
+                            .await?
+                            .try_get::<_, bool>(0)?;
+                    // Claiming it (or not) may change what comes after it.
                     next.clear();
+                    if !ok {
+                        passed.insert(c.id);
+                        continue;
+                    }
                 }
-                let row = tx.query_one(&take, &[&id, &worker, &lease_ms]).await?;
+                let row = tx.query_one(&take, &[&c.id, &worker, &lease_ms]).await?;
                 let job = job_from_row(&row)?;
-                tx.execute(&attempt, &[&id, &i64::from(job.attempt), &worker])
+                tx.execute(&attempt, &[&c.id, &i64::from(job.attempt), &worker])
                     .await?;
                 jobs.push(claimed(&tx, job, &mut numbers).await?);
             }
@@ -375,12 +456,12 @@ impl QueueStore for PgStore {
             "UPDATE jobs SET eff_priority = {aged} WHERE status = 'queued' AND eff_priority < 2 \
              AND run_after <= {NOW} - {AGING_STEP_MS} AND {aged} > eff_priority"
         );
-        Ok(serializable!(self, |tx| { tx.execute(&sql, &[]).await? })?)
+        Ok(locked!(self, |tx| { tx.execute(&sql, &[]).await? })?)
     }
 
     async fn heartbeat(&self, worker: &str, lease: Duration) -> gantry_store::Result<Vec<JobId>> {
         let lease_ms = lease.as_millis() as i64;
-        Ok(serializable!(self, |tx| {
+        Ok(locked!(self, |tx| {
             let renew = tx
                 .prepare_cached(&format!(
                     "UPDATE jobs SET lease_expires = {NOW} + $2 WHERE status = 'running' AND worker_id = $1 \
@@ -405,7 +486,7 @@ impl QueueStore for PgStore {
     ) -> gantry_store::Result<()> {
         let limits = info.limits.as_ref().map(|l| l.to_string());
         let (id, attempt) = (id.to_string(), i64::from(attempt));
-        Ok(serializable!(self, |tx| {
+        Ok(locked!(self, |tx| {
             tx.execute(
                 "UPDATE jobs SET image_digest = COALESCE($3, image_digest), limits = COALESCE($4, limits) \
                  WHERE id = $1 AND attempt = $2",
@@ -431,7 +512,7 @@ impl QueueStore for PgStore {
     ) -> gantry_store::Result<Finish> {
         let new_state = new_state.map(|s| s.to_string());
         let (job_id, number) = (id.to_string(), i64::from(attempt));
-        let finish = serializable!(self, |tx| {
+        let finish = locked!(self, |tx| {
             let fence = tx
                 .prepare_cached(
                     "SELECT failures, max_attempts, backoff_ms, config_id, project_id, \
@@ -548,7 +629,7 @@ impl QueueStore for PgStore {
 
     async fn hand_back(&self, id: JobId, attempt: u32, worker: &str) -> gantry_store::Result<()> {
         let (job_id, number) = (id.to_string(), i64::from(attempt));
-        let n = serializable!(self, |tx| {
+        let n = locked!(self, |tx| {
             let n = tx
                 .execute(
                     &format!(
