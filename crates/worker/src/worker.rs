@@ -422,7 +422,20 @@ impl Worker {
             // Before renewing leases: attempts given up on go back first.
             self.settle_owed().await;
             let asked = tokio::time::Instant::now();
-            match self.store.heartbeat(&self.cfg.id, self.cfg.lease).await {
+            // A database that hangs counts as one that refuses: a renewal
+            // must answer within a heartbeat for the fence to be in time.
+            let beat_limit = self.cfg.heartbeat.max(Duration::from_secs(1));
+            let renewal = tokio::time::timeout(
+                beat_limit,
+                self.store.heartbeat(&self.cfg.id, self.cfg.lease),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(gantry_store::StoreError::Unavailable(format!(
+                    "no answer within {beat_limit:?}"
+                )))
+            });
+            match renewal {
                 Ok(cancels) => {
                     renewed = asked;
                     if self.fenced.swap(false, Ordering::Relaxed) {
