@@ -4,8 +4,12 @@
 -- exactly as written (key order included), cast to jsonb where a query
 -- looks inside.
 
-CREATE FUNCTION gantry_now_ms() RETURNS BIGINT LANGUAGE sql VOLATILE AS
-$$ SELECT (extract(epoch FROM clock_timestamp()) * 1000)::BIGINT $$;
+-- When the current statement started: one value per statement (as
+-- SQLite's clock is read per statement), so that the planner may use it as
+-- an index bound (a volatile clock would be read row by row, and a query
+-- such as "the next due time of the queue" would scan every queued job).
+CREATE FUNCTION gantry_now_ms() RETURNS BIGINT LANGUAGE sql STABLE AS
+$$ SELECT (extract(epoch FROM statement_timestamp()) * 1000)::BIGINT $$;
 
 CREATE TABLE projects (
     id TEXT PRIMARY KEY,

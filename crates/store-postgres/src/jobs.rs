@@ -48,7 +48,7 @@ pub(crate) fn job_error(kind: Option<String>, message: Option<String>) -> Result
     }
 }
 
-/// The database's clock now, in ms.
+/// The database's clock now (when this statement started), in ms.
 pub(crate) async fn now(c: &impl GenericClient) -> Result<i64> {
     Ok(c.query_one(&format!("SELECT {NOW}"), &[]).await?.get(0))
 }
@@ -106,33 +106,89 @@ const INSERT_JOB: &str = "INSERT INTO jobs (id, project_id, config_id, status, s
 /// transaction). Announcing `Enqueued` after the commit is the caller's.
 pub(crate) async fn insert_job(c: &impl GenericClient, id: &JobId, job: &NewJob) -> Result<()> {
     let stmt = c.prepare_cached(INSERT_JOB).await?;
-    c.execute(
-        &stmt,
-        &[
-            &id.to_string(),
-            &job.project.as_str(),
-            &job.config_id.as_ref().map(|c| c.as_str()),
-            &job.spec.to_string(),
-            &i64::from(job.max_attempts),
-            &(job.backoff.as_millis() as i64),
-            &i64::from(job.priority),
-            &job.concurrency.as_ref().map(|(k, _)| k.as_str()),
-            &job.concurrency.as_ref().map(|(_, l)| i64::from(*l)),
-            &(job.delay.as_millis() as i64),
-            &job.run_at,
-            &job.trigger
-                .as_ref()
-                .and_then(|t| serde_json::to_string(t).ok()),
-            &job.trigger
-                .as_ref()
-                .and_then(Trigger::schedule_id)
-                .map(|i| i.to_string()),
-            &job.token_id.as_deref(),
-            &job.token_desc.as_deref(),
-        ],
-    )
-    .await?;
+    c.execute(&stmt, &job_params(id, job).as_params()).await?;
     Ok(())
+}
+
+/// [`insert_job`], answering the job as stored (without its attempts).
+pub(crate) async fn insert_job_returning(
+    c: &impl GenericClient,
+    id: &JobId,
+    job: &NewJob,
+) -> Result<Job> {
+    let stmt = c
+        .prepare_cached(&format!("{INSERT_JOB} RETURNING {JOB_COLS}"))
+        .await?;
+    let row = c.query_one(&stmt, &job_params(id, job).as_params()).await?;
+    job_from_row(&row)
+}
+
+/// The parameters of [`INSERT_JOB`], owned.
+struct JobParams {
+    id: String,
+    project: String,
+    config: Option<String>,
+    spec: String,
+    max_attempts: i64,
+    backoff_ms: i64,
+    priority: i64,
+    key: Option<String>,
+    limit: Option<i64>,
+    delay_ms: i64,
+    run_at: Option<i64>,
+    trigger: Option<String>,
+    schedule: Option<String>,
+    token_id: Option<String>,
+    token_desc: Option<String>,
+}
+
+impl JobParams {
+    fn as_params(&self) -> [&(dyn tokio_postgres::types::ToSql + Sync); 15] {
+        [
+            &self.id,
+            &self.project,
+            &self.config,
+            &self.spec,
+            &self.max_attempts,
+            &self.backoff_ms,
+            &self.priority,
+            &self.key,
+            &self.limit,
+            &self.delay_ms,
+            &self.run_at,
+            &self.trigger,
+            &self.schedule,
+            &self.token_id,
+            &self.token_desc,
+        ]
+    }
+}
+
+fn job_params(id: &JobId, job: &NewJob) -> JobParams {
+    JobParams {
+        id: id.to_string(),
+        project: job.project.as_str().to_string(),
+        config: job.config_id.as_ref().map(|c| c.as_str().to_string()),
+        spec: job.spec.to_string(),
+        max_attempts: i64::from(job.max_attempts),
+        backoff_ms: job.backoff.as_millis() as i64,
+        priority: i64::from(job.priority),
+        key: job.concurrency.as_ref().map(|(k, _)| k.clone()),
+        limit: job.concurrency.as_ref().map(|(_, l)| i64::from(*l)),
+        delay_ms: job.delay.as_millis() as i64,
+        run_at: job.run_at,
+        trigger: job
+            .trigger
+            .as_ref()
+            .and_then(|t| serde_json::to_string(t).ok()),
+        schedule: job
+            .trigger
+            .as_ref()
+            .and_then(Trigger::schedule_id)
+            .map(|i| i.to_string()),
+        token_id: job.token_id.clone(),
+        token_desc: job.token_desc.clone(),
+    }
 }
 
 /// A job without its attempts (`project: None` finds it in any project).
@@ -237,16 +293,23 @@ pub(crate) async fn waiting_reason(c: &impl GenericClient, job: &Job) -> Result<
         }
         (None, None) => {}
     }
+    // Running jobs are counted only for a capped project.
     let cap = c
         .query_opt(
-            "SELECT max_running, (SELECT COUNT(*) FROM jobs WHERE status = 'running' AND project_id = $1) \
-             FROM projects WHERE id = $1",
+            "SELECT max_running FROM projects WHERE id = $1 AND max_running IS NOT NULL",
             &[&job.project.as_str()],
         )
         .await?;
     if let Some(r) = cap {
-        let (limit, n): (Option<i64>, i64) = (r.try_get(0)?, r.try_get(1)?);
-        if let Some(limit) = limit {
+        let limit: i64 = r.try_get(0)?;
+        let n: i64 = c
+            .query_one(
+                "SELECT COUNT(*) FROM jobs WHERE status = 'running' AND project_id = $1",
+                &[&job.project.as_str()],
+            )
+            .await?
+            .try_get(0)?;
+        {
             if n >= limit {
                 return Ok(Some(Waiting::ProjectLimit {
                     project: job.project.clone(),
@@ -267,6 +330,9 @@ pub(crate) async fn fill_waiting(c: &impl GenericClient, job: &mut Job) -> Resul
 
 /// A queued job that asks for tags no live, active worker has all of.
 async fn no_worker_for(c: &impl GenericClient, job: &Job) -> Result<Option<Waiting>> {
+    if job.spec.get("worker_tags").is_none() {
+        return Ok(None);
+    }
     let asked: Option<Value> = c
         .query_opt(
             "SELECT worker_tags FROM jobs WHERE id = $1",

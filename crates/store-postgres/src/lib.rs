@@ -51,8 +51,8 @@ use std::str::FromStr;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 
-/// The database's clock, in milliseconds since the epoch (a function the
-/// first migration creates).
+/// The database's clock, in milliseconds since the epoch, as of the start
+/// of the statement (a function the first migration creates).
 pub(crate) const NOW: &str = "gantry_now_ms()";
 
 /// The schema, one `.sql` file per step; the table `gantry_schema` records

@@ -246,8 +246,7 @@ impl QueueStore for PgStore {
     async fn enqueue(&self, job: NewJob) -> gantry_store::Result<Job> {
         let id = JobId::new();
         let job = locked!(self, |tx| {
-            insert_job(&tx, &id, &job).await?;
-            let mut job = load_job(&tx, None, id).await?;
+            let mut job = insert_job_returning(&tx, &id, &job).await?;
             fill_waiting(&tx, &mut job).await?;
             job
         })?;
