@@ -54,11 +54,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(receive).layer(DefaultBodyLimit::disable()))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use gantry_core::time::now_ms;
 
 fn new_secret() -> String {
     let mut raw = [0u8; 24];

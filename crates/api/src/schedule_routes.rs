@@ -25,11 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resume))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use gantry_core::time::now_ms;
 
 pub(crate) fn schedule_id(s: &str) -> Result<ScheduleId, ApiError> {
     s.parse().map_err(|_| {

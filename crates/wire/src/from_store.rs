@@ -10,11 +10,7 @@ use gantry_store::{
     Waiting,
 };
 
-/// A time on the wire: RFC 3339 in UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
+use gantry_core::time::rfc3339;
 
 pub fn notification_view(n: gantry_store::NotificationView) -> NotificationView {
     NotificationView {

@@ -18,7 +18,9 @@ pub use admin::*;
 pub use catalog::*;
 pub use configs::*;
 #[cfg(feature = "store")]
-pub use from_store::{notification_view, project_view, rfc3339, trigger_view, waiting_text};
+pub use from_store::{notification_view, project_view, trigger_view, waiting_text};
+/// A time on the wire: RFC 3339 in UTC with milliseconds.
+pub use gantry_core::time::rfc3339;
 pub use ids::*;
 pub use jobs::*;
 

@@ -443,10 +443,7 @@ impl Worker {
         loop {
             let work = async {
                 images.keep_warm().await;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                images.collect_garbage(now).await;
+                images.collect_garbage(gantry_core::time::now_ms()).await;
             };
             tokio::select! {
                 _ = stop.cancelled() => return,
