@@ -40,7 +40,7 @@ pub fn s(v: &Value) -> String {
     }
 }
 
-fn or_dash(v: Option<impl ToString>) -> String {
+pub fn or_dash(v: Option<impl ToString>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
