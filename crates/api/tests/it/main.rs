@@ -655,10 +655,10 @@ fn check_schema(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<
         Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    if !types.is_empty()
-        && !types.contains(&kind)
-        && !(kind == "integer" && types.contains(&"number"))
-    {
+    let fits = types.is_empty()
+        || types.contains(&kind)
+        || (kind == "integer" && types.contains(&"number"));
+    if !fits {
         return Err(format!(
             "{at}: {value} is {kind}, the schema says {types:?}"
         ));
