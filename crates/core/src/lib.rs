@@ -5,6 +5,7 @@
 //! [`time::now_ms`] (everything else takes the time callers pass in). Everything here is unit-testable in memory.
 #![forbid(unsafe_code)]
 
+pub mod applied;
 pub mod events;
 pub mod ids;
 pub mod image_source;

@@ -543,7 +543,7 @@ impl Worker {
                 };
                 let info = AttemptInfo {
                     image_digest: report.image_digest.clone(),
-                    limits: Some(report.limits.clone()),
+                    limits: report.limits.clone(),
                 };
                 if let Err(e) = self.store.record_attempt(id, attempt, &info).await {
                     tracing::warn!(job = %id, error = %e, "cannot record attempt details");
@@ -991,7 +991,7 @@ fn finished(outcome: Outcome) -> AttemptEnd {
     AttemptEnd::Finished(crate::attempt::AttemptReport {
         outcome,
         image_digest: None,
-        limits: serde_json::Value::Null,
+        limits: None,
         new_state: None,
     })
 }
