@@ -17,7 +17,9 @@ pub mod spec;
 pub mod time;
 pub mod units;
 
-pub use ids::{ConfigId, JobId, PipelineId, ProjectId, ScheduleId, TableId};
+pub use ids::{
+    ConfigId, FileId, JobId, PipelineId, ProjectId, ScheduleId, TableId, TokenId, WorkerId,
+};
 pub use job::{ErrorKind, JobError, JobStatus};
 pub use spec::{Limits, Network, PullPolicy, Spec, SpecError};
 

@@ -203,7 +203,7 @@ impl From<TableVersion> for VersionView {
 impl From<FileInfo> for FileView {
     fn from(f: FileInfo) -> Self {
         Self {
-            id: f.id,
+            id: gantry_core::FileId(f.id),
             project: f.project.to_string(),
             name: f.name,
             tags: f.tags,
@@ -227,17 +227,35 @@ pub fn project_view(p: Project, default_import_max: u64) -> ProjectView {
     }
 }
 
-impl From<TokenInfo> for TokenView {
-    fn from(t: TokenInfo) -> Self {
-        Self {
-            id: t.id,
+/// Fails only if the store holds a public id that is not one.
+impl TryFrom<TokenInfo> for TokenView {
+    type Error = String;
+    fn try_from(t: TokenInfo) -> Result<Self, String> {
+        Ok(Self {
+            id: t.id.parse()?,
             project: t.project.to_string(),
             admin: t.admin,
             description: t.description,
             created_at: rfc3339(t.created_at),
             token: None,
-        }
+        })
     }
+}
+
+/// A worker as the fleet sees it; fails only if the store holds a worker
+/// id that is not one.
+pub fn worker_view(w: &gantry_store::WorkerInfo) -> Result<crate::WorkerView, String> {
+    Ok(crate::WorkerView {
+        id: w.id.parse()?,
+        host: w.host.clone(),
+        version: w.version.clone(),
+        tags: w.tags.clone(),
+        slots: w.slots,
+        running: w.running,
+        state: w.state.as_str().to_string(),
+        started_at: rfc3339(w.started_at),
+        last_heartbeat: rfc3339(w.last_seen),
+    })
 }
 
 /// How many upcoming fire times a schedule shows.

@@ -21,7 +21,7 @@ pub use configs::*;
 #[cfg(feature = "store")]
 pub use from_store::{
     hook_view, notification_view, pipeline_run_view, pipeline_view, project_view, schedule_view,
-    trigger_view, waiting_text,
+    trigger_view, waiting_text, worker_view,
 };
 /// A time on the wire: RFC 3339 in UTC with milliseconds.
 pub use gantry_core::time::rfc3339;

@@ -686,7 +686,7 @@ pub async fn download(
 ) -> Result<Response, UiError> {
     let f = s
         .store
-        .get_file(&session.principal.project, file_id(&id)?)
+        .get_file(&session.principal.project, file_id(&id)?.get())
         .await?;
     let stream = s
         .storage

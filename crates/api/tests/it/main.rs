@@ -917,3 +917,57 @@ async fn trigger_answers_fit_their_documented_schemas() {
         json!({"pipeline_run": made["pipeline_run"], "replay": true})
     );
 }
+
+/// Token, file and worker ids are typed at the edge: the answers carry
+/// them in their documented forms, and an id that cannot be one answers
+/// 404 like an unknown one.
+#[tokio::test]
+async fn token_file_and_worker_ids_are_typed_at_the_edge() {
+    let a = api().await;
+    let doc = serde_json::to_value(gantry_api::openapi()).expect("json");
+    let (st, list) = a
+        .call(Method::GET, "/v1/tokens", Some(&a.admin), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    assert_documented(&doc, "get", "/v1/tokens", st, &list);
+    let typed: gantry_wire::TokenList = serde_json::from_value(list.clone()).expect("typed");
+    let id = typed.tokens[0].id.clone();
+    assert_eq!(id.as_str().len(), gantry_core::TokenId::LEN);
+    let (st, workers) = a
+        .call(Method::GET, "/v1/workers", Some(&a.admin), None)
+        .await;
+    assert_documented(&doc, "get", "/v1/workers", st, &workers);
+    for (method, uri) in [
+        (Method::DELETE, "/v1/tokens/not-a-token"),
+        (Method::DELETE, "/v1/tokens/0123456789ab"),
+        (Method::POST, "/v1/workers/a%20b/drain"),
+        (Method::POST, "/v1/workers/nobody/drain"),
+        (Method::GET, "/v1/files/x"),
+        (Method::GET, "/v1/files/999"),
+    ] {
+        let (st, body) = a.call(method.clone(), uri, Some(&a.admin), None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{method} {uri}: {body}");
+        assert_eq!(code(&body), "not_found");
+    }
+    // An upper-case public id names the same token.
+    let (st, made) = a
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            Some(&a.admin),
+            Some(json!({"project": "default", "description": "ci"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    assert_documented(&doc, "post", "/v1/tokens", st, &made);
+    let upper = made["id"].as_str().expect("id").to_ascii_uppercase();
+    let (st, body) = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/tokens/{upper}"),
+            Some(&a.admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
+}
