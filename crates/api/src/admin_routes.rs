@@ -2,7 +2,7 @@
 //! their own project and nothing else here.
 
 use crate::auth::Auth;
-use crate::doc::{ErrorBody, ProjectParam};
+use crate::doc::{ErrorBody, ProjectParam, TokenIdParam};
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
 use crate::ApiError;
@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use gantry_core::spec::Loosening;
-use gantry_core::ProjectId;
+use gantry_core::{ProjectId, TokenId};
 use gantry_store::{Principal, Project, Retention, TokenInfo};
 use gantry_wire::{ProjectList, ProjectView, TokenList, TokenView};
 use serde::Deserialize;
@@ -43,8 +43,8 @@ fn project_view(p: Project) -> ProjectView {
     gantry_wire::project_view(p, gantry_storage::DEFAULT_IMPORT_MAX_BYTES)
 }
 
-fn token_view(t: TokenInfo) -> TokenView {
-    t.into()
+fn token_view(t: TokenInfo) -> Result<TokenView, ApiError> {
+    t.try_into().map_err(ApiError::internal)
 }
 
 #[utoipa::path(get, path = "/v1/projects", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "all projects", body = ProjectList), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
@@ -191,7 +191,7 @@ async fn list_tokens(
         .await?
         .into_iter()
         .map(token_view)
-        .collect();
+        .collect::<Result<_, _>>()?;
     Ok(Json(TokenList { tokens }))
 }
 
@@ -220,17 +220,21 @@ async fn create_token(
         .control()
         .create_token(&p, &project, body.admin, &body.description)
         .await?;
-    let mut view = token_view(token.info);
+    let mut view = token_view(token.info)?;
     view.token = Some(token.secret);
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "admin", security(("bearer" = [])), params(("id" = String, Path, description = "the token's public id")), responses((status = 204, description = "revoked"), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such token", body = ErrorBody)))]
+#[utoipa::path(delete, path = "/v1/tokens/{id}", tag = "admin", security(("bearer" = [])), params(("id" = TokenIdParam, Path, description = "the token's public id")), responses((status = 204, description = "revoked"), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such token", body = ErrorBody)))]
 async fn revoke_token(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<StatusCode, ApiError> {
-    s.control().revoke_token(&p, &id).await?;
+    // An id that cannot name a token names none (as the store would say).
+    let id: TokenId = id
+        .parse()
+        .map_err(|_| ApiError::not_found(format!("token '{id}'")))?;
+    s.control().revoke_token(&p, id.as_str()).await?;
     Ok(StatusCode::NO_CONTENT)
 }

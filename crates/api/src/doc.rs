@@ -6,6 +6,7 @@
 
 pub use gantry_wire::{
     ErrorBody, ErrorDetail, JobIdParam, LooseningName, NameParam, ProjectParam, TableParam,
+    TokenIdParam, WorkerIdParam,
 };
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -27,6 +28,8 @@ use utoipa::{Modify, OpenApi};
         NameParam,
         ProjectParam,
         TableParam,
+        TokenIdParam,
+        WorkerIdParam,
         LooseningName
     ))
 )]

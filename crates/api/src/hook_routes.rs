@@ -14,7 +14,7 @@ use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
-use crate::views::rfc3339;
+use crate::views::{rfc3339, DeliveryAnswer, HookList, HookView};
 use crate::ApiError;
 use axum::body::{to_bytes, Body};
 use axum::extract::{DefaultBodyLimit, State};
@@ -54,11 +54,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(receive).layer(DefaultBodyLimit::disable()))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use gantry_core::time::now_ms;
 
 fn new_secret() -> String {
     let mut raw = [0u8; 24];
@@ -69,19 +65,8 @@ fn new_secret() -> String {
     )
 }
 
-fn view(h: &HookRow) -> Value {
-    json!({
-        "id": h.id,
-        "project": h.project,
-        "config": h.config_id,
-        "pipeline": h.pipeline_id,
-        "url": format!("/v1/hooks/{}", h.id),
-        "auth": h.auth,
-        "max_body": h.max_body,
-        "rate_limit": h.rate_per_min,
-        "old_secret_valid_until": h.old_until.filter(|u| *u > now_ms()).map(rfc3339),
-        "created_at": rfc3339(h.created_at),
-    })
+fn view(h: &HookRow) -> HookView {
+    crate::views::hook_view(h, now_ms())
 }
 
 #[derive(Deserialize, utoipa::ToSchema)]
@@ -101,12 +86,12 @@ struct NewHook {
     rate_limit: Option<u32>,
 }
 
-#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = NewHook, responses((status = 201, description = "made; `secret` shown this once", body = Object), (status = 400, description = "invalid webhook", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "its configuration or pipeline is not in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])), request_body = NewHook, responses((status = 201, description = "made; `secret` shown this once", body = HookView), (status = 400, description = "invalid webhook", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "its configuration or pipeline is not in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewHook>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<HookView>), ApiError> {
     let (config, pipeline) = match (&body.config, &body.pipeline) {
         (Some(c), None) => {
             let c: ConfigId = c
@@ -184,25 +169,25 @@ async fn create(
     let mut v = view(&hook);
     if auth == "signature" {
         // Shown here only; stored sealed.
-        v["secret"] = json!(secret);
+        v.secret = Some(secret);
     }
     Ok((StatusCode::CREATED, Json(v)))
 }
 
-#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])), responses((status = 200, description = "the webhooks (no secrets)", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
-async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/webhooks", tag = "webhooks", security(("bearer" = [])), responses((status = 200, description = "the webhooks (no secrets)", body = HookList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<HookList>, ApiError> {
     let hooks = s.store.list_hooks(&p.project).await?;
-    Ok(Json(
-        json!({"webhooks": hooks.iter().map(view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(HookList {
+        webhooks: hooks.iter().map(view).collect(),
+    }))
 }
 
-#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), responses((status = 200, description = "the webhook", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/webhooks/{id}", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), responses((status = 200, description = "the webhook", body = HookView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody)))]
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HookView>, ApiError> {
     Ok(Json(view(&s.store.get_hook(Some(&p.project), &id).await?)))
 }
 
@@ -228,13 +213,13 @@ struct Rotate {
     grace: Option<String>,
 }
 
-#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), request_body = Rotate, responses((status = 200, description = "a new secret, shown this once", body = Object), (status = 400, description = "invalid id or grace", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/webhooks/{id}/rotate", tag = "webhooks", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the webhook's id")), request_body = Rotate, responses((status = 200, description = "a new secret, shown this once", body = HookView), (status = 400, description = "invalid id or grace", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such webhook in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn rotate(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Rotate>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<HookView>, ApiError> {
     let grace = match body.grace.as_deref() {
         Some(g) => gantry_core::units::parse_duration(g)
             .map_err(|e| ApiError::invalid(format!("grace: {e}")))?,
@@ -249,7 +234,7 @@ async fn rotate(
         .rotate_hook(&p.project, &id, &s.vault.seal(&secret), grace)
         .await?;
     let mut v = view(&hook);
-    v["secret"] = json!(secret);
+    v.secret = Some(secret);
     Ok(Json(v))
 }
 
@@ -378,7 +363,7 @@ fn kept_headers(h: &HeaderMap) -> Map<String, Value> {
     out
 }
 
-#[utoipa::path(post, path = "/v1/hooks/{id}", tag = "webhooks", params(("id" = NameParam, Path, description = "the webhook's id")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "any payload, kept as the delivery's body"), responses((status = 202, description = "a job or pipeline run was made", body = Object), (status = 200, description = "a replay: what the delivery made before", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "unsigned, badly signed or an old timestamp", body = ErrorBody), (status = 404, description = "no such webhook", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 429, description = "over its rate limit", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/hooks/{id}", tag = "webhooks", params(("id" = NameParam, Path, description = "the webhook's id")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "any payload, kept as the delivery's body"), responses((status = 202, description = "a job or pipeline run was made", body = DeliveryAnswer), (status = 200, description = "a replay: what the delivery made before", body = DeliveryAnswer), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "unsigned, badly signed or an old timestamp", body = ErrorBody), (status = 404, description = "no such webhook", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 429, description = "over its rate limit", body = ErrorBody)))]
 async fn receive(
     State(s): State<AppState>,
     ApiPath(id): ApiPath<String>,
@@ -466,25 +451,35 @@ async fn receive(
         .await?
     {
         Delivered::New(id, kind) => {
-            let key = match kind {
-                DeliveredKind::Job => "job",
-                DeliveredKind::Run => "pipeline_run",
-            };
-            Ok((
-                StatusCode::ACCEPTED,
-                Json(json!({key: id, "delivery": delivery, "replay": false})),
-            )
-                .into_response())
+            let mut answer = made(kind, id);
+            answer.delivery = Some(delivery);
+            Ok((StatusCode::ACCEPTED, Json(answer)).into_response())
         }
         Delivered::Replay(made) => Ok(replayed(&hook, made)),
     }
 }
 
-fn replayed(hook: &HookRow, made: String) -> Response {
-    let key = if hook.pipeline_id.is_some() {
-        "pipeline_run"
-    } else {
-        "job"
+/// What a delivery made, without its delivery id.
+fn made(kind: DeliveredKind, id: String) -> DeliveryAnswer {
+    let (job, pipeline_run) = match kind {
+        DeliveredKind::Job => (Some(id), None),
+        DeliveredKind::Run => (None, Some(id)),
     };
-    (StatusCode::OK, Json(json!({key: made, "replay": true}))).into_response()
+    DeliveryAnswer {
+        job,
+        pipeline_run,
+        delivery: None,
+        replay: false,
+    }
+}
+
+fn replayed(hook: &HookRow, before: String) -> Response {
+    let kind = if hook.pipeline_id.is_some() {
+        DeliveredKind::Run
+    } else {
+        DeliveredKind::Job
+    };
+    let mut answer = made(kind, before);
+    answer.replay = true;
+    (StatusCode::OK, Json(answer)).into_response()
 }

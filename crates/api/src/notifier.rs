@@ -188,10 +188,7 @@ async fn attempt(
         .build()
         .map_err(|e| (e.to_string(), true))?;
     let id = format!("ntf_{}", n.id);
-    let ts = (std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs()))
-    .to_string();
+    let ts = (gantry_core::time::now_ms() / 1000).to_string();
     let mut req = client
         .post(url)
         .header("content-type", "application/json")

@@ -5,7 +5,7 @@ use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
-use crate::views::rfc3339;
+use crate::views::{PipelineList, PipelineRunList, PipelineRunView, PipelineView};
 use crate::ApiError;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -38,48 +38,12 @@ pub(crate) fn pipeline_id(s: &str) -> Result<PipelineId, ApiError> {
     })
 }
 
-pub(crate) fn view(p: PipelineRow) -> Value {
-    json!({
-        "id": p.id,
-        "project": p.project,
-        "phases": p.doc["phases"],
-        "version": p.version,
-        "created_at": rfc3339(p.created_at),
-        "updated_at": rfc3339(p.updated_at),
-    })
+pub(crate) fn view(p: PipelineRow) -> Result<PipelineView, ApiError> {
+    crate::views::pipeline_view(p).map_err(ApiError::internal)
 }
 
-pub fn run_view(r: PipelineRun) -> Value {
-    let tasks: Vec<Value> = r
-        .tasks
-        .iter()
-        .map(|t| {
-            json!({
-                "phase": t.phase,
-                "task": t.task,
-                "config": t.config_id,
-                "continue_on_failure": t.continue_on_failure,
-                "status": t.status,
-                "job": t.job_id.map(|j| j.to_string()),
-                "error": t.error,
-            })
-        })
-        .collect();
-    json!({
-        "id": r.id,
-        "project": r.project,
-        "pipeline": r.pipeline,
-        "status": r.status,
-        "phase": r.phase,
-        "phases": r.phases,
-        "cancel_requested": r.cancel_requested,
-        "error": r.error,
-        "tasks": tasks,
-        "created_at": rfc3339(r.created_at),
-        "started_at": r.started_at.map(rfc3339),
-        "finished_at": r.finished_at.map(rfc3339),
-        "trigger": r.trigger.as_ref().map(crate::views::trigger_view),
-    })
+pub fn run_view(r: PipelineRun) -> PipelineRunView {
+    crate::views::pipeline_run_view(r)
 }
 
 /// Validates a pipeline, checks its configurations exist in the project
@@ -130,12 +94,12 @@ struct NewPipeline {
     notify: Option<Value>,
 }
 
-#[utoipa::path(post, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])), request_body = NewPipeline, responses((status = 201, description = "made", body = Object), (status = 400, description = "invalid pipeline", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "a configuration is not in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])), request_body = NewPipeline, responses((status = 201, description = "made", body = PipelineView), (status = 400, description = "invalid pipeline", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "a configuration is not in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewPipeline>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PipelineView>), ApiError> {
     let id: PipelineId = body
         .id
         .parse()
@@ -149,41 +113,41 @@ async fn create(
         .store
         .put_pipeline(&p.project, &id, &doc, &configs, true)
         .await?;
-    Ok((StatusCode::CREATED, Json(view(row))))
+    Ok((StatusCode::CREATED, Json(view(row)?)))
 }
 
-#[utoipa::path(put, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), request_body(content = Object, description = "phases and notify, as on create"), responses((status = 200, description = "updated", body = Object), (status = 400, description = "invalid pipeline", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(put, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), request_body(content = Object, description = "phases and notify, as on create"), responses((status = 200, description = "updated", body = PipelineView), (status = 400, description = "invalid pipeline", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn update(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
     ApiJson(body): ApiJson<Value>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PipelineView>, ApiError> {
     let id = pipeline_id(&id)?;
     let (doc, configs) = checked(&s, &p.project, body).await?;
     Ok(Json(view(
         s.store
             .put_pipeline(&p.project, &id, &doc, &configs, false)
             .await?,
-    )))
+    )?))
 }
 
-#[utoipa::path(get, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])), responses((status = 200, description = "the pipelines", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
-async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/pipelines", tag = "pipelines", security(("bearer" = [])), responses((status = 200, description = "the pipelines", body = PipelineList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<PipelineList>, ApiError> {
     let rows = s.store.list_pipelines(&p.project).await?;
-    Ok(Json(
-        json!({"pipelines": rows.into_iter().map(view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(PipelineList {
+        pipelines: rows.into_iter().map(view).collect::<Result<_, _>>()?,
+    }))
 }
 
-#[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 200, description = "the pipeline", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 200, description = "the pipeline", body = PipelineView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PipelineView>, ApiError> {
     let id = pipeline_id(&id)?;
-    Ok(Json(view(s.store.get_pipeline(&p.project, &id).await?)))
+    Ok(Json(view(s.store.get_pipeline(&p.project, &id).await?)?))
 }
 
 #[utoipa::path(delete, path = "/v1/pipelines/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 204, description = "deleted"), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody)))]
@@ -197,63 +161,68 @@ async fn delete(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/v1/pipelines/{id}/run", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 201, description = "the run, started", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/pipelines/{id}/run", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 201, description = "the run, started", body = PipelineRunView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
 async fn run(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PipelineRunView>), ApiError> {
     let id = pipeline_id(&id)?;
     let r = s.store.start_pipeline_run(&p.project, &id).await?;
     Ok((StatusCode::CREATED, Json(run_view(r))))
 }
 
-#[utoipa::path(get, path = "/v1/pipelines/{id}/runs", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 200, description = "its runs", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/pipelines/{id}/runs", tag = "pipelines", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the pipeline's id")), responses((status = 200, description = "its runs", body = PipelineRunList), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline in this project", body = ErrorBody)))]
 async fn runs_of(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PipelineRunList>, ApiError> {
     let id = pipeline_id(&id)?;
     s.store.get_pipeline(&p.project, &id).await?;
     let runs = s.store.list_pipeline_runs(&p.project, Some(&id)).await?;
-    Ok(Json(
-        json!({"runs": runs.into_iter().map(run_view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(PipelineRunList {
+        runs: runs.into_iter().map(run_view).collect(),
+    }))
 }
 
-#[utoipa::path(get, path = "/v1/pipeline-runs", tag = "pipelines", security(("bearer" = [])), responses((status = 200, description = "every run of the project", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
-async fn all_runs(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/pipeline-runs", tag = "pipelines", security(("bearer" = [])), responses((status = 200, description = "every run of the project", body = PipelineRunList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn all_runs(
+    State(s): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<PipelineRunList>, ApiError> {
     let runs = s.store.list_pipeline_runs(&p.project, None).await?;
-    Ok(Json(
-        json!({"runs": runs.into_iter().map(run_view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(PipelineRunList {
+        runs: runs.into_iter().map(run_view).collect(),
+    }))
 }
 
-#[utoipa::path(get, path = "/v1/pipeline-runs/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = i64, Path, description = "the run's number")), responses((status = 200, description = "the run with its tasks", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline run in this project", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/pipeline-runs/{id}", tag = "pipelines", security(("bearer" = [])), params(("id" = i64, Path, description = "the run's number")), responses((status = 200, description = "the run with its tasks and notifications", body = PipelineRunView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline run in this project", body = ErrorBody)))]
 async fn show_run(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PipelineRunView>, ApiError> {
     let mut view = run_view(s.store.get_pipeline_run(&p.project, &id).await?);
     let notes = s
         .store
         .list_notifications(&p.project, "pipeline_run", &id)
         .await?;
-    view["notifications"] = json!(notes
-        .into_iter()
-        .map(crate::views::notification_view)
-        .collect::<Vec<_>>());
+    view.notifications = Some(
+        notes
+            .into_iter()
+            .map(crate::views::notification_view)
+            .collect(),
+    );
     Ok(Json(view))
 }
 
-#[utoipa::path(post, path = "/v1/pipeline-runs/{id}/cancel", tag = "pipelines", security(("bearer" = [])), params(("id" = i64, Path, description = "the run's number")), responses((status = 200, description = "the run", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline run in this project", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/pipeline-runs/{id}/cancel", tag = "pipelines", security(("bearer" = [])), params(("id" = i64, Path, description = "the run's number")), responses((status = 200, description = "the run", body = PipelineRunView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such pipeline run in this project", body = ErrorBody)))]
 async fn cancel_run(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<PipelineRunView>, ApiError> {
     Ok(Json(run_view(
         s.store.cancel_pipeline_run(&p.project, &id).await?,
     )))

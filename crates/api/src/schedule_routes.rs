@@ -5,7 +5,7 @@ use crate::auth::Auth;
 use crate::doc::{ErrorBody, NameParam};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::AppState;
-use crate::views::rfc3339;
+use crate::views::{ScheduleList, ScheduleView};
 use crate::ApiError;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -13,7 +13,7 @@ use axum::Json;
 use gantry_core::schedule::{ScheduleDoc, Target};
 use gantry_core::{ProjectId, ScheduleId};
 use gantry_store::{NewSchedule, ScheduleRow, StoreError};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -25,11 +25,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .routes(routes!(resume))
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use gantry_core::time::now_ms;
 
 pub(crate) fn schedule_id(s: &str) -> Result<ScheduleId, ApiError> {
     s.parse().map_err(|_| {
@@ -40,60 +36,16 @@ pub(crate) fn schedule_id(s: &str) -> Result<ScheduleId, ApiError> {
     })
 }
 
-/// How many upcoming fire times a schedule shows.
-const PREVIEW: usize = 5;
-
-pub(crate) fn view(row: ScheduleRow) -> Value {
-    let status = if row.paused {
-        "paused"
-    } else if row.next_tick.is_none() {
-        "ended"
-    } else {
-        "active"
-    };
-    let next: Vec<String> = match (&row.next_tick, ScheduleDoc::from_value(row.doc.clone())) {
-        (Some(first), Ok((_, s))) => std::iter::once(*first)
-            .chain(s.upcoming(*first, PREVIEW - 1))
-            .map(rfc3339)
-            .collect(),
-        _ => Vec::new(),
-    };
-    let recent: Vec<Value> = row
-        .recent
-        .iter()
-        .map(|t| {
-            json!({
-                "tick": rfc3339(t.tick),
-                "outcome": t.outcome,
-                "job": (t.outcome == "job").then(|| t.made.clone()).flatten(),
-                "run": (t.outcome == "run").then(|| t.made.clone()).flatten(),
-                "note": t.note,
-            })
-        })
-        .collect();
-    json!({
-        "id": row.id,
-        "project": row.project,
-        "config": row.config_id,
-        "pipeline": row.pipeline_id,
-        "status": status,
-        "schedule": row.doc,
-        "runs": row.runs,
-        "next_tick": row.next_tick.map(rfc3339),
-        "last_tick": row.last_tick.map(rfc3339),
-        "next": next,
-        "recent": recent,
-        "created_at": rfc3339(row.created_at),
-        "updated_at": rfc3339(row.updated_at),
-    })
+pub(crate) fn view(row: ScheduleRow) -> ScheduleView {
+    crate::views::schedule_view(row)
 }
 
-#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", security(("bearer" = [])), request_body(content = Object, description = "a schedule document: id, cron, timezone, config or pipeline, missed, paused"), responses((status = 201, description = "made, with its next fire times", body = Object), (status = 400, description = "invalid schedule", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "its configuration or pipeline is not in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/schedules", tag = "schedules", security(("bearer" = [])), request_body(content = Object, description = "a schedule document: id, cron, timezone, config or pipeline, missed, paused"), responses((status = 201, description = "made, with its next fire times", body = ScheduleView), (status = 400, description = "invalid schedule", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "its configuration or pipeline is not in this project", body = ErrorBody), (status = 409, description = "conflict", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn create(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiJson(mut body): ApiJson<Value>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<ScheduleView>), ApiError> {
     let Some(obj) = body.as_object_mut() else {
         return Err(ApiError::invalid("send a JSON object"));
     };
@@ -144,40 +96,40 @@ async fn create(
     Ok((StatusCode::CREATED, Json(view(row))))
 }
 
-#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", security(("bearer" = [])), responses((status = 200, description = "the schedules", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
-async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/schedules", tag = "schedules", security(("bearer" = [])), responses((status = 200, description = "the schedules", body = ScheduleList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<ScheduleList>, ApiError> {
     let rows = s.store.list_schedules(&p.project).await?;
-    Ok(Json(
-        json!({ "schedules": rows.into_iter().map(view).collect::<Vec<_>>() }),
-    ))
+    Ok(Json(ScheduleList {
+        schedules: rows.into_iter().map(view).collect(),
+    }))
 }
 
-#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 200, description = "the schedule", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/schedules/{id}", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 200, description = "the schedule", body = ScheduleView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
 async fn show(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let id = schedule_id(&id)?;
     Ok(Json(view(s.store.get_schedule(&p.project, &id).await?)))
 }
 
-#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 200, description = "paused", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/schedules/{id}/pause", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 200, description = "paused", body = ScheduleView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
 async fn pause(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let id = schedule_id(&id)?;
     Ok(Json(set_paused(&s, &p.project, &id, true).await?))
 }
 
-#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 200, description = "resumed", body = Object), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/schedules/{id}/resume", tag = "schedules", security(("bearer" = [])), params(("id" = NameParam, Path, description = "the schedule's id")), responses((status = 200, description = "resumed", body = ScheduleView), (status = 400, description = "invalid id", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such schedule in this project", body = ErrorBody)))]
 async fn resume(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<ScheduleView>, ApiError> {
     let id = schedule_id(&id)?;
     Ok(Json(set_paused(&s, &p.project, &id, false).await?))
 }
@@ -190,7 +142,7 @@ pub(crate) async fn set_paused(
     project: &ProjectId,
     id: &ScheduleId,
     paused: bool,
-) -> Result<Value, ApiError> {
+) -> Result<ScheduleView, ApiError> {
     if paused {
         s.store.set_schedule_paused(project, id, true, None).await?;
     } else {

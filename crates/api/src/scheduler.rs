@@ -16,11 +16,7 @@ use tokio_util::sync::CancellationToken;
 /// are seen within this.
 const IDLE: Duration = Duration::from_secs(1);
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use gantry_core::time::now_ms;
 
 /// Runs until `stop` is cancelled.
 pub async fn run(control: Control, stop: CancellationToken) {

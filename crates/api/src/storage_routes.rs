@@ -13,6 +13,7 @@ use axum::Json;
 use bytes::Bytes;
 use futures_util::StreamExt;
 use gantry_control::{NewTable, Upload};
+use gantry_core::FileId;
 use gantry_storage::csvscan::Dialect;
 use gantry_storage::{CsvInput, LoadOptions, Sink};
 use gantry_store::{FileInfo, TableInfo, TableVersion};
@@ -632,7 +633,7 @@ where
     tokio_util::io::StreamReader::new(stream)
 }
 
-pub(crate) fn file_id(s: &str) -> Result<i64, ApiError> {
+pub(crate) fn file_id(s: &str) -> Result<FileId, ApiError> {
     s.parse().map_err(|_| {
         ApiError::not_found(format!("file {}", s.chars().take(32).collect::<String>()))
     })
@@ -645,7 +646,7 @@ async fn get_file(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<FileView>, ApiError> {
     Ok(Json(file_view(
-        s.store.get_file(&p.project, file_id(&id)?).await?,
+        s.store.get_file(&p.project, file_id(&id)?.get()).await?,
     )))
 }
 
@@ -678,7 +679,7 @@ async fn file_content(
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let f = s.store.get_file(&p.project, file_id(&id)?).await?;
+    let f = s.store.get_file(&p.project, file_id(&id)?.get()).await?;
     let stream = s
         .storage
         .download(&f.object_key)

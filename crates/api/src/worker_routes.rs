@@ -3,14 +3,15 @@
 
 use crate::auth::Auth;
 use crate::doc::ErrorBody;
+use crate::doc::WorkerIdParam;
 use crate::extract::ApiPath;
 use crate::state::AppState;
-use crate::views::rfc3339;
+use crate::views::{WorkerList, WorkerView};
 use crate::ApiError;
 use axum::extract::State;
 use axum::Json;
+use gantry_core::WorkerId;
 use gantry_store::{Principal, WorkerInfo};
-use serde::Serialize;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -30,39 +31,8 @@ fn require_admin(p: &Principal) -> Result<(), ApiError> {
     }
 }
 
-/// A worker as the fleet sees it.
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WorkerView {
-    pub id: String,
-    pub host: String,
-    pub version: String,
-    pub tags: Vec<String>,
-    pub slots: u32,
-    /// Jobs it runs now.
-    pub running: u32,
-    /// `active`, `draining` or `gone`.
-    pub state: String,
-    pub started_at: String,
-    pub last_heartbeat: String,
-}
-
-#[derive(Serialize, utoipa::ToSchema)]
-pub struct WorkerList {
-    pub workers: Vec<WorkerView>,
-}
-
-pub fn worker_view(w: &WorkerInfo) -> WorkerView {
-    WorkerView {
-        id: w.id.clone(),
-        host: w.host.clone(),
-        version: w.version.clone(),
-        tags: w.tags.clone(),
-        slots: w.slots,
-        running: w.running,
-        state: w.state.as_str().to_string(),
-        started_at: rfc3339(w.started_at),
-        last_heartbeat: rfc3339(w.last_seen),
-    }
+pub fn worker_view(w: &WorkerInfo) -> Result<WorkerView, ApiError> {
+    crate::views::worker_view(w).map_err(ApiError::internal)
 }
 
 #[utoipa::path(get, path = "/v1/workers", tag = "workers", security(("bearer" = [])), responses((status = 200, description = "the fleet's workers, newest first", body = WorkerList), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
@@ -70,16 +40,24 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<WorkerLis
     require_admin(&p)?;
     let workers = s.store.list_workers().await?;
     Ok(Json(WorkerList {
-        workers: workers.iter().map(worker_view).collect(),
+        workers: workers.iter().map(worker_view).collect::<Result<_, _>>()?,
     }))
 }
 
-#[utoipa::path(post, path = "/v1/workers/{id}/drain", tag = "workers", security(("bearer" = [])), params(("id" = String, Path, description = "the worker's id")), responses((status = 200, description = "draining: it claims nothing more; its running jobs finish", body = WorkerView), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such worker", body = ErrorBody), (status = 409, description = "the worker is gone", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/workers/{id}/drain", tag = "workers", security(("bearer" = [])), params(("id" = WorkerIdParam, Path, description = "the worker's id")), responses((status = 200, description = "draining: it claims nothing more; its running jobs finish", body = WorkerView), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such worker", body = ErrorBody), (status = 409, description = "the worker is gone", body = ErrorBody)))]
 async fn drain(
     State(s): State<AppState>,
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<WorkerView>, ApiError> {
     require_admin(&p)?;
-    Ok(Json(worker_view(&s.store.drain_worker(&id).await?)))
+    let id: WorkerId = id.parse().map_err(|_| {
+        ApiError::not_found(format!(
+            "worker '{}'",
+            id.chars().take(64).collect::<String>()
+        ))
+    })?;
+    Ok(Json(worker_view(
+        &s.store.drain_worker(id.as_str()).await?,
+    )?))
 }

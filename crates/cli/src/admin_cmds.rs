@@ -199,7 +199,7 @@ fn token_rows(list: &[TokenView]) -> Vec<Vec<String>> {
     list.iter()
         .map(|t| {
             vec![
-                t.id.clone(),
+                t.id.to_string(),
                 t.project.clone(),
                 if t.admin { "yes" } else { "no" }.into(),
                 t.description.clone(),

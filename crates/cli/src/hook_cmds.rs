@@ -5,7 +5,8 @@ use crate::commands::enc;
 use crate::output;
 use crate::{Global, OutputFormat};
 use clap::Subcommand;
-use serde_json::{json, Value};
+use gantry_wire::{HookList, HookView};
+use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum WebhooksCommand {
@@ -55,27 +56,27 @@ pub enum WebhooksCommand {
     Delete { id: String },
 }
 
-fn show(g: &Global, v: &Value) {
+fn show(g: &Global, v: &HookView) {
     match g.output {
         OutputFormat::Json => output::json(v),
         OutputFormat::Table => {
             let field = |k: &str, v: String| println!("{k:<14}{v}");
-            field("id", output::s(&v["id"]));
+            field("id", v.id.clone());
             field(
                 "url",
-                format!("{}{}", g.server.trim_end_matches('/'), output::s(&v["url"])),
+                format!("{}{}", g.server.trim_end_matches('/'), v.url),
             );
-            match v["pipeline"].as_str() {
-                Some(p) => field("pipeline", p.to_string()),
-                None => field("config", output::s(&v["config"])),
+            match &v.pipeline {
+                Some(p) => field("pipeline", p.clone()),
+                None => field("config", output::or_dash(v.config.as_ref())),
             }
-            field("auth", output::s(&v["auth"]));
-            field("max body", output::s(&v["max_body"]));
-            field("rate limit", format!("{}/min", output::s(&v["rate_limit"])));
-            if let Some(u) = v["old_secret_valid_until"].as_str() {
+            field("auth", v.auth.clone());
+            field("max body", v.max_body.to_string());
+            field("rate limit", format!("{}/min", v.rate_limit));
+            if let Some(u) = &v.old_secret_valid_until {
                 field("old secret", format!("valid until {u}"));
             }
-            if let Some(secret) = v["secret"].as_str() {
+            if let Some(secret) = &v.secret {
                 field("secret", secret.to_string());
                 eprintln!("The secret is shown once; only a sealed copy is stored.");
             }
@@ -103,23 +104,22 @@ pub async fn webhooks(g: &Global, cmd: WebhooksCommand) -> anyhow::Result<u8> {
             if let Some(r) = rate_limit {
                 body["rate_limit"] = json!(r);
             }
-            show(g, &client.post("/v1/webhooks", &body).await?);
+            show(g, &client.post_as("/v1/webhooks", &body).await?);
         }
         WebhooksCommand::List => {
-            let list = client.get("/v1/webhooks").await?;
+            let list: HookList = client.get_as("/v1/webhooks").await?;
             match g.output {
                 OutputFormat::Json => output::json(&list),
                 OutputFormat::Table => {
-                    let rows: Vec<Vec<String>> = list["webhooks"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
+                    let rows: Vec<Vec<String>> = list
+                        .webhooks
+                        .iter()
                         .map(|h| {
                             vec![
-                                output::s(&h["id"]),
-                                output::s(&h["config"]),
-                                output::s(&h["auth"]),
-                                output::s(&h["url"]),
+                                h.id.clone(),
+                                output::or_dash(h.config.as_ref()),
+                                h.auth.clone(),
+                                h.url.clone(),
                             ]
                         })
                         .collect();
@@ -127,9 +127,10 @@ pub async fn webhooks(g: &Global, cmd: WebhooksCommand) -> anyhow::Result<u8> {
                 }
             }
         }
-        WebhooksCommand::Show { id } => {
-            show(g, &client.get(&format!("/v1/webhooks/{}", enc(&id))).await?)
-        }
+        WebhooksCommand::Show { id } => show(
+            g,
+            &client.get_as(&format!("/v1/webhooks/{}", enc(&id))).await?,
+        ),
         WebhooksCommand::Rotate { id, grace } => {
             let body = match grace {
                 Some(g) => json!({ "grace": g }),
@@ -138,7 +139,7 @@ pub async fn webhooks(g: &Global, cmd: WebhooksCommand) -> anyhow::Result<u8> {
             show(
                 g,
                 &client
-                    .post(&format!("/v1/webhooks/{}/rotate", enc(&id)), &body)
+                    .post_as(&format!("/v1/webhooks/{}/rotate", enc(&id)), &body)
                     .await?,
             );
         }

@@ -40,7 +40,7 @@ pub fn s(v: &Value) -> String {
     }
 }
 
-fn or_dash(v: Option<impl ToString>) -> String {
+pub fn or_dash(v: Option<impl ToString>) -> String {
     v.map_or_else(|| "-".to_string(), |v| v.to_string())
 }
 
@@ -97,7 +97,8 @@ pub fn job_detail(j: &JobView) {
     field("queued", j.queued_at.clone());
     field("started", or_dash(j.started_at.as_ref()));
     field("finished", or_dash(j.finished_at.as_ref()));
-    if let Some(l) = j.limits.as_ref().and_then(Value::as_object) {
+    let limits = j.limits.as_ref().and_then(|l| serde_json::to_value(l).ok());
+    if let Some(l) = limits.as_ref().and_then(Value::as_object) {
         let text: Vec<String> = l.iter().map(|(k, v)| format!("{k}={}", s(v))).collect();
         field("limits", text.join(" "));
     }

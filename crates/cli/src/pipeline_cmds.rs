@@ -6,6 +6,7 @@ use crate::output;
 use crate::{Global, OutputFormat};
 use anyhow::Context;
 use clap::Subcommand;
+use gantry_wire::{PipelineList, PipelineRunList, PipelineRunView, PipelineView};
 use serde_json::{json, Value};
 use std::path::{Path, PathBuf};
 
@@ -53,62 +54,53 @@ fn read_pipeline(path: &Path) -> anyhow::Result<Value> {
     Ok(serde_json::to_value(doc)?)
 }
 
-fn show_pipeline(g: &Global, v: &Value) {
+fn show_pipeline(g: &Global, v: &PipelineView) {
     match g.output {
         OutputFormat::Json => output::json(v),
         OutputFormat::Table => {
-            println!(
-                "pipeline {} (version {})",
-                output::s(&v["id"]),
-                output::s(&v["version"])
-            );
-            for (i, p) in v["phases"].as_array().into_iter().flatten().enumerate() {
-                let tasks: Vec<String> = p["tasks"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
+            println!("pipeline {} (version {})", v.id, v.version);
+            for (i, p) in v.phases.iter().enumerate() {
+                let tasks: Vec<String> = p
+                    .tasks
+                    .iter()
                     .map(|t| {
-                        let cof = if t["continue_on_failure"] == true {
+                        let cof = if t.continue_on_failure {
                             " (continue on failure)"
                         } else {
                             ""
                         };
-                        format!("{}{cof}", output::s(&t["config"]))
+                        format!("{}{cof}", t.config)
                     })
                     .collect();
-                let name = p["name"]
-                    .as_str()
-                    .map(|n| format!(" {n}"))
-                    .unwrap_or_default();
+                let name = p.name.as_ref().map(|n| format!(" {n}")).unwrap_or_default();
                 println!("  phase {i}{name}: {}", tasks.join(", "));
             }
         }
     }
 }
 
-fn show_run(g: &Global, r: &Value) {
+fn show_run(g: &Global, r: &PipelineRunView) {
     match g.output {
         OutputFormat::Json => output::json(r),
         OutputFormat::Table => {
             let field = |k: &str, v: String| println!("{k:<10}{v}");
-            field("run", output::s(&r["id"]));
-            field("pipeline", output::s(&r["pipeline"]));
-            field("status", output::s(&r["status"]));
-            if let Some(e) = r["error"].as_str() {
-                field("error", e.to_string());
+            field("run", r.id.clone());
+            field("pipeline", r.pipeline.clone());
+            field("status", r.status.clone());
+            if let Some(e) = &r.error {
+                field("error", e.clone());
             }
-            field("started", output::s(&r["started_at"]));
-            field("finished", output::s(&r["finished_at"]));
-            let rows: Vec<Vec<String>> = r["tasks"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            field("started", output::or_dash(r.started_at.as_ref()));
+            field("finished", output::or_dash(r.finished_at.as_ref()));
+            let rows: Vec<Vec<String>> = r
+                .tasks
+                .iter()
                 .map(|t| {
                     vec![
-                        output::s(&t["phase"]),
-                        output::s(&t["config"]),
-                        output::s(&t["status"]),
-                        output::s(&t["job"]),
+                        t.phase.to_string(),
+                        t.config.clone(),
+                        t.status.clone(),
+                        output::or_dash(t.job.as_ref()),
                     ]
                 })
                 .collect();
@@ -117,18 +109,16 @@ fn show_run(g: &Global, r: &Value) {
     }
 }
 
-fn run_rows(list: &Value) -> Vec<Vec<String>> {
-    list["runs"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn run_rows(list: &PipelineRunList) -> Vec<Vec<String>> {
+    list.runs
+        .iter()
         .map(|r| {
             vec![
-                output::s(&r["id"]),
-                output::s(&r["pipeline"]),
-                output::s(&r["status"]),
-                format!("{}/{}", output::s(&r["phase"]), output::s(&r["phases"])),
-                output::s(&r["created_at"]),
+                r.id.clone(),
+                r.pipeline.clone(),
+                r.status.clone(),
+                format!("{}/{}", r.phase, r.phases),
+                r.created_at.clone(),
             ]
         })
         .collect()
@@ -140,31 +130,30 @@ pub async fn pipelines(g: &Global, cmd: PipelinesCommand) -> anyhow::Result<u8> 
         PipelinesCommand::Create { id, file } => {
             let doc = read_pipeline(&file)?;
             let body = json!({"id": id, "phases": doc["phases"]});
-            show_pipeline(g, &client.post("/v1/pipelines", &body).await?);
+            show_pipeline(g, &client.post_as("/v1/pipelines", &body).await?);
         }
         PipelinesCommand::Update { id, file } => {
             let doc = read_pipeline(&file)?;
             show_pipeline(
                 g,
                 &client
-                    .put(&format!("/v1/pipelines/{}", enc(&id)), &doc)
+                    .put_as(&format!("/v1/pipelines/{}", enc(&id)), &doc)
                     .await?,
             );
         }
         PipelinesCommand::List => {
-            let list = client.get("/v1/pipelines").await?;
+            let list: PipelineList = client.get_as("/v1/pipelines").await?;
             match g.output {
                 OutputFormat::Json => output::json(&list),
                 OutputFormat::Table => {
-                    let rows: Vec<Vec<String>> = list["pipelines"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
+                    let rows: Vec<Vec<String>> = list
+                        .pipelines
+                        .iter()
                         .map(|p| {
                             vec![
-                                output::s(&p["id"]),
-                                p["phases"].as_array().map_or(0, Vec::len).to_string(),
-                                output::s(&p["updated_at"]),
+                                p.id.clone(),
+                                p.phases.len().to_string(),
+                                p.updated_at.clone(),
                             ]
                         })
                         .collect();
@@ -174,25 +163,27 @@ pub async fn pipelines(g: &Global, cmd: PipelinesCommand) -> anyhow::Result<u8> 
         }
         PipelinesCommand::Show { id } => show_pipeline(
             g,
-            &client.get(&format!("/v1/pipelines/{}", enc(&id))).await?,
+            &client
+                .get_as(&format!("/v1/pipelines/{}", enc(&id)))
+                .await?,
         ),
         PipelinesCommand::Run { id, wait } => {
-            let run = client
-                .post(&format!("/v1/pipelines/{}/run", enc(&id)), &json!({}))
+            let run: PipelineRunView = client
+                .post_as(&format!("/v1/pipelines/{}/run", enc(&id)), &json!({}))
                 .await?;
             if !wait {
                 match g.output {
                     OutputFormat::Json => output::json(&run),
-                    OutputFormat::Table => println!("{}", output::s(&run["id"])),
+                    OutputFormat::Table => println!("{}", run.id),
                 }
                 return Ok(0);
             }
-            let path = format!("/v1/pipeline-runs/{}", enc(&output::s(&run["id"])));
+            let path = format!("/v1/pipeline-runs/{}", enc(&run.id));
             let end = loop {
-                let r = client.get(&path).await?;
+                let r: PipelineRunView = client.get_as(&path).await?;
                 let done = matches!(
-                    r["status"].as_str(),
-                    Some("succeeded" | "warning" | "failed" | "cancelled")
+                    r.status.as_str(),
+                    "succeeded" | "warning" | "failed" | "cancelled"
                 );
                 if done {
                     break r;
@@ -200,9 +191,9 @@ pub async fn pipelines(g: &Global, cmd: PipelinesCommand) -> anyhow::Result<u8> 
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
             };
             show_run(g, &end);
-            return Ok(match end["status"].as_str() {
-                Some("succeeded" | "warning") => 0,
-                Some("cancelled") => 130,
+            return Ok(match end.status.as_str() {
+                "succeeded" | "warning" => 0,
+                "cancelled" => 130,
                 _ => 1,
             });
         }
@@ -211,18 +202,18 @@ pub async fn pipelines(g: &Global, cmd: PipelinesCommand) -> anyhow::Result<u8> 
                 show_run(
                     g,
                     &client
-                        .get(&format!("/v1/pipeline-runs/{}", enc(&run)))
+                        .get_as(&format!("/v1/pipeline-runs/{}", enc(&run)))
                         .await?,
                 );
                 return Ok(0);
             }
-            let list = match id {
+            let list: PipelineRunList = match id {
                 Some(id) => {
                     client
-                        .get(&format!("/v1/pipelines/{}/runs", enc(&id)))
+                        .get_as(&format!("/v1/pipelines/{}/runs", enc(&id)))
                         .await?
                 }
-                None => client.get("/v1/pipeline-runs").await?,
+                None => client.get_as("/v1/pipeline-runs").await?,
             };
             match g.output {
                 OutputFormat::Json => output::json(&list),
@@ -235,7 +226,7 @@ pub async fn pipelines(g: &Global, cmd: PipelinesCommand) -> anyhow::Result<u8> 
         PipelinesCommand::Cancel { run } => show_run(
             g,
             &client
-                .post(
+                .post_as(
                     &format!("/v1/pipeline-runs/{}/cancel", enc(&run)),
                     &json!({}),
                 )

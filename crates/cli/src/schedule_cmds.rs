@@ -5,6 +5,7 @@ use crate::commands::enc;
 use crate::output;
 use crate::{Global, OutputFormat};
 use clap::Subcommand;
+use gantry_wire::{ScheduleList, ScheduleView};
 use serde_json::{json, Value};
 
 // Parsed once per process: the size of the largest variant does not matter.
@@ -69,41 +70,41 @@ pub enum SchedulesCommand {
     Delete { id: String },
 }
 
-fn show(g: &Global, v: &Value) {
+/// How a schedule fires, from its document: `cron ...` or `every ...`.
+fn when(doc: &Value) -> String {
+    doc["cron"]
+        .as_str()
+        .map(|c| format!("cron {c}"))
+        .or_else(|| doc["every"].as_str().map(|e| format!("every {e}")))
+        .unwrap_or_else(|| format!("every {}s", output::s(&doc["every"])))
+}
+
+fn show(g: &Global, v: &ScheduleView) {
     match g.output {
         OutputFormat::Json => output::json(v),
         OutputFormat::Table => {
             let field = |k: &str, v: String| println!("{k:<12}{v}");
-            field("id", output::s(&v["id"]));
-            match v["pipeline"].as_str() {
-                Some(p) => field("pipeline", p.to_string()),
-                None => field("config", output::s(&v["config"])),
+            field("id", v.id.clone());
+            match &v.pipeline {
+                Some(p) => field("pipeline", p.clone()),
+                None => field("config", output::or_dash(v.config.as_ref())),
             }
-            field("status", output::s(&v["status"]));
-            let when = v["schedule"]["cron"]
-                .as_str()
-                .map(|c| format!("cron {c}"))
-                .or_else(|| {
-                    v["schedule"]["every"]
-                        .as_str()
-                        .map(|e| format!("every {e}"))
-                })
-                .unwrap_or_else(|| format!("every {}s", output::s(&v["schedule"]["every"])));
-            field("when", when);
-            if let Some(tz) = v["schedule"]["timezone"].as_str() {
+            field("status", v.status.clone());
+            field("when", when(&v.schedule));
+            if let Some(tz) = v.schedule["timezone"].as_str() {
                 field("timezone", tz.to_string());
             }
-            field("runs", output::s(&v["runs"]));
-            for (i, t) in v["next"].as_array().into_iter().flatten().enumerate() {
-                field(if i == 0 { "next" } else { "" }, output::s(t));
+            field("runs", v.runs.to_string());
+            for (i, t) in v.next.iter().enumerate() {
+                field(if i == 0 { "next" } else { "" }, t.clone());
             }
-            for t in v["recent"].as_array().into_iter().flatten() {
-                let what = match (t["job"].as_str(), t["run"].as_str()) {
+            for t in &v.recent {
+                let what = match (&t.job, &t.run) {
                     (Some(j), _) => format!("job {j}"),
                     (_, Some(r)) => format!("pipeline run {r}"),
-                    _ => format!("{}: {}", output::s(&t["outcome"]), output::s(&t["note"])),
+                    _ => format!("{}: {}", t.outcome, output::or_dash(t.note.as_ref())),
                 };
-                field("tick", format!("{} {what}", output::s(&t["tick"])));
+                field("tick", format!("{} {what}", t.tick));
             }
         }
     }
@@ -145,33 +146,32 @@ pub async fn schedules(g: &Global, cmd: SchedulesCommand) -> anyhow::Result<u8> 
             if let Some(m) = max_runs {
                 body["max_runs"] = json!(m);
             }
-            show(g, &client.post("/v1/schedules", &body).await?);
+            show(g, &client.post_as("/v1/schedules", &body).await?);
         }
         SchedulesCommand::List => {
-            let list = client.get("/v1/schedules").await?;
+            let list: ScheduleList = client.get_as("/v1/schedules").await?;
             match g.output {
                 OutputFormat::Json => output::json(&list),
                 OutputFormat::Table => {
-                    let rows: Vec<Vec<String>> = list["schedules"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
+                    let rows: Vec<Vec<String>> = list
+                        .schedules
+                        .iter()
                         .map(|s| {
-                            let when = s["schedule"]["cron"]
+                            let when = s.schedule["cron"]
                                 .as_str()
                                 .map(str::to_string)
                                 .unwrap_or_else(|| {
-                                    format!("every {}", output::s(&s["schedule"]["every"]))
+                                    format!("every {}", output::s(&s.schedule["every"]))
                                 });
                             vec![
-                                output::s(&s["id"]),
-                                s["config"].as_str().map(str::to_string).unwrap_or_else(|| {
-                                    format!("pipeline {}", output::s(&s["pipeline"]))
+                                s.id.clone(),
+                                s.config.clone().unwrap_or_else(|| {
+                                    format!("pipeline {}", output::or_dash(s.pipeline.as_ref()))
                                 }),
                                 when,
-                                output::s(&s["status"]),
-                                output::s(&s["runs"]),
-                                output::s(&s["next_tick"]),
+                                s.status.clone(),
+                                s.runs.to_string(),
+                                output::or_dash(s.next_tick.as_ref()),
                             ]
                         })
                         .collect();
@@ -181,18 +181,20 @@ pub async fn schedules(g: &Global, cmd: SchedulesCommand) -> anyhow::Result<u8> 
         }
         SchedulesCommand::Show { id } => show(
             g,
-            &client.get(&format!("/v1/schedules/{}", enc(&id))).await?,
+            &client
+                .get_as(&format!("/v1/schedules/{}", enc(&id)))
+                .await?,
         ),
         SchedulesCommand::Pause { id } => show(
             g,
             &client
-                .post(&format!("/v1/schedules/{}/pause", enc(&id)), &json!({}))
+                .post_as(&format!("/v1/schedules/{}/pause", enc(&id)), &json!({}))
                 .await?,
         ),
         SchedulesCommand::Resume { id } => show(
             g,
             &client
-                .post(&format!("/v1/schedules/{}/resume", enc(&id)), &json!({}))
+                .post_as(&format!("/v1/schedules/{}/resume", enc(&id)), &json!({}))
                 .await?,
         ),
         SchedulesCommand::Delete { id } => {

@@ -5,7 +5,8 @@ use crate::commands::enc;
 use crate::output;
 use crate::{Global, OutputFormat};
 use clap::Subcommand;
-use serde_json::{json, Value};
+use gantry_wire::{WorkerList, WorkerView};
+use serde_json::json;
 
 #[derive(Subcommand)]
 pub enum WorkersCommand {
@@ -23,31 +24,23 @@ pub enum WorkersCommand {
     },
 }
 
-fn rows(list: &Value) -> Vec<Vec<String>> {
-    list["workers"]
-        .as_array()
-        .into_iter()
-        .flatten()
+fn rows(workers: &[WorkerView]) -> Vec<Vec<String>> {
+    workers
+        .iter()
         .map(|w| {
-            let tags: Vec<String> = w["tags"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(output::s)
-                .collect();
             vec![
-                output::s(&w["id"]),
-                output::s(&w["host"]),
-                output::s(&w["version"]),
-                if tags.is_empty() {
+                w.id.to_string(),
+                w.host.clone(),
+                w.version.clone(),
+                if w.tags.is_empty() {
                     "-".into()
                 } else {
-                    tags.join(",")
+                    w.tags.join(",")
                 },
-                output::s(&w["slots"]),
-                output::s(&w["running"]),
-                output::s(&w["last_heartbeat"]),
-                output::s(&w["state"]),
+                w.slots.to_string(),
+                w.running.to_string(),
+                w.last_heartbeat.clone(),
+                w.state.clone(),
             ]
         })
         .collect()
@@ -68,32 +61,27 @@ pub async fn workers(g: &Global, cmd: WorkersCommand) -> anyhow::Result<u8> {
     let client = Client::new(g)?;
     match cmd {
         WorkersCommand::List => {
-            let list = client.get("/v1/workers").await?;
+            let list: WorkerList = client.get_as("/v1/workers").await?;
             match g.output {
                 OutputFormat::Json => output::json(&list),
-                OutputFormat::Table => output::table(&HEADERS, &rows(&list)),
+                OutputFormat::Table => output::table(&HEADERS, &rows(&list.workers)),
             }
         }
         WorkersCommand::Drain { id, wait } => {
-            let mut w = client
-                .post(&format!("/v1/workers/{}/drain", enc(&id)), &json!({}))
+            let mut w: WorkerView = client
+                .post_as(&format!("/v1/workers/{}/drain", enc(&id)), &json!({}))
                 .await?;
-            while wait && w["state"] == "draining" && w["running"].as_u64().unwrap_or(0) > 0 {
+            while wait && w.state == "draining" && w.running > 0 {
                 tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let list = client.get("/v1/workers").await?;
-                match list["workers"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .find(|x| x["id"] == id.as_str())
-                {
-                    Some(x) => w = x.clone(),
+                let list: WorkerList = client.get_as("/v1/workers").await?;
+                match list.workers.into_iter().find(|x| x.id.as_str() == id) {
+                    Some(x) => w = x,
                     None => break,
                 }
             }
             match g.output {
                 OutputFormat::Json => output::json(&w),
-                OutputFormat::Table => output::table(&HEADERS, &rows(&json!({ "workers": [w] }))),
+                OutputFormat::Table => output::table(&HEADERS, &rows(std::slice::from_ref(&w))),
             }
         }
     }

@@ -45,9 +45,10 @@ impl Control {
     /// Makes an empty table (version 1, no rows) with its columns and key;
     /// a conflict when it exists.
     ///
-    /// The existence check and the commit are two steps: two creates racing
-    /// for one name may both succeed (the second as version 2, both empty).
-    /// A store precondition ("no version yet") would close it.
+    /// The early check only saves writing an object; what decides is the
+    /// commit: a write made by `create` is refused inside the store's
+    /// transaction when the table has a version (`rules::next_version`), so
+    /// of two creates racing for one name exactly one succeeds.
     pub async fn create_table(
         &self,
         project: &ProjectId,
@@ -77,9 +78,11 @@ impl Control {
             delete_where: None,
             made_by: gantry_store::MadeBy::Create,
         };
-        self.storage
-            .import(project, &t.id, stream, how, opts)
-            .await?;
+        match self.storage.import(project, &t.id, stream, how, opts).await {
+            Ok(_) => {}
+            Err(StorageError::Conflict(m)) => return Err(CatalogError::Conflict(m)),
+            Err(e) => return Err(e.into()),
+        }
         Ok(self.store.get_table(project, &t.id).await?)
     }
 

@@ -6,8 +6,23 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(
+    serialize_all = "lowercase",
+    parse_err_ty = String,
+    parse_err_fn = unknown_stream
+)]
 pub enum Stream {
     Stdout,
     Stderr,
@@ -17,24 +32,12 @@ pub enum Stream {
 
 impl Stream {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Stdout => "stdout",
-            Self::Stderr => "stderr",
-            Self::System => "system",
-        }
+        self.into()
     }
 }
 
-impl std::str::FromStr for Stream {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "stdout" => Ok(Self::Stdout),
-            "stderr" => Ok(Self::Stderr),
-            "system" => Ok(Self::System),
-            _ => Err(format!("unknown stream '{s}'")),
-        }
-    }
+fn unknown_stream(s: &str) -> String {
+    format!("unknown stream '{s}'")
 }
 
 /// One log line ready to be stored (sequence number and time come from the store).

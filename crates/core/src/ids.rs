@@ -258,3 +258,177 @@ mod table_tests {
         }
     }
 }
+
+/// A token's public id: the first 12 hex digits of its hash, lower case.
+/// It names a token (to list or revoke it), never authenticates.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct TokenId(String);
+
+impl TokenId {
+    /// Hex digits of the hash that make the public id.
+    pub const LEN: usize = 12;
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The public id of a token whose hash (hex) is `hash`.
+    pub fn of_hash(hash: &str) -> Option<Self> {
+        hash.get(..Self::LEN).and_then(|h| h.parse().ok())
+    }
+}
+
+impl TryFrom<String> for TokenId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        if s.len() == Self::LEN && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            Ok(Self(s.to_ascii_lowercase()))
+        } else {
+            Err(format!(
+                "invalid token id '{}': use the 12 hex digits `gantry tokens list` shows",
+                s.chars().take(80).collect::<String>()
+            ))
+        }
+    }
+}
+
+impl std::str::FromStr for TokenId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::try_from(s.to_string())
+    }
+}
+
+impl From<TokenId> for String {
+    fn from(v: TokenId) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for TokenId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// A stored file's id: a number the store assigns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct FileId(pub i64);
+
+impl FileId {
+    pub fn get(self) -> i64 {
+        self.0
+    }
+}
+
+impl std::str::FromStr for FileId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        s.parse().map(Self).map_err(|_| {
+            format!(
+                "invalid file id '{}': a file id is a number",
+                s.chars().take(32).collect::<String>()
+            )
+        })
+    }
+}
+
+impl fmt::Display for FileId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A worker's id: 1-128 letters, digits, '-', '_' or '.', not `.` or `..`
+/// (a worker names itself; `gantry worker --id` takes up to 64, and its
+/// sync-action worker adds `-actions`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct WorkerId(String);
+
+impl WorkerId {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for WorkerId {
+    type Error = String;
+    fn try_from(s: String) -> Result<Self, String> {
+        let ok = !s.is_empty()
+            && s.len() <= 128
+            && s != "."
+            && s != ".."
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(format!(
+                "invalid worker id '{}': use 1-128 letters, digits, '-', '_' or '.'",
+                s.chars().take(80).collect::<String>()
+            ))
+        }
+    }
+}
+
+impl std::str::FromStr for WorkerId {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Self::try_from(s.to_string())
+    }
+}
+
+impl From<WorkerId> for String {
+    fn from(v: WorkerId) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for WorkerId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod new_id_tests {
+    use super::*;
+
+    #[test]
+    fn token_ids_are_twelve_hex_digits_lower_cased() {
+        let id: TokenId = "ABCDEF012345".parse().expect("id");
+        assert_eq!(id.as_str(), "abcdef012345");
+        assert!("abc".parse::<TokenId>().is_err());
+        assert!("zzzzzzzzzzzz".parse::<TokenId>().is_err());
+        assert_eq!(
+            TokenId::of_hash("0123456789abcdef0123").map(String::from),
+            Some("0123456789ab".to_string())
+        );
+        assert_eq!(
+            serde_json::to_string(&id).expect("json"),
+            "\"abcdef012345\""
+        );
+    }
+
+    #[test]
+    fn file_ids_are_numbers_on_the_wire() {
+        let id: FileId = "42".parse().expect("id");
+        assert_eq!(serde_json::to_string(&id).expect("json"), "42");
+        assert_eq!(serde_json::from_str::<FileId>("7").expect("id"), FileId(7));
+        assert!("x".parse::<FileId>().is_err());
+        assert_eq!(id.to_string(), "42");
+    }
+
+    #[test]
+    fn worker_ids_are_safe_names() {
+        for ok in ["w1", "host.local-actions", ".hidden", "a_b"] {
+            assert!(ok.parse::<WorkerId>().is_ok(), "{ok}");
+        }
+        for bad in ["", ".", "..", "a/b", "a b", &"x".repeat(129)] {
+            assert!(bad.parse::<WorkerId>().is_err(), "{bad}");
+        }
+    }
+}

@@ -3,8 +3,25 @@
 
 use serde::{Deserialize, Serialize};
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_status
+)]
 pub enum JobStatus {
     Queued,
     Running,
@@ -25,14 +42,7 @@ impl JobStatus {
     ];
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Queued => "queued",
-            Self::Running => "running",
-            Self::Succeeded => "succeeded",
-            Self::Failed => "failed",
-            Self::Cancelled => "cancelled",
-            Self::TimedOut => "timed_out",
-        }
+        self.into()
     }
 
     pub fn is_terminal(self) -> bool {
@@ -40,24 +50,28 @@ impl JobStatus {
     }
 }
 
-impl std::str::FromStr for JobStatus {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        Self::ALL
-            .into_iter()
-            .find(|st| st.as_str() == s)
-            .ok_or_else(|| format!("unknown status '{s}': expected one of queued, running, succeeded, failed, cancelled, timed_out"))
-    }
+fn unknown_status(s: &str) -> String {
+    format!("unknown status '{s}': expected one of queued, running, succeeded, failed, cancelled, timed_out")
 }
 
-impl std::fmt::Display for JobStatus {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(
+    serialize_all = "snake_case",
+    parse_err_ty = String,
+    parse_err_fn = unknown_kind
+)]
 pub enum ErrorKind {
     UserError,
     ApplicationError,
@@ -72,15 +86,7 @@ pub enum ErrorKind {
 
 impl ErrorKind {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::UserError => "user_error",
-            Self::ApplicationError => "application_error",
-            Self::Oom => "oom",
-            Self::ImageNotFound => "image_not_found",
-            Self::InvalidOutput => "invalid_output",
-            Self::Infrastructure => "infrastructure",
-            Self::BuildError => "build_error",
-        }
+        self.into()
     }
 
     /// Whether another attempt may help. User errors and bad outputs are the
@@ -90,22 +96,8 @@ impl ErrorKind {
     }
 }
 
-impl std::str::FromStr for ErrorKind {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        [
-            Self::UserError,
-            Self::ApplicationError,
-            Self::Oom,
-            Self::ImageNotFound,
-            Self::InvalidOutput,
-            Self::Infrastructure,
-            Self::BuildError,
-        ]
-        .into_iter()
-        .find(|k| k.as_str() == s)
-        .ok_or_else(|| format!("unknown error kind '{s}'"))
-    }
+fn unknown_kind(s: &str) -> String {
+    format!("unknown error kind '{s}'")
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

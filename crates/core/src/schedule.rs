@@ -33,8 +33,24 @@ pub enum Missed {
 }
 
 /// What to do at a tick while the schedule's previous job is still queued or running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Default,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(
+    serialize_all = "lowercase",
+    parse_err_ty = String,
+    parse_err_fn = unknown_overlap
+)]
 pub enum Overlap {
     /// Make no job; the tick is recorded as skipped.
     #[default]
@@ -48,24 +64,12 @@ pub enum Overlap {
 
 impl Overlap {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Skip => "skip",
-            Self::Queue => "queue",
-            Self::Allow => "allow",
-        }
+        self.into()
     }
 }
 
-impl std::str::FromStr for Overlap {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        match s {
-            "skip" => Ok(Self::Skip),
-            "queue" => Ok(Self::Queue),
-            "allow" => Ok(Self::Allow),
-            other => Err(format!("unknown overlap policy '{other}'")),
-        }
-    }
+fn unknown_overlap(s: &str) -> String {
+    format!("unknown overlap policy '{s}'")
 }
 
 /// A schedule exactly as a user writes it. Unknown keys are errors.

@@ -60,11 +60,7 @@ impl PreparedLoad {
     }
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use gantry_core::time::now_ms;
 
 fn invalid(name: &str, msg: impl std::fmt::Display) -> StorageError {
     StorageError::Invalid(format!("{name}: {msg}"))

@@ -894,8 +894,10 @@ fn job_from_row(r: &Row<'_>) -> Result<Job> {
         image_digest: r.get(11)?,
         limits: r
             .get::<_, Option<String>>(12)?
-            .map(|s| json(&s))
-            .transpose()?,
+            .map(|s| serde_json::from_str::<Option<_>>(&s))
+            .transpose()
+            .map_err(|e| Error::Corrupt(format!("limits: {e}")))?
+            .flatten(),
         cancel_requested: r.get(13)?,
         queued_at: r.get(14)?,
         started_at: r.get(15)?,
@@ -2718,7 +2720,12 @@ impl QueueStore for SqliteStore {
     ) -> gantry_store::Result<()> {
         let info = info.clone();
         self.write(move |c| {
-            let limits = info.limits.as_ref().map(|l| l.to_string());
+            let limits = info
+                .limits
+                .as_ref()
+                .map(serde_json::to_string)
+                .transpose()
+                .map_err(|e| Error::Internal(format!("limits: {e}")))?;
             c.execute(
                 "UPDATE jobs SET image_digest = COALESCE(?3, image_digest), limits = COALESCE(?4, limits) \
                  WHERE id = ?1 AND attempt = ?2",

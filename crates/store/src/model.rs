@@ -221,7 +221,8 @@ pub struct Job {
     pub exit_code: Option<i64>,
     pub worker_id: Option<String>,
     pub image_digest: Option<String>,
-    pub limits: Option<Value>,
+    /// What the worker applied to its last attempt's container.
+    pub limits: Option<gantry_core::applied::AppliedLimits>,
     pub cancel_requested: bool,
     /// Milliseconds since the Unix epoch.
     pub queued_at: i64,
@@ -438,7 +439,7 @@ pub struct Attempt {
 #[derive(Clone, Debug, Default)]
 pub struct AttemptInfo {
     pub image_digest: Option<String>,
-    pub limits: Option<Value>,
+    pub limits: Option<gantry_core::applied::AppliedLimits>,
 }
 
 #[derive(Clone, Debug, Default)]

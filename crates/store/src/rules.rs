@@ -127,7 +127,16 @@ pub struct NextVersion {
 /// Append keeps the current segments and adds the write's (new columns
 /// appended); replace takes the write's; rewrite is a replace that fails
 /// with a conflict if the table moved on from the version it was computed from.
+/// A write made by `create` makes a new table only: it is a conflict when
+/// the table exists (checked here, inside the commit's transaction, so two
+/// racing creates of one table cannot both succeed).
 pub fn next_version(current: Option<&TableVersion>, w: &TableWrite) -> Result<NextVersion> {
+    if w.made_by == crate::MadeBy::Create && current.is_some() {
+        return Err(StoreError::Conflict(format!(
+            "table {} already exists",
+            w.table
+        )));
+    }
     let (columns, segments, rows, bytes) = match (&w.kind, current) {
         (WriteKind::Append, Some(cur)) => {
             let mut columns = cur.columns.clone();

@@ -29,7 +29,8 @@ pub struct ProjectList {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenView {
     /// The public id (to revoke it by); never the secret.
-    pub id: String,
+    #[schema(value_type = crate::TokenIdParam)]
+    pub id: gantry_core::TokenId,
     pub project: String,
     pub admin: bool,
     pub description: String,
@@ -42,4 +43,26 @@ pub struct TokenView {
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct TokenList {
     pub tokens: Vec<TokenView>,
+}
+
+/// A worker as the fleet sees it.
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkerView {
+    #[schema(value_type = crate::WorkerIdParam)]
+    pub id: gantry_core::WorkerId,
+    pub host: String,
+    pub version: String,
+    pub tags: Vec<String>,
+    pub slots: u32,
+    /// Jobs it runs now.
+    pub running: u32,
+    /// `active`, `draining` or `gone`.
+    pub state: String,
+    pub started_at: String,
+    pub last_heartbeat: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
+pub struct WorkerList {
+    pub workers: Vec<WorkerView>,
 }

@@ -59,7 +59,8 @@ pub struct VersionList {
 
 #[derive(Debug, Clone, Serialize, Deserialize, ToSchema)]
 pub struct FileView {
-    pub id: i64,
+    #[schema(value_type = i64)]
+    pub id: gantry_core::FileId,
     pub project: String,
     pub name: String,
     pub tags: Vec<String>,

@@ -10,11 +10,7 @@ use gantry_store::{
     Waiting,
 };
 
-/// A time on the wire: RFC 3339 in UTC with milliseconds.
-pub fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(t).to_string()
-}
+use gantry_core::time::rfc3339;
 
 pub fn notification_view(n: gantry_store::NotificationView) -> NotificationView {
     NotificationView {
@@ -207,7 +203,7 @@ impl From<TableVersion> for VersionView {
 impl From<FileInfo> for FileView {
     fn from(f: FileInfo) -> Self {
         Self {
-            id: f.id,
+            id: gantry_core::FileId(f.id),
             project: f.project.to_string(),
             name: f.name,
             tags: f.tags,
@@ -231,15 +227,148 @@ pub fn project_view(p: Project, default_import_max: u64) -> ProjectView {
     }
 }
 
-impl From<TokenInfo> for TokenView {
-    fn from(t: TokenInfo) -> Self {
-        Self {
-            id: t.id,
+/// Fails only if the store holds a public id that is not one.
+impl TryFrom<TokenInfo> for TokenView {
+    type Error = String;
+    fn try_from(t: TokenInfo) -> Result<Self, String> {
+        Ok(Self {
+            id: t.id.parse()?,
             project: t.project.to_string(),
             admin: t.admin,
             description: t.description,
             created_at: rfc3339(t.created_at),
             token: None,
-        }
+        })
+    }
+}
+
+/// A worker as the fleet sees it; fails only if the store holds a worker
+/// id that is not one.
+pub fn worker_view(w: &gantry_store::WorkerInfo) -> Result<crate::WorkerView, String> {
+    Ok(crate::WorkerView {
+        id: w.id.parse()?,
+        host: w.host.clone(),
+        version: w.version.clone(),
+        tags: w.tags.clone(),
+        slots: w.slots,
+        running: w.running,
+        state: w.state.as_str().to_string(),
+        started_at: rfc3339(w.started_at),
+        last_heartbeat: rfc3339(w.last_seen),
+    })
+}
+
+/// How many upcoming fire times a schedule shows.
+const PREVIEW: usize = 5;
+
+/// A schedule with its next [`PREVIEW`] fire times.
+pub fn schedule_view(row: gantry_store::ScheduleRow) -> crate::ScheduleView {
+    let status = if row.paused {
+        "paused"
+    } else if row.next_tick.is_none() {
+        "ended"
+    } else {
+        "active"
+    };
+    let next: Vec<String> = match (
+        &row.next_tick,
+        gantry_core::schedule::ScheduleDoc::from_value(row.doc.clone()),
+    ) {
+        (Some(first), Ok((_, s))) => std::iter::once(*first)
+            .chain(s.upcoming(*first, PREVIEW - 1))
+            .map(rfc3339)
+            .collect(),
+        _ => Vec::new(),
+    };
+    let recent = row
+        .recent
+        .iter()
+        .map(|t| crate::TickView {
+            tick: rfc3339(t.tick),
+            outcome: t.outcome.clone(),
+            job: (t.outcome == "job").then(|| t.made.clone()).flatten(),
+            run: (t.outcome == "run").then(|| t.made.clone()).flatten(),
+            note: t.note.clone(),
+        })
+        .collect();
+    crate::ScheduleView {
+        id: row.id.to_string(),
+        project: row.project.to_string(),
+        config: row.config_id.map(|c| c.to_string()),
+        pipeline: row.pipeline_id.map(|p| p.to_string()),
+        status: status.into(),
+        schedule: row.doc,
+        runs: row.runs,
+        next_tick: row.next_tick.map(rfc3339),
+        last_tick: row.last_tick.map(rfc3339),
+        next,
+        recent,
+        created_at: rfc3339(row.created_at),
+        updated_at: rfc3339(row.updated_at),
+    }
+}
+
+/// A stored pipeline; fails only if its stored document is not a pipeline's.
+pub fn pipeline_view(p: gantry_store::PipelineRow) -> serde_json::Result<crate::PipelineView> {
+    let phases = match p.doc.get("phases") {
+        Some(phases) => serde_json::from_value(phases.clone())?,
+        None => Vec::new(),
+    };
+    Ok(crate::PipelineView {
+        id: p.id.to_string(),
+        project: p.project.to_string(),
+        phases,
+        version: p.version,
+        created_at: rfc3339(p.created_at),
+        updated_at: rfc3339(p.updated_at),
+    })
+}
+
+pub fn pipeline_run_view(r: gantry_store::PipelineRun) -> crate::PipelineRunView {
+    crate::PipelineRunView {
+        id: r.id,
+        project: r.project.to_string(),
+        pipeline: r.pipeline.to_string(),
+        status: r.status,
+        phase: r.phase,
+        phases: r.phases,
+        cancel_requested: r.cancel_requested,
+        error: r.error,
+        tasks: r
+            .tasks
+            .into_iter()
+            .map(|t| crate::RunTaskView {
+                phase: t.phase,
+                task: t.task,
+                config: t.config_id.to_string(),
+                continue_on_failure: t.continue_on_failure,
+                status: t.status,
+                job: t.job_id.map(|j| j.to_string()),
+                error: t.error,
+            })
+            .collect(),
+        created_at: rfc3339(r.created_at),
+        started_at: r.started_at.map(rfc3339),
+        finished_at: r.finished_at.map(rfc3339),
+        trigger: r.trigger.as_ref().map(trigger_view),
+        notifications: None,
+    }
+}
+
+/// An inbound webhook as of `now_ms` (an old secret past its time is not
+/// mentioned); without its secret.
+pub fn hook_view(h: &gantry_store::HookRow, now_ms: i64) -> crate::HookView {
+    crate::HookView {
+        id: h.id.clone(),
+        project: h.project.to_string(),
+        config: h.config_id.as_ref().map(|c| c.to_string()),
+        pipeline: h.pipeline_id.as_ref().map(|p| p.to_string()),
+        url: format!("/v1/hooks/{}", h.id),
+        auth: h.auth.clone(),
+        max_body: h.max_body,
+        rate_limit: h.rate_per_min,
+        old_secret_valid_until: h.old_until.filter(|u| *u > now_ms).map(rfc3339),
+        created_at: rfc3339(h.created_at),
+        secret: None,
     }
 }

@@ -51,6 +51,19 @@ id_schema!(
     "in.c-main.customers"
 );
 
+id_schema!(
+    TokenIdParam,
+    "A token's public id: 12 hex digits (never the secret).",
+    "^[0-9a-fA-F]{12}$",
+    "0123456789ab"
+);
+id_schema!(
+    WorkerIdParam,
+    "A worker's id: 1-128 letters, digits, '-', '_' or '.'.",
+    "^[A-Za-z0-9._-]{1,128}$",
+    "worker-1"
+);
+
 /// A default a project may loosen.
 #[derive(ToSchema)]
 #[schema(rename_all = "kebab-case")]

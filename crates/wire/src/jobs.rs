@@ -32,7 +32,7 @@ pub struct JobView {
     /// What the worker applied (memory, cpus, pids, network, loosenings).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub limits: Option<Value>,
+    pub limits: Option<gantry_core::applied::AppliedLimits>,
     pub cancel_requested: bool,
     pub queued_at: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -13,14 +13,21 @@ mod configs;
 mod from_store;
 mod ids;
 mod jobs;
+mod triggers;
 
 pub use admin::*;
 pub use catalog::*;
 pub use configs::*;
 #[cfg(feature = "store")]
-pub use from_store::{notification_view, project_view, rfc3339, trigger_view, waiting_text};
+pub use from_store::{
+    hook_view, notification_view, pipeline_run_view, pipeline_view, project_view, schedule_view,
+    trigger_view, waiting_text, worker_view,
+};
+/// A time on the wire: RFC 3339 in UTC with milliseconds.
+pub use gantry_core::time::rfc3339;
 pub use ids::*;
 pub use jobs::*;
+pub use triggers::*;
 
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;

@@ -5,13 +5,14 @@ use crate::datadir;
 use crate::logs::LogPipeline;
 use crate::warm::WarmPools;
 use futures_util::StreamExt;
+use gantry_core::applied::{AppliedLimits, Start as StartKind};
 use gantry_core::events::{LogLine, Redactor};
 use gantry_core::job::{classify, ContainerEnd, Outcome};
 use gantry_core::spec::secret_values;
 use gantry_core::{ErrorKind, PullPolicy, Spec};
 use gantry_metrics::Phase;
 use gantry_runtime::{ContainerRuntime, ContainerSpec, RuntimeError};
-use serde_json::{json, Value};
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -81,7 +82,8 @@ pub struct AttemptPlan {
 pub struct AttemptReport {
     pub outcome: Outcome,
     pub image_digest: Option<String>,
-    pub limits: Value,
+    /// `None` when the attempt ended before any container was planned.
+    pub limits: Option<AppliedLimits>,
     pub new_state: Option<Value>,
 }
 
@@ -107,22 +109,25 @@ impl AttemptPlan {
     }
 
     /// The limits and security settings actually applied, recorded on the job.
-    pub fn effective_limits(&self) -> Value {
+    pub fn effective_limits(&self) -> AppliedLimits {
         let l = &self.spec.limits;
-        json!({
-            "memory": l.memory,
-            "memory_swap": l.memory,
-            "cpus": l.cpus,
-            "timeout_ms": l.timeout.as_millis() as u64,
-            "pids": l.pids,
-            "network": l.network.as_str(),
-            "user": self.spec.user,
-            "read_only_root": !self.spec.writable_root,
-            "loosened": self.spec.loosenings(),
-            "tmp_size": TMP_SIZE,
-            "capabilities": "none",
-            "no_new_privileges": true,
-        })
+        AppliedLimits {
+            memory: l.memory,
+            memory_swap: l.memory,
+            cpus: l.cpus,
+            timeout_ms: l.timeout.as_millis() as u64,
+            pids: l.pids,
+            network: l.network,
+            user: self.spec.user.clone(),
+            read_only_root: !self.spec.writable_root,
+            loosened: Some(self.spec.loosenings()),
+            tmp_size: TMP_SIZE,
+            capabilities: "none".into(),
+            no_new_privileges: true,
+            start: None,
+            steps: None,
+            other: Default::default(),
+        }
     }
 
     pub(crate) fn container_spec(&self) -> ContainerSpec {
@@ -289,7 +294,7 @@ pub async fn run_attempt_with(
         AttemptEnd::Finished(AttemptReport {
             outcome,
             image_digest: digest,
-            limits: limits.clone(),
+            limits: Some(limits.clone()),
             new_state: None,
         })
     };
@@ -333,7 +338,7 @@ pub async fn run_attempt_with(
         .await;
         if let Some(end) = started {
             let mut limits = limits.clone();
-            limits["start"] = json!("warm");
+            limits.start = Some(StartKind::Warm);
             return ended(end, plan, digest, limits);
         }
     }
@@ -371,17 +376,17 @@ pub async fn run_attempt_with(
         tracing::warn!(container = %id, error = %e, "cannot remove a job container; the sweep will retry");
     }
     let mut limits = limits.clone();
-    limits["start"] = json!("cold");
+    limits.start = Some(StartKind::Cold);
     ended(end, plan, digest, limits)
 }
 
 /// How an attempt whose container ran (or failed to) ends.
-fn ended(end: Supervised, plan: &AttemptPlan, digest: String, limits: Value) -> AttemptEnd {
+fn ended(end: Supervised, plan: &AttemptPlan, digest: String, limits: AppliedLimits) -> AttemptEnd {
     let report = |outcome, digest| {
         AttemptEnd::Finished(AttemptReport {
             outcome,
             image_digest: digest,
-            limits: limits.clone(),
+            limits: Some(limits.clone()),
             new_state: None,
         })
     };
@@ -394,7 +399,7 @@ fn ended(end: Supervised, plan: &AttemptPlan, digest: String, limits: Value) -> 
             let mut r = AttemptReport {
                 outcome,
                 image_digest: Some(digest),
-                limits,
+                limits: Some(limits),
                 new_state: None,
             };
             if plan.collect_state && r.outcome.status == gantry_core::JobStatus::Succeeded {

@@ -6,12 +6,13 @@
 
 use crate::attempt::{run_attempt, AttemptEnd, AttemptPlan, AttemptReport};
 use crate::datadir;
+use gantry_core::applied::{AppliedLimits, StepRecord};
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::spec::{Processor, Processors, StorageMapping};
 use gantry_core::{ErrorKind, JobStatus};
 use gantry_runtime::ContainerRuntime;
-use serde_json::{json, Map, Value};
+use serde_json::Map;
 use std::path::Path;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
@@ -61,12 +62,12 @@ pub async fn run_with_processors(
             AttemptEnd::Finished(r) => r,
             other => return other,
         };
-    steps.push(json!({
-        "step": "component",
-        "image": plan.spec.image,
-        "image_digest": report.image_digest,
-        "status": report.outcome.status,
-    }));
+    steps.push(StepRecord {
+        step: "component".into(),
+        image: plan.spec.image.clone(),
+        image_digest: report.image_digest.clone(),
+        status: report.outcome.status,
+    });
     if report.outcome.status != JobStatus::Succeeded {
         record_steps(&mut report.limits, steps);
         return AttemptEnd::Finished(report);
@@ -94,7 +95,7 @@ async fn step_run(
     events: &mpsc::Sender<LogLine>,
     cancel: &CancellationToken,
     abort: &CancellationToken,
-    steps: &mut Vec<Value>,
+    steps: &mut Vec<StepRecord>,
 ) -> Result<(), AttemptEnd> {
     let image = p.definition.image();
     let mut spec = plan.spec.clone();
@@ -135,12 +136,12 @@ async fn step_run(
         other => return Err(other),
     };
     let status = report.outcome.status;
-    steps.push(json!({
-        "step": step,
-        "image": image,
-        "image_digest": report.image_digest,
-        "status": status,
-    }));
+    steps.push(StepRecord {
+        step: step.to_string(),
+        image: image.to_string(),
+        image_digest: report.image_digest.clone(),
+        status,
+    });
     let _ = events
         .send(LogLine::system(
             if status == JobStatus::Succeeded {
@@ -158,20 +159,20 @@ async fn step_run(
     if let Some(err) = report.outcome.error.as_mut() {
         err.message = format!("{step} ({image}): {}", err.message);
     }
-    report.limits = plan.effective_limits();
+    report.limits = Some(plan.effective_limits());
     record_steps(&mut report.limits, steps.clone());
     report.new_state = None;
     Err(AttemptEnd::Finished(report))
 }
 
-fn record_steps(limits: &mut Value, steps: Vec<Value>) {
-    if let Some(m) = limits.as_object_mut() {
-        m.insert("steps".into(), Value::Array(steps));
+fn record_steps(limits: &mut Option<AppliedLimits>, steps: Vec<StepRecord>) {
+    if let Some(l) = limits {
+        l.steps = Some(steps);
     }
 }
 
-fn infra_end(plan: &AttemptPlan, steps: &[Value], message: String) -> AttemptEnd {
-    let mut limits = plan.effective_limits();
+fn infra_end(plan: &AttemptPlan, steps: &[StepRecord], message: String) -> AttemptEnd {
+    let mut limits = Some(plan.effective_limits());
     record_steps(&mut limits, steps.to_vec());
     AttemptEnd::Finished(AttemptReport {
         outcome: Outcome::failed(ErrorKind::Infrastructure, message, None),

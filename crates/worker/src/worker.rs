@@ -526,10 +526,7 @@ impl Worker {
         loop {
             let work = async {
                 images.keep_warm().await;
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map_or(0, |d| d.as_millis() as i64);
-                images.collect_garbage(now).await;
+                images.collect_garbage(gantry_core::time::now_ms()).await;
             };
             tokio::select! {
                 _ = stop.cancelled() => return,
@@ -632,7 +629,7 @@ impl Worker {
                 };
                 let info = AttemptInfo {
                     image_digest: report.image_digest.clone(),
-                    limits: Some(report.limits.clone()),
+                    limits: report.limits.clone(),
                 };
                 if let Err(e) = self.store.record_attempt(id, attempt, &info).await {
                     tracing::warn!(job = %id, error = %e, "cannot record attempt details");
@@ -1081,7 +1078,7 @@ fn finished(outcome: Outcome) -> AttemptEnd {
     AttemptEnd::Finished(crate::attempt::AttemptReport {
         outcome,
         image_digest: None,
-        limits: serde_json::Value::Null,
+        limits: None,
         new_state: None,
     })
 }

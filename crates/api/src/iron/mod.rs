@@ -301,9 +301,7 @@ pub fn check_timeout(t: Option<i64>) -> IronResult<u64> {
     }
 }
 
-pub fn rfc3339(ms: i64) -> String {
-    crate::views::rfc3339(ms)
-}
+pub use gantry_core::time::rfc3339;
 
 /// Whether the project lets its jobs have a network (Iron tasks expect one;
 /// Gantry gives it only where the project's policy allows `bridge-network`).

@@ -25,11 +25,7 @@ const ONCE_EVERY: u64 = 366 * 24 * 3600;
 /// Most schedules one request may create.
 const MAX_SCHEDULES: usize = 100;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use gantry_core::time::now_ms;
 
 /// A time Iron's clients send: RFC 3339 (Python sends `isoformat()`), or
 /// seconds since the epoch.

@@ -368,7 +368,7 @@ pub async fn job(
             started => ser(job.started_at.map(time)),
             finished => ser(job.finished_at.map(time)),
             attempts => ser(attempts),
-            limits => ser(job.limits.as_ref().map(pretty)),
+            limits => ser(job.limits.as_ref().map(|l| pretty(&serde_json::json!(l)))),
             spec => ser(pretty(&hide_secrets(&job.spec))),
             tables => ser(tables),
             files => ser(files),
@@ -686,7 +686,7 @@ pub async fn download(
 ) -> Result<Response, UiError> {
     let f = s
         .store
-        .get_file(&session.principal.project, file_id(&id)?)
+        .get_file(&session.principal.project, file_id(&id)?.get())
         .await?;
     let stream = s
         .storage

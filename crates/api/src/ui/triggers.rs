@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 
 /// A schedule row for the list and the page: the API's view plus how it fires.
 fn schedule_row(row: ScheduleRow) -> Value {
-    let mut v = schedule_view(row);
+    let mut v = json!(schedule_view(row));
     let doc = v["schedule"].clone();
     v["cron"] = doc["cron"].clone();
     v["every"] = match &doc["every"] {
@@ -95,7 +95,7 @@ pub async fn resume_schedule(
 /// A run for a list: the API's view plus display times.
 fn run_row(r: PipelineRun) -> Value {
     let (created, started, finished) = (r.created_at, r.started_at, r.finished_at);
-    let mut v = run_view(r);
+    let mut v = json!(run_view(r));
     v["created"] = json!(time(created));
     v["started"] = json!(started.map(time));
     v["finished"] = json!(finished.map(time));
@@ -111,13 +111,15 @@ pub async fn pipelines(State(s): State<AppState>, session: Session) -> Result<Re
         .await?
         .into_iter()
         .map(|p| {
-            let (updated, phases) = (time(p.updated_at), p.doc["phases"].clone());
-            let mut v = pipeline_view(p);
+            let updated = time(p.updated_at);
+            let view = pipeline_view(p)?;
+            let phase_count = view.phases.len();
+            let mut v = json!(view);
             v["updated"] = json!(updated);
-            v["phase_count"] = json!(phases.as_array().map_or(0, Vec::len));
-            v
+            v["phase_count"] = json!(phase_count);
+            Ok(v)
         })
-        .collect();
+        .collect::<Result<_, crate::ApiError>>()?;
     let runs: Vec<Value> = s
         .store
         .list_pipeline_runs(project, None)

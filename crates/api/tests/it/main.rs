@@ -71,7 +71,22 @@ impl Api {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        self.call_with(method, uri, token, body, &[]).await
+    }
+
+    /// `call` with extra request headers.
+    async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, Value) {
         let mut req = Request::builder().method(method).uri(uri);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(t) = token {
             req = req.header(header::AUTHORIZATION, format!("Bearer {t}"));
         }
@@ -596,4 +611,363 @@ async fn image_routes_hold_to_their_documented_patterns() {
         .call(Method::DELETE, "/v1/images/keep?image=never-kept", t, None)
         .await;
     assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+}
+
+/// Checks `value` against `schema` of the OpenAPI document `doc` (`$ref`s
+/// resolved): JSON types, enums, required properties, and no property the
+/// schema does not list. `at` names the place in errors.
+fn check_schema(doc: &Value, schema: &Value, value: &Value, at: &str) -> Result<(), String> {
+    if let Some(r) = schema["$ref"].as_str() {
+        let name = r.rsplit('/').next().unwrap_or(r);
+        let target = &doc["components"]["schemas"][name];
+        if target.is_null() {
+            return Err(format!("{at}: dangling {r}"));
+        }
+        return check_schema(doc, target, value, at);
+    }
+    for key in ["oneOf", "anyOf"] {
+        if let Some(branches) = schema[key].as_array() {
+            let errors: Vec<String> = branches
+                .iter()
+                .filter_map(|b| check_schema(doc, b, value, at).err())
+                .collect();
+            if errors.len() == branches.len() {
+                return Err(format!("{at}: no branch of {key} fits: {errors:?}"));
+            }
+        }
+    }
+    if let Some(all) = schema["allOf"].as_array() {
+        for b in all {
+            check_schema(doc, b, value, at)?;
+        }
+    }
+    let kind = match value {
+        Value::Null => "null",
+        Value::Bool(_) => "boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "integer",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    let types: Vec<&str> = match &schema["type"] {
+        Value::String(t) => vec![t.as_str()],
+        Value::Array(ts) => ts.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    };
+    let fits = types.is_empty()
+        || types.contains(&kind)
+        || (kind == "integer" && types.contains(&"number"));
+    if !fits {
+        return Err(format!(
+            "{at}: {value} is {kind}, the schema says {types:?}"
+        ));
+    }
+    if let Some(choices) = schema["enum"].as_array() {
+        if !choices.contains(value) {
+            return Err(format!("{at}: {value} is not one of {choices:?}"));
+        }
+    }
+    if let (Some(props), Value::Object(fields)) = (schema["properties"].as_object(), value) {
+        for name in schema["required"].as_array().into_iter().flatten() {
+            let name = name.as_str().unwrap_or("");
+            if !fields.contains_key(name) {
+                return Err(format!("{at}: required '{name}' is missing"));
+            }
+        }
+        for (name, v) in fields {
+            let Some(p) = props.get(name) else {
+                return Err(format!("{at}: '{name}' is not in the schema"));
+            };
+            check_schema(doc, p, v, &format!("{at}.{name}"))?;
+        }
+    }
+    if let (Some(items), Value::Array(elements)) = (schema.get("items"), value) {
+        for (i, e) in elements.iter().enumerate() {
+            check_schema(doc, items, e, &format!("{at}[{i}]"))?;
+        }
+    }
+    Ok(())
+}
+
+/// Asserts that an answer fits the schema the document gives for it, and
+/// that that schema is a named one (not a plain object).
+fn assert_documented(doc: &Value, method: &str, path: &str, status: StatusCode, answer: &Value) {
+    let schema = &doc["paths"][path][method]["responses"][status.as_str()]["content"]
+        ["application/json"]["schema"];
+    assert!(
+        schema["$ref"].is_string(),
+        "{method} {path} {status}: not a named schema: {schema}"
+    );
+    if let Err(e) = check_schema(doc, schema, answer, "answer") {
+        panic!("{method} {path} {status}: {e}\n{answer:#}");
+    }
+}
+
+#[test]
+fn the_schema_check_refuses_what_a_schema_does_not_say() {
+    let doc = serde_json::to_value(gantry_api::openapi()).expect("json");
+    let schema = json!({"$ref": "#/components/schemas/HookList"});
+    assert!(check_schema(&doc, &schema, &json!({"webhooks": []}), "a").is_ok());
+    assert!(check_schema(&doc, &schema, &json!({"webhooks": [], "more": 1}), "a").is_err());
+    assert!(check_schema(&doc, &schema, &json!({"webhooks": [{"id": 1}]}), "a").is_err());
+    assert!(check_schema(&doc, &schema, &json!({}), "a").is_err());
+}
+
+/// The answers of schedules, pipelines, pipeline runs (with their
+/// notifications) and webhooks are described by named schemas that they
+/// fit exactly, and read back into the wire types the CLI uses.
+#[tokio::test]
+async fn trigger_answers_fit_their_documented_schemas() {
+    let a = api().await;
+    let doc = serde_json::to_value(gantry_api::openapi()).expect("json");
+    let t = a.project_token("triggers").await;
+    let (st, _) = a
+        .call(
+            Method::POST,
+            "/v1/configs",
+            Some(&t),
+            Some(json!({"id": "etl", "spec": {"image": "busybox"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+
+    // Schedules.
+    let (st, sc) = a
+        .call(
+            Method::POST,
+            "/v1/schedules",
+            Some(&t),
+            Some(json!({"id": "nightly", "config": "etl", "cron": "0 3 * * *", "timezone": "Europe/Prague"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{sc}");
+    assert_documented(&doc, "post", "/v1/schedules", st, &sc);
+    assert_eq!(sc["status"], "active");
+    assert_eq!(sc["pipeline"], Value::Null, "present as null: {sc}");
+    assert_eq!(sc["next"].as_array().map(Vec::len), Some(5));
+    let typed: gantry_wire::ScheduleView = serde_json::from_value(sc.clone()).expect("typed");
+    assert_eq!(serde_json::to_value(&typed).expect("json"), sc);
+    let (st, v) = a
+        .call(Method::POST, "/v1/schedules/nightly/pause", Some(&t), None)
+        .await;
+    assert_documented(&doc, "post", "/v1/schedules/{id}/pause", st, &v);
+    assert_eq!(v["status"], "paused");
+    let (st, v) = a
+        .call(Method::POST, "/v1/schedules/nightly/resume", Some(&t), None)
+        .await;
+    assert_documented(&doc, "post", "/v1/schedules/{id}/resume", st, &v);
+    let (st, v) = a
+        .call(Method::GET, "/v1/schedules/nightly", Some(&t), None)
+        .await;
+    assert_documented(&doc, "get", "/v1/schedules/{id}", st, &v);
+    let (st, v) = a.call(Method::GET, "/v1/schedules", Some(&t), None).await;
+    assert_documented(&doc, "get", "/v1/schedules", st, &v);
+    assert_eq!(v["schedules"][0]["id"], "nightly");
+
+    // Pipelines and their runs.
+    let phases = json!([
+        {"name": "extract", "tasks": [{"config": "etl", "parameters": {"#key": "s3cret"}}]},
+        {"tasks": [{"config": "etl", "continue_on_failure": true}]}
+    ]);
+    let (st, pl) = a
+        .call(
+            Method::POST,
+            "/v1/pipelines",
+            Some(&t),
+            Some(json!({"id": "daily", "phases": phases})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{pl}");
+    assert_documented(&doc, "post", "/v1/pipelines", st, &pl);
+    assert!(!pl.to_string().contains("s3cret"), "sealed: {pl}");
+    assert_eq!(pl["phases"][0]["name"], "extract");
+    assert_eq!(pl["phases"][1]["tasks"][0]["continue_on_failure"], true);
+    assert!(pl["phases"][1].get("name").is_none(), "{pl}");
+    let typed: gantry_wire::PipelineView = serde_json::from_value(pl.clone()).expect("typed");
+    assert_eq!(serde_json::to_value(&typed).expect("json"), pl);
+    let (st, v) = a
+        .call(
+            Method::PUT,
+            "/v1/pipelines/daily",
+            Some(&t),
+            Some(json!({"phases": phases})),
+        )
+        .await;
+    assert_documented(&doc, "put", "/v1/pipelines/{id}", st, &v);
+    assert_eq!(v["version"], 2);
+    let (st, v) = a.call(Method::GET, "/v1/pipelines", Some(&t), None).await;
+    assert_documented(&doc, "get", "/v1/pipelines", st, &v);
+    let (st, v) = a
+        .call(Method::GET, "/v1/pipelines/daily", Some(&t), None)
+        .await;
+    assert_documented(&doc, "get", "/v1/pipelines/{id}", st, &v);
+    let (st, run) = a
+        .call(Method::POST, "/v1/pipelines/daily/run", Some(&t), None)
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{run}");
+    assert_documented(&doc, "post", "/v1/pipelines/{id}/run", st, &run);
+    assert!(run.get("notifications").is_none(), "only on GET: {run}");
+    assert_eq!(run["trigger"], Value::Null, "present as null: {run}");
+    let id = run["id"].as_str().expect("run id").to_string();
+    let (st, v) = a
+        .call(
+            Method::GET,
+            &format!("/v1/pipeline-runs/{id}"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_documented(&doc, "get", "/v1/pipeline-runs/{id}", st, &v);
+    assert_eq!(v["notifications"], json!([]));
+    let typed: gantry_wire::PipelineRunView = serde_json::from_value(v.clone()).expect("typed");
+    assert_eq!(serde_json::to_value(&typed).expect("json"), v);
+    let (st, v) = a
+        .call(Method::GET, "/v1/pipeline-runs", Some(&t), None)
+        .await;
+    assert_documented(&doc, "get", "/v1/pipeline-runs", st, &v);
+    let (st, v) = a
+        .call(Method::GET, "/v1/pipelines/daily/runs", Some(&t), None)
+        .await;
+    assert_documented(&doc, "get", "/v1/pipelines/{id}/runs", st, &v);
+    let (st, v) = a
+        .call(
+            Method::POST,
+            &format!("/v1/pipeline-runs/{id}/cancel"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_documented(&doc, "post", "/v1/pipeline-runs/{id}/cancel", st, &v);
+
+    // Webhooks and deliveries.
+    let (st, hook) = a
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&t),
+            Some(json!({"config": "etl"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{hook}");
+    assert_documented(&doc, "post", "/v1/webhooks", st, &hook);
+    assert!(hook["secret"]
+        .as_str()
+        .is_some_and(|s| s.starts_with("whsec_")));
+    let hid = hook["id"].as_str().expect("hook id").to_string();
+    let (st, v) = a
+        .call(
+            Method::POST,
+            &format!("/v1/webhooks/{hid}/rotate"),
+            Some(&t),
+            Some(json!({"grace": "1h"})),
+        )
+        .await;
+    assert_documented(&doc, "post", "/v1/webhooks/{id}/rotate", st, &v);
+    assert!(v["old_secret_valid_until"].is_string(), "{v}");
+    let (st, v) = a
+        .call(Method::GET, &format!("/v1/webhooks/{hid}"), Some(&t), None)
+        .await;
+    assert_documented(&doc, "get", "/v1/webhooks/{id}", st, &v);
+    assert!(v.get("secret").is_none(), "shown once: {v}");
+    let typed: gantry_wire::HookView = serde_json::from_value(v.clone()).expect("typed");
+    assert_eq!(serde_json::to_value(&typed).expect("json"), v);
+    let (st, v) = a.call(Method::GET, "/v1/webhooks", Some(&t), None).await;
+    assert_documented(&doc, "get", "/v1/webhooks", st, &v);
+    let (st, tokened) = a
+        .call(
+            Method::POST,
+            "/v1/webhooks",
+            Some(&t),
+            Some(json!({"pipeline": "daily", "auth": "token"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{tokened}");
+    assert!(tokened.get("secret").is_none(), "{tokened}");
+    let url = tokened["url"].as_str().expect("url").to_string();
+    let (st, made) = a
+        .call_with(
+            Method::POST,
+            &url,
+            Some(&t),
+            Some(json!({"x": 1})),
+            &[("webhook-id", "d-1")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::ACCEPTED, "{made}");
+    assert_documented(&doc, "post", "/v1/hooks/{id}", st, &made);
+    assert_eq!(made["delivery"], "d-1");
+    assert!(
+        made["pipeline_run"].is_string() && made.get("job").is_none(),
+        "{made}"
+    );
+    let (st, again) = a
+        .call_with(
+            Method::POST,
+            &url,
+            Some(&t),
+            Some(json!({"x": 1})),
+            &[("webhook-id", "d-1")],
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{again}");
+    assert_documented(&doc, "post", "/v1/hooks/{id}", st, &again);
+    assert_eq!(
+        again,
+        json!({"pipeline_run": made["pipeline_run"], "replay": true})
+    );
+}
+
+/// Token, file and worker ids are typed at the edge: the answers carry
+/// them in their documented forms, and an id that cannot be one answers
+/// 404 like an unknown one.
+#[tokio::test]
+async fn token_file_and_worker_ids_are_typed_at_the_edge() {
+    let a = api().await;
+    let doc = serde_json::to_value(gantry_api::openapi()).expect("json");
+    let (st, list) = a
+        .call(Method::GET, "/v1/tokens", Some(&a.admin), None)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{list}");
+    assert_documented(&doc, "get", "/v1/tokens", st, &list);
+    let typed: gantry_wire::TokenList = serde_json::from_value(list.clone()).expect("typed");
+    let id = typed.tokens[0].id.clone();
+    assert_eq!(id.as_str().len(), gantry_core::TokenId::LEN);
+    let (st, workers) = a
+        .call(Method::GET, "/v1/workers", Some(&a.admin), None)
+        .await;
+    assert_documented(&doc, "get", "/v1/workers", st, &workers);
+    for (method, uri) in [
+        (Method::DELETE, "/v1/tokens/not-a-token"),
+        (Method::DELETE, "/v1/tokens/0123456789ab"),
+        (Method::POST, "/v1/workers/a%20b/drain"),
+        (Method::POST, "/v1/workers/nobody/drain"),
+        (Method::GET, "/v1/files/x"),
+        (Method::GET, "/v1/files/999"),
+    ] {
+        let (st, body) = a.call(method.clone(), uri, Some(&a.admin), None).await;
+        assert_eq!(st, StatusCode::NOT_FOUND, "{method} {uri}: {body}");
+        assert_eq!(code(&body), "not_found");
+    }
+    // An upper-case public id names the same token.
+    let (st, made) = a
+        .call(
+            Method::POST,
+            "/v1/tokens",
+            Some(&a.admin),
+            Some(json!({"project": "default", "description": "ci"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{made}");
+    assert_documented(&doc, "post", "/v1/tokens", st, &made);
+    let upper = made["id"].as_str().expect("id").to_ascii_uppercase();
+    let (st, body) = a
+        .call(
+            Method::DELETE,
+            &format!("/v1/tokens/{upper}"),
+            Some(&a.admin),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
 }

@@ -191,3 +191,40 @@ async fn an_upload_with_a_bad_name_stores_nothing() {
         .expect("list");
     assert!(files.is_empty());
 }
+
+/// Two creates of one table racing each other: exactly one makes it
+/// (version 1), the other is a conflict, whichever step catches it (the
+/// early check, or the commit's own check inside the store's transaction).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_creates_of_one_table_make_it_once() {
+    let f = Arc::new(fixture());
+    for round in 0..20 {
+        let id: gantry_core::TableId = format!("in.c-race.t{round}").parse().expect("table");
+        let new = gantry_control::NewTable {
+            id: id.clone(),
+            columns: vec!["id".into(), "name".into()],
+            primary_key: vec!["id".into()],
+        };
+        let (a, b) = tokio::join!(
+            {
+                let (f, new) = (f.clone(), new.clone());
+                tokio::spawn(async move { f.control.create_table(&project(), new).await })
+            },
+            {
+                let (f, new) = (f.clone(), new.clone());
+                tokio::spawn(async move { f.control.create_table(&project(), new).await })
+            }
+        );
+        let results = [a.expect("task"), b.expect("task")];
+        let made = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(made, 1, "round {round}: {results:?}");
+        assert!(
+            results.iter().any(
+                |r| matches!(r, Err(CatalogError::Conflict(m)) if m.contains("already exists"))
+            ),
+            "round {round}: {results:?}"
+        );
+        let info = f.store.get_table(&project(), &id).await.expect("table");
+        assert_eq!(info.version, 1, "round {round}");
+    }
+}

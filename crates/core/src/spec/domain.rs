@@ -134,8 +134,21 @@ pub fn check_priority(p: i64, path: &str) -> Result<u8, SpecError> {
 
 /// A way a spec loosens the locked-down defaults. Each must be allowed by the
 /// job's project (`gantry projects update ID --allow ...`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::Display,
+)]
 #[serde(rename_all = "kebab-case")]
+#[strum(serialize_all = "kebab-case")]
 pub enum Loosening {
     /// `user: root` (or uid 0).
     RootUser,
@@ -147,11 +160,7 @@ pub enum Loosening {
 
 impl Loosening {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::RootUser => "root-user",
-            Self::BridgeNetwork => "bridge-network",
-            Self::WritableRoot => "writable-root",
-        }
+        self.into()
     }
 
     /// The spec field that asks for it, for error messages.
@@ -161,12 +170,6 @@ impl Loosening {
             Self::BridgeNetwork => "limits.network",
             Self::WritableRoot => "writable_root",
         }
-    }
-}
-
-impl std::fmt::Display for Loosening {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 

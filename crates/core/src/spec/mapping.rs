@@ -61,8 +61,11 @@ impl OutputMapping {
 /// Keboola's data type support of a project or output mapping: with `none`
 /// the `keboola-component` library writes legacy manifests (`columns`), with
 /// `hints` or `authoritative` the newer `schema` ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum DataTypeSupport {
     #[default]
     None,
@@ -72,11 +75,7 @@ pub enum DataTypeSupport {
 
 impl DataTypeSupport {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Hints => "hints",
-            Self::Authoritative => "authoritative",
-        }
+        self.into()
     }
 }
 

@@ -199,8 +199,11 @@ pub enum PullPolicy {
     Never,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, strum::IntoStaticStr,
+)]
 #[serde(rename_all = "lowercase")]
+#[strum(serialize_all = "lowercase")]
 pub enum Network {
     #[default]
     None,
@@ -209,10 +212,7 @@ pub enum Network {
 
 impl Network {
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::None => "none",
-            Self::Bridge => "bridge",
-        }
+        self.into()
     }
 }
 

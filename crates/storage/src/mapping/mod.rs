@@ -34,16 +34,10 @@ pub struct Collected {
 /// Largest manifest read from a container.
 const MAX_MANIFEST: u64 = 1 << 20;
 
-fn rfc3339(ms: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
-}
+/// Keboola's manifests show times to the second.
+use gantry_core::time::rfc3339_seconds as rfc3339;
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
-}
+use gantry_core::time::now_ms;
 
 /// `-7 days`, `-2 hours`, `-30 minutes` (relative to now) or an RFC 3339 time.
 /// The read an input table mapping asks for (`at` names it in errors).

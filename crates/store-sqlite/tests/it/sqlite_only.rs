@@ -411,3 +411,58 @@ async fn retention_takes_iron_tasks_with_their_jobs_and_keeps_the_files_iron_nee
     ));
     assert!(store.get_file(&p, config.id).await.is_ok());
 }
+
+/// A job's applied limits are stored as the JSON text earlier versions
+/// wrote (same keys, same order), and records in older shapes (before
+/// `loosened` or `start`, with keys this version does not know, or the
+/// text `null`) read back as they were.
+#[tokio::test]
+async fn applied_limits_keep_their_stored_json() {
+    let Sqlite { dir, store } = open_sqlite();
+    let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
+    let claim = store
+        .claim("w1", 1, Duration::from_secs(60))
+        .await
+        .expect("claim");
+    assert_eq!(claim.jobs.len(), 1);
+    let today = r#"{"memory":536870912,"memory_swap":536870912,"cpus":1.0,"timeout_ms":3600000,"pids":512,"network":"none","user":"1000:1000","read_only_root":true,"loosened":["writable-root"],"tmp_size":268435456,"capabilities":"none","no_new_privileges":true,"start":"cold"}"#;
+    let limits: gantry_core::applied::AppliedLimits = serde_json::from_str(today).expect("typed");
+    store
+        .record_attempt(
+            id,
+            1,
+            &gantry_store::AttemptInfo {
+                image_digest: None,
+                limits: Some(limits.clone()),
+            },
+        )
+        .await
+        .expect("record");
+    let conn = rusqlite::Connection::open(dir.path().join("gantry.db")).expect("db");
+    let stored: String = conn
+        .query_row(
+            "SELECT limits FROM jobs WHERE id = ?1",
+            [id.to_string()],
+            |r| r.get(0),
+        )
+        .expect("row");
+    assert_eq!(stored, today);
+    assert_eq!(
+        store.get_job(&project(), id).await.expect("job").limits,
+        Some(limits)
+    );
+    let older = r#"{"memory":1,"memory_swap":1,"cpus":0.5,"timeout_ms":1,"pids":1,"network":"bridge","user":"root","read_only_root":false,"tmp_size":1,"capabilities":"none","no_new_privileges":true,"gone":[1]}"#;
+    for (text, shown) in [(older, Some(older)), ("null", None)] {
+        conn.execute(
+            "UPDATE jobs SET limits = ?2 WHERE id = ?1",
+            rusqlite::params![id.to_string(), text],
+        )
+        .expect("update");
+        let read = store.get_job(&project(), id).await.expect("job").limits;
+        assert_eq!(
+            read.map(|l| serde_json::to_string(&l).expect("json"))
+                .as_deref(),
+            shown
+        );
+    }
+}

@@ -251,6 +251,28 @@ pub async fn version_conflicts_are_conflicts(b: &dyn Backend) {
         .await
         .expect("append");
     assert_eq!((v3.version, v3.segments.len(), v3.rows), (3, 2, 2));
+    // A create makes a new table only, whatever its kind.
+    let mut create = table_write(&table, WriteKind::Replace, "k5");
+    create.made_by = MadeBy::Create;
+    match store.commit_table(&project(), create.clone()).await {
+        Err(StoreError::Conflict(m)) => assert!(m.contains("already exists"), "{m}"),
+        other => panic!("a create of an existing table: {other:?}"),
+    }
+    assert_eq!(
+        store
+            .get_table(&project(), &table)
+            .await
+            .expect("table")
+            .version,
+        3,
+        "the refused create wrote nothing"
+    );
+    create.table = "in.c-main.fresh".parse().expect("table");
+    let made = store
+        .commit_table(&project(), create)
+        .await
+        .expect("a create of a new table");
+    assert_eq!((made.version, made.made_by), (1, MadeBy::Create));
     // A configuration made twice.
     let cfg: ConfigId = "dup".parse().expect("id");
     store
