@@ -72,7 +72,12 @@ pub(crate) fn job_from_row(r: &Row) -> Result<Job> {
         exit_code: r.try_get(9)?,
         worker_id: r.try_get(10)?,
         image_digest: r.try_get(11)?,
-        limits: r.try_get::<_, Option<&str>>(12)?.map(json).transpose()?,
+        limits: r
+            .try_get::<_, Option<&str>>(12)?
+            .map(serde_json::from_str::<Option<_>>)
+            .transpose()
+            .map_err(|e| Error::Corrupt(format!("limits: {e}")))?
+            .flatten(),
         cancel_requested: r.try_get(13)?,
         queued_at: r.try_get(14)?,
         started_at: r.try_get(15)?,

@@ -483,7 +483,12 @@ impl QueueStore for PgStore {
         attempt: u32,
         info: &AttemptInfo,
     ) -> gantry_store::Result<()> {
-        let limits = info.limits.as_ref().map(|l| l.to_string());
+        let limits = info
+            .limits
+            .as_ref()
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| crate::error::Error::Internal(format!("limits: {e}")))?;
         let (id, attempt) = (id.to_string(), i64::from(attempt));
         Ok(locked!(self, |tx| {
             tx.execute(
