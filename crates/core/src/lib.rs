@@ -2,7 +2,8 @@
 //! exist, and the rules for turning container output into events.
 //!
 //! This crate does no IO: no files, no network, and no clock but
-//! [`time::now_ms`] (everything else takes the time callers pass in). Everything here is unit-testable in memory.
+//! [`time::now_ms`] (everything else takes the time callers pass in).
+//! Everything here is unit-testable in memory.
 #![forbid(unsafe_code)]
 
 pub mod applied;

@@ -83,6 +83,7 @@ pub enum TriggerView {
 pub struct NotificationView {
     pub url: String,
     /// `pending`, `delivered` or `failed` (given up).
+    #[schema(value_type = NotificationStatusName)]
     pub status: String,
     pub last_error: Option<String>,
     pub attempts: Vec<NotificationAttemptView>,
@@ -213,4 +214,15 @@ pub enum JobStatusName {
 pub enum RunModeName {
     Run,
     Debug,
+}
+
+/// Where an outbound notification stands.
+#[derive(ToSchema)]
+#[schema(rename_all = "snake_case")]
+#[allow(dead_code)]
+pub enum NotificationStatusName {
+    Pending,
+    Delivered,
+    /// Given up (its deadline passed).
+    Failed,
 }

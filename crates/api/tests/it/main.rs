@@ -839,6 +839,41 @@ async fn trigger_answers_fit_their_documented_schemas() {
         )
         .await;
     assert_documented(&doc, "post", "/v1/pipeline-runs/{id}/cancel", st, &v);
+    // A run that asks to be notified shows its notification once it ended.
+    let (st, _) = a
+        .call(
+            Method::POST,
+            "/v1/pipelines",
+            Some(&t),
+            Some(json!({"id": "told", "phases": phases, "notify": [{"url": "https://example.com/n", "on": "always"}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let (_, run) = a
+        .call(Method::POST, "/v1/pipelines/told/run", Some(&t), None)
+        .await;
+    let told = run["id"].as_str().expect("run id").to_string();
+    let (st, v) = a
+        .call(
+            Method::POST,
+            &format!("/v1/pipeline-runs/{told}/cancel"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = a
+        .call(
+            Method::GET,
+            &format!("/v1/pipeline-runs/{told}"),
+            Some(&t),
+            None,
+        )
+        .await;
+    assert_documented(&doc, "get", "/v1/pipeline-runs/{id}", st, &v);
+    assert_eq!(v["status"], "cancelled", "{v}");
+    assert_eq!(v["notifications"][0]["url"], "https://example.com/n", "{v}");
+    assert_eq!(v["notifications"][0]["status"], "pending", "{v}");
 
     // Webhooks and deliveries.
     let (st, hook) = a
