@@ -4,6 +4,7 @@
 //! under concurrent starts, changes across processes, outages).
 
 mod pg_only;
+mod pg_queue;
 mod pg_triggers;
 
 use async_trait::async_trait;
