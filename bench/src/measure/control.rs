@@ -181,7 +181,8 @@ pub(super) async fn claim_complete(
     for w in 0..CLAIMERS {
         let (store, done) = (store.clone(), done.clone());
         claimers.push(tokio::spawn(async move {
-            let worker = format!("bench-{w}");
+            let worker: gantry_core::WorkerId =
+                format!("bench-{w}").parse().map_err(anyhow::Error::msg)?;
             while done.load(std::sync::atomic::Ordering::Relaxed) < measured {
                 let claim = store.claim(&worker, 8, lease).await?;
                 if claim.jobs.is_empty() {

@@ -43,8 +43,8 @@ fn project_view(p: Project) -> ProjectView {
     gantry_wire::project_view(p, gantry_storage::DEFAULT_IMPORT_MAX_BYTES)
 }
 
-fn token_view(t: TokenInfo) -> Result<TokenView, ApiError> {
-    t.try_into().map_err(ApiError::internal)
+fn token_view(t: TokenInfo) -> TokenView {
+    t.into()
 }
 
 #[utoipa::path(get, path = "/v1/projects", tag = "admin", security(("bearer" = [])), responses((status = 200, description = "all projects", body = ProjectList), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
@@ -191,7 +191,7 @@ async fn list_tokens(
         .await?
         .into_iter()
         .map(token_view)
-        .collect::<Result<_, _>>()?;
+        .collect();
     Ok(Json(TokenList { tokens }))
 }
 
@@ -220,7 +220,7 @@ async fn create_token(
         .control()
         .create_token(&p, &project, body.admin, &body.description)
         .await?;
-    let mut view = token_view(token.info)?;
+    let mut view = token_view(token.info);
     view.token = Some(token.secret);
     Ok((StatusCode::CREATED, Json(view)))
 }
@@ -235,6 +235,6 @@ async fn revoke_token(
     let id: TokenId = id
         .parse()
         .map_err(|_| ApiError::not_found(format!("token '{id}'")))?;
-    s.control().revoke_token(&p, id.as_str()).await?;
+    s.control().revoke_token(&p, &id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -10,16 +10,18 @@ use crate::auth::Auth;
 use crate::doc::ErrorBody;
 use crate::extract::{ApiJson, ApiPath, ApiQuery};
 use crate::state::AppState;
-use crate::views::rfc3339;
 use crate::ApiError;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::StatusCode;
 use axum::Json;
 use gantry_core::image_source::valid_name;
-use gantry_store::{EngineImage, PackageRev, Principal, RegistryInfo, StackRow};
+use gantry_store::Principal;
+use gantry_wire::{
+    ImageList, KeptImage, KeptList, PackageList, PackageView, RegistryList, RegistryView,
+    StackList, StackView,
+};
 use serde::Deserialize;
-use serde_json::{json, Value};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -45,29 +47,6 @@ fn require_admin(p: &Principal, what: &str) -> Result<(), ApiError> {
     } else {
         Err(ApiError::forbidden(format!("{what} needs an admin token")))
     }
-}
-
-fn registry_view(r: RegistryInfo) -> Value {
-    json!({"host": r.host, "username": r.username, "created_at": rfc3339(r.created_at)})
-}
-
-fn stack_view(s: StackRow) -> Value {
-    json!({"name": s.name, "image": s.image, "created_at": rfc3339(s.created_at)})
-}
-
-fn package_view(p: PackageRev) -> Value {
-    json!({
-        "name": p.name, "rev": p.rev, "sha256": p.sha256, "size": p.size,
-        "created_at": rfc3339(p.created_at),
-    })
-}
-
-fn image_view(i: EngineImage) -> Value {
-    json!({
-        "worker": i.worker_id, "reference": i.reference, "image_id": i.image_id,
-        "kind": i.kind, "size": i.size, "warm": i.warm,
-        "last_used": rfc3339(i.last_used), "created_at": rfc3339(i.created_at),
-    })
 }
 
 /// A registry host as the engine names it: `host[:port]`.
@@ -103,12 +82,12 @@ struct NewRegistry {
     password: String,
 }
 
-#[utoipa::path(post, path = "/v1/registries", tag = "images", security(("bearer" = [])), request_body = NewRegistry, responses((status = 201, description = "the project's login to that host (without its password)", body = Object), (status = 400, description = "invalid host, username or password", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/registries", tag = "images", security(("bearer" = [])), request_body = NewRegistry, responses((status = 201, description = "the project's login to that host (without its password)", body = RegistryView), (status = 400, description = "invalid host, username or password", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn add_registry(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewRegistry>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<RegistryView>), ApiError> {
     check_host(&body.host)?;
     if body.username.is_empty()
         || body.username.chars().count() > 256
@@ -124,18 +103,18 @@ async fn add_registry(
         .store
         .put_registry(&p.project, &body.host, &body.username, &sealed)
         .await?;
-    Ok((StatusCode::CREATED, Json(registry_view(info))))
+    Ok((StatusCode::CREATED, Json(info.into())))
 }
 
-#[utoipa::path(get, path = "/v1/registries", tag = "images", security(("bearer" = [])), responses((status = 200, description = "the project's registry logins (no passwords)", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
+#[utoipa::path(get, path = "/v1/registries", tag = "images", security(("bearer" = [])), responses((status = 200, description = "the project's registry logins (no passwords)", body = RegistryList), (status = 401, description = "no valid token", body = ErrorBody)))]
 async fn list_registries(
     State(st): State<AppState>,
     Auth(p): Auth,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Json<RegistryList>, ApiError> {
     let list = st.store.list_registries(&p.project).await?;
-    Ok(Json(
-        json!({"registries": list.into_iter().map(registry_view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(RegistryList {
+        registries: list.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[utoipa::path(delete, path = "/v1/registries/{host}", tag = "images", security(("bearer" = [])), params(("host" = String, Path, description = "the registry host", pattern = r"^[A-Za-z0-9.:\[\]-]{1,255}$")), responses((status = 204, description = "removed"), (status = 400, description = "invalid host", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no login to that host in this project", body = ErrorBody)))]
@@ -159,12 +138,12 @@ struct NewStack {
     image: String,
 }
 
-#[utoipa::path(post, path = "/v1/stacks", tag = "images", security(("bearer" = [])), request_body = NewStack, responses((status = 201, description = "the stack", body = Object), (status = 400, description = "invalid name or image", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/stacks", tag = "images", security(("bearer" = [])), request_body = NewStack, responses((status = 201, description = "the stack", body = StackView), (status = 400, description = "invalid name or image", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn add_stack(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<NewStack>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<StackView>), ApiError> {
     require_admin(&p, "registering a stack")?;
     if !valid_name(&body.name) {
         return Err(ApiError::invalid(
@@ -173,15 +152,18 @@ async fn add_stack(
     }
     check_image(&body.image)?;
     let row = st.store.put_stack(&body.name, &body.image).await?;
-    Ok((StatusCode::CREATED, Json(stack_view(row))))
+    Ok((StatusCode::CREATED, Json(row.into())))
 }
 
-#[utoipa::path(get, path = "/v1/stacks", tag = "images", security(("bearer" = [])), responses((status = 200, description = "every stack", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
-async fn list_stacks(State(st): State<AppState>, Auth(_): Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/stacks", tag = "images", security(("bearer" = [])), responses((status = 200, description = "every stack", body = StackList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn list_stacks(
+    State(st): State<AppState>,
+    Auth(_): Auth,
+) -> Result<Json<StackList>, ApiError> {
     let list = st.store.list_stacks().await?;
-    Ok(Json(
-        json!({"stacks": list.into_iter().map(stack_view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(StackList {
+        stacks: list.into_iter().map(Into::into).collect(),
+    }))
 }
 
 #[utoipa::path(delete, path = "/v1/stacks/{name}", tag = "images", security(("bearer" = [])), params(("name" = String, Path, description = "the stack's name")), responses((status = 204, description = "removed"), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 404, description = "no such stack", body = ErrorBody)))]
@@ -195,45 +177,43 @@ async fn remove_stack(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[utoipa::path(post, path = "/v1/packages/{name}", tag = "images", security(("bearer" = [])), params(("name" = String, Path, description = "the package's name", pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "a zip or tar.gz (up to 64 MiB); refused (400) when it is not one, or holds absolute paths, '..', links out, devices, or too many entries or bytes"), responses((status = 201, description = "the new revision", body = Object), (status = 400, description = "not a package, or an unsafe one", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "larger than 64 MiB", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/packages/{name}", tag = "images", security(("bearer" = [])), params(("name" = String, Path, description = "the package's name", pattern = r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,99}$")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "a zip or tar.gz (up to 64 MiB); refused (400) when it is not one, or holds absolute paths, '..', links out, devices, or too many entries or bytes"), responses((status = 201, description = "the new revision", body = PackageView), (status = 400, description = "not a package, or an unsafe one", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 413, description = "larger than 64 MiB", body = ErrorBody)))]
 async fn upload_package(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiPath(name): ApiPath<String>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<PackageView>), ApiError> {
     if !valid_name(&name) {
         return Err(ApiError::invalid(
             "name: letters, digits, . _ - (up to 100)",
         ));
     }
     let rev = st.storage.put_package(&p.project, &name, body).await?;
-    Ok((StatusCode::CREATED, Json(package_view(rev))))
+    Ok((StatusCode::CREATED, Json(rev.into())))
 }
 
-#[utoipa::path(get, path = "/v1/packages", tag = "images", security(("bearer" = [])), responses((status = 200, description = "every revision of the project's packages, newest first", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
-async fn list_packages(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/packages", tag = "images", security(("bearer" = [])), responses((status = 200, description = "every revision of the project's packages, newest first", body = PackageList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn list_packages(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<PackageList>, ApiError> {
     let list = st.store.list_packages(&p.project).await?;
-    Ok(Json(
-        json!({"packages": list.into_iter().map(package_view).collect::<Vec<_>>()}),
-    ))
+    Ok(Json(PackageList {
+        packages: list.into_iter().map(Into::into).collect(),
+    }))
 }
 
-#[utoipa::path(get, path = "/v1/images", tag = "images", security(("bearer" = [])), responses((status = 200, description = "what every worker holds for Gantry, least recently used first", body = Object), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
-async fn list_images(State(st): State<AppState>, Auth(p): Auth) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(get, path = "/v1/images", tag = "images", security(("bearer" = [])), responses((status = 200, description = "what every worker holds for Gantry, least recently used first", body = ImageList), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
+async fn list_images(
+    State(st): State<AppState>,
+    Auth(p): Auth,
+) -> Result<Json<ImageList>, ApiError> {
     require_admin(&p, "listing the images workers hold")?;
     let list = st.store.list_images(None).await?;
-    Ok(Json(
-        json!({"images": list.into_iter().map(image_view).collect::<Vec<_>>()}),
-    ))
-}
-
-#[derive(Deserialize, utoipa::ToSchema)]
-#[serde(deny_unknown_fields)]
-struct KeptImage {
-    /// An image reference.
-    #[schema(pattern = r"^[^\s\x00-\x1f\x7f-\x9f]{1,512}$")]
-    image: String,
+    Ok(Json(ImageList {
+        images: list.into_iter().map(Into::into).collect(),
+    }))
 }
 
 /// An image reference as the document's pattern states it: 1 to 512
@@ -248,21 +228,23 @@ fn check_image(image: &str) -> Result<(), ApiError> {
     Ok(())
 }
 
-#[utoipa::path(get, path = "/v1/images/keep", tag = "images", security(("bearer" = [])), responses((status = 200, description = "the images every worker keeps present", body = Object), (status = 401, description = "no valid token", body = ErrorBody)))]
-async fn list_kept(State(st): State<AppState>, Auth(_): Auth) -> Result<Json<Value>, ApiError> {
-    Ok(Json(json!({"images": st.store.kept_images().await?})))
+#[utoipa::path(get, path = "/v1/images/keep", tag = "images", security(("bearer" = [])), responses((status = 200, description = "the images every worker keeps present", body = KeptList), (status = 401, description = "no valid token", body = ErrorBody)))]
+async fn list_kept(State(st): State<AppState>, Auth(_): Auth) -> Result<Json<KeptList>, ApiError> {
+    Ok(Json(KeptList {
+        images: st.store.kept_images().await?,
+    }))
 }
 
-#[utoipa::path(post, path = "/v1/images/keep", tag = "images", security(("bearer" = [])), request_body = KeptImage, responses((status = 201, description = "kept", body = Object), (status = 400, description = "not an image reference", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/images/keep", tag = "images", security(("bearer" = [])), request_body = KeptImage, responses((status = 201, description = "kept", body = KeptImage), (status = 400, description = "not an image reference", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody), (status = 413, description = "body too large", body = ErrorBody), (status = 415, description = "not JSON", body = ErrorBody)))]
 async fn keep_image(
     State(st): State<AppState>,
     Auth(p): Auth,
     ApiJson(body): ApiJson<KeptImage>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<KeptImage>), ApiError> {
     require_admin(&p, "keeping an image on every worker")?;
     check_image(&body.image)?;
     st.store.keep_image(&body.image).await?;
-    Ok((StatusCode::CREATED, Json(json!({"image": body.image}))))
+    Ok((StatusCode::CREATED, Json(body)))
 }
 
 #[utoipa::path(delete, path = "/v1/images/keep", tag = "images", security(("bearer" = [])), params(("image" = String, Query, description = "the image to stop keeping", pattern = r"^[^\s\x00-\x1f\x7f-\x9f]{1,512}$")), responses((status = 204, description = "no longer kept"), (status = 400, description = "no image named", body = ErrorBody), (status = 404, description = "the image is not kept", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]

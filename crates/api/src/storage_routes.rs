@@ -18,7 +18,7 @@ use gantry_storage::csvscan::Dialect;
 use gantry_storage::{CsvInput, LoadOptions, Sink};
 use gantry_store::{FileInfo, TableInfo, TableVersion};
 use gantry_wire::{FileList, FileView, TableList, TableView, VersionList, VersionView};
-use serde_json::{json, Value};
+use serde_json::Value;
 use utoipa_axum::router::{OpenApiRouter, UtoipaMethodRouterExt};
 use utoipa_axum::routes;
 
@@ -58,13 +58,13 @@ impl Drop for Scratch {
 /// for a run of no configuration, first a `mapping.json` entry with the
 /// spec's output mapping. Nothing in it is trusted: paths are checked, the
 /// folder is surveyed and read like a container's `out/`.
-#[utoipa::path(post, path = "/v1/runs", tag = "tables", security(("bearer" = [])), params(("config" = Option<NameParam>, Query, description = "the configuration the run was of"), ("row" = Option<String>, Query, description = "its row")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "entries of out/: 4-byte length, path, 8-byte size, bytes"), responses((status = 201, description = "stored as a job would", body = Object), (status = 400, description = "invalid entries or outputs", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such configuration in this project", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
+#[utoipa::path(post, path = "/v1/runs", tag = "tables", security(("bearer" = [])), params(("config" = Option<NameParam>, Query, description = "the configuration the run was of"), ("row" = Option<String>, Query, description = "its row")), request_body(content = Vec<u8>, content_type = "application/octet-stream", description = "entries of out/: 4-byte length, path, 8-byte size, bytes"), responses((status = 201, description = "stored as a job would", body = gantry_wire::RunCommitted), (status = 400, description = "invalid entries or outputs", body = ErrorBody), (status = 401, description = "no valid token", body = ErrorBody), (status = 404, description = "no such configuration in this project", body = ErrorBody), (status = 413, description = "too large", body = ErrorBody), (status = 507, description = "the object store is full", body = ErrorBody)))]
 async fn commit_run(
     State(s): State<AppState>,
     Auth(p): Auth,
     RawQuery(q): RawQuery,
     body: Body,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<gantry_wire::RunCommitted>), ApiError> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let q = pairs(&q);
     let config = one(&q, "config")
@@ -234,12 +234,12 @@ async fn commit_run(
         .collect();
     Ok((
         StatusCode::CREATED,
-        Json(json!({
-            "tables": tables,
-            "files": collected.outputs.files.len(),
-            "state": config.is_some() && state.is_some(),
-            "made_by": "run",
-        })),
+        Json(gantry_wire::RunCommitted {
+            tables,
+            files: collected.outputs.files.len(),
+            state: config.is_some() && state.is_some(),
+            made_by: gantry_store::MadeBy::Run.as_str().to_string(),
+        }),
     ))
 }
 
@@ -646,7 +646,7 @@ async fn get_file(
     ApiPath(id): ApiPath<String>,
 ) -> Result<Json<FileView>, ApiError> {
     Ok(Json(file_view(
-        s.store.get_file(&p.project, file_id(&id)?.get()).await?,
+        s.store.get_file(&p.project, file_id(&id)?).await?,
     )))
 }
 
@@ -679,7 +679,7 @@ async fn file_content(
     Auth(p): Auth,
     ApiPath(id): ApiPath<String>,
 ) -> Result<Response, ApiError> {
-    let f = s.store.get_file(&p.project, file_id(&id)?.get()).await?;
+    let f = s.store.get_file(&p.project, file_id(&id)?).await?;
     let stream = s
         .storage
         .download(&f.object_key)

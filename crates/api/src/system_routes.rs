@@ -11,7 +11,6 @@ use axum::{Extension, Json};
 use gantry_core::JobStatus;
 use gantry_store::Store;
 use serde::Serialize;
-use serde_json::{json, Value};
 use std::sync::Arc;
 use std::time::Duration;
 use utoipa::ToSchema;
@@ -55,6 +54,18 @@ struct Health {
     status: String,
 }
 
+/// Ready: the store takes writes and, where this process runs a worker,
+/// the container engine answers.
+#[derive(Serialize, ToSchema)]
+struct Ready {
+    /// Always `ready` (not ready answers 503 with an error body).
+    status: &'static str,
+    /// `ok`.
+    store: &'static str,
+    /// `ok`, or `null` where this process runs no worker.
+    engine: Option<&'static str>,
+}
+
 pub(crate) async fn store_metrics(
     State(store): State<Arc<dyn Store>>,
 ) -> Result<Response, ApiError> {
@@ -64,10 +75,10 @@ pub(crate) async fn store_metrics(
 /// The store is writable and (in `gantry up`) the container engine answers.
 #[utoipa::path(get, path = "/readyz", tag = "system",
     responses(
-        (status = 200, description = "ready", body = Object),
+        (status = 200, description = "ready", body = Ready),
         (status = 503, description = "not ready, and why", body = ErrorBody),
     ))]
-async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
+async fn readyz(State(s): State<AppState>) -> Result<Json<Ready>, ApiError> {
     let store = tokio::time::timeout(Duration::from_secs(5), s.store.check_writable()).await;
     let store_ok = matches!(store, Ok(Ok(())));
     let engine = match &s.readiness {
@@ -80,9 +91,11 @@ async fn readyz(State(s): State<AppState>) -> Result<Json<Value>, ApiError> {
     };
     let engine_ok = engine.as_ref().is_none_or(|e| e.is_ok());
     if store_ok && engine_ok {
-        return Ok(Json(
-            json!({"status": "ready", "store": "ok", "engine": engine.map(|_| "ok")}),
-        ));
+        return Ok(Json(Ready {
+            status: "ready",
+            store: "ok",
+            engine: engine.map(|_| "ok"),
+        }));
     }
     let mut why = Vec::new();
     if !store_ok {

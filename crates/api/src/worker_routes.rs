@@ -31,8 +31,8 @@ fn require_admin(p: &Principal) -> Result<(), ApiError> {
     }
 }
 
-pub fn worker_view(w: &WorkerInfo) -> Result<WorkerView, ApiError> {
-    crate::views::worker_view(w).map_err(ApiError::internal)
+pub fn worker_view(w: &WorkerInfo) -> WorkerView {
+    crate::views::worker_view(w)
 }
 
 #[utoipa::path(get, path = "/v1/workers", tag = "workers", security(("bearer" = [])), responses((status = 200, description = "the fleet's workers, newest first", body = WorkerList), (status = 401, description = "no valid token", body = ErrorBody), (status = 403, description = "needs an admin token", body = ErrorBody)))]
@@ -40,7 +40,7 @@ async fn list(State(s): State<AppState>, Auth(p): Auth) -> Result<Json<WorkerLis
     require_admin(&p)?;
     let workers = s.store.list_workers().await?;
     Ok(Json(WorkerList {
-        workers: workers.iter().map(worker_view).collect::<Result<_, _>>()?,
+        workers: workers.iter().map(worker_view).collect(),
     }))
 }
 
@@ -57,7 +57,5 @@ async fn drain(
             id.chars().take(64).collect::<String>()
         ))
     })?;
-    Ok(Json(worker_view(
-        &s.store.drain_worker(id.as_str()).await?,
-    )?))
+    Ok(Json(worker_view(&s.store.drain_worker(&id).await?)))
 }

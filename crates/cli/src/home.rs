@@ -42,11 +42,13 @@ impl Home {
 
     /// This home's worker id, made once and kept, so a restarted worker
     /// recognises the jobs and containers its previous run left behind.
-    pub fn worker_id_or_create(&self) -> std::io::Result<String> {
+    pub fn worker_id_or_create(&self) -> std::io::Result<gantry_core::WorkerId> {
         if let Ok(id) = std::fs::read_to_string(self.worker_id()) {
             let id = id.trim().to_string();
             if !id.is_empty() {
-                return Ok(id);
+                return id.parse().map_err(|e: String| {
+                    std::io::Error::other(format!("{}: {e}", self.worker_id().display()))
+                });
             }
         }
         let host =
@@ -59,7 +61,7 @@ impl Home {
             .collect();
         let id = format!("{host}-{}", &uuid_like()[..8]);
         std::fs::write(self.worker_id(), &id)?;
-        Ok(id)
+        id.parse().map_err(std::io::Error::other)
     }
 }
 

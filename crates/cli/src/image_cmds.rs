@@ -11,6 +11,9 @@ use crate::{Global, OutputFormat};
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use gantry_runtime::{ContainerRuntime, DockerRuntime};
+use gantry_wire::{
+    ImageList, PackageList, PackageView, RegistryList, RegistryView, StackList, StackView,
+};
 use serde_json::{json, Value};
 use std::io::Read;
 use std::path::PathBuf;
@@ -127,26 +130,31 @@ pub enum ImagesCommand {
     },
 }
 
-fn print(g: &Global, v: &Value, key: &str, headers: &[&str], row: impl Fn(&Value) -> Vec<String>) {
+/// A list answer: JSON as the server sent it, or a table of its rows.
+fn print<T: serde::Serialize>(
+    g: &Global,
+    whole: &impl serde::Serialize,
+    rows: &[T],
+    headers: &[&str],
+    row: impl Fn(&T) -> Vec<String>,
+) {
     match g.output {
-        OutputFormat::Json => output::json(v),
+        OutputFormat::Json => output::json(whole),
         OutputFormat::Table => {
-            let rows: Vec<Vec<String>> = v[key]
-                .as_array()
-                .map(|a| a.iter().map(&row).collect())
-                .unwrap_or_default();
+            let rows: Vec<Vec<String>> = rows.iter().map(row).collect();
             output::table(headers, &rows);
         }
     }
 }
 
-fn show(g: &Global, v: &Value) {
+/// One object: JSON, or its fields a line each.
+fn show(g: &Global, v: &impl serde::Serialize) {
     match g.output {
         OutputFormat::Json => output::json(v),
         OutputFormat::Table => {
-            if let Some(m) = v.as_object() {
+            if let Ok(Value::Object(m)) = serde_json::to_value(v) {
                 for (k, val) in m {
-                    println!("{k}: {}", output::s(val));
+                    println!("{k}: {}", output::s(&val));
                 }
             }
         }
@@ -162,8 +170,8 @@ pub async fn registries(g: &Global, cmd: RegistriesCommand) -> anyhow::Result<u8
                 .read_to_string(&mut password)
                 .context("cannot read the password from stdin")?;
             let password = password.trim_end_matches(['\n', '\r']).to_string();
-            let v = api
-                .post(
+            let v: RegistryView = api
+                .post_as(
                     "/v1/registries",
                     &json!({"host": host, "username": username, "password": password}),
                 )
@@ -171,14 +179,14 @@ pub async fn registries(g: &Global, cmd: RegistriesCommand) -> anyhow::Result<u8
             show(g, &v);
         }
         RegistriesCommand::List => {
-            let v = api.get("/v1/registries").await?;
-            print(g, &v, "registries", &["HOST", "USERNAME", "CREATED"], |r| {
-                vec![
-                    output::s(&r["host"]),
-                    output::s(&r["username"]),
-                    output::s(&r["created_at"]),
-                ]
-            });
+            let v: RegistryList = api.get_as("/v1/registries").await?;
+            print(
+                g,
+                &v,
+                &v.registries,
+                &["HOST", "USERNAME", "CREATED"],
+                |r| vec![r.host.clone(), r.username.clone(), r.created_at.clone()],
+            );
         }
         RegistriesCommand::Remove { host } => {
             api.delete(&format!("/v1/registries/{}", enc(&host)))
@@ -192,19 +200,15 @@ pub async fn stacks(g: &Global, cmd: StacksCommand) -> anyhow::Result<u8> {
     let api = Client::new(g)?;
     match cmd {
         StacksCommand::Add { name, image } => {
-            let v = api
-                .post("/v1/stacks", &json!({"name": name, "image": image}))
+            let v: StackView = api
+                .post_as("/v1/stacks", &json!({"name": name, "image": image}))
                 .await?;
             show(g, &v);
         }
         StacksCommand::List => {
-            let v = api.get("/v1/stacks").await?;
-            print(g, &v, "stacks", &["NAME", "IMAGE", "CREATED"], |r| {
-                vec![
-                    output::s(&r["name"]),
-                    output::s(&r["image"]),
-                    output::s(&r["created_at"]),
-                ]
+            let v: StackList = api.get_as("/v1/stacks").await?;
+            print(g, &v, &v.stacks, &["NAME", "IMAGE", "CREATED"], |r| {
+                vec![r.name.clone(), r.image.clone(), r.created_at.clone()]
             });
         }
         StacksCommand::Remove { name } => {
@@ -221,25 +225,27 @@ pub async fn packages(g: &Global, cmd: PackagesCommand) -> anyhow::Result<u8> {
             let bytes = tokio::fs::read(&file)
                 .await
                 .with_context(|| format!("cannot read {}", file.display()))?;
-            let v = api
-                .post_stream(&format!("/v1/packages/{}", enc(&name)), bytes.into())
-                .await?;
+            let v: PackageView = serde_json::from_value(
+                api.post_stream(&format!("/v1/packages/{}", enc(&name)), bytes.into())
+                    .await?,
+            )
+            .context("the server's answer is not a package revision")?;
             show(g, &v);
         }
         PackagesCommand::List => {
-            let v = api.get("/v1/packages").await?;
+            let v: PackageList = api.get_as("/v1/packages").await?;
             print(
                 g,
                 &v,
-                "packages",
+                &v.packages,
                 &["NAME", "REV", "SIZE", "SHA256", "CREATED"],
                 |r| {
                     vec![
-                        output::s(&r["name"]),
-                        output::s(&r["rev"]),
-                        output::s(&r["size"]),
-                        output::s(&r["sha256"]).chars().take(12).collect(),
-                        output::s(&r["created_at"]),
+                        r.name.clone(),
+                        r.rev.to_string(),
+                        r.size.to_string(),
+                        r.sha256.chars().take(12).collect(),
+                        r.created_at.clone(),
                     ]
                 },
             );
@@ -308,20 +314,20 @@ pub async fn images(g: &Global, cmd: ImagesCommand) -> anyhow::Result<u8> {
         }
         ImagesCommand::List => {
             let api = Client::new(g)?;
-            let v = api.get("/v1/images").await?;
+            let v: ImageList = api.get_as("/v1/images").await?;
             print(
                 g,
                 &v,
-                "images",
+                &v.images,
                 &["WORKER", "REFERENCE", "KIND", "SIZE", "WARM", "LAST USED"],
                 |r| {
                     vec![
-                        output::s(&r["worker"]),
-                        output::s(&r["reference"]),
-                        output::s(&r["kind"]),
-                        output::s(&r["size"]),
-                        output::s(&r["warm"]),
-                        output::s(&r["last_used"]),
+                        r.worker.to_string(),
+                        r.reference.clone(),
+                        r.kind.clone(),
+                        r.size.to_string(),
+                        r.warm.to_string(),
+                        r.last_used.clone(),
                     ]
                 },
             );

@@ -161,7 +161,7 @@ struct WorkerArgs {
     /// store). Default: the id kept in $GANTRY_HOME/worker-id. Keep it stable
     /// across restarts: a restarted worker takes back the jobs its id held.
     #[arg(long, env = "GANTRY_WORKER_ID", value_parser = parse_worker_id)]
-    worker_id: Option<String>,
+    worker_id: Option<gantry_core::WorkerId>,
     /// This worker's tags, comma-separated (e.g. `gpu,eu`): a job whose spec
     /// names `worker_tags` runs only on a worker that has them all. Jobs
     /// without `worker_tags` run on any worker.
@@ -191,15 +191,14 @@ fn parse_tag(s: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn parse_worker_id(s: &str) -> Result<String, String> {
+fn parse_worker_id(s: &str) -> Result<gantry_core::WorkerId, String> {
     let ok = !s.is_empty()
         && s.len() <= 64
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
-    if ok {
-        Ok(s.to_string())
-    } else {
-        Err("must be 1 to 64 letters, digits, '-', '_' or '.'".into())
+    match s.parse() {
+        Ok(id) if ok => Ok(id),
+        _ => Err("must be 1 to 64 letters, digits, '-', '_' or '.'".into()),
     }
 }
 

@@ -244,26 +244,25 @@ pub async fn run(g: &Global, args: RunArgs) -> anyhow::Result<u8> {
             }
             let mapping = (config.is_none()).then(|| plan.spec.storage.output.clone());
             let body = crate::stage::pack_outputs(&dir.join("out"), mapping.as_ref())?;
-            let committed = crate::client::Client::new(g)?
-                .post_stream(
-                    &format!("/v1/runs?{}", query.join("&")),
-                    reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-                        tokio::fs::File::from_std(body),
-                        1 << 20,
-                    )),
-                )
-                .await
-                .context("committing the outputs failed; nothing was stored")?;
+            let committed: gantry_wire::RunCommitted = serde_json::from_value(
+                crate::client::Client::new(g)?
+                    .post_stream(
+                        &format!("/v1/runs?{}", query.join("&")),
+                        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
+                            tokio::fs::File::from_std(body),
+                            1 << 20,
+                        )),
+                    )
+                    .await
+                    .context("committing the outputs failed; nothing was stored")?,
+            )
+            .context("the server's answer is not a committed run")?;
             eprintln!(
                 "gantry: committed to {}: tables {}, {} files{}",
                 g.server,
-                committed["tables"],
-                committed["files"],
-                if committed["state"] == true {
-                    ", new state"
-                } else {
-                    ""
-                }
+                serde_json::to_string(&committed.tables).unwrap_or_default(),
+                committed.files,
+                if committed.state { ", new state" } else { "" }
             );
         }
     }

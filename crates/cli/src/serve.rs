@@ -240,7 +240,7 @@ impl ActionRunner for EngineActions {
                 project_number: r.project_number,
                 stack_id: self.stack_id.clone(),
                 url: self.url.clone(),
-                token_id: Some(r.token_id),
+                token_id: Some(r.token_id.to_string()),
                 token_desc: Some(r.token_desc),
                 config_row_id: None,
             },

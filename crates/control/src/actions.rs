@@ -33,7 +33,7 @@ pub struct ActionRequest {
     pub spec: Value,
     pub state: Value,
     pub action: String,
-    pub token_id: String,
+    pub token_id: gantry_core::TokenId,
     pub token_desc: String,
 }
 

@@ -61,7 +61,7 @@ pub struct Submission {
     pub mode: Option<RunMode>,
     pub timing: Timing,
     /// The token that sent it (the job's `KBC_TOKENID`/`KBC_TOKENDESC`).
-    pub token: Option<(String, String)>,
+    pub token: Option<(gantry_core::TokenId, String)>,
     /// What fired it (a schedule's tick, a webhook delivery).
     pub trigger: Option<Trigger>,
 }
@@ -139,7 +139,7 @@ impl Control {
         let (stored, spec) = self.seal_spec(project, value).await?;
         let mut job = NewJob::from_spec(project.clone(), config, stored, &spec);
         if let Some((id, desc)) = sub.token {
-            job.token_id = Some(id);
+            job.token_id = Some(id.to_string());
             job.token_desc = Some(desc);
         }
         job.trigger = sub.trigger;

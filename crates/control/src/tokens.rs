@@ -57,7 +57,11 @@ impl Control {
         Ok(self.store.list_tokens(project).await?)
     }
 
-    pub async fn revoke_token(&self, caller: &Principal, id: &str) -> Result<(), TokenError> {
+    pub async fn revoke_token(
+        &self,
+        caller: &Principal,
+        id: &gantry_core::TokenId,
+    ) -> Result<(), TokenError> {
         require_admin(caller)?;
         Ok(self.store.delete_token(id).await?)
     }

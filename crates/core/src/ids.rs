@@ -306,6 +306,12 @@ impl From<TokenId> for String {
     }
 }
 
+impl PartialEq<&str> for TokenId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 impl fmt::Display for TokenId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -384,6 +390,12 @@ impl std::str::FromStr for WorkerId {
 impl From<WorkerId> for String {
     fn from(v: WorkerId) -> String {
         v.0
+    }
+}
+
+impl PartialEq<&str> for WorkerId {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
     }
 }
 

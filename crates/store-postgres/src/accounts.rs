@@ -6,7 +6,7 @@ use crate::{serializable, PgStore, NOW};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use gantry_core::spec::Loosening;
-use gantry_core::ProjectId;
+use gantry_core::{ProjectId, TokenId};
 use gantry_store::{
     rules, AccountStore, NewToken, Principal, Project, Retention, StoreError, TokenInfo,
 };
@@ -17,7 +17,7 @@ const TOKEN_COLS: &str = "substr(hash, 1, 12), project_id, admin, description, c
 
 fn token_from_row(r: &Row) -> Result<TokenInfo> {
     Ok(TokenInfo {
-        id: r.try_get(0)?,
+        id: parse(r.try_get(0)?)?,
         project: parse(r.try_get(1)?)?,
         admin: r.try_get(2)?,
         description: r.try_get(3)?,
@@ -163,7 +163,7 @@ impl AccountStore for PgStore {
             Ok(Principal {
                 project: parse(r.try_get(0)?)?,
                 admin: r.try_get(1)?,
-                token_id: rules::token_public_id(&hash).to_string(),
+                token_id: rules::token_public_id(&hash)?,
                 token_desc: r.try_get(2)?,
             })
         })();
@@ -190,10 +190,8 @@ impl AccountStore for PgStore {
             .collect::<Result<Vec<_>>>()?)
     }
 
-    async fn delete_token(&self, id: &str) -> gantry_store::Result<()> {
-        let Some(id) = rules::parse_token_public_id(id) else {
-            return Err(StoreError::NotFound(format!("token '{id}'")));
-        };
+    async fn delete_token(&self, id: &TokenId) -> gantry_store::Result<()> {
+        let id = id.as_str();
         Ok(serializable!(self, |tx| {
             let n = tx
                 .execute("DELETE FROM tokens WHERE substr(hash, 1, 12) = $1", &[&id])

@@ -5,7 +5,7 @@ use crate::jobs::{json, parse, parse_str};
 use crate::{serializable, snapshot, PgStore, NOW};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
-use gantry_core::{ConfigId, JobId, ProjectId, TableId};
+use gantry_core::{ConfigId, FileId, JobId, ProjectId, TableId};
 use gantry_store::*;
 use serde_json::Value;
 use tokio_postgres::Row;
@@ -209,7 +209,7 @@ const FILE_COLS: &str = "id, project_id, name, tags, size, object_key, job_id, c
 
 fn file_from_row(r: &Row) -> Result<FileInfo> {
     Ok(FileInfo {
-        id: r.try_get(0)?,
+        id: FileId(r.try_get(0)?),
         project: parse(r.try_get(1)?)?,
         name: r.try_get(2)?,
         tags: strings(r.try_get::<_, &str>(3)?)?,
@@ -426,9 +426,9 @@ impl CatalogStore for PgStore {
         })?)
     }
 
-    async fn get_file(&self, project: &ProjectId, id: i64) -> gantry_store::Result<FileInfo> {
+    async fn get_file(&self, project: &ProjectId, id: FileId) -> gantry_store::Result<FileInfo> {
         let c = self.client().await?;
-        Ok(load_file(&c, project, id).await?)
+        Ok(load_file(&c, project, id.get()).await?)
     }
 
     async fn list_files(

@@ -3,10 +3,10 @@
 
 use crate::configs::strings;
 use crate::error::{Error, Result};
-use crate::jobs::num;
+use crate::jobs::{num, parse};
 use crate::{serializable, PgStore, NOW};
 use async_trait::async_trait;
-use gantry_core::ProjectId;
+use gantry_core::{ProjectId, WorkerId};
 use gantry_store::{EngineImage, ImageCatalog, PackageRev, RegistryInfo, RegistryLogin, StackRow};
 use tokio_postgres::Row;
 
@@ -35,7 +35,7 @@ const IMAGE_COLS: &str = "worker_id, reference, image_id, kind, size, warm, last
 
 fn image_from_row(r: &Row) -> Result<EngineImage> {
     Ok(EngineImage {
-        worker_id: r.try_get(0)?,
+        worker_id: parse(r.try_get(0)?)?,
         reference: r.try_get(1)?,
         image_id: r.try_get(2)?,
         kind: r.try_get(3)?,
@@ -294,13 +294,17 @@ impl ImageCatalog for PgStore {
                        image_id = excluded.image_id, size = excluded.size,
                        warm = engine_images.warm OR excluded.warm, last_used = excluded.last_used"
                 ),
-                &[&i.worker_id, &i.reference, &i.image_id, &i.kind, &(i.size as i64), &i.warm],
+                &[&i.worker_id.as_str(), &i.reference, &i.image_id, &i.kind, &(i.size as i64), &i.warm],
             )
             .await?;
         })?)
     }
 
-    async fn list_images(&self, worker_id: Option<&str>) -> gantry_store::Result<Vec<EngineImage>> {
+    async fn list_images(
+        &self,
+        worker_id: Option<&WorkerId>,
+    ) -> gantry_store::Result<Vec<EngineImage>> {
+        let worker_id = worker_id.map(WorkerId::as_str);
         let c = self.client().await?;
         let rows = c
             .query(
@@ -318,7 +322,12 @@ impl ImageCatalog for PgStore {
             .collect::<Result<Vec<_>>>()?)
     }
 
-    async fn forget_image(&self, worker_id: &str, reference: &str) -> gantry_store::Result<()> {
+    async fn forget_image(
+        &self,
+        worker_id: &WorkerId,
+        reference: &str,
+    ) -> gantry_store::Result<()> {
+        let worker_id = worker_id.as_str();
         Ok(serializable!(self, |tx| {
             tx.execute(
                 "DELETE FROM engine_images WHERE worker_id = $1 AND reference = $2",

@@ -11,7 +11,7 @@ use crate::{locked, serializable, PgStore, NOW};
 use async_trait::async_trait;
 use deadpool_postgres::GenericClient;
 use gantry_core::job::Outcome;
-use gantry_core::{JobId, JobStatus, ProjectId};
+use gantry_core::{JobId, JobStatus, ProjectId, WorkerId};
 use gantry_store::rules::{self, AGING_STEP_MS};
 use gantry_store::*;
 use serde_json::Value;
@@ -335,10 +335,11 @@ impl QueueStore for PgStore {
 
     async fn claim(
         &self,
-        worker: &str,
+        worker: &WorkerId,
         max: usize,
         lease: Duration,
     ) -> gantry_store::Result<Claim> {
+        let worker = worker.as_str();
         let lease_ms = lease.as_millis() as i64;
         let claim = locked!(self, |tx| {
             let mut jobs = Vec::with_capacity(max);
@@ -458,7 +459,12 @@ impl QueueStore for PgStore {
         Ok(locked!(self, |tx| { tx.execute(&sql, &[]).await? })?)
     }
 
-    async fn heartbeat(&self, worker: &str, lease: Duration) -> gantry_store::Result<Vec<JobId>> {
+    async fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> gantry_store::Result<Vec<JobId>> {
+        let worker = worker.as_str();
         let lease_ms = lease.as_millis() as i64;
         Ok(locked!(self, |tx| {
             let renew = tx
@@ -509,11 +515,12 @@ impl QueueStore for PgStore {
         &self,
         id: JobId,
         attempt: u32,
-        worker: &str,
+        worker: &WorkerId,
         outcome: &Outcome,
         new_state: Option<&Value>,
         outputs: &Outputs,
     ) -> gantry_store::Result<Finish> {
+        let worker = worker.as_str();
         let new_state = new_state.map(|s| s.to_string());
         let (job_id, number) = (id.to_string(), i64::from(attempt));
         let finish = locked!(self, |tx| {
@@ -631,7 +638,13 @@ impl QueueStore for PgStore {
         Ok(finish)
     }
 
-    async fn hand_back(&self, id: JobId, attempt: u32, worker: &str) -> gantry_store::Result<()> {
+    async fn hand_back(
+        &self,
+        id: JobId,
+        attempt: u32,
+        worker: &WorkerId,
+    ) -> gantry_store::Result<()> {
+        let worker = worker.as_str();
         let (job_id, number) = (id.to_string(), i64::from(attempt));
         let n = locked!(self, |tx| {
             let n = tx
@@ -669,7 +682,8 @@ impl QueueStore for PgStore {
         .await
     }
 
-    async fn recover_worker(&self, worker: &str) -> gantry_store::Result<Vec<JobId>> {
+    async fn recover_worker(&self, worker: &WorkerId) -> gantry_store::Result<Vec<JobId>> {
+        let worker = worker.as_str();
         self.take_back_where(
             "worker_id = $1",
             Some(worker),

@@ -178,7 +178,7 @@ async fn apply(c: &impl GenericClient, project: &str, p: &Retention, now: i64) -
             c.execute("DELETE FROM file_tags WHERE file_id = $1", &[&id])
                 .await?;
             c.execute("DELETE FROM files WHERE id = $1", &[&id]).await?;
-            out.files.push((id, name));
+            out.files.push((gantry_core::FileId(id), name));
             out.objects.push(key);
         }
     }

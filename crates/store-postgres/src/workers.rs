@@ -1,9 +1,10 @@
 //! The fleet's workers on Postgres (see `gantry_store::WorkerStore`).
 
 use crate::error::{Error, Result};
-use crate::jobs::{now, num};
+use crate::jobs::{now, num, parse};
 use crate::{serializable, PgStore, NOW};
 use deadpool_postgres::GenericClient;
+use gantry_core::WorkerId;
 use gantry_store::{NewWorker, WorkerInfo, WorkerState, WorkerStore};
 use tokio_postgres::Row;
 
@@ -38,7 +39,7 @@ const WORKER_COLS: &str =
 fn worker_from_row(r: &Row, now: i64) -> Result<WorkerInfo> {
     let last_seen: i64 = r.try_get(7)?;
     Ok(WorkerInfo {
-        id: r.try_get(0)?,
+        id: parse(r.try_get(0)?)?,
         host: r.try_get(1)?,
         version: r.try_get(2)?,
         tags: tags(r.try_get::<_, &str>(3)?)?,
@@ -81,14 +82,15 @@ impl WorkerStore for PgStore {
                      tags = excluded.tags, slots = excluded.slots, state = 'active', \
                      started_at = excluded.started_at, last_seen = excluded.last_seen"
                 ),
-                &[&w.id, &w.host, &w.version, &tags, &slots],
+                &[&w.id.as_str(), &w.host, &w.version, &tags, &slots],
             )
             .await?;
-            load_worker(&tx, &w.id).await?
+            load_worker(&tx, w.id.as_str()).await?
         })?)
     }
 
-    async fn worker_beat(&self, id: &str) -> gantry_store::Result<WorkerState> {
+    async fn worker_beat(&self, id: &WorkerId) -> gantry_store::Result<WorkerState> {
+        let id = id.as_str();
         Ok(serializable!(self, |tx| {
             let n = tx
                 .execute(
@@ -123,7 +125,8 @@ impl WorkerStore for PgStore {
             .collect::<Result<Vec<_>>>()?)
     }
 
-    async fn drain_worker(&self, id: &str) -> gantry_store::Result<WorkerInfo> {
+    async fn drain_worker(&self, id: &WorkerId) -> gantry_store::Result<WorkerInfo> {
+        let id = id.as_str();
         Ok(serializable!(self, |tx| {
             let n = tx
                 .execute(
@@ -139,7 +142,8 @@ impl WorkerStore for PgStore {
         })?)
     }
 
-    async fn worker_stopped(&self, id: &str) -> gantry_store::Result<()> {
+    async fn worker_stopped(&self, id: &WorkerId) -> gantry_store::Result<()> {
+        let id = id.as_str();
         Ok(serializable!(self, |tx| {
             tx.execute(
                 &format!("UPDATE workers SET state = 'gone', last_seen = {NOW} WHERE id = $1"),

@@ -44,7 +44,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
     for w in 0..CLAIMERS {
         let (store, done) = (store.clone(), done.clone());
         claimers.push(tokio::spawn(async move {
-            let worker = format!("bench-{w}");
+            let worker: gantry_core::WorkerId = format!("bench-{w}")
+                .parse()
+                .map_err(gantry_store::StoreError::Internal)?;
             let outcome = gantry_core::job::Outcome::succeeded(0);
             let no_outputs = gantry_store::Outputs::default();
             while done.load(Ordering::Relaxed) < measured {

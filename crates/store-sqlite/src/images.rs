@@ -3,7 +3,7 @@
 use super::{SqliteStore, NOW};
 use crate::error::Error as StoreError;
 use async_trait::async_trait;
-use gantry_core::ProjectId;
+use gantry_core::{ProjectId, WorkerId};
 use gantry_store::{EngineImage, ImageCatalog, PackageRev, RegistryInfo, RegistryLogin, StackRow};
 use rusqlite::{params, OptionalExtension, Row};
 
@@ -31,8 +31,11 @@ fn package_from_row(r: &Row) -> rusqlite::Result<PackageRev> {
 const IMAGE_COLS: &str = "worker_id, reference, image_id, kind, size, warm, last_used, created_at";
 
 fn image_from_row(r: &Row) -> rusqlite::Result<EngineImage> {
+    let worker: String = r.get(0)?;
     Ok(EngineImage {
-        worker_id: r.get(0)?,
+        worker_id: worker.parse().map_err(|e: String| {
+            rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, e.into())
+        })?,
         reference: r.get(1)?,
         image_id: r.get(2)?,
         kind: r.get(3)?,
@@ -288,15 +291,18 @@ impl ImageCatalog for SqliteStore {
                        image_id = excluded.image_id, size = excluded.size,
                        warm = engine_images.warm OR excluded.warm, last_used = excluded.last_used"
                 ),
-                params![i.worker_id, i.reference, i.image_id, i.kind, i.size as i64, i.warm],
+                params![i.worker_id.as_str(), i.reference, i.image_id, i.kind, i.size as i64, i.warm],
             )?;
             Ok(())
         })
         .await
     }
 
-    async fn list_images(&self, worker_id: Option<&str>) -> gantry_store::Result<Vec<EngineImage>> {
-        let w = worker_id.map(str::to_string);
+    async fn list_images(
+        &self,
+        worker_id: Option<&WorkerId>,
+    ) -> gantry_store::Result<Vec<EngineImage>> {
+        let w = worker_id.map(WorkerId::to_string);
         self.read(move |c| {
             let mut st = c.prepare(&format!(
                 "SELECT {IMAGE_COLS} FROM engine_images WHERE ?1 IS NULL OR worker_id = ?1
@@ -308,7 +314,11 @@ impl ImageCatalog for SqliteStore {
         .await
     }
 
-    async fn forget_image(&self, worker_id: &str, reference: &str) -> gantry_store::Result<()> {
+    async fn forget_image(
+        &self,
+        worker_id: &WorkerId,
+        reference: &str,
+    ) -> gantry_store::Result<()> {
         let (w, r) = (worker_id.to_string(), reference.to_string());
         self.write(move |c| {
             c.execute(

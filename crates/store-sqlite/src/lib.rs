@@ -26,7 +26,8 @@ use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::spec::Loosening;
 use gantry_core::{
-    ConfigId, ErrorKind, JobError, JobId, JobStatus, PipelineId, ProjectId, ScheduleId, TableId,
+    ConfigId, ErrorKind, FileId, JobError, JobId, JobStatus, PipelineId, ProjectId, ScheduleId,
+    TableId, TokenId, WorkerId,
 };
 use gantry_store::migrate::{self, Migration};
 use gantry_store::rules::{self, AGING_STEP_MS, NOTIFY_DEADLINE_MS};
@@ -796,15 +797,17 @@ fn immediate<T>(c: &mut Connection, f: impl FnOnce(&Connection) -> Result<T>) ->
 const TOKEN_COLS: &str = "substr(hash, 1, 12), project_id, admin, description, created_at";
 
 fn token_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<Result<TokenInfo>> {
-    let project: String = r.get(1)?;
-    let (id, admin, description, created_at) = (r.get(0)?, r.get(2)?, r.get(3)?, r.get(4)?);
-    Ok(parse(project).map(|project| TokenInfo {
-        id,
-        project,
-        admin,
-        description,
-        created_at,
-    }))
+    let (id, project): (String, String) = (r.get(0)?, r.get(1)?);
+    let (admin, description, created_at) = (r.get(2)?, r.get(3)?, r.get(4)?);
+    Ok((|| {
+        Ok(TokenInfo {
+            id: parse(id)?,
+            project: parse(project)?,
+            admin,
+            description,
+            created_at,
+        })
+    })())
 }
 
 fn allow_json(allow: &[Loosening]) -> String {
@@ -1318,7 +1321,7 @@ const FILE_COLS: &str = "id, project_id, name, tags, size, object_key, job_id, c
 
 fn file_from_row(r: &Row<'_>) -> Result<FileInfo> {
     Ok(FileInfo {
-        id: r.get(0)?,
+        id: FileId(r.get(0)?),
         project: parse(r.get(1)?)?,
         name: r.get(2)?,
         tags: strings(&r.get::<_, String>(3)?)?,
@@ -1412,7 +1415,7 @@ impl AccountStore for SqliteStore {
                 Ok(Principal {
                     project: parse(p)?,
                     admin,
-                    token_id: rules::token_public_id(&hash).to_string(),
+                    token_id: rules::token_public_id(&hash)?,
                     token_desc: description,
                 })
             })
@@ -1436,10 +1439,8 @@ impl AccountStore for SqliteStore {
         .await
     }
 
-    async fn delete_token(&self, id: &str) -> gantry_store::Result<()> {
-        let Some(id) = rules::parse_token_public_id(id) else {
-            return Err(StoreError::NotFound(format!("token '{id}'")));
-        };
+    async fn delete_token(&self, id: &TokenId) -> gantry_store::Result<()> {
+        let id = id.to_string();
         self.write(move |c| {
             let n = c.execute("DELETE FROM tokens WHERE substr(hash, 1, 12) = ?1", [&id])?;
             match n {
@@ -2580,7 +2581,7 @@ impl QueueStore for SqliteStore {
 
     async fn claim(
         &self,
-        worker: &str,
+        worker: &WorkerId,
         max: usize,
         lease: Duration,
     ) -> gantry_store::Result<Claim> {
@@ -2695,7 +2696,11 @@ impl QueueStore for SqliteStore {
         .await
     }
 
-    async fn heartbeat(&self, worker: &str, lease: Duration) -> gantry_store::Result<Vec<JobId>> {
+    async fn heartbeat(
+        &self,
+        worker: &WorkerId,
+        lease: Duration,
+    ) -> gantry_store::Result<Vec<JobId>> {
         let worker = worker.to_string();
         let lease_ms = lease.as_millis() as i64;
         self.write(move |c| {
@@ -2744,7 +2749,7 @@ impl QueueStore for SqliteStore {
         &self,
         id: JobId,
         attempt: u32,
-        worker: &str,
+        worker: &WorkerId,
         outcome: &Outcome,
         new_state: Option<&Value>,
         outputs: &Outputs,
@@ -2835,7 +2840,12 @@ impl QueueStore for SqliteStore {
         Ok(finish)
     }
 
-    async fn hand_back(&self, id: JobId, attempt: u32, worker: &str) -> gantry_store::Result<()> {
+    async fn hand_back(
+        &self,
+        id: JobId,
+        attempt: u32,
+        worker: &WorkerId,
+    ) -> gantry_store::Result<()> {
         let worker = worker.to_string();
         let n = self
             .write(move |c| {
@@ -2879,7 +2889,7 @@ impl QueueStore for SqliteStore {
         Ok(self.announce_taken(taken))
     }
 
-    async fn recover_worker(&self, worker: &str) -> gantry_store::Result<Vec<JobId>> {
+    async fn recover_worker(&self, worker: &WorkerId) -> gantry_store::Result<Vec<JobId>> {
         let worker = worker.to_string();
         let taken = self
             .write(move |c| {
@@ -3194,9 +3204,9 @@ impl CatalogStore for SqliteStore {
             .await
     }
 
-    async fn get_file(&self, project: &ProjectId, id: i64) -> gantry_store::Result<FileInfo> {
+    async fn get_file(&self, project: &ProjectId, id: FileId) -> gantry_store::Result<FileInfo> {
         let project = project.clone();
-        self.read(move |c| load_file(c, &project, id)).await
+        self.read(move |c| load_file(c, &project, id.get())).await
     }
 
     async fn list_files(
@@ -3390,7 +3400,7 @@ mod tests {
             3
         );
         let claim = store
-            .claim("w", 10, Duration::from_secs(30))
+            .claim(&"w".parse().expect("id"), 10, Duration::from_secs(30))
             .await
             .expect("claim");
         assert_eq!(claim.jobs.len(), 1);

@@ -161,7 +161,7 @@ fn apply(c: &Connection, project: &str, p: &Retention, now: i64) -> Result<Remov
         for (id, name, key) in files {
             c.execute("DELETE FROM file_tags WHERE file_id = ?1", [id])?;
             c.execute("DELETE FROM files WHERE id = ?1", [id])?;
-            out.files.push((id, name));
+            out.files.push((gantry_core::FileId(id), name));
             out.objects.push(key);
         }
     }

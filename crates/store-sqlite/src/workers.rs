@@ -2,6 +2,7 @@
 
 use super::{collect_rows, immediate, SqliteStore, NOW};
 use crate::error::{Error, Result};
+use gantry_core::WorkerId;
 use gantry_store::{Job, NewWorker, Waiting, WorkerInfo, WorkerState, WorkerStore, GONE_AFTER_MS};
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
@@ -59,7 +60,7 @@ const WORKER_COLS: &str =
 fn worker_from_row(r: &Row<'_>, now: i64) -> Result<WorkerInfo> {
     let last_seen: i64 = r.get(7)?;
     Ok(WorkerInfo {
-        id: r.get(0)?,
+        id: crate::parse(r.get(0)?)?,
         host: r.get(1)?,
         version: r.get(2)?,
         tags: tags(&r.get::<_, String>(3)?)?,
@@ -100,15 +101,15 @@ impl WorkerStore for SqliteStore {
                          tags = excluded.tags, slots = excluded.slots, state = 'active', \
                          started_at = excluded.started_at, last_seen = excluded.last_seen"
                     ),
-                    params![w.id, w.host, w.version, tags, w.slots],
+                    params![w.id.as_str(), w.host, w.version, tags, w.slots],
                 )?;
-                load_worker(tx, &w.id)
+                load_worker(tx, w.id.as_str())
             })
         })
         .await
     }
 
-    async fn worker_beat(&self, id: &str) -> gantry_store::Result<WorkerState> {
+    async fn worker_beat(&self, id: &WorkerId) -> gantry_store::Result<WorkerState> {
         let id = id.to_string();
         self.write(move |c| {
             let n = c.execute(
@@ -137,7 +138,7 @@ impl WorkerStore for SqliteStore {
         .await
     }
 
-    async fn drain_worker(&self, id: &str) -> gantry_store::Result<WorkerInfo> {
+    async fn drain_worker(&self, id: &WorkerId) -> gantry_store::Result<WorkerInfo> {
         let id = id.to_string();
         self.write(move |c| {
             immediate(c, |tx: &Connection| {
@@ -155,7 +156,7 @@ impl WorkerStore for SqliteStore {
         .await
     }
 
-    async fn worker_stopped(&self, id: &str) -> gantry_store::Result<()> {
+    async fn worker_stopped(&self, id: &WorkerId) -> gantry_store::Result<()> {
         let id = id.to_string();
         self.write(move |c| {
             c.execute(

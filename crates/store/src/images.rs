@@ -7,7 +7,7 @@
 
 use crate::Result;
 use async_trait::async_trait;
-use gantry_core::ProjectId;
+use gantry_core::{ProjectId, WorkerId};
 use serde::Serialize;
 
 /// A project's login to one registry host, without its secret.
@@ -50,7 +50,7 @@ pub struct PackageRev {
 /// An image a worker's engine holds for Gantry.
 #[derive(Debug, Clone, Serialize)]
 pub struct EngineImage {
-    pub worker_id: String,
+    pub worker_id: WorkerId,
     /// The reference jobs name it by (a tag).
     pub reference: String,
     pub image_id: String,
@@ -110,8 +110,8 @@ pub trait ImageCatalog: Send + Sync {
     /// warm-up, `warm`) used it now.
     async fn touch_image(&self, image: &EngineImage) -> Result<()>;
     /// What every worker holds, or one worker's, least recently used first.
-    async fn list_images(&self, worker_id: Option<&str>) -> Result<Vec<EngineImage>>;
-    async fn forget_image(&self, worker_id: &str, reference: &str) -> Result<()>;
+    async fn list_images(&self, worker_id: Option<&WorkerId>) -> Result<Vec<EngineImage>>;
+    async fn forget_image(&self, worker_id: &WorkerId, reference: &str) -> Result<()>;
 
     /// The fleet's warm list: images every worker keeps present.
     async fn keep_image(&self, image: &str) -> Result<()>;

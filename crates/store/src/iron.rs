@@ -13,7 +13,7 @@ use serde_json::Value;
 /// that selects exactly it for staging.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IronFile {
-    pub id: i64,
+    pub id: gantry_core::FileId,
     pub tag: String,
 }
 
@@ -48,7 +48,7 @@ pub struct IronCodeDoc {
     pub file_name: Option<String>,
     /// The uploaded zip: a Storage file of the project.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub zip_file: Option<i64>,
+    pub zip_file: Option<gantry_core::FileId>,
     /// A legacy runtime zip is also a code package (`NAME@REV`) that runs
     /// on the stack named like its runtime.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -36,7 +36,10 @@ use async_trait::async_trait;
 use gantry_core::events::LogLine;
 use gantry_core::job::Outcome;
 use gantry_core::spec::Loosening;
-use gantry_core::{ConfigId, JobId, JobStatus, PipelineId, ProjectId, ScheduleId, TableId};
+use gantry_core::{
+    ConfigId, FileId, JobId, JobStatus, PipelineId, ProjectId, ScheduleId, TableId, TokenId,
+    WorkerId,
+};
 use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -145,7 +148,7 @@ pub trait AccountStore: Send + Sync {
     async fn authenticate(&self, secret: &str) -> Result<Option<Principal>>;
     async fn list_tokens(&self, project: Option<&ProjectId>) -> Result<Vec<TokenInfo>>;
     /// Revokes the token with this public id.
-    async fn delete_token(&self, id: &str) -> Result<()>;
+    async fn delete_token(&self, id: &TokenId) -> Result<()>;
 
     // ---- projects
 
@@ -304,29 +307,29 @@ pub trait QueueStore: Send + Sync {
     /// lease: highest effective priority first, then oldest; jobs held back by
     /// a configuration lock, a concurrency key or the project's `max_running`
     /// are skipped, never waited on.
-    async fn claim(&self, worker: &str, max: usize, lease: Duration) -> Result<Claim>;
+    async fn claim(&self, worker: &WorkerId, max: usize, lease: Duration) -> Result<Claim>;
     /// Raises the effective priority of jobs queued for long (one level per
     /// [`AGING_STEP_MS`]); returns how many changed.
     async fn age_queue(&self) -> Result<u64>;
     /// Renews the leases of `worker`'s running jobs; returns those asked to cancel.
-    async fn heartbeat(&self, worker: &str, lease: Duration) -> Result<Vec<JobId>>;
+    async fn heartbeat(&self, worker: &WorkerId, lease: Duration) -> Result<Vec<JobId>>;
     async fn record_attempt(&self, id: JobId, attempt: u32, info: &AttemptInfo) -> Result<()>;
     /// Ends an attempt. Fenced: does nothing (returns `Stale`) if the lease was lost.
     async fn finish_attempt(
         &self,
         id: JobId,
         attempt: u32,
-        worker: &str,
+        worker: &WorkerId,
         outcome: &Outcome,
         new_state: Option<&Value>,
         outputs: &Outputs,
     ) -> Result<Finish>;
     /// Returns a job to the queue without counting the attempt (graceful shutdown).
-    async fn hand_back(&self, id: JobId, attempt: u32, worker: &str) -> Result<()>;
+    async fn hand_back(&self, id: JobId, attempt: u32, worker: &WorkerId) -> Result<()>;
     /// Takes back jobs whose lease expired (their worker died): retried or failed.
     async fn recover_expired(&self) -> Result<Vec<JobId>>;
     /// Takes back every job still leased to `worker` (a previous run of this worker).
-    async fn recover_worker(&self, worker: &str) -> Result<Vec<JobId>>;
+    async fn recover_worker(&self, worker: &WorkerId) -> Result<Vec<JobId>>;
 }
 
 /// A job's log lines and system events.
@@ -381,7 +384,7 @@ pub trait CatalogStore: Send + Sync {
     /// Deletes a table and its versions; returns the object keys no version uses any more.
     async fn delete_table(&self, project: &ProjectId, id: &TableId) -> Result<Vec<String>>;
     async fn create_file(&self, project: &ProjectId, file: NewFile) -> Result<FileInfo>;
-    async fn get_file(&self, project: &ProjectId, id: i64) -> Result<FileInfo>;
+    async fn get_file(&self, project: &ProjectId, id: FileId) -> Result<FileInfo>;
     /// Newest first; only files having every tag in `tags`.
     async fn list_files(
         &self,

@@ -1,6 +1,8 @@
 //! Records the store reads and writes.
 
-use gantry_core::{ConfigId, JobError, JobId, JobStatus, PipelineId, ProjectId, ScheduleId};
+use gantry_core::{
+    ConfigId, FileId, JobError, JobId, JobStatus, PipelineId, ProjectId, ScheduleId, TokenId,
+};
 use serde::Serialize;
 use serde_json::Value;
 use std::time::Duration;
@@ -57,7 +59,7 @@ impl Retention {
 #[derive(Clone, Debug, Serialize)]
 pub struct TokenInfo {
     /// A short public id (to revoke it by).
-    pub id: String,
+    pub id: TokenId,
     pub project: ProjectId,
     pub admin: bool,
     pub description: String,
@@ -78,7 +80,7 @@ pub struct Principal {
     pub admin: bool,
     /// The token's public id and description (Keboola's `KBC_TOKENID`,
     /// `KBC_TOKENDESC` of the jobs it submits).
-    pub token_id: String,
+    pub token_id: TokenId,
     pub token_desc: String,
 }
 
@@ -677,7 +679,7 @@ pub struct NewFile {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct FileInfo {
-    pub id: i64,
+    pub id: FileId,
     pub project: ProjectId,
     pub name: String,
     pub tags: Vec<String>,

@@ -9,7 +9,7 @@ pub struct Removed {
     /// (table, version)
     pub versions: Vec<(String, u64)>,
     /// (file id, name)
-    pub files: Vec<(i64, String)>,
+    pub files: Vec<(gantry_core::FileId, String)>,
     /// Objects no remaining version or file names.
     pub objects: Vec<String>,
     /// Set when versions and files were left alone: a job of the project runs.

@@ -188,9 +188,6 @@ pub fn next_version(current: Option<&TableVersion>, w: &TableWrite) -> Result<Ne
 
 // ---- tokens
 
-/// Characters of a token's hash that make its public id.
-pub const TOKEN_ID_LEN: usize = 12;
-
 /// A token just minted: its secret (shown once) and what is stored.
 #[derive(Clone, Debug)]
 pub struct MintedToken {
@@ -221,16 +218,11 @@ pub fn hash_token(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
-/// A token's public id: the start of its hash.
-pub fn token_public_id(hash: &str) -> &str {
-    hash.get(..TOKEN_ID_LEN).unwrap_or(hash)
-}
-
-/// A public id as given to revoke a token, normalised (lower case), or
-/// `None` if it cannot name any token.
-pub fn parse_token_public_id(id: &str) -> Option<String> {
-    (id.len() == TOKEN_ID_LEN && id.bytes().all(|b| b.is_ascii_hexdigit()))
-        .then(|| id.to_ascii_lowercase())
+/// A token's public id: the start of its hash (which `hash_token` made, so
+/// always long enough and hex).
+pub fn token_public_id(hash: &str) -> crate::Result<gantry_core::TokenId> {
+    gantry_core::TokenId::of_hash(hash)
+        .ok_or_else(|| crate::StoreError::Corrupt("a token hash is not hex".into()))
 }
 
 // ---- notifications
@@ -460,13 +452,8 @@ mod tests {
         assert!(a.secret.starts_with("gty_") && a.secret.len() == 52);
         assert_eq!(a.hash, hash_token(&a.secret));
         assert!(!a.hash.contains(&a.secret[4..]));
-        assert_eq!(token_public_id(&a.hash).len(), TOKEN_ID_LEN);
-        assert_eq!(
-            parse_token_public_id("ABCDEF012345").as_deref(),
-            Some("abcdef012345")
-        );
-        assert_eq!(parse_token_public_id("abc"), None);
-        assert_eq!(parse_token_public_id("zzzzzzzzzzzz"), None);
+        let id = token_public_id(&a.hash).expect("id");
+        assert_eq!(id.as_str(), &a.hash[..gantry_core::TokenId::LEN]);
     }
 
     #[test]

@@ -6,6 +6,7 @@
 
 use crate::Result;
 use async_trait::async_trait;
+use gantry_core::WorkerId;
 use serde::Serialize;
 
 /// How long a worker may stay silent before it counts as gone (ms): a few
@@ -43,7 +44,7 @@ impl WorkerState {
 /// A worker as it registers.
 #[derive(Clone, Debug)]
 pub struct NewWorker {
-    pub id: String,
+    pub id: WorkerId,
     pub host: String,
     pub version: String,
     pub tags: Vec<String>,
@@ -53,7 +54,7 @@ pub struct NewWorker {
 /// A worker as the fleet sees it.
 #[derive(Clone, Debug, Serialize)]
 pub struct WorkerInfo {
-    pub id: String,
+    pub id: WorkerId,
     pub host: String,
     pub version: String,
     pub tags: Vec<String>,
@@ -72,11 +73,11 @@ pub trait WorkerStore: Send + Sync {
     async fn register_worker(&self, w: NewWorker) -> Result<WorkerInfo>;
     /// Marks the worker alive now; answers its state (`Draining` when an
     /// operator drained it).
-    async fn worker_beat(&self, id: &str) -> Result<WorkerState>;
+    async fn worker_beat(&self, id: &WorkerId) -> Result<WorkerState>;
     /// Every worker ever registered that is not gone for long, newest first.
     async fn list_workers(&self) -> Result<Vec<WorkerInfo>>;
     /// Stops a worker's claims; its running jobs finish.
-    async fn drain_worker(&self, id: &str) -> Result<WorkerInfo>;
+    async fn drain_worker(&self, id: &WorkerId) -> Result<WorkerInfo>;
     /// Records that a worker stopped (it is gone at once).
-    async fn worker_stopped(&self, id: &str) -> Result<()>;
+    async fn worker_stopped(&self, id: &WorkerId) -> Result<()>;
 }

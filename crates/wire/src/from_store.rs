@@ -203,7 +203,7 @@ impl From<TableVersion> for VersionView {
 impl From<FileInfo> for FileView {
     fn from(f: FileInfo) -> Self {
         Self {
-            id: gantry_core::FileId(f.id),
+            id: f.id,
             project: f.project.to_string(),
             name: f.name,
             tags: f.tags,
@@ -227,26 +227,23 @@ pub fn project_view(p: Project, default_import_max: u64) -> ProjectView {
     }
 }
 
-/// Fails only if the store holds a public id that is not one.
-impl TryFrom<TokenInfo> for TokenView {
-    type Error = String;
-    fn try_from(t: TokenInfo) -> Result<Self, String> {
-        Ok(Self {
-            id: t.id.parse()?,
+impl From<TokenInfo> for TokenView {
+    fn from(t: TokenInfo) -> Self {
+        Self {
+            id: t.id,
             project: t.project.to_string(),
             admin: t.admin,
             description: t.description,
             created_at: rfc3339(t.created_at),
             token: None,
-        })
+        }
     }
 }
 
-/// A worker as the fleet sees it; fails only if the store holds a worker
-/// id that is not one.
-pub fn worker_view(w: &gantry_store::WorkerInfo) -> Result<crate::WorkerView, String> {
-    Ok(crate::WorkerView {
-        id: w.id.parse()?,
+/// A worker as the fleet sees it.
+pub fn worker_view(w: &gantry_store::WorkerInfo) -> crate::WorkerView {
+    crate::WorkerView {
+        id: w.id.clone(),
         host: w.host.clone(),
         version: w.version.clone(),
         tags: w.tags.clone(),
@@ -255,7 +252,7 @@ pub fn worker_view(w: &gantry_store::WorkerInfo) -> Result<crate::WorkerView, St
         state: w.state.as_str().to_string(),
         started_at: rfc3339(w.started_at),
         last_heartbeat: rfc3339(w.last_seen),
-    })
+    }
 }
 
 /// How many upcoming fire times a schedule shows.
@@ -370,5 +367,52 @@ pub fn hook_view(h: &gantry_store::HookRow, now_ms: i64) -> crate::HookView {
         old_secret_valid_until: h.old_until.filter(|u| *u > now_ms).map(rfc3339),
         created_at: rfc3339(h.created_at),
         secret: None,
+    }
+}
+
+impl From<gantry_store::RegistryInfo> for crate::RegistryView {
+    fn from(r: gantry_store::RegistryInfo) -> Self {
+        Self {
+            host: r.host,
+            username: r.username,
+            created_at: rfc3339(r.created_at),
+        }
+    }
+}
+
+impl From<gantry_store::StackRow> for crate::StackView {
+    fn from(s: gantry_store::StackRow) -> Self {
+        Self {
+            name: s.name,
+            image: s.image,
+            created_at: rfc3339(s.created_at),
+        }
+    }
+}
+
+impl From<gantry_store::PackageRev> for crate::PackageView {
+    fn from(p: gantry_store::PackageRev) -> Self {
+        Self {
+            name: p.name,
+            rev: p.rev,
+            sha256: p.sha256,
+            size: p.size,
+            created_at: rfc3339(p.created_at),
+        }
+    }
+}
+
+impl From<gantry_store::EngineImage> for crate::ImageView {
+    fn from(i: gantry_store::EngineImage) -> Self {
+        Self {
+            worker: i.worker_id,
+            reference: i.reference,
+            image_id: i.image_id,
+            kind: i.kind,
+            size: i.size,
+            warm: i.warm,
+            last_used: rfc3339(i.last_used),
+            created_at: rfc3339(i.created_at),
+        }
     }
 }

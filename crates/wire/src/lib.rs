@@ -12,6 +12,7 @@ mod configs;
 #[cfg(feature = "store")]
 mod from_store;
 mod ids;
+mod images;
 mod jobs;
 mod triggers;
 
@@ -26,6 +27,7 @@ pub use from_store::{
 /// A time on the wire: RFC 3339 in UTC with milliseconds.
 pub use gantry_core::time::rfc3339;
 pub use ids::*;
+pub use images::*;
 pub use jobs::*;
 pub use triggers::*;
 

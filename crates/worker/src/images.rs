@@ -52,7 +52,7 @@ pub struct Images {
     pub storage: Storage,
     pub vault: Vault,
     pub runtime: Arc<dyn ContainerRuntime>,
-    pub worker_id: String,
+    pub worker_id: gantry_core::WorkerId,
     pub cfg: ImageConfig,
     /// When each reference's use was last written (at most once a minute:
     /// the GC counts in days, and a job's path should not write for it).

@@ -28,7 +28,7 @@ fn rig(rt: Arc<FakeRuntime>, grace: Duration) -> Rig {
         Arc::new(SqliteStore::open(&dir.path().join("gantry.db")).expect("store"));
     let objects = dir.path().join("objects");
     let storage = Storage::open(objects.to_str().expect("path"), store.clone()).expect("storage");
-    let mut cfg = WorkerConfig::new("w1".into(), 1, dir.path().join("work"));
+    let mut cfg = WorkerConfig::new("w1".parse().expect("id"), 1, dir.path().join("work"));
     cfg.shutdown_grace = grace;
     cfg.poll = Duration::from_millis(20);
     let worker = Worker::new(
@@ -159,7 +159,10 @@ async fn a_result_after_the_lease_was_taken_is_dropped() {
     let job = rig.submit("image: x\ncommand: [\"true\"]").await;
     rt.started(1).await;
     // Another worker's upkeep thinks this one died: the attempt is lost.
-    rig.store.recover_worker("w1").await.expect("recover");
+    rig.store
+        .recover_worker(&"w1".parse().expect("id"))
+        .await
+        .expect("recover");
     rt.release();
     let job = rig.ended(job.id).await;
     // The first attempt's late success was fenced off; the job ran again.
@@ -183,7 +186,10 @@ async fn outputs_of_a_refused_commit_are_discarded() {
     let rig = rig(rt.clone(), Duration::from_secs(5));
     let job = rig.submit("image: x\ncommand: [\"true\"]").await;
     rt.started(1).await;
-    rig.store.recover_worker("w1").await.expect("recover");
+    rig.store
+        .recover_worker(&"w1".parse().expect("id"))
+        .await
+        .expect("recover");
     rt.release();
     let job = rig.ended(job.id).await;
     assert_eq!(statuses(&job), ["lost", "succeeded"]);

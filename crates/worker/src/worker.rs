@@ -27,7 +27,7 @@ const ENGINE_RETRY: Duration = Duration::from_secs(1);
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
     /// Stable across restarts of the same worker, so its leftovers are found.
-    pub id: String,
+    pub id: gantry_core::WorkerId,
     pub slots: usize,
     /// Where attempt data folders live (private to Gantry).
     pub work_dir: PathBuf,
@@ -55,7 +55,7 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
-    pub fn new(id: String, slots: usize, work_dir: PathBuf) -> Self {
+    pub fn new(id: gantry_core::WorkerId, slots: usize, work_dir: PathBuf) -> Self {
         Self {
             id,
             slots: slots.max(1),
@@ -130,7 +130,7 @@ impl Worker {
                 return None;
             }
             let slots = cfg.work_dir.with_extension("warm");
-            Some(WarmPools::new(runtime.clone(), w, &cfg.id, slots))
+            Some(WarmPools::new(runtime.clone(), w, cfg.id.as_str(), slots))
         });
         Self {
             store,
@@ -162,7 +162,7 @@ impl Worker {
         AttemptPlan {
             job_id: String::new(),
             attempt: 0,
-            worker_id: self.cfg.id.clone(),
+            worker_id: self.cfg.id.to_string(),
             project: String::new(),
             config_id: None,
             spec,
@@ -196,7 +196,7 @@ impl Worker {
             tracing::info!("the container engine answers again; claiming jobs");
         }
         self.engine_up.store(up, Ordering::Relaxed);
-        gantry_metrics::global().set_worker_up(&self.cfg.id, up);
+        gantry_metrics::global().set_worker_up(self.cfg.id.as_str(), up);
         up
     }
 
@@ -229,7 +229,7 @@ impl Worker {
         tracing::info!(worker = %self.cfg.id, slots = self.cfg.slots, "worker started");
         self.publish_slots();
         gantry_metrics::global()
-            .set_worker_up(&self.cfg.id, self.engine_up.load(Ordering::Relaxed));
+            .set_worker_up(self.cfg.id.as_str(), self.engine_up.load(Ordering::Relaxed));
 
         if let Some(w) = &self.warm {
             // Listed images are warm before the first claim (bounded).
@@ -373,7 +373,7 @@ impl Worker {
         }
         let containers = match self
             .runtime
-            .list_labelled(labels::WORKER, Some(&self.cfg.id))
+            .list_labelled(labels::WORKER, Some(self.cfg.id.as_str()))
             .await
         {
             Ok(c) => c,
@@ -542,7 +542,7 @@ impl Worker {
     /// Publishes this worker's running jobs and free slots.
     fn publish_slots(&self) {
         let running = self.running.lock().map_or(0, |m| m.len());
-        gantry_metrics::global().set_slots(&self.cfg.id, running, self.cfg.slots);
+        gantry_metrics::global().set_slots(self.cfg.id.as_str(), running, self.cfg.slots);
     }
 
     async fn run_job(self, claimed: ClaimedJob, running: Running) {
@@ -1054,7 +1054,7 @@ impl Worker {
         Ok(AttemptPlan {
             job_id: job.id.to_string(),
             attempt: job.attempt,
-            worker_id: self.cfg.id.clone(),
+            worker_id: self.cfg.id.to_string(),
             project: job.project.to_string(),
             config_id: job.config_id.as_ref().map(|c| c.to_string()),
             spec,

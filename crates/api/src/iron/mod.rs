@@ -317,7 +317,7 @@ pub async fn network_for(s: &AppState, project: &ProjectId) -> IronResult<&'stat
 }
 
 /// Where a staged Storage file is in the container.
-fn staged(file: i64, name: &str) -> String {
+fn staged(file: gantry_core::FileId, name: &str) -> String {
     format!("/data/in/files/{file}_{name}")
 }
 

@@ -48,6 +48,9 @@ pub async fn drain(
     form: CheckedForm,
 ) -> Result<Response, UiError> {
     admin_only(&form.session)?;
+    let id: gantry_core::WorkerId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("no such worker"))?;
     s.store.drain_worker(&id).await?;
     Ok(Redirect::to("/ui/workers").into_response())
 }

@@ -686,7 +686,7 @@ pub async fn download(
 ) -> Result<Response, UiError> {
     let f = s
         .store
-        .get_file(&session.principal.project, file_id(&id)?.get())
+        .get_file(&session.principal.project, file_id(&id)?)
         .await?;
     let stream = s
         .storage
@@ -858,6 +858,9 @@ pub async fn revoke_token(
     form: CheckedForm,
 ) -> Result<Response, UiError> {
     admin_only(&form.session)?;
+    let id: gantry_core::TokenId = id
+        .parse()
+        .map_err(|_| ApiError::not_found("no such token"))?;
     s.store.delete_token(&id).await?;
     Ok(Redirect::to("/ui/tokens").into_response())
 }

@@ -1006,3 +1006,180 @@ async fn token_file_and_worker_ids_are_typed_at_the_edge() {
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT, "{body}");
 }
+
+/// Every successful JSON answer in the document is a named schema (a view
+/// of `gantry_wire` or of the handler), except the answers that are free
+/// JSON by nature: a configuration's state and a sync action's answer, which
+/// are whatever the component wrote.
+#[test]
+fn every_json_answer_names_its_schema() {
+    let doc = serde_json::to_value(gantry_api::openapi()).expect("json");
+    let free = [
+        ("get", "/v1/configs/{id}/state"),
+        ("post", "/v1/configs/{id}/actions/{action}"),
+        ("get", "/v1/openapi.json"),
+    ];
+    let mut unnamed = Vec::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for (method, op) in item.as_object().expect("item") {
+            for (status, resp) in op["responses"].as_object().expect("responses") {
+                let Some(schema) = resp["content"]["application/json"]["schema"].as_object() else {
+                    continue;
+                };
+                let named = schema.contains_key("$ref")
+                    || schema.get("type") == Some(&json!("array"))
+                        && schema["items"].get("$ref").is_some();
+                if status.starts_with('2')
+                    && !named
+                    && !free.contains(&(method.as_str(), path.as_str()))
+                {
+                    unnamed.push(format!("{method} {path} {status}"));
+                }
+            }
+        }
+    }
+    assert!(
+        unnamed.is_empty(),
+        "answers without a named schema: {unnamed:#?}"
+    );
+}
+
+/// The image catalogue's answers (registries, stacks, packages, what
+/// workers hold, the warm list), `/readyz` and `POST /v1/runs` fit named
+/// schemas exactly and read back into the wire types the CLI uses.
+#[tokio::test]
+async fn image_and_run_answers_fit_their_documented_schemas() {
+    let a = api().await;
+    let doc = serde_json::to_value(gantry_api::openapi()).expect("json");
+    let t = Some(a.admin.as_str());
+    fn round_trip<T: serde::de::DeserializeOwned + serde::Serialize>(v: &Value) {
+        let typed: T = serde_json::from_value(v.clone()).expect("typed");
+        assert_eq!(&serde_json::to_value(&typed).expect("json"), v);
+    }
+
+    let (st, v) = a
+        .call(
+            Method::POST,
+            "/v1/registries",
+            t,
+            Some(json!({"host": "127.0.0.1:5000", "username": "u", "password": "hunter2"})),
+        )
+        .await;
+    assert_documented(&doc, "post", "/v1/registries", st, &v);
+    assert!(!v.to_string().contains("hunter2"), "{v}");
+    round_trip::<gantry_wire::RegistryView>(&v);
+    let (st, v) = a.call(Method::GET, "/v1/registries", t, None).await;
+    assert_documented(&doc, "get", "/v1/registries", st, &v);
+    round_trip::<gantry_wire::RegistryList>(&v);
+    assert_eq!(v["registries"][0]["host"], "127.0.0.1:5000");
+
+    let (st, v) = a
+        .call(
+            Method::POST,
+            "/v1/stacks",
+            t,
+            Some(json!({"name": "py", "image": "gantry-python:3"})),
+        )
+        .await;
+    assert_documented(&doc, "post", "/v1/stacks", st, &v);
+    round_trip::<gantry_wire::StackView>(&v);
+    let (st, v) = a.call(Method::GET, "/v1/stacks", t, None).await;
+    assert_documented(&doc, "get", "/v1/stacks", st, &v);
+    round_trip::<gantry_wire::StackList>(&v);
+
+    // A package: a zip holding one file.
+    let mut zip = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    zip.start_file("main.py", zip::write::SimpleFileOptions::default())
+        .expect("entry");
+    std::io::Write::write_all(&mut zip, b"print('hi')\n").expect("write");
+    let bytes = zip.finish().expect("zip").into_inner();
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/packages/hello")
+        .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from(bytes))
+        .expect("request");
+    let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+    let st = resp.status();
+    let body = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: Value = serde_json::from_slice(&body).expect("json");
+    assert_documented(&doc, "post", "/v1/packages/{name}", st, &v);
+    round_trip::<gantry_wire::PackageView>(&v);
+    assert_eq!(
+        (v["name"].clone(), v["rev"].clone()),
+        (json!("hello"), json!(1))
+    );
+    let (st, v) = a.call(Method::GET, "/v1/packages", t, None).await;
+    assert_documented(&doc, "get", "/v1/packages", st, &v);
+    round_trip::<gantry_wire::PackageList>(&v);
+
+    // What workers hold: one record, as a worker writes it.
+    a.state
+        .store
+        .touch_image(&gantry_store::EngineImage {
+            worker_id: "w1".parse().expect("id"),
+            reference: "gantry-python:3".into(),
+            image_id: "sha256:00".into(),
+            kind: "pulled".into(),
+            size: 10,
+            warm: false,
+            last_used: 0,
+            created_at: 0,
+        })
+        .await
+        .expect("touch");
+    let (st, v) = a.call(Method::GET, "/v1/images", t, None).await;
+    assert_documented(&doc, "get", "/v1/images", st, &v);
+    round_trip::<gantry_wire::ImageList>(&v);
+    assert_eq!(v["images"][0]["worker"], "w1", "{v}");
+
+    let (st, v) = a
+        .call(
+            Method::POST,
+            "/v1/images/keep",
+            t,
+            Some(json!({"image": "gantry-python:3"})),
+        )
+        .await;
+    assert_documented(&doc, "post", "/v1/images/keep", st, &v);
+    let (st, v) = a.call(Method::GET, "/v1/images/keep", t, None).await;
+    assert_documented(&doc, "get", "/v1/images/keep", st, &v);
+    round_trip::<gantry_wire::KeptList>(&v);
+
+    let (st, v) = a.call(Method::GET, "/readyz", None, None).await;
+    assert_documented(&doc, "get", "/readyz", st, &v);
+    assert_eq!(v, json!({"status": "ready", "store": "ok", "engine": null}));
+
+    // A run of no configuration: its mapping, then one table.
+    let mut body = Vec::new();
+    for (path, bytes) in [
+        (
+            "mapping.json",
+            br#"{"tables": [{"source": "t.csv", "destination": "out.c-run.t"}]}"#.to_vec(),
+        ),
+        ("tables/t.csv", b"id,v\n1,a\n".to_vec()),
+    ] {
+        body.extend((path.len() as u32).to_be_bytes());
+        body.extend(path.as_bytes());
+        body.extend((bytes.len() as u64).to_be_bytes());
+        body.extend(bytes);
+    }
+    let req = Request::builder()
+        .method(Method::POST)
+        .uri("/v1/runs")
+        .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+        .header(header::CONTENT_TYPE, "application/octet-stream")
+        .body(Body::from(body))
+        .expect("request");
+    let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+    let st = resp.status();
+    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
+    let v: Value = serde_json::from_slice(&bytes).expect("json");
+    assert_documented(&doc, "post", "/v1/runs", st, &v);
+    round_trip::<gantry_wire::RunCommitted>(&v);
+    assert_eq!(
+        v,
+        json!({"tables": ["out.c-run.t"], "files": 0, "state": false, "made_by": "run"})
+    );
+}

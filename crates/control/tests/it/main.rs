@@ -40,7 +40,7 @@ fn caller(admin: bool) -> Principal {
     Principal {
         project: project(),
         admin,
-        token_id: "t1".into(),
+        token_id: "0123456789ab".parse().expect("id"),
         token_desc: "test".into(),
     }
 }
@@ -92,7 +92,7 @@ async fn submit_seals_secrets_and_records_the_token() {
     assert!(sealed.starts_with(gantry_vault::PREFIX), "{sealed}");
     assert!(!job.spec.to_string().contains("hunter2"));
     assert_eq!(job.spec["parameters"]["plain"], json!(1));
-    assert_eq!(job.token_id.as_deref(), Some("t1"));
+    assert_eq!(job.token_id.as_deref(), Some("0123456789ab"));
 }
 
 #[tokio::test]

@@ -2,6 +2,7 @@
 
 use crate::open_pg;
 use gantry_store::prelude::*;
+use gantry_store::testing::wid;
 use gantry_store_postgres::PgStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -110,7 +111,7 @@ async fn two_processes_claiming_one_queue_take_each_job_once() {
         for w in 0..4 {
             let store = store.clone();
             claimers.push(tokio::spawn(async move {
-                let worker = format!("p{i}-w{w}");
+                let worker = wid(&format!("p{i}-w{w}"));
                 let mut mine = Vec::new();
                 loop {
                     let claim = store

@@ -6,7 +6,7 @@ use crate::open_pg;
 use gantry_core::job::Outcome;
 use gantry_core::{ConfigId, JobId, JobStatus, ProjectId};
 use gantry_store::prelude::*;
-use gantry_store::testing::{new_job, project, LEASE};
+use gantry_store::testing::{new_job, project, wid, LEASE};
 use gantry_store::{JobFilter, StoreError};
 use gantry_store_postgres::PgStore;
 use std::collections::{HashMap, HashSet};
@@ -53,7 +53,7 @@ async fn two_processes_claim_every_job_exactly_once() {
     for (p, store) in [pg.store.clone(), other.clone()].into_iter().enumerate() {
         for w in 0..4 {
             let (store, running, claimed) = (store.clone(), running.clone(), claimed.clone());
-            let worker = format!("p{p}-w{w}");
+            let worker = wid(&format!("p{p}-w{w}"));
             tasks.push(tokio::spawn(async move {
                 loop {
                     if claimed.lock().expect("lock").len() >= JOBS {
@@ -167,7 +167,7 @@ async fn health_figures_count_the_queue() {
     pg.store.check_writable().await.expect("writable");
     let jobs: Vec<_> = (0..3).map(|_| new_job(1)).collect();
     pg.store.enqueue_batch(jobs).await.expect("enqueue");
-    let c = pg.store.claim("w", 1, LEASE).await.expect("claim");
+    let c = pg.store.claim(&wid("w"), 1, LEASE).await.expect("claim");
     assert_eq!(c.jobs.len(), 1);
     assert_eq!(
         c.jobs[0].project_number, 1,
@@ -232,18 +232,21 @@ async fn outputs_commit_with_the_end_and_a_stale_end_commits_none() {
     };
     let id = pg.store.enqueue(new_job(1)).await.expect("enqueue").id;
     pg.store
-        .claim("dead", 1, Duration::from_millis(1))
+        .claim(&wid("dead"), 1, Duration::from_millis(1))
         .await
         .expect("claim");
     tokio::time::sleep(Duration::from_millis(20)).await;
     assert_eq!(pg.store.recover_expired().await.expect("recover"), vec![id]);
-    pg.store.claim("alive", 1, LEASE).await.expect("claim");
+    pg.store
+        .claim(&wid("alive"), 1, LEASE)
+        .await
+        .expect("claim");
     let stale = pg
         .store
         .finish_attempt(
             id,
             1,
-            "dead",
+            &wid("dead"),
             &Outcome::succeeded(0),
             None,
             &outputs("late"),
@@ -263,7 +266,14 @@ async fn outputs_commit_with_the_end_and_a_stale_end_commits_none() {
         .is_empty());
     let done = pg
         .store
-        .finish_attempt(id, 2, "alive", &Outcome::succeeded(0), None, &outputs("k"))
+        .finish_attempt(
+            id,
+            2,
+            &wid("alive"),
+            &Outcome::succeeded(0),
+            None,
+            &outputs("k"),
+        )
         .await
         .expect("finish");
     assert_eq!(done, gantry_store::Finish::Done(JobStatus::Succeeded));

@@ -5,7 +5,7 @@ use crate::{open_sqlite, Sqlite};
 use gantry_core::events::LogLine;
 use gantry_core::{ConfigId, JobStatus, ProjectId};
 use gantry_store::prelude::*;
-use gantry_store::testing::{new_job, project};
+use gantry_store::testing::{new_job, project, wid};
 use gantry_store::{JobFilter, MadeBy, StoreError};
 use gantry_store_sqlite::{SqliteStore, MIGRATIONS};
 use serde_json::json;
@@ -197,7 +197,7 @@ async fn a_database_made_by_the_previous_release_opens_with_its_data() {
     assert_eq!(files[0].name, "report.txt");
     // The queued job of the default project is claimed as before.
     let claim = store
-        .claim("w", 10, Duration::from_secs(30))
+        .claim(&wid("w"), 10, Duration::from_secs(30))
         .await
         .expect("claim");
     assert_eq!(claim.jobs.len(), 1);
@@ -363,14 +363,14 @@ async fn retention_takes_iron_tasks_with_their_jobs_and_keeps_the_files_iron_nee
         .await
         .expect("queue");
     store
-        .claim("w", 1, Duration::from_secs(30))
+        .claim(&wid("w"), 1, Duration::from_secs(30))
         .await
         .expect("claim");
     store
         .finish_attempt(
             id,
             1,
-            "w",
+            &wid("w"),
             &gantry_core::job::Outcome::succeeded(0),
             None,
             &Default::default(),
@@ -421,7 +421,7 @@ async fn applied_limits_keep_their_stored_json() {
     let Sqlite { dir, store } = open_sqlite();
     let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
     let claim = store
-        .claim("w1", 1, Duration::from_secs(60))
+        .claim(&wid("w1"), 1, Duration::from_secs(60))
         .await
         .expect("claim");
     assert_eq!(claim.jobs.len(), 1);

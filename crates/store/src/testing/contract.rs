@@ -167,7 +167,7 @@ pub async fn a_finish_racing_lease_recovery_has_one_winner(b: &dyn Backend) {
     for round in 0..20 {
         let id = store.enqueue(new_job(2)).await.expect("enqueue").id;
         let claim = store
-            .claim("racer", 1, Duration::from_millis(1))
+            .claim(&super::wid("racer"), 1, Duration::from_millis(1))
             .await
             .expect("claim");
         assert_eq!(claim.jobs.len(), 1, "round {round}");
@@ -179,7 +179,7 @@ pub async fn a_finish_racing_lease_recovery_has_one_winner(b: &dyn Backend) {
             s1.finish_attempt(
                 id,
                 1,
-                "racer",
+                &super::wid("racer"),
                 &Outcome::succeeded(0),
                 None,
                 &Default::default(),
@@ -355,15 +355,23 @@ pub async fn tokens_are_revoked_by_public_id(b: &dyn Backend) {
         .create_token(&project(), false, "gone")
         .await
         .expect("token");
-    assert_eq!(gone.info.id.len(), crate::rules::TOKEN_ID_LEN);
+    assert_eq!(gone.info.id.as_str().len(), gantry_core::TokenId::LEN);
     assert!(
-        !gone.secret.contains(&gone.info.id),
+        !gone.secret.contains(gone.info.id.as_str()),
         "the id is not part of the secret"
     );
     let listed = store.list_tokens(Some(&project())).await.expect("list");
     assert_eq!(listed.len(), 2);
     store
-        .delete_token(&gone.info.id.to_ascii_uppercase())
+        .delete_token(
+            &gone
+                .info
+                .id
+                .as_str()
+                .to_ascii_uppercase()
+                .parse()
+                .expect("an upper-case id parses"),
+        )
         .await
         .expect("revoke");
     assert!(store
@@ -378,8 +386,16 @@ pub async fn tokens_are_revoked_by_public_id(b: &dyn Backend) {
         .expect("still valid");
     assert_eq!(p.token_id, keep.info.id);
     not_found("revoked twice", store.delete_token(&gone.info.id).await);
-    not_found("unknown", store.delete_token("000000000000").await);
-    not_found("malformed", store.delete_token("x'; --").await);
+    not_found(
+        "unknown",
+        store
+            .delete_token(&"000000000000".parse().expect("id"))
+            .await,
+    );
+    assert!(
+        "x'; --".parse::<gantry_core::TokenId>().is_err(),
+        "a malformed id never reaches the store"
+    );
     assert_eq!(store.token_count().await.expect("count"), 1);
 }
 
@@ -405,7 +421,7 @@ pub async fn a_token_authenticates_by_its_secret_only(b: &dyn Backend) {
         .expect("auth")
         .is_none());
     assert!(store
-        .authenticate(&t.info.id)
+        .authenticate(t.info.id.as_str())
         .await
         .expect("auth")
         .is_none());
@@ -493,7 +509,10 @@ pub async fn a_webhook_delivery_makes_its_job_once(b: &dyn Backend) {
         store.list_jobs(&project(), &all).await.expect("jobs").len(),
         1
     );
-    let claim = store.claim("w", 1, super::LEASE).await.expect("claim");
+    let claim = store
+        .claim(&super::wid("w"), 1, super::LEASE)
+        .await
+        .expect("claim");
     assert_eq!(claim.jobs[0].job.id.to_string(), made);
     let payload = claim.jobs[0].webhook.as_ref().expect("payload");
     assert_eq!(payload.body, b"{\"a\":1}", "the first delivery's body");
@@ -510,7 +529,10 @@ pub async fn notifications_are_queued_as_a_job_asks(b: &dyn Backend) {
             let mut j = new_job(1);
             j.spec = spec;
             let id = store.enqueue(j).await.expect("enqueue").id;
-            let claim = store.claim("w", 1, super::LEASE).await.expect("claim");
+            let claim = store
+                .claim(&super::wid("w"), 1, super::LEASE)
+                .await
+                .expect("claim");
             assert_eq!(claim.jobs[0].job.id, id);
             let outcome = if ok {
                 Outcome::succeeded(0)
@@ -518,7 +540,7 @@ pub async fn notifications_are_queued_as_a_job_asks(b: &dyn Backend) {
                 Outcome::failed(gantry_core::ErrorKind::UserError, "bad", Some(1))
             };
             store
-                .finish_attempt(id, 1, "w", &outcome, None, &Default::default())
+                .finish_attempt(id, 1, &super::wid("w"), &outcome, None, &Default::default())
                 .await
                 .expect("finish");
             store

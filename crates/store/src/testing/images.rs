@@ -71,7 +71,7 @@ pub async fn logins_are_per_project_revisions_count_up_and_images_list_oldest_us
     assert!(store.get_package(&b, "etl", None).await.is_err());
 
     let image = |reference: &str| EngineImage {
-        worker_id: "w".into(),
+        worker_id: super::wid("w"),
         reference: reference.into(),
         image_id: format!("sha256:{reference}"),
         kind: "pulled".into(),
@@ -86,13 +86,16 @@ pub async fn logins_are_per_project_revisions_count_up_and_images_list_oldest_us
     }
     store.touch_image(&image("one")).await.expect("use again");
     let listed: Vec<String> = store
-        .list_images(Some("w"))
+        .list_images(Some(&super::wid("w")))
         .await
         .expect("list")
         .into_iter()
         .map(|i| i.reference)
         .collect();
     assert_eq!(listed, vec!["two", "one"]);
-    store.forget_image("w", "two").await.expect("forget");
+    store
+        .forget_image(&super::wid("w"), "two")
+        .await
+        .expect("forget");
     assert_eq!(store.list_images(None).await.expect("list").len(), 1);
 }

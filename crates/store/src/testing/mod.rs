@@ -45,6 +45,11 @@ pub trait Backend: Send + Sync {
     async fn backdate(&self, job: JobId, by: Duration);
 }
 
+/// A worker id for tests: `wid("w1")`.
+pub fn wid(s: &str) -> gantry_core::WorkerId {
+    s.parse().expect("a worker id")
+}
+
 pub fn project() -> ProjectId {
     ProjectId::default_project()
 }

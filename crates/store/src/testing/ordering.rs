@@ -10,7 +10,10 @@ use serde_json::json;
 use std::time::Duration;
 
 async fn claim_one(store: &dyn Store, worker: &str) -> Option<JobId> {
-    let c = store.claim(worker, 1, LEASE).await.expect("claim");
+    let c = store
+        .claim(&super::wid(worker), 1, LEASE)
+        .await
+        .expect("claim");
     c.jobs.first().map(|j| j.job.id)
 }
 
@@ -19,7 +22,7 @@ async fn finish(store: &dyn Store, id: JobId, worker: &str) {
         .finish_attempt(
             id,
             1,
-            worker,
+            &super::wid(worker),
             &Outcome::succeeded(0),
             None,
             &Default::default(),
@@ -67,7 +70,10 @@ pub async fn delayed_jobs_wait_and_say_until_when(b: &dyn Backend) {
     let mut j = new_job(1);
     j.delay = Duration::from_millis(400);
     let id = store.enqueue(j).await.expect("enqueue").id;
-    let c = store.claim("w", 4, LEASE).await.expect("claim");
+    let c = store
+        .claim(&super::wid("w"), 4, LEASE)
+        .await
+        .expect("claim");
     assert!(c.jobs.is_empty());
     let due = c.next_due.expect("next due");
     assert!(due <= Duration::from_millis(400), "{due:?}");
@@ -99,7 +105,10 @@ pub async fn the_configuration_lock_holds_across_workers_and_never_blocks_others
     let other = store.enqueue(new_job(1)).await.expect("enqueue").id;
 
     // The held second job is skipped, not waited on: the job behind it runs.
-    let c = store.claim("w1", 5, LEASE).await.expect("claim");
+    let c = store
+        .claim(&super::wid("w1"), 5, LEASE)
+        .await
+        .expect("claim");
     let got: Vec<JobId> = c.jobs.iter().map(|j| j.job.id).collect();
     assert_eq!(got, vec![first, other]);
     assert_eq!(claim_one(store.as_ref(), "w2").await, None);
@@ -126,7 +135,10 @@ pub async fn a_concurrency_key_limits_running_jobs_across_workers(b: &dyn Backen
     }
     let other = store.enqueue(new_job(1)).await.expect("enqueue").id;
     assert_eq!(claim_one(store.as_ref(), "w1").await, Some(keyed[0]));
-    let c = store.claim("w2", 5, LEASE).await.expect("claim");
+    let c = store
+        .claim(&super::wid("w2"), 5, LEASE)
+        .await
+        .expect("claim");
     let got: Vec<JobId> = c.jobs.iter().map(|j| j.job.id).collect();
     assert_eq!(got, vec![keyed[1], other]);
     let job = store.get_job(&project(), keyed[2]).await.expect("job");
@@ -150,7 +162,10 @@ pub async fn a_project_cap_holds_its_jobs_back(b: &dyn Backend) {
         .expect("cap");
     let a = store.enqueue(new_job(1)).await.expect("enqueue").id;
     let b = store.enqueue(new_job(1)).await.expect("enqueue").id;
-    let c = store.claim("w1", 5, LEASE).await.expect("claim");
+    let c = store
+        .claim(&super::wid("w1"), 5, LEASE)
+        .await
+        .expect("claim");
     assert_eq!(c.jobs.len(), 1);
     assert_eq!(claim_one(store.as_ref(), "w2").await, None);
     let job = store.get_job(&project(), b).await.expect("job");

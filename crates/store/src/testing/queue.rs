@@ -20,7 +20,10 @@ pub async fn concurrent_claims_never_hand_out_a_job_twice(b: &dyn Backend) {
         handles.push(tokio::spawn(async move {
             let mut got = Vec::new();
             loop {
-                let claim = s.claim(&format!("w{w}"), 7, LEASE).await.expect("claim");
+                let claim = s
+                    .claim(&super::wid(&format!("w{w}")), 7, LEASE)
+                    .await
+                    .expect("claim");
                 if claim.jobs.is_empty() {
                     return got;
                 }
@@ -48,14 +51,17 @@ pub async fn retries_count_failures_and_success_saves_state(b: &dyn Backend) {
     job.config_id = Some(cfg.clone());
     let id = store.enqueue(job).await.expect("enqueue").id;
 
-    let c = store.claim("w", 1, LEASE).await.expect("claim");
+    let c = store
+        .claim(&super::wid("w"), 1, LEASE)
+        .await
+        .expect("claim");
     assert_eq!(c.jobs[0].state, json!({}));
     let fail = Outcome::failed(ErrorKind::ApplicationError, "boom", Some(3));
     let f = store
         .finish_attempt(
             id,
             1,
-            "w",
+            &super::wid("w"),
             &fail,
             Some(&json!({"x": 1})),
             &Default::default(),
@@ -69,13 +75,16 @@ pub async fn retries_count_failures_and_success_saves_state(b: &dyn Backend) {
         "no state from a failure"
     );
 
-    let c = store.claim("w", 1, LEASE).await.expect("claim");
+    let c = store
+        .claim(&super::wid("w"), 1, LEASE)
+        .await
+        .expect("claim");
     assert_eq!(c.jobs[0].job.attempt, 2);
     let f = store
         .finish_attempt(
             id,
             2,
-            "w",
+            &super::wid("w"),
             &Outcome::succeeded(0),
             Some(&json!({"x": 2})),
             &Default::default(),
@@ -93,12 +102,15 @@ pub async fn retries_count_failures_and_success_saves_state(b: &dyn Backend) {
 
     // A user error is final even with attempts left.
     let id = store.enqueue(new_job(5)).await.expect("enqueue").id;
-    store.claim("w", 1, LEASE).await.expect("claim");
+    store
+        .claim(&super::wid("w"), 1, LEASE)
+        .await
+        .expect("claim");
     let f = store
         .finish_attempt(
             id,
             1,
-            "w",
+            &super::wid("w"),
             &Outcome::failed(ErrorKind::UserError, "bad", Some(1)),
             None,
             &Default::default(),
@@ -112,7 +124,7 @@ pub async fn expired_leases_are_taken_back_and_late_results_are_fenced_off(b: &d
     let store = b.store();
     let id = store.enqueue(new_job(2)).await.expect("enqueue").id;
     store
-        .claim("dead", 1, Duration::from_millis(1))
+        .claim(&super::wid("dead"), 1, Duration::from_millis(1))
         .await
         .expect("claim");
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -121,14 +133,17 @@ pub async fn expired_leases_are_taken_back_and_late_results_are_fenced_off(b: &d
     assert_eq!(job.status, JobStatus::Queued);
     assert_eq!(job.attempts[0].status, "lost");
 
-    let c = store.claim("alive", 1, LEASE).await.expect("claim");
+    let c = store
+        .claim(&super::wid("alive"), 1, LEASE)
+        .await
+        .expect("claim");
     assert_eq!(c.jobs[0].job.attempt, 2);
     // The dead worker wakes up and reports: nothing changes.
     let stale = store
         .finish_attempt(
             id,
             1,
-            "dead",
+            &super::wid("dead"),
             &Outcome::succeeded(0),
             None,
             &Default::default(),
@@ -137,13 +152,16 @@ pub async fn expired_leases_are_taken_back_and_late_results_are_fenced_off(b: &d
         .expect("finish");
     assert_eq!(stale, Finish::Stale);
     // Heartbeats keep a live lease from expiring.
-    store.heartbeat("alive", LEASE).await.expect("beat");
+    store
+        .heartbeat(&super::wid("alive"), LEASE)
+        .await
+        .expect("beat");
     assert!(store.recover_expired().await.expect("recover").is_empty());
     let done = store
         .finish_attempt(
             id,
             2,
-            "alive",
+            &super::wid("alive"),
             &Outcome::succeeded(0),
             None,
             &Default::default(),
@@ -158,7 +176,7 @@ pub async fn expired_leases_are_taken_back_and_late_results_are_fenced_off(b: &d
     let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
     for lost in 1..=crate::rules::DEFAULT_MAX_LOST {
         let c = store
-            .claim("dead", 1, Duration::from_millis(1))
+            .claim(&super::wid("dead"), 1, Duration::from_millis(1))
             .await
             .expect("claim");
         assert_eq!(c.jobs.len(), 1, "lost {lost}: claimed again");
@@ -180,7 +198,7 @@ pub async fn expired_leases_are_taken_back_and_late_results_are_fenced_off(b: &d
     one.spec = serde_json::json!({"image": "x", "retry": {"lost_attempts": 1}});
     let id = store.enqueue(one).await.expect("enqueue").id;
     store
-        .claim("dead", 1, Duration::from_millis(1))
+        .claim(&super::wid("dead"), 1, Duration::from_millis(1))
         .await
         .expect("claim");
     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -192,12 +210,27 @@ pub async fn expired_leases_are_taken_back_and_late_results_are_fenced_off(b: &d
 pub async fn hand_back_does_not_use_up_an_attempt_and_recover_worker_takes_all(b: &dyn Backend) {
     let store = b.store();
     let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
-    store.claim("w", 1, LEASE).await.expect("claim");
-    store.hand_back(id, 1, "w").await.expect("hand back");
-    let c = store.claim("w", 1, LEASE).await.expect("claim");
+    store
+        .claim(&super::wid("w"), 1, LEASE)
+        .await
+        .expect("claim");
+    store
+        .hand_back(id, 1, &super::wid("w"))
+        .await
+        .expect("hand back");
+    let c = store
+        .claim(&super::wid("w"), 1, LEASE)
+        .await
+        .expect("claim");
     assert_eq!(c.jobs.len(), 1, "queued again");
     // Restarted worker: its running jobs come back whatever their lease.
-    assert_eq!(store.recover_worker("w").await.expect("recover"), vec![id]);
+    assert_eq!(
+        store
+            .recover_worker(&super::wid("w"))
+            .await
+            .expect("recover"),
+        vec![id]
+    );
     let job = store.get_job(&project(), id).await.expect("job");
     assert_eq!(
         job.status,
@@ -263,10 +296,19 @@ pub async fn events_are_numbered_and_changes_announced(b: &dyn Backend) {
     let cancelled = store.request_cancel(&project(), id).await.expect("cancel");
     assert_eq!(cancelled.status, JobStatus::Cancelled);
     let id2 = store.enqueue(new_job(1)).await.expect("enqueue").id;
-    store.claim("w", 1, LEASE).await.expect("claim");
+    store
+        .claim(&super::wid("w"), 1, LEASE)
+        .await
+        .expect("claim");
     let flagged = store.request_cancel(&project(), id2).await.expect("cancel");
     assert!(flagged.cancel_requested && flagged.status == JobStatus::Running);
-    assert_eq!(store.heartbeat("w", LEASE).await.expect("beat"), vec![id2]);
+    assert_eq!(
+        store
+            .heartbeat(&super::wid("w"), LEASE)
+            .await
+            .expect("beat"),
+        vec![id2]
+    );
     let page = store
         .list_jobs(
             &project(),

@@ -7,7 +7,7 @@ use serde_json::json;
 
 fn w(id: &str, tags: &[&str]) -> NewWorker {
     NewWorker {
-        id: id.into(),
+        id: super::wid(id),
         host: "h".into(),
         version: "1".into(),
         tags: tags.iter().map(|t| t.to_string()).collect(),
@@ -35,21 +35,24 @@ pub async fn workers_register_claim_by_tags_drain_and_stop(b: &dyn Backend) {
     job.spec = json!({"image": "x", "worker_tags": ["red", "eu"]});
     let tagged = store.enqueue(job).await.expect("enqueue").id;
     assert!(store
-        .claim("blue", 5, LEASE)
+        .claim(&super::wid("blue"), 5, LEASE)
         .await
         .expect("claim")
         .jobs
         .is_empty());
     assert!(
         store
-            .claim("stranger", 5, LEASE)
+            .claim(&super::wid("stranger"), 5, LEASE)
             .await
             .expect("claim")
             .jobs
             .is_empty(),
         "an unregistered worker has no tags"
     );
-    let c = store.claim("red", 5, LEASE).await.expect("claim");
+    let c = store
+        .claim(&super::wid("red"), 5, LEASE)
+        .await
+        .expect("claim");
     assert_eq!(
         c.jobs.iter().map(|j| j.job.id).collect::<Vec<_>>(),
         [tagged]
@@ -70,21 +73,25 @@ pub async fn workers_register_claim_by_tags_drain_and_stop(b: &dyn Backend) {
     );
 
     // Drained: no claims, even of untagged jobs; beats say so.
-    let d = store.drain_worker("red").await.expect("drain");
+    let d = store.drain_worker(&super::wid("red")).await.expect("drain");
     assert_eq!(d.state, WorkerState::Draining);
     assert_eq!(
-        store.worker_beat("red").await.expect("beat"),
+        store.worker_beat(&super::wid("red")).await.expect("beat"),
         WorkerState::Draining
     );
     let plain = store.enqueue(new_job(1)).await.expect("enqueue").id;
     assert!(store
-        .claim("red", 5, LEASE)
+        .claim(&super::wid("red"), 5, LEASE)
         .await
         .expect("claim")
         .jobs
         .is_empty());
     assert_eq!(
-        store.claim("blue", 5, LEASE).await.expect("claim").jobs[0]
+        store
+            .claim(&super::wid("blue"), 5, LEASE)
+            .await
+            .expect("claim")
+            .jobs[0]
             .job
             .id,
         plain
@@ -95,22 +102,25 @@ pub async fn workers_register_claim_by_tags_drain_and_stop(b: &dyn Backend) {
         .await
         .expect("register");
     assert_eq!(
-        store.worker_beat("red").await.expect("beat"),
+        store.worker_beat(&super::wid("red")).await.expect("beat"),
         WorkerState::Active
     );
 
-    store.worker_stopped("blue").await.expect("stopped");
+    store
+        .worker_stopped(&super::wid("blue"))
+        .await
+        .expect("stopped");
     let list = store.list_workers().await.expect("list");
     assert_eq!(
         list.iter().find(|x| x.id == "blue").map(|x| x.state),
         Some(WorkerState::Gone)
     );
     assert!(matches!(
-        store.drain_worker("nobody").await,
+        store.drain_worker(&super::wid("nobody")).await,
         Err(StoreError::NotFound(_))
     ));
     assert!(matches!(
-        store.worker_beat("nobody").await,
+        store.worker_beat(&super::wid("nobody")).await,
         Err(StoreError::NotFound(_))
     ));
 }
