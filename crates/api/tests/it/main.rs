@@ -1183,3 +1183,48 @@ async fn image_and_run_answers_fit_their_documented_schemas() {
         json!({"tables": ["out.c-run.t"], "files": 0, "state": false, "made_by": "run"})
     );
 }
+
+/// A live log stream whose store fails says so with one `event: error` (a
+/// generic message, like a 5xx) and ends, instead of ending silently as a
+/// finished job's stream would.
+#[tokio::test]
+async fn a_live_log_stream_ends_with_an_error_event_when_the_store_fails() {
+    let a = api().await;
+    let job = a
+        .state
+        .store
+        .enqueue(gantry_store::NewJob::new(
+            ProjectId::default_project(),
+            None,
+            json!({"image": "busybox"}),
+            1,
+            std::time::Duration::ZERO,
+        ))
+        .await
+        .expect("enqueue");
+    // Break the store under the server: its events table goes away.
+    let db = rusqlite::Connection::open(a._dir.path().join("gantry.db")).expect("open");
+    db.execute_batch("DROP TABLE events").expect("drop");
+    let req = Request::builder()
+        .method(Method::GET)
+        .uri(format!("/v1/jobs/{}/events", job.id))
+        .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
+        .header(header::ACCEPT, "text/event-stream")
+        .body(Body::empty())
+        .expect("request");
+    let resp = app(a.state.clone()).oneshot(req).await.expect("response");
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        resp.into_body().collect(),
+    )
+    .await
+    .expect("the stream ends")
+    .expect("body")
+    .to_bytes();
+    let text = String::from_utf8_lossy(&body);
+    assert!(text.contains("event: error"), "{text}");
+    assert!(text.contains("\"code\":\"internal\""), "{text}");
+    assert!(!text.contains("events"), "no store detail leaks: {text}");
+    assert!(!text.contains("event: end"), "{text}");
+}
