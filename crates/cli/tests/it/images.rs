@@ -148,11 +148,14 @@ impl Drop for Registry {
     }
 }
 
-/// A tiny image of its own (a label makes its id unique), built from the
-/// test busybox image.
+/// A tiny image of its own, built from the test busybox image. Built
+/// without the engine's cache: a cached step would reuse an image another
+/// run or test may hold and remove (its tag's `rmi`) between the cache
+/// lookup and the build's use of it ("unable to find image sha256:..."), so
+/// every build makes a new image that only this test holds.
 fn tiny_image(tag: &str, label: &str) -> String {
     let mut c = Command::new("docker")
-        .args(["build", "-q", "-t", tag, "-"])
+        .args(["build", "-q", "--no-cache", "-t", tag, "-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
