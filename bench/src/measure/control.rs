@@ -35,35 +35,7 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
     eprintln!(
         "control plane: HTTP batch enqueue ({batch} a request) with {clients} clients for {secs} s"
     );
-    let jobs = json!({ "jobs": vec![json!({ "spec": spec }); batch] });
-    let deadline = Instant::now() + Duration::from_secs_f64(secs);
-    let t = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (url, token, jobs) = (g.url.clone(), g.token.clone(), jobs.clone());
-        tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut n = 0u64;
-            while Instant::now() < deadline {
-                let r = http
-                    .post(format!("{url}/v1/jobs/batch"))
-                    .bearer_auth(&token)
-                    .json(&jobs)
-                    .send()
-                    .await?;
-                if r.status() != 201 {
-                    bail!("batch enqueue failed: {}", r.status());
-                }
-                n += batch as u64;
-            }
-            Ok(n)
-        }));
-    }
-    let mut total = 0;
-    for task in tasks {
-        total += task.await??;
-    }
-    let rate = total as f64 / t.elapsed().as_secs_f64();
+    let rate = batch_enqueue(&g, &spec, clients, batch, secs).await?;
     drop(g);
     report.rows.push(row(
         &format!("API batch enqueue ({clients} HTTP clients, {batch} jobs a request)"),
@@ -107,6 +79,43 @@ pub async fn control_plane(args: &Args, report: &mut Report) -> anyhow::Result<(
     );
     report.notes.push("Storage figures: cp and Gantry alternate, several rounds each, medians compared; `sync` runs before every measured write; both read the same file from the page cache. An import is durable (its objects are fsynced before the version commits), so its like-for-like reference is cp + sync of the copy; plain cp only fills the page cache and varies widely between rounds on this VM (fresh memory costs host faults).".into());
     Ok(())
+}
+
+/// `POST /v1/jobs/batch` from `clients` HTTP clients for `secs`; jobs/s.
+pub(super) async fn batch_enqueue(
+    g: &Gantry,
+    spec: &serde_json::Value,
+    clients: usize,
+    batch: usize,
+    secs: f64,
+) -> anyhow::Result<f64> {
+    let jobs = json!({ "jobs": vec![json!({ "spec": spec }); batch] });
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
+    let t = std::time::Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..clients {
+        let (url, token, jobs) = (g.url.clone(), g.token.clone(), jobs.clone());
+        tasks.push(tokio::spawn(async move {
+            let http = reqwest::Client::new();
+            let mut n = 0u64;
+            while std::time::Instant::now() < deadline {
+                let r = http
+                    .post(format!("{url}/v1/jobs/batch"))
+                    .bearer_auth(&token)
+                    .json(&jobs)
+                    .send()
+                    .await?;
+                anyhow::ensure!(r.status() == 201, "batch enqueue failed: {}", r.status());
+                n += batch as u64;
+            }
+            anyhow::Ok(n)
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await??;
+    }
+    Ok(total as f64 / t.elapsed().as_secs_f64())
 }
 
 /// Single-request enqueues from `clients` HTTP clients for `secs`; jobs/s.

@@ -74,7 +74,9 @@ pub fn fleet(args: &Args, report: &mut Report) -> anyhow::Result<()> {
     let g = Gantry::start_env(&args.gantry, &["server"], &[("GANTRY_DATABASE_URL", &url)])?;
     let rate = rt.block_on(api_enqueue(&g, &spec, clients, secs))?;
     let batch = 500;
-    let batched = rt.block_on(batch_enqueue(&g, &spec, clients, batch, secs))?;
+    let batched = rt.block_on(super::control::batch_enqueue(
+        &g, &spec, clients, batch, secs,
+    ))?;
     drop(g);
     report.rows.push(row(
         &format!("API batch enqueue on Postgres ({clients} HTTP clients, {batch} jobs a request)"),
@@ -233,41 +235,4 @@ fn pgbench(
         .and_then(|l| l.split_whitespace().next())
         .and_then(|v| v.parse::<f64>().ok())
         .with_context(|| format!("pgbench printed no tps: {text}"))
-}
-
-/// `POST /v1/jobs/batch` from `clients` HTTP clients for `secs`; jobs/s.
-async fn batch_enqueue(
-    g: &Gantry,
-    spec: &serde_json::Value,
-    clients: usize,
-    batch: usize,
-    secs: f64,
-) -> anyhow::Result<f64> {
-    let jobs = json!({ "jobs": vec![json!({ "spec": spec }); batch] });
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs_f64(secs);
-    let t = std::time::Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..clients {
-        let (url, token, jobs) = (g.url.clone(), g.token.clone(), jobs.clone());
-        tasks.push(tokio::spawn(async move {
-            let http = reqwest::Client::new();
-            let mut n = 0u64;
-            while std::time::Instant::now() < deadline {
-                let r = http
-                    .post(format!("{url}/v1/jobs/batch"))
-                    .bearer_auth(&token)
-                    .json(&jobs)
-                    .send()
-                    .await?;
-                anyhow::ensure!(r.status() == 201, "batch enqueue failed: {}", r.status());
-                n += batch as u64;
-            }
-            anyhow::Ok(n)
-        }));
-    }
-    let mut total = 0;
-    for task in tasks {
-        total += task.await??;
-    }
-    Ok(total as f64 / t.elapsed().as_secs_f64())
 }
