@@ -97,6 +97,24 @@ impl Api {
             None => req.body(Body::empty()),
         }
         .expect("request");
+        self.send(req).await
+    }
+
+    /// POSTs raw bytes (`application/octet-stream`) with the admin token.
+    async fn post_bytes(&self, uri: &str, bytes: Vec<u8>) -> (StatusCode, Value) {
+        let req = Request::builder()
+            .method(Method::POST)
+            .uri(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {}", self.admin))
+            .header(header::CONTENT_TYPE, "application/octet-stream")
+            .body(Body::from(bytes))
+            .expect("request");
+        self.send(req).await
+    }
+
+    /// The router's answer: its status and its body as JSON (or as a JSON
+    /// string when it is not JSON; `null` when empty).
+    async fn send(&self, req: Request<Body>) -> (StatusCode, Value) {
         let resp = app(self.state.clone())
             .oneshot(req)
             .await
@@ -1093,17 +1111,7 @@ async fn image_and_run_answers_fit_their_documented_schemas() {
         .expect("entry");
     std::io::Write::write_all(&mut zip, b"print('hi')\n").expect("write");
     let bytes = zip.finish().expect("zip").into_inner();
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/v1/packages/hello")
-        .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .body(Body::from(bytes))
-        .expect("request");
-    let resp = app(a.state.clone()).oneshot(req).await.expect("response");
-    let st = resp.status();
-    let body = resp.into_body().collect().await.expect("body").to_bytes();
-    let v: Value = serde_json::from_slice(&body).expect("json");
+    let (st, v) = a.post_bytes("/v1/packages/hello", bytes).await;
     assert_documented(&doc, "post", "/v1/packages/{name}", st, &v);
     round_trip::<gantry_wire::PackageView>(&v);
     assert_eq!(
@@ -1165,17 +1173,7 @@ async fn image_and_run_answers_fit_their_documented_schemas() {
         body.extend((bytes.len() as u64).to_be_bytes());
         body.extend(bytes);
     }
-    let req = Request::builder()
-        .method(Method::POST)
-        .uri("/v1/runs")
-        .header(header::AUTHORIZATION, format!("Bearer {}", a.admin))
-        .header(header::CONTENT_TYPE, "application/octet-stream")
-        .body(Body::from(body))
-        .expect("request");
-    let resp = app(a.state.clone()).oneshot(req).await.expect("response");
-    let st = resp.status();
-    let bytes = resp.into_body().collect().await.expect("body").to_bytes();
-    let v: Value = serde_json::from_slice(&bytes).expect("json");
+    let (st, v) = a.post_bytes("/v1/runs", body).await;
     assert_documented(&doc, "post", "/v1/runs", st, &v);
     round_trip::<gantry_wire::RunCommitted>(&v);
     assert_eq!(
