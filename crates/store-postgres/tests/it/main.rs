@@ -4,8 +4,6 @@
 //! under concurrent starts, changes across processes, outages).
 
 mod pg_only;
-mod pg_queue;
-mod pg_triggers;
 
 use async_trait::async_trait;
 use gantry_core::JobId;
@@ -30,6 +28,10 @@ pub(crate) async fn open_pg() -> Pg {
 impl Backend for Pg {
     fn store(&self) -> Arc<dyn Store> {
         self.store.clone()
+    }
+
+    async fn peer(&self) -> Arc<dyn Store> {
+        Arc::new(PgStore::connect(&self.url).await.expect("peer"))
     }
 
     async fn backdate(&self, job: JobId, by: Duration) {

@@ -2,7 +2,6 @@
 
 use crate::open_pg;
 use gantry_store::prelude::*;
-use gantry_store::testing::wid;
 use gantry_store_postgres::PgStore;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,63 +89,4 @@ async fn changes_reach_other_processes_by_notify() {
     })
     .await;
     assert!(got.is_ok(), "the other store heard of job {}", job.id);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_processes_claiming_one_queue_take_each_job_once() {
-    let pg = open_pg().await;
-    // A second store on the same database stands for another process.
-    let other: std::sync::Arc<dyn gantry_store::Store> =
-        std::sync::Arc::new(PgStore::connect(&pg.url).await.expect("connect"));
-    let jobs: Vec<_> = (0..200)
-        .map(|_| gantry_store::testing::new_job(1))
-        .collect();
-    pg.store.enqueue_batch(jobs).await.expect("enqueue");
-    let stores = [
-        pg.store.clone() as std::sync::Arc<dyn gantry_store::Store>,
-        other,
-    ];
-    let mut claimers = Vec::new();
-    for (i, store) in stores.iter().enumerate() {
-        for w in 0..4 {
-            let store = store.clone();
-            claimers.push(tokio::spawn(async move {
-                let worker = wid(&format!("p{i}-w{w}"));
-                let mut mine = Vec::new();
-                loop {
-                    let claim = store
-                        .claim(&worker, 5, std::time::Duration::from_secs(30))
-                        .await
-                        .expect("claim");
-                    if claim.jobs.is_empty() {
-                        return mine;
-                    }
-                    for c in claim.jobs {
-                        let end = store
-                            .finish_attempt(
-                                c.job.id,
-                                c.job.attempt,
-                                &worker,
-                                &gantry_core::job::Outcome::succeeded(0),
-                                None,
-                                &Default::default(),
-                            )
-                            .await
-                            .expect("finish");
-                        assert!(matches!(end, gantry_store::Finish::Done(_)), "{end:?}");
-                        mine.push(c.job.id);
-                    }
-                }
-            }));
-        }
-    }
-    let mut all = Vec::new();
-    for c in claimers {
-        all.extend(c.await.expect("join"));
-    }
-    let n = all.len();
-    all.sort();
-    all.dedup();
-    assert_eq!(all.len(), n, "a job was claimed twice");
-    assert_eq!(n, 200, "every job was claimed");
 }

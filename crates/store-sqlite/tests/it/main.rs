@@ -29,6 +29,10 @@ impl Backend for Sqlite {
         self.store.clone()
     }
 
+    async fn peer(&self) -> Arc<dyn Store> {
+        Arc::new(SqliteStore::open(&self.dir.path().join("gantry.db")).expect("peer"))
+    }
+
     async fn backdate(&self, job: JobId, by: Duration) {
         let conn = rusqlite::Connection::open(self.dir.path().join("gantry.db")).expect("db");
         conn.execute(

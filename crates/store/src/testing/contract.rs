@@ -20,7 +20,7 @@ fn not_found<T: std::fmt::Debug>(what: &str, r: crate::Result<T>) {
     }
 }
 
-fn table_write(table: &TableId, kind: WriteKind, key: &str) -> TableWrite {
+pub(super) fn table_write(table: &TableId, kind: WriteKind, key: &str) -> TableWrite {
     TableWrite {
         table: table.clone(),
         kind,
@@ -42,7 +42,7 @@ fn table_write(table: &TableId, kind: WriteKind, key: &str) -> TableWrite {
     }
 }
 
-fn file(name: &str, tags: &[&str]) -> NewFile {
+pub(super) fn file(name: &str, tags: &[&str]) -> NewFile {
     NewFile {
         name: name.into(),
         tags: tags.iter().map(|t| t.to_string()).collect(),

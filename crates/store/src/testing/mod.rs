@@ -18,6 +18,7 @@ mod iron;
 mod ordering;
 mod queue;
 mod schedules;
+mod servers;
 mod workers;
 
 pub use contract::*;
@@ -26,6 +27,7 @@ pub use iron::*;
 pub use ordering::*;
 pub use queue::*;
 pub use schedules::*;
+pub use servers::*;
 pub use workers::*;
 
 use crate::{NewJob, Store};
@@ -40,6 +42,9 @@ use std::time::Duration;
 #[async_trait]
 pub trait Backend: Send + Sync {
     fn store(&self) -> Arc<dyn Store>;
+    /// A second store on the same database, opened as another server (or
+    /// worker host) would open it: its own connections, its own writer.
+    async fn peer(&self) -> Arc<dyn Store>;
     /// Test hook: moves a queued job's due time `by` into the past, as if
     /// it had waited that long (aging is measured by the database's clock).
     async fn backdate(&self, job: JobId, by: Duration);
@@ -80,6 +85,8 @@ macro_rules! conformance_suite {
             expired_leases_are_taken_back_and_late_results_are_fenced_off,
             hand_back_does_not_use_up_an_attempt_and_recover_worker_takes_all,
             events_are_numbered_and_changes_announced,
+            outputs_commit_with_the_end_and_a_stale_end_commits_none,
+            health_figures_count_the_queue,
             // ordering
             priority_orders_claims_before_age_and_aging_lifts_waiting_jobs,
             delayed_jobs_wait_and_say_until_when,
@@ -88,6 +95,9 @@ macro_rules! conformance_suite {
             a_project_cap_holds_its_jobs_back,
             // schedules
             racing_schedulers_fire_each_tick_once,
+            // two servers on one database
+            two_servers_claim_every_job_once_and_one_configuration_at_a_time,
+            two_servers_advancing_runs_make_each_tasks_job_once,
             // the contract's corners
             tenancy_answers_not_found,
             a_finish_racing_lease_recovery_has_one_winner,

@@ -322,3 +322,109 @@ pub async fn events_are_numbered_and_changes_announced(b: &dyn Backend) {
         .expect("list");
     assert_eq!(page.len(), 2);
 }
+
+/// An attempt's outputs (table versions, files) commit with its status, in
+/// one transaction; a stale end (its lease was taken back) commits none.
+pub async fn outputs_commit_with_the_end_and_a_stale_end_commits_none(b: &dyn Backend) {
+    use super::contract::{file, table_write};
+    use crate::{MadeBy, Outputs, WriteKind};
+    let store = b.store();
+    let table: gantry_core::TableId = "in.c-main.t".parse().expect("table");
+    let outputs = |key: &str| {
+        let mut write = table_write(&table, WriteKind::Replace, key);
+        write.made_by = MadeBy::Job;
+        Outputs {
+            tables: vec![write],
+            files: vec![file(&format!("{key}.txt"), &["out"])],
+        }
+    };
+    let id = store.enqueue(new_job(1)).await.expect("enqueue").id;
+    store
+        .claim(&super::wid("dead"), 1, Duration::from_millis(1))
+        .await
+        .expect("claim");
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    assert_eq!(store.recover_expired().await.expect("recover"), vec![id]);
+    store
+        .claim(&super::wid("alive"), 1, LEASE)
+        .await
+        .expect("claim");
+    let stale = store
+        .finish_attempt(
+            id,
+            1,
+            &super::wid("dead"),
+            &Outcome::succeeded(0),
+            None,
+            &outputs("late"),
+        )
+        .await
+        .expect("finish");
+    assert_eq!(stale, Finish::Stale);
+    assert!(matches!(
+        store.get_table(&project(), &table).await,
+        Err(StoreError::NotFound(_))
+    ));
+    assert!(store
+        .list_files(&project(), &[], 10)
+        .await
+        .expect("files")
+        .is_empty());
+    let done = store
+        .finish_attempt(
+            id,
+            2,
+            &super::wid("alive"),
+            &Outcome::succeeded(0),
+            None,
+            &outputs("k"),
+        )
+        .await
+        .expect("finish");
+    assert_eq!(done, Finish::Done(JobStatus::Succeeded));
+    let v = store
+        .table_version(&project(), &table, None)
+        .await
+        .expect("version");
+    assert_eq!((v.version, v.job_id, v.made_by), (1, Some(id), MadeBy::Job));
+    let files = store.list_files(&project(), &[], 10).await.expect("files");
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].job_id, Some(id));
+}
+
+/// Readiness and the figures for metrics read the queue as it is; projects
+/// are numbered in order of creation.
+pub async fn health_figures_count_the_queue(b: &dyn Backend) {
+    let store = b.store();
+    store.check_writable().await.expect("writable");
+    let jobs: Vec<_> = (0..3).map(|_| new_job(1)).collect();
+    store.enqueue_batch(jobs).await.expect("enqueue");
+    let c = store
+        .claim(&super::wid("w"), 1, LEASE)
+        .await
+        .expect("claim");
+    assert_eq!(c.jobs.len(), 1);
+    assert_eq!(
+        c.jobs[0].project_number, 1,
+        "the default project is number 1"
+    );
+    let mut counts = store.count_by_status().await.expect("counts");
+    counts.sort_by_key(|(s, _)| s.as_str());
+    assert_eq!(
+        counts,
+        vec![(JobStatus::Queued, 2), (JobStatus::Running, 1)]
+    );
+    let f = store.figures().await.expect("figures");
+    assert_eq!(f.queues.len(), 1);
+    let q = &f.queues[0];
+    assert_eq!((q.project.clone(), q.queued, q.running), (project(), 2, 1));
+    assert_eq!(f.storage.len(), 1, "one project");
+    assert_eq!(f.storage[0].files, 0);
+    let acme: ProjectId = "acme".parse().expect("id");
+    let p = store.create_project(&acme, &[]).await.expect("project");
+    assert_eq!(p.number, 2);
+    assert!(matches!(
+        store.create_project(&acme, &[]).await,
+        Err(StoreError::Conflict(_))
+    ));
+}

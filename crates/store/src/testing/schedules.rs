@@ -1,4 +1,5 @@
-//! Schedule ticks: exactly one job per tick however many schedulers race.
+//! Schedule ticks: exactly one job per tick however many schedulers race,
+//! on one server or two.
 
 use super::{new_job, project, Backend};
 use crate::{Fire, FireTick, Fired, NewSchedule, Trigger};
@@ -8,6 +9,7 @@ use serde_json::json;
 
 pub async fn racing_schedulers_fire_each_tick_once(b: &dyn Backend) {
     let store = b.store();
+    let servers = [store.clone(), b.peer().await];
     let cfg: ConfigId = "c".parse().expect("id");
     store
         .create_config(&project(), &cfg, &json!({"image": "x"}))
@@ -31,8 +33,8 @@ pub async fn racing_schedulers_fire_each_tick_once(b: &dyn Backend) {
         .expect("schedule");
     for tick in [1000i64, 2000, 3000] {
         let mut racers = Vec::new();
-        for _ in 0..6 {
-            let s = store.clone();
+        for i in 0..6 {
+            let s = servers[i % 2].clone();
             let id = id.clone();
             let cfg = cfg.clone();
             racers.push(tokio::spawn(async move {
@@ -64,7 +66,7 @@ pub async fn racing_schedulers_fire_each_tick_once(b: &dyn Backend) {
         }
         assert_eq!(jobs, 1, "tick {tick}");
     }
-    let s = store.get_schedule(&project(), &id).await.expect("get");
+    let s = servers[1].get_schedule(&project(), &id).await.expect("get");
     assert_eq!(s.runs, 3);
     assert_eq!(s.next_tick, Some(4000));
     assert_eq!(s.recent.len(), 3);
