@@ -7,7 +7,7 @@
 use crate::client::Client;
 use crate::commands::enc;
 use crate::output;
-use crate::{Global, OutputFormat};
+use crate::Global;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use gantry_runtime::{ContainerRuntime, DockerRuntime};
@@ -138,27 +138,20 @@ fn print<T: serde::Serialize>(
     headers: &[&str],
     row: impl Fn(&T) -> Vec<String>,
 ) {
-    match g.output {
-        OutputFormat::Json => output::json(whole),
-        OutputFormat::Table => {
-            let rows: Vec<Vec<String>> = rows.iter().map(row).collect();
-            output::table(headers, &rows);
-        }
-    }
+    output::print(g, whole, |_| {
+        output::table(headers, &rows.iter().map(row).collect::<Vec<_>>())
+    });
 }
 
 /// One object: JSON, or its fields a line each.
 fn show(g: &Global, v: &impl serde::Serialize) {
-    match g.output {
-        OutputFormat::Json => output::json(v),
-        OutputFormat::Table => {
-            if let Ok(Value::Object(m)) = serde_json::to_value(v) {
-                for (k, val) in m {
-                    println!("{k}: {}", output::s(&val));
-                }
+    output::print(g, v, |v| {
+        if let Ok(Value::Object(m)) = serde_json::to_value(v) {
+            for (k, val) in m {
+                println!("{k}: {}", output::s(&val));
             }
         }
-    }
+    });
 }
 
 pub async fn registries(g: &Global, cmd: RegistriesCommand) -> anyhow::Result<u8> {

@@ -192,12 +192,10 @@ fn parse_tag(s: &str) -> Result<String, String> {
 }
 
 fn parse_worker_id(s: &str) -> Result<gantry_core::WorkerId, String> {
-    let ok = !s.is_empty()
-        && s.len() <= 64
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.');
+    // A worker id's own rule, and at most 64 so that its sync-action
+    // worker (`<id>-actions`) is one too.
     match s.parse() {
-        Ok(id) if ok => Ok(id),
+        Ok(id) if s.len() <= 64 => Ok(id),
         _ => Err("must be 1 to 64 letters, digits, '-', '_' or '.'".into()),
     }
 }
@@ -517,5 +515,25 @@ async fn dispatch(cli: Cli, from_file: config::FromFile) -> anyhow::Result<u8> {
         Command::Restore { src } => lifecycle_cmds::restore(&g, &src).await,
         Command::Sweep { grace, dry_run } => lifecycle_cmds::sweep(&g, grace, dry_run).await,
         Command::Retention { dry_run, at } => lifecycle_cmds::retention(&g, dry_run, at).await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_worker_id;
+
+    #[test]
+    fn a_worker_id_follows_the_worker_rule_and_leaves_room_for_its_actions_worker() {
+        assert_eq!(
+            parse_worker_id("w-1.eu_2").map(String::from).as_deref(),
+            Ok("w-1.eu_2")
+        );
+        let longest = "a".repeat(64);
+        assert!(parse_worker_id(&longest).is_ok());
+        for bad in ["", "a b", "..", ".", "ü", &"a".repeat(65)] {
+            assert!(parse_worker_id(bad).is_err(), "{bad:?}");
+        }
+        let actions = format!("{}-actions", parse_worker_id(&longest).expect("id"));
+        assert!(actions.parse::<gantry_core::WorkerId>().is_ok());
     }
 }

@@ -10,6 +10,15 @@ pub fn json<T: serde::Serialize>(v: &T) {
     println!("{}", serde_json::to_string_pretty(v).unwrap_or_default());
 }
 
+/// An answer as `--output` asks: JSON as the server sent it, or what
+/// `table` prints for people.
+pub fn print<T: serde::Serialize>(g: &crate::Global, v: &T, table: impl FnOnce(&T)) {
+    match g.output {
+        crate::OutputFormat::Json => json(v),
+        crate::OutputFormat::Table => table(v),
+    }
+}
+
 /// Prints rows under headers, columns padded to their widest cell.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) {
     let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();

@@ -193,12 +193,7 @@ async fn download(
     Ok(n)
 }
 
-fn print<T: serde::Serialize>(g: &Global, v: &T, table: impl FnOnce(&T)) {
-    match g.output {
-        OutputFormat::Json => output::json(v),
-        OutputFormat::Table => table(v),
-    }
-}
+use output::print;
 
 fn version_rows(v: &VersionList) -> Vec<Vec<String>> {
     v.versions
